@@ -1,0 +1,45 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.limits import BodyLimit
+from api.routers import ops, personalizer, tips
+from api.services import start
+from api.settings import Settings
+from bandit.settings import LearnerSettings
+
+DESCRIPTION = """
+oO decides: every call builds a context, a Vowpal Wabbit `--cb_explore_adf` policy gives a
+probability to every candidate, one is drawn and the decision is logged with the whole pmf.
+Rewards flow back by event id and the policy learns online. The `/personalizer` routes are
+compatible with Azure AI Personalizer's REST API.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, learner_settings: LearnerSettings | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = start(settings, learner_settings)
+        try:
+            yield
+        finally:
+            app.state.services.close()
+
+    app = FastAPI(title="oO", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(tips.router)
+    app.include_router(personalizer.v1)
+    app.include_router(personalizer.preview)
+    return app

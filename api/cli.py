@@ -1,0 +1,112 @@
+"""The `oo` command line: run the processes, drive a simulation, export the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+
+app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("OO_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _run_http(role: str, host: str | None, port: int | None, workers: int) -> None:
+    from api.app import create_app
+    from api.settings import Settings
+
+    os.environ["OO_ROLE"] = role
+    overrides: dict[str, object] = {"role": role}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    where = "PostgreSQL" if settings.database_url else f"SQLite at {settings.database}"
+    bus = "Redis Streams" if settings.redis_url else "the in-process bus"
+    typer.echo(f"oO {role}: {where}, {bus}")
+    typer.echo(f"oO is running at http://{settings.host}:{settings.port}/", err=False)
+    if workers > 1:
+        # Workers import the factory themselves; settings come from the environment.
+        os.environ["OO_HOST"], os.environ["OO_PORT"] = settings.host, str(settings.port)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level="warning",
+        )
+    else:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (OO_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (OO_PORT, default 8000)")] = None,
+) -> None:
+    """All in one process: api + learner (the embedded default)."""
+    _configure_logging()
+    _run_http("all", host, port, 1)
+
+
+@app.command("api")
+def api_process(
+    host: Annotated[str | None, typer.Option(help="Bind address (OO_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (OO_PORT, default 8000)")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Stateless HTTP workers: log decisions and rewards, serve the newest model versions."""
+    _configure_logging()
+    _run_http("api", host, port, workers)
+
+
+@app.command()
+def learner(
+    port: Annotated[
+        int, typer.Option(help="Port of the learner's /health and /metrics (OO_LEARNER_PORT)")
+    ] = int(os.environ.get("OO_LEARNER_PORT", "8001")),
+    host: Annotated[str, typer.Option(help="Bind address of /health")] = "127.0.0.1",
+) -> None:
+    """Join rewards to decisions, learn, and publish model versions (one per deployment)."""
+    _configure_logging()
+    from api.learner_process import run_learner
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_learner(stop, host=host, port=port)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document (docs/openapi.json is generated with this)."""
+    from api.app import create_app
+    from api.settings import Settings
+
+    document = create_app(Settings()).openapi()
+    json.dump(document, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Errors as the API answers them: Personalizer's error body on every route.
+
+`{"error": {"code": "...", "message": "...", "target": "..."}}`, with the code repeated in the
+`x-ms-error-code` header. Validation messages name the field in the request, e.g.
+"`actions[3].id`: Field required".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    status = 400
+    code = "BadRequest"
+
+    def __init__(self, message: str, *, target: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.target = target
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "ResourceNotFound"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "Forbidden"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "Unauthorized"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "PayloadSizeExceeded"
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "ServiceUnavailable"
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    target: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if target:
+        body["target"] = target
+    return JSONResponse(
+        {"error": body}, status_code=status, headers={"x-ms-error-code": code, **(headers or {})}
+    )
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """("body", "actions", 3, "id") -> "actions[3].id"."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "body"
+
+
+def validation_message(exc: RequestValidationError) -> tuple[str, str]:
+    errors = exc.errors()
+    if not errors:
+        return "body", "the request is not valid"
+    first = errors[0]
+    path = field_path(first.get("loc", ()))
+    message = str(first.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if message.startswith("`"):
+        # Validators name the field relative to themselves; anchor it at the request's root.
+        named = message[1:].split("`", 1)[0]
+        head = re.split(r"[.\[]", named, maxsplit=1)[0]
+        parent, _, last = path.rpartition(".")
+        if path != "body" and re.split(r"\[", last)[0] == head and parent:
+            message = f"`{parent}.{message[1:]}"
+            path = f"{parent}.{named}"
+        elif path == "body":
+            path = named
+        return path, message
+    if first.get("type") == "json_invalid":
+        return "body", f"the body is not valid JSON: {first.get('ctx', {}).get('error', message)}"
+    return path, f"`{path}`: {message}"
+
+
+def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.target)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        target, message = validation_message(exc)
+        code = "BadRequest"
+        path = request.url.path
+        if path.startswith("/personalizer"):
+            if path.endswith("/rank"):
+                code = "InvalidRankRequest"
+            elif path.endswith("/reward"):
+                code = "InvalidRewardRequest"
+        return error_response(400, code, message, target)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {
+            401: "Unauthorized",
+            404: "ResourceNotFound",
+            405: "MethodNotAllowed",
+            413: "PayloadSizeExceeded",
+        }
+        return error_response(
+            exc.status_code,
+            codes.get(exc.status_code, "BadRequest"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )

@@ -1,0 +1,82 @@
+"""The standalone learner process: the learning loop, plus /health and /metrics over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.settings import Settings
+from bandit.bus import make_bus
+from bandit.hub import ModelHub
+from bandit.learner import Learner
+from bandit.settings import LearnerSettings
+from bandit.store import Store
+from policies.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def health_app(learner: Learner, settings: Settings) -> FastAPI:
+    app = FastAPI(title="oO learner", docs_url=None, redoc_url=None)
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            learner.store.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"failing: {type(exc).__name__}"
+        if settings.redis_url:
+            try:
+                learner.bus.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"failing: {type(exc).__name__}"
+        checks["learner"] = "ok" if learner.healthy else "failing"
+        ok = checks["database"] == "ok" and learner.healthy
+        body = {
+            "status": "ok" if ok else "failing",
+            "role": "learner",
+            "checks": checks,
+            "learned": learner.learned,
+            "models": {k: m.version for k in learner.hub.model_keys() if (m := learner.hub.get(k))},
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
+    settings = Settings()
+    learner_settings = LearnerSettings()
+    store = Store.connect(settings.database, pool_size=4)
+    store.create_schema()
+    registry = Registry()
+    hub = ModelHub(store, registry.args_for, replay=True)
+    for name in (settings.tips_policy, settings.personalizer_policy):
+        spec = registry.get(name)
+        for surface in ("tips", "personalizer"):
+            if spec.kind == "vw":
+                hub.get(f"{surface}:{spec.name}")
+    learner = Learner(store, hub, make_bus(settings.redis_url), learner_settings)
+    server = uvicorn.Server(
+        uvicorn.Config(health_app(learner, settings), host=host, port=port, log_level="warning")
+    )
+    http = threading.Thread(target=server.run, name="learner-health", daemon=True)
+    http.start()
+    log.info("learner running; /health on http://%s:%d/health", host, port)
+    try:
+        learner.run(stop)
+    finally:
+        server.should_exit = True
+        http.join(timeout=5)

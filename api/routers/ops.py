@@ -1,0 +1,69 @@
+"""Operations: health, Prometheus metrics, and the bare predict endpoint benchmarks compare to."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import ServicesDep
+from api.errors import NotFound
+from api.schemas import BenchPredictRequest, Health, HealthCheck, RankedAction
+from bandit.events import Action
+from bandit.features import action_lines
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+def health(services: ServicesDep) -> JSONResponse:
+    """Database reachable, Redis reachable when configured, serving models loaded."""
+    checks: dict[str, HealthCheck] = {}
+    try:
+        services.store.ping()
+        checks["database"] = HealthCheck(status="ok")
+    except Exception as exc:
+        checks["database"] = HealthCheck(status="failing", detail=type(exc).__name__)
+    if services.settings.redis_url:
+        try:
+            services.bus.ping()
+            checks["redis"] = HealthCheck(status="ok")
+        except Exception as exc:
+            checks["redis"] = HealthCheck(status="failing", detail=type(exc).__name__)
+    models: dict[str, int] = {}
+    for policy in (services.tips_policy, services.personalizer_policy):
+        try:
+            models[policy.model_key] = policy.model_version
+        except Exception as exc:
+            checks["model"] = HealthCheck(status="failing", detail=type(exc).__name__)
+    checks.setdefault("model", HealthCheck(status="ok"))
+    if services.learner is not None:
+        ok = services.learner.healthy
+        checks["learner"] = HealthCheck(status="ok" if ok else "failing")
+    failing = [name for name, check in checks.items() if check.status != "ok"]
+    # Redis down only delays learning (decisions stay durable): degraded, still serving.
+    if not failing:
+        state = "ok"
+    elif failing == ["redis"] or failing == ["learner"]:
+        state = "degraded"
+    else:
+        state = "failing"
+    body = Health(status=state, role=services.settings.role, checks=checks, models=models)
+    return JSONResponse(body.model_dump(), status_code=503 if state == "failing" else 200)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/internal/bench/predict", response_model=list[RankedAction], include_in_schema=False)
+def bench_predict(body: BenchPredictRequest, services: ServicesDep) -> list[RankedAction]:
+    """Only the VW predict over the candidates: the ceiling for rank and recommend."""
+    if not services.settings.bench_endpoints:
+        raise NotFound("benchmark endpoints are off (OO_BENCH_ENDPOINTS)")
+    actions = [Action(a.id, a.features) for a in body.actions]
+    pmf = services.personalizer_policy.pmf(
+        body.context_features or [], actions, action_lines(actions)
+    )
+    return [RankedAction(id=a.id, probability=p) for a, p in zip(actions, pmf, strict=True)]

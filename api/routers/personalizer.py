@@ -1,0 +1,97 @@
+"""The Azure Personalizer-compatible decision surface (v1.0 and 2022-09-01-preview paths)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
+from api.errors import BadRequest
+from api.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
+from api.services import PERSONALIZER
+from bandit.decide import EventIdConflict
+from bandit.events import Action, Decision
+from bandit.features import action_lines
+from bandit.metrics import RANK_LATENCY, REWARDS
+
+API_VERSIONS = ("2022-09-01-preview",)
+
+v1 = APIRouter(prefix="/personalizer/v1.0", tags=["personalizer"])
+preview = APIRouter(prefix="/personalizer", tags=["personalizer"])
+
+
+def _ranking(decision: Decision) -> RankResponse:
+    order = sorted(range(len(decision.actions)), key=lambda i: (-decision.pmf[i], i))
+    ranking = [RankedAction(id=decision.actions[i].id, probability=decision.pmf[i]) for i in order]
+    ranking += [RankedAction(id=action_id, probability=0.0) for action_id in decision.excluded]
+    return RankResponse.model_validate(
+        {"eventId": decision.event_id, "rewardActionId": decision.chosen.id, "ranking": ranking}
+    )
+
+
+def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) -> RankResponse:
+    """Choose one action. The first action that is not excluded is the baseline."""
+    with RANK_LATENCY.time():
+        excluded = set(body.excluded_actions or [])
+        actions = [Action(a.id, a.features) for a in body.actions if a.id not in excluded]
+        try:
+            outcome = services.decider.decide(
+                policy=services.personalizer_policy,
+                surface=PERSONALIZER,
+                principal=integrator,
+                event_id=body.event_id or uuid.uuid4().hex,
+                context=body.context_features or [],
+                actions=actions,
+                action_lines=action_lines(actions),
+                activate=not body.defer_activation,
+                excluded=[a.id for a in body.actions if a.id in excluded],
+            )
+        except EventIdConflict as exc:
+            raise BadRequest(str(exc), target="eventId", code="InvalidRankRequest") from None
+        return _ranking(outcome.decision)
+
+
+def reward(body: RewardRequest, logged: IntegratorDecisionDep, services: ServicesDep) -> Response:
+    """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts."""
+    event_id = logged.decision.event_id
+    outcome = services.store.record_reward(
+        event_id, body.value, reaction=None, window=services.learner_settings.reward_window
+    )
+    if outcome is not None and outcome.created:
+        REWARDS.labels(PERSONALIZER, "value", str(outcome.late).lower()).inc()
+        if not outcome.late:
+            services.publish("reward", event_id)
+    return Response(status_code=204)
+
+
+def activate(logged: IntegratorDecisionDep, services: ServicesDep) -> Response:
+    """The chosen action of a deferred event was shown: a reward is now expected."""
+    if services.store.activate(logged.decision.event_id):
+        services.publish("activate", logged.decision.event_id)
+    return Response(status_code=204)
+
+
+for router, version in ((v1, "v1"), (preview, "preview")):
+    router.add_api_route(
+        "/rank",
+        rank,
+        methods=["POST"],
+        status_code=201,
+        response_model=RankResponse,
+        operation_id=f"personalizer_rank_{version}",
+    )
+    router.add_api_route(
+        "/events/{event_id}/reward",
+        reward,
+        methods=["POST"],
+        status_code=204,
+        operation_id=f"personalizer_reward_{version}",
+    )
+    router.add_api_route(
+        "/events/{event_id}/activate",
+        activate,
+        methods=["POST"],
+        status_code=204,
+        operation_id=f"personalizer_activate_{version}",
+    )

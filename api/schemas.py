@@ -1,0 +1,239 @@
+"""Wire schemas: the one definition of every request and response body.
+
+`docs/openapi.json` is generated from these; a test fails when it drifts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from bandit.features import check_features
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+MAX_ACTIONS = 50
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused; NaN and infinities are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --- the tips product ----------------------------------------------------------------------
+
+
+class RecommendRequest(Strict):
+    defer_activation: bool = Field(
+        default=False,
+        description="True when the tip may not be shown yet (prefetch); activate it when shown",
+    )
+
+
+class TipPublic(BaseModel):
+    id: str
+    kind: Literal["advice", "todo"]
+    title: str
+    body: str
+    category: str
+    effort_minutes: int
+
+
+class RecommendResponse(BaseModel):
+    event_id: str
+    tip: TipPublic
+    probability: float = Field(description="The probability with which this tip was drawn")
+    policy: str
+    model_version: int
+
+
+class FeedbackRequest(Strict):
+    event_id: EventId
+    reaction: Literal["done", "useful", "later", "dismiss"]
+
+
+class FeedbackResponse(BaseModel):
+    event_id: str
+    reaction: str | None
+    reward: float
+    duplicate: bool = Field(description="True when this event id already had a reaction")
+    late: bool = Field(description="True when it came after the reward window: kept, not learned")
+
+
+SignalType = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+]
+
+
+class SignalIn(Strict):
+    type: SignalType = Field(description="mood, energy, habit_done, or a custom type")
+    value: float = Field(description="mood and energy: 1 (low) to 5 (high)")
+    occurred_at: datetime | None = Field(default=None, description="Defaults to now")
+    source: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "api"
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("`occurred_at` must carry a timezone offset, e.g. 2026-11-25T09:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _scale(self) -> SignalIn:
+        if self.type in ("mood", "energy") and not 1.0 <= self.value <= 5.0:
+            raise ValueError(
+                f"`value` of a {self.type} signal must be in [1, 5] (got {self.value})"
+            )
+        return self
+
+
+class SignalAccepted(BaseModel):
+    type: str
+    value: float
+    occurred_at: datetime
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class QuietHours(Strict):
+    start: str = Field(description="Local time HH:MM")
+    end: str = Field(description="Local time HH:MM")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"must be a local time HH:MM (got {value!r})")
+        return value
+
+
+class ProfilePublic(BaseModel):
+    timezone: str
+    quiet_hours: QuietHours | None
+    interests: list[str]
+    kinds: list[Literal["advice", "todo"]]
+
+
+Interest = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class ProfileUpdate(Strict):
+    timezone: str | None = None
+    quiet_hours: QuietHours | None = None
+    interests: list[Interest] | None = Field(default=None, max_length=20)
+    kinds: list[Literal["advice", "todo"]] | None = Field(default=None, min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"`timezone` must be an IANA zone like Europe/Paris (got {value!r})"
+                ) from None
+        return value
+
+
+# --- Personalizer-compatible ---------------------------------------------------------------
+
+FeatureObjects = list[dict[str, Any]]
+
+
+class PersonalizerModel(BaseModel):
+    # Personalizer ignored fields it did not know; so do we, for SDK compatibility.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, populate_by_name=True)
+
+
+class RankableAction(PersonalizerModel):
+    id: EventId
+    features: FeatureObjects = Field(default_factory=list)
+
+    @field_validator("features")
+    @classmethod
+    def _finite(cls, value: FeatureObjects) -> FeatureObjects:
+        for i, obj in enumerate(value):
+            check_features(obj, f"features[{i}]")
+        return value
+
+
+class RankRequest(PersonalizerModel):
+    context_features: FeatureObjects | None = Field(default=None, alias="contextFeatures")
+    actions: list[RankableAction] = Field(min_length=1)
+    excluded_actions: list[str] | None = Field(default=None, alias="excludedActions")
+    event_id: EventId | None = Field(default=None, alias="eventId")
+    defer_activation: bool = Field(default=False, alias="deferActivation")
+
+    @field_validator("context_features")
+    @classmethod
+    def _finite(cls, value: FeatureObjects | None) -> FeatureObjects | None:
+        for i, obj in enumerate(value or []):
+            check_features(obj, f"contextFeatures[{i}]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RankRequest:
+        if len(self.actions) > MAX_ACTIONS:
+            raise ValueError(
+                f"`actions` must hold at most {MAX_ACTIONS} actions (got {len(self.actions)})"
+            )
+        seen: set[str] = set()
+        for i, action in enumerate(self.actions):
+            if action.id in seen:
+                raise ValueError(f"`actions[{i}].id` {action.id!r} is a duplicate action id")
+            seen.add(action.id)
+        excluded = self.excluded_actions or []
+        for i, action_id in enumerate(excluded):
+            if action_id not in seen:
+                raise ValueError(f"`excludedActions[{i}]` {action_id!r} is not one of the actions")
+        if len(set(excluded)) >= len(seen):
+            raise ValueError("`excludedActions` excludes every action; at least one must remain")
+        return self
+
+
+class RankedAction(PersonalizerModel):
+    id: str
+    probability: float
+
+
+class RankResponse(PersonalizerModel):
+    event_id: str = Field(alias="eventId")
+    reward_action_id: str = Field(alias="rewardActionId")
+    ranking: list[RankedAction]
+
+
+class RewardRequest(PersonalizerModel):
+    value: float = Field(ge=-1.0, le=1.0)
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+class HealthCheck(BaseModel):
+    status: Literal["ok", "failing"]
+    detail: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "failing"]
+    role: str
+    checks: dict[str, HealthCheck]
+    models: dict[str, int]
+
+
+class BenchPredictRequest(PersonalizerModel):
+    context_features: FeatureObjects | None = Field(default=None, alias="contextFeatures")
+    actions: list[RankableAction] = Field(min_length=1, max_length=MAX_ACTIONS)

@@ -1,0 +1,1 @@
+"""The decision core: events, featurization, VW workspaces, sampling, snapshots, the learner."""

@@ -1,0 +1,98 @@
+"""Event contracts of the decision loop: feature objects, actions, decisions and rewards.
+
+A *feature object* follows Personalizer's convention: a JSON object whose top-level keys name
+feature groups (VW namespaces) and whose values are scalars, lists or nested objects. Keys that
+start with an underscore are carried along but are not features (as in DSJSON).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+JSONScalar: TypeAlias = str | int | float | bool | None
+JSONValue: TypeAlias = JSONScalar | list["JSONValue"] | dict[str, "JSONValue"]
+FeatureObject: TypeAlias = dict[str, JSONValue]
+Features: TypeAlias = list[FeatureObject]
+
+MAX_ID_LENGTH = 256
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One candidate: an id unique within the decision and its feature objects."""
+
+    id: str
+    features: Features = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What was decided, with everything needed to learn from it and to evaluate it later.
+
+    `pmf[i]` is the probability with which `actions[i]` could have been drawn; `chosen_index`
+    is the index actually drawn, so `pmf[chosen_index]` is the logged propensity.
+    """
+
+    event_id: str
+    surface: str
+    principal: str
+    context: Features
+    actions: tuple[Action, ...]
+    pmf: tuple[float, ...]
+    chosen_index: int
+    policy: str
+    model_key: str
+    model_version: int
+    created_at: datetime
+    activated_at: datetime | None
+    experiment: str | None = None
+    arm: str | None = None
+    missing_sources: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        validate_pmf(self.pmf, len(self.actions))
+        if not 0 <= self.chosen_index < len(self.actions):
+            raise ValueError(
+                f"`chosen_index` must index one of {len(self.actions)} actions "
+                f"(got {self.chosen_index})"
+            )
+
+    @property
+    def propensity(self) -> float:
+        return self.pmf[self.chosen_index]
+
+    @property
+    def chosen(self) -> Action:
+        return self.actions[self.chosen_index]
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    """A reward joined to its decision by event id."""
+
+    event_id: str
+    value: float
+    received_at: datetime
+    reaction: str | None = None
+    late: bool = False
+
+
+def validate_pmf(pmf: Sequence[float], n_actions: int, tolerance: float = 1e-4) -> None:
+    """Refuse a probability vector that cannot be the one actions were drawn from."""
+    if len(pmf) != n_actions:
+        raise ValueError(f"`pmf` must have one entry per action ({n_actions}), got {len(pmf)}")
+    for i, p in enumerate(pmf):
+        if not math.isfinite(p) or p < 0.0 or p > 1.0:
+            raise ValueError(f"`pmf[{i}]` must be a probability in [0, 1] (got {p})")
+    total = math.fsum(pmf)
+    if abs(total - 1.0) > tolerance:
+        raise ValueError(f"`pmf` must sum to 1 (got {total:.6g})")

@@ -1,0 +1,128 @@
+"""Featurization: feature objects (Personalizer/DSJSON style) into VW text examples.
+
+Each top-level key of a feature object becomes a VW namespace of that name. Values map as:
+strings to categorical features `path=value`, numbers to `path:value`, booleans to
+`path=true|false`, lists to one feature per element, nested objects to `outer_inner` paths.
+Keys starting with `_` are metadata, never features. Characters that VW's text format
+reserves (whitespace, `|`, `:`) are replaced by `_`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+
+from bandit.events import Action, FeatureObject, Features, JSONValue
+
+_RESERVED = re.compile(r"[\s|:]+")
+_DEFAULT_NAMESPACE = "_"
+
+
+def _clean(text: str) -> str:
+    return _RESERVED.sub("_", text) or "_"
+
+
+def _features(path: str, value: JSONValue) -> Iterator[str]:
+    if value is None:
+        return
+    if isinstance(value, bool):
+        yield f"{path}={'true' if value else 'false'}"
+    elif isinstance(value, int | float):
+        number = float(value)
+        if math.isfinite(number):
+            yield f"{path}:{number:.9g}"
+    elif isinstance(value, str):
+        yield f"{path}={_clean(value)}"
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                yield f"{path}={_clean(item)}"
+            elif isinstance(item, dict):
+                yield from _object(path, item)
+            else:
+                yield from _features(path, item)
+    elif isinstance(value, dict):
+        yield from _object(path, value)
+
+
+def _object(prefix: str, obj: dict[str, JSONValue]) -> Iterator[str]:
+    for key, value in obj.items():
+        if key.startswith("_"):
+            continue
+        yield from _features(f"{prefix}_{_clean(key)}" if prefix else _clean(key), value)
+
+
+def namespaces(features: Features) -> list[tuple[str, list[str]]]:
+    """Group features into (namespace, [feature, ...]) in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for obj in features:
+        for key, value in obj.items():
+            if key.startswith("_"):
+                continue
+            name = _clean(key)
+            if isinstance(value, dict):
+                feats = list(_object("", value))
+            else:
+                feats = list(_features(name, value))
+            groups.setdefault(name, []).extend(feats)
+    return [(name, feats) for name, feats in groups.items() if feats]
+
+
+def line(features: Features) -> str:
+    """The namespace part of one VW text line, e.g. `|user age:31 tier=gold |time hour=h09`."""
+    parts = [f"|{name} {' '.join(feats)}" for name, feats in namespaces(features)]
+    return " ".join(parts) if parts else f"|{_DEFAULT_NAMESPACE}"
+
+
+def adf_example(
+    context: Features,
+    action_lines: Sequence[str],
+    label: tuple[int, float, float] | None = None,
+) -> list[str]:
+    """A multi-line `cb_explore_adf` example: the shared line, then one line per action.
+
+    `label` is `(chosen_index, cost, propensity)`; VW minimizes cost, so callers pass
+    cost = -reward.
+    """
+    lines = [f"shared {line(context)}"]
+    for i, action_line in enumerate(action_lines):
+        if label is not None and i == label[0]:
+            lines.append(f"0:{label[1]:.9g}:{label[2]:.9g} {action_line}")
+        else:
+            lines.append(action_line)
+    return lines
+
+
+def action_lines(actions: Sequence[Action]) -> list[str]:
+    return [line(a.features) for a in actions]
+
+
+def check_features(value: JSONValue, path: str, depth: int = 0) -> None:
+    """Refuse what cannot be a feature: non-finite numbers, over-deep nesting.
+
+    Raises ValueError naming the offending path, e.g. "`contextFeatures[0].user.age` must be
+    a finite number (got nan)".
+    """
+    if depth > 8:
+        raise ValueError(f"`{path}` nests deeper than 8 levels")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int | float):
+        if not math.isfinite(float(value)):
+            raise ValueError(f"`{path}` must be a finite number (got {value})")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_features(item, f"{path}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_features(item, f"{path}.{key}", depth + 1)
+        return
+    raise ValueError(f"`{path}` has an unsupported type {type(value).__name__}")
+
+
+def feature_object_list(objects: Sequence[FeatureObject], path: str) -> None:
+    for i, obj in enumerate(objects):
+        check_features(obj, f"{path}[{i}]")

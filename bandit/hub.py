@@ -1,0 +1,106 @@
+"""Where a process keeps its models, keyed by model key.
+
+The learner (and the embedded all-in-one process) recovers a model as the newest snapshot plus
+a replay of everything learned after it, so no learned example is lost or applied twice. An api
+process only loads snapshots and refreshes when the learner publishes a newer one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from bandit.features import action_lines
+from bandit.metrics import MODEL_VERSION
+from bandit.model import LearnExample, Model
+from bandit.store import LoggedDecision, Store
+
+log = logging.getLogger(__name__)
+
+ArgsFor = Callable[[str], str | None]
+"""Maps a model key to the VW arguments of a fresh model, or None if the key is not learnable."""
+
+
+def learn_example(logged: LoggedDecision, reward: float, action_lines: list[str]) -> LearnExample:
+    decision = logged.decision
+    return LearnExample(
+        context=decision.context,
+        action_lines=action_lines,
+        chosen_index=decision.chosen_index,
+        propensity=decision.propensity,
+        reward=reward,
+    )
+
+
+class ModelHub:
+    def __init__(self, store: Store, args_for: ArgsFor, *, replay: bool) -> None:
+        self.store = store
+        self.args_for = args_for
+        self.replay = replay
+        self._models: dict[str, Model] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model_key: str) -> Model | None:
+        model = self._models.get(model_key)
+        if model is not None:
+            return model
+        with self._lock:
+            model = self._models.get(model_key)
+            if model is None:
+                model = self._load(model_key)
+                if model is not None:
+                    self._models[model_key] = model
+                    MODEL_VERSION.labels(model_key).set(model.version)
+            return model
+
+    def model_keys(self) -> list[str]:
+        return list(self._models)
+
+    def _load(self, model_key: str) -> Model | None:
+        args = self.args_for(model_key)
+        if args is None:
+            return None
+        snapshot = self.store.latest_snapshot(model_key)
+        if snapshot is None:
+            model, through = Model(args), 0
+        else:
+            model, through = (
+                Model(snapshot.args, data=snapshot.data, version=snapshot.version),
+                snapshot.through_seq,
+            )
+        if self.replay:
+            replayed = 0
+            for logged in self.store.learned_after(model_key, through):
+                reward = logged.learned_reward if logged.learned_reward is not None else 0.0
+                model.learn([learn_example(logged, reward, action_lines(logged.decision.actions))])
+                replayed += 1
+            if replayed:
+                log.info("model %s: replayed %d examples after the snapshot", model_key, replayed)
+        return model
+
+    def refresh(self) -> list[str]:
+        """Load newer snapshots for the models this process serves; returns refreshed keys."""
+        latest = self.store.latest_versions()
+        refreshed = []
+        for key, model in list(self._models.items()):
+            if latest.get(key, -1) > model.version:
+                snapshot = self.store.latest_snapshot(key)
+                if snapshot is None:
+                    continue
+                fresh = Model(snapshot.args, data=snapshot.data, version=snapshot.version)
+                with self._lock:
+                    self._models[key] = fresh
+                MODEL_VERSION.labels(key).set(fresh.version)
+                refreshed.append(key)
+        return refreshed
+
+    def forget(self, model_key: str) -> None:
+        """Drop a model so the next `get` rebuilds it from the log."""
+        with self._lock:
+            self._models.pop(model_key, None)
+
+    def replace(self, model_key: str, model: Model) -> None:
+        with self._lock:
+            self._models[model_key] = model
+        MODEL_VERSION.labels(model_key).set(model.version)

@@ -1,0 +1,446 @@
+"""The decision log: durable decisions, rewards, learning state and model snapshots.
+
+SQLAlchemy Core on the SQLModel tables keeps the hot path to one statement per call. The same
+code runs on SQLite (embedded default) and PostgreSQL (production).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+
+from bandit.events import Action, Decision, Features, utcnow
+from bandit.tables import DecisionRow, ModelSnapshotRow, RewardRow
+
+decisions = DecisionRow.__table__  # type: ignore[attr-defined]
+rewards = RewardRow.__table__  # type: ignore[attr-defined]
+snapshots = ModelSnapshotRow.__table__  # type: ignore[attr-defined]
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for `url`; SQLite gets WAL, full fsync and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    """A decision as logged, with its activation, reward and learning state."""
+
+    decision: Decision
+    deferred: bool
+    reward: float | None
+    reaction: str | None
+    reward_late: bool
+    learn_seq: int | None
+    learned_reward: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RewardOutcome:
+    """What `record_reward` did: `created` is False when a reward was already recorded."""
+
+    created: bool
+    value: float
+    reaction: str | None
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    model_key: str
+    args: str
+    version: int
+    through_seq: int
+    created_at: datetime
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """A learning mark: decision `event_id` learned as example `seq` with `reward`."""
+
+    event_id: str
+    seq: int
+    reward: float
+
+
+def _row(decision: Decision) -> dict[str, Any]:
+    return {
+        "event_id": decision.event_id,
+        "surface": decision.surface,
+        "principal": decision.principal,
+        "created_at": decision.created_at,
+        "context": decision.context,
+        "actions": [{"id": a.id, "features": a.features} for a in decision.actions],
+        "pmf": list(decision.pmf),
+        "chosen_index": decision.chosen_index,
+        "chosen_action": decision.chosen.id,
+        "propensity": decision.propensity,
+        "policy": decision.policy,
+        "model_key": decision.model_key,
+        "model_version": decision.model_version,
+        "experiment": decision.experiment,
+        "arm": decision.arm,
+        "missing_sources": list(decision.missing_sources),
+        "excluded": list(decision.excluded),
+        "deferred": decision.activated_at is None,
+        "activated_at": decision.activated_at,
+    }
+
+
+def _decision(row: Any) -> Decision:
+    actions: list[Any] = row.actions
+    context: Features = row.context
+    return Decision(
+        event_id=row.event_id,
+        surface=row.surface,
+        principal=row.principal,
+        context=context,
+        actions=tuple(Action(id=a["id"], features=a["features"]) for a in actions),
+        pmf=tuple(row.pmf),
+        chosen_index=row.chosen_index,
+        policy=row.policy,
+        model_key=row.model_key,
+        model_version=row.model_version,
+        created_at=row.created_at,
+        activated_at=row.activated_at,
+        experiment=row.experiment,
+        arm=row.arm,
+        missing_sources=tuple(row.missing_sources),
+        excluded=tuple(row.excluded),
+    )
+
+
+_LOGGED = sa.select(
+    decisions,
+    rewards.c.value.label("reward_value"),
+    rewards.c.reaction.label("reward_reaction"),
+    rewards.c.late.label("reward_late"),
+).select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
+
+
+def _logged(row: Any) -> LoggedDecision:
+    return LoggedDecision(
+        decision=_decision(row),
+        deferred=row.deferred,
+        reward=row.reward_value,
+        reaction=row.reward_reaction,
+        reward_late=bool(row.reward_late),
+        learn_seq=row.learn_seq,
+        learned_reward=row.learned_reward,
+    )
+
+
+class Store:
+    """Reads and writes the decision log. Thread-safe; one instance per process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite allows one writer at a time; serializing here avoids busy-waiting in SQLite.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10) -> Store:
+        return cls(make_engine(url, pool_size=pool_size))
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+        else:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    # decisions --------------------------------------------------------------------------
+
+    def insert_decision(self, decision: Decision) -> bool:
+        """Log `decision` durably; False when its event id was already logged."""
+        try:
+            with self._write() as conn:
+                conn.execute(decisions.insert(), _row(decision))
+        except IntegrityError:
+            return False
+        return True
+
+    def get(self, event_id: str) -> LoggedDecision | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_LOGGED.where(decisions.c.event_id == event_id)).first()
+        return None if row is None else _logged(row)
+
+    def get_many(self, event_ids: Sequence[str]) -> list[LoggedDecision]:
+        if not event_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(_LOGGED.where(decisions.c.event_id.in_(list(event_ids))))
+            return [_logged(r) for r in rows]
+
+    def activate(self, event_id: str, at: datetime | None = None) -> bool:
+        """Mark a deferred decision activated (first activation wins); False if unknown."""
+        with self._write() as conn:
+            result = conn.execute(
+                decisions.update()
+                .where(decisions.c.event_id == event_id, decisions.c.activated_at.is_(None))
+                .values(activated_at=at or utcnow())
+            )
+            if result.rowcount:
+                return True
+            exists = conn.execute(
+                sa.select(decisions.c.event_id).where(decisions.c.event_id == event_id)
+            ).first()
+            return exists is not None
+
+    def recent_choices(self, principal: str, surface: str, since: datetime) -> dict[str, datetime]:
+        """Action id -> last time it was chosen for `principal` since `since`."""
+        query = (
+            sa.select(decisions.c.chosen_action, sa.func.max(decisions.c.created_at))
+            .where(
+                decisions.c.principal == principal,
+                decisions.c.surface == surface,
+                decisions.c.created_at >= since,
+            )
+            .group_by(decisions.c.chosen_action)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        tz = since.tzinfo
+        return {r[0]: (r[1] if r[1].tzinfo else r[1].replace(tzinfo=tz)) for r in rows}
+
+    # rewards ----------------------------------------------------------------------------
+
+    def record_reward(
+        self,
+        event_id: str,
+        value: float,
+        *,
+        reaction: str | None,
+        window: timedelta,
+        at: datetime | None = None,
+    ) -> RewardOutcome | None:
+        """Record the first reward of a decision ("earliest" aggregation).
+
+        Returns None for an unknown event id. A reward that arrives after the reward window
+        of an activated decision is recorded as late: kept for the record, never learned.
+        A second reward for the same event id changes nothing and returns the first.
+        """
+        now = at or utcnow()
+        with self._write() as conn:
+            decision = conn.execute(
+                sa.select(decisions.c.activated_at, decisions.c.learn_seq).where(
+                    decisions.c.event_id == event_id
+                )
+            ).first()
+            if decision is None:
+                return None
+            existing = conn.execute(
+                sa.select(rewards.c.value, rewards.c.reaction, rewards.c.late).where(
+                    rewards.c.event_id == event_id
+                )
+            ).first()
+            if existing is not None:
+                return RewardOutcome(False, existing.value, existing.reaction, existing.late)
+            activated_at = decision.activated_at
+            if activated_at is not None and activated_at.tzinfo is None:
+                activated_at = activated_at.replace(tzinfo=now.tzinfo)
+            late = decision.learn_seq is not None or (
+                activated_at is not None and now > activated_at + window
+            )
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        rewards.insert(),
+                        {
+                            "event_id": event_id,
+                            "value": value,
+                            "reaction": reaction,
+                            "received_at": now,
+                            "late": late,
+                        },
+                    )
+            except IntegrityError:
+                # A concurrent writer recorded the first reward between our read and insert.
+                first = conn.execute(
+                    sa.select(rewards.c.value, rewards.c.reaction, rewards.c.late).where(
+                        rewards.c.event_id == event_id
+                    )
+                ).one()
+                return RewardOutcome(False, first.value, first.reaction, first.late)
+            return RewardOutcome(True, value, reaction, late)
+
+    # learning ---------------------------------------------------------------------------
+
+    def max_learn_seq(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(decisions.c.learn_seq))).scalar()
+        return int(value or 0)
+
+    def rewarded_unlearned(self, since: datetime, limit: int) -> list[str]:
+        """Event ids with an on-time reward, activated, not yet learned (missed notifications)."""
+        query = (
+            sa.select(rewards.c.event_id)
+            .select_from(rewards.join(decisions, rewards.c.event_id == decisions.c.event_id))
+            .where(
+                rewards.c.received_at >= since,
+                rewards.c.late.is_(False),
+                decisions.c.learn_seq.is_(None),
+                decisions.c.activated_at.is_not(None),
+            )
+            .order_by(rewards.c.received_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def expired_unrewarded(self, before: datetime, limit: int) -> list[str]:
+        """Activated, unlearned decisions whose reward window closed before `before`."""
+        query = (
+            sa.select(decisions.c.event_id)
+            .select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
+            .where(
+                decisions.c.learn_seq.is_(None),
+                decisions.c.activated_at.is_not(None),
+                decisions.c.activated_at < before,
+            )
+            .order_by(decisions.c.activated_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def mark_learned(self, marks: Sequence[Learned], at: datetime | None = None) -> None:
+        """Record learning marks; a decision already marked keeps its first mark."""
+        if not marks:
+            return
+        now = at or utcnow()
+        statement = (
+            decisions.update()
+            .where(
+                decisions.c.event_id == sa.bindparam("b_event_id"),
+                decisions.c.learn_seq.is_(None),
+            )
+            .values(
+                learn_seq=sa.bindparam("b_seq"),
+                learned_reward=sa.bindparam("b_reward"),
+                learned_at=now,
+            )
+        )
+        with self._write() as conn:
+            conn.execute(
+                statement,
+                [{"b_event_id": m.event_id, "b_seq": m.seq, "b_reward": m.reward} for m in marks],
+            )
+
+    def learned_after(
+        self, model_key: str, seq: int, batch: int = 2000
+    ) -> Iterator[LoggedDecision]:
+        """Decisions of `model_key` learned after mark `seq`, in learning order (for replay)."""
+        last = seq
+        while True:
+            query = (
+                _LOGGED.where(decisions.c.model_key == model_key, decisions.c.learn_seq > last)
+                .order_by(decisions.c.learn_seq)
+                .limit(batch)
+            )
+            with self.engine.connect() as conn:
+                rows = [_logged(r) for r in conn.execute(query)]
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].learn_seq or last
+
+    # snapshots --------------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        with self._write() as conn:
+            conn.execute(
+                snapshots.insert(),
+                {
+                    "model_key": snapshot.model_key,
+                    "args": snapshot.args,
+                    "version": snapshot.version,
+                    "through_seq": snapshot.through_seq,
+                    "created_at": snapshot.created_at,
+                    "data": snapshot.data,
+                },
+            )
+
+    def latest_snapshot(self, model_key: str) -> Snapshot | None:
+        query = (
+            sa.select(snapshots)
+            .where(snapshots.c.model_key == model_key)
+            .order_by(snapshots.c.version.desc(), snapshots.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return Snapshot(
+            model_key=row.model_key,
+            args=row.args,
+            version=row.version,
+            through_seq=row.through_seq,
+            created_at=row.created_at,
+            data=row.data,
+        )
+
+    def latest_versions(self) -> dict[str, int]:
+        query = sa.select(snapshots.c.model_key, sa.func.max(snapshots.c.version)).group_by(
+            snapshots.c.model_key
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(query)}
+
+    def prune_snapshots(self, model_key: str, keep: int = 5) -> None:
+        """Keep the newest `keep` snapshots of a model; older ones only cost space."""
+        with self._write() as conn:
+            ids = conn.execute(
+                sa.select(snapshots.c.id)
+                .where(snapshots.c.model_key == model_key)
+                .order_by(snapshots.c.version.desc(), snapshots.c.id.desc())
+                .offset(keep)
+            ).all()
+            if ids:
+                conn.execute(snapshots.delete().where(snapshots.c.id.in_([i[0] for i in ids])))

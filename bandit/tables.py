@@ -1,0 +1,99 @@
+"""Database tables of the decision loop (SQLModel; SQLite in the embedded default, PostgreSQL
+in production). Table rows never leave the service raw: the api maps them to wire schemas.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> Any:
+    return sa.Column(sa.JSON, nullable=False)
+
+
+class DecisionRow(SQLModel, table=True):
+    __tablename__ = "decisions"
+    __table_args__ = (
+        sa.Index("ix_decisions_principal_created", "principal", "created_at"),
+        sa.Index("ix_decisions_surface_created", "surface", "created_at"),
+        sa.Index("ix_decisions_learn_seq", "learn_seq"),
+        sa.Index(
+            "ix_decisions_awaiting",
+            "activated_at",
+            postgresql_where=sa.text("learn_seq IS NULL"),
+            sqlite_where=sa.text("learn_seq IS NULL"),
+        ),
+    )
+
+    event_id: str = Field(primary_key=True, max_length=256)
+    surface: str = Field(max_length=64)
+    principal: str = Field(max_length=256)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    context: list[dict[str, Any]] = Field(sa_column=_json())
+    actions: list[dict[str, Any]] = Field(sa_column=_json())
+    pmf: list[float] = Field(sa_column=_json())
+    chosen_index: int
+    chosen_action: str = Field(max_length=256)
+    propensity: float
+    policy: str = Field(max_length=128)
+    model_key: str = Field(max_length=256)
+    model_version: int
+    experiment: str | None = Field(default=None, max_length=128)
+    arm: str | None = Field(default=None, max_length=128)
+    missing_sources: list[str] = Field(sa_column=_json())
+    excluded: list[str] = Field(sa_column=_json())
+    deferred: bool = False
+    activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    learn_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
+    learned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    learned_reward: float | None = None
+
+
+class RewardRow(SQLModel, table=True):
+    __tablename__ = "rewards"
+    __table_args__ = (sa.Index("ix_rewards_received", "received_at"),)
+
+    event_id: str = Field(primary_key=True, max_length=256, foreign_key="decisions.event_id")
+    value: float
+    reaction: str | None = Field(default=None, max_length=32)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    late: bool = False
+
+
+class ModelSnapshotRow(SQLModel, table=True):
+    __tablename__ = "model_snapshots"
+    __table_args__ = (sa.Index("ix_model_snapshots_key_version", "model_key", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_key: str = Field(max_length=256)
+    args: str
+    version: int = Field(sa_type=sa.BigInteger)
+    through_seq: int = Field(sa_type=sa.BigInteger)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    data: bytes = Field(sa_type=sa.LargeBinary)

@@ -1,0 +1,1 @@
+"""Experimenter and analyst pages, and Grafana dashboard JSON."""

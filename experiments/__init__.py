@@ -1,0 +1,1 @@
+"""Experiments and arms: sticky assignment, lifecycle and online statistics."""

@@ -1,0 +1,1 @@
+"""Candidate and context sources: the tip catalog, profiles, signals and the event bus."""

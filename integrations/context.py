@@ -1,0 +1,132 @@
+"""The context builder and the candidate source of the tips product.
+
+Context: the person's local clock (part of day, hour, weekday), their latest mood and energy
+check-ins and their interests. Candidates: catalog tips that suit the time of day and the
+kinds the person wants, minus tips shown recently (the frequency cap). Live todos from
+integrations join the candidates when those integrations are connected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bandit.events import Action, FeatureObject, Features, JSONValue
+from bandit.features import line
+from integrations.catalog import Catalog, Tip, time_of_day
+from integrations.profiles import Profile, Signal
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SIGNAL_FRESHNESS = timedelta(hours=6)
+
+
+def _level(value: float) -> str:
+    """Mood and energy check-ins are 1..5; the model sees three levels."""
+    if value <= 2:
+        return "low"
+    if value >= 4:
+        return "high"
+    return "okay"
+
+
+def build_context(
+    profile: Profile, signals: Mapping[str, Signal], now: datetime
+) -> tuple[Features, datetime]:
+    """Feature objects for this moment, and the person's local time."""
+    local = profile.local(now)
+    clock: dict[str, JSONValue] = {
+        "part": time_of_day(local.hour),
+        "hour": f"h{local.hour:02d}",
+        "weekday": WEEKDAYS[local.weekday()],
+        "weekend": local.weekday() >= 5,
+    }
+    context: Features = [{"clock": clock}]
+    for kind in ("mood", "energy"):
+        signal = signals.get(kind)
+        fresh = signal is not None and now - signal.occurred_at <= SIGNAL_FRESHNESS
+        level = _level(signal.value) if fresh and signal is not None else "unknown"
+        context.append({kind: {"level": level}})
+    if profile.interests:
+        interests: list[JSONValue] = list(profile.interests)
+        context.append({"person": {"interest": interests}})
+    return context, local
+
+
+def _effort(minutes: int) -> str:
+    if minutes == 0:
+        return "read"
+    if minutes <= 2:
+        return "instant"
+    if minutes <= 10:
+        return "quick"
+    if minutes <= 30:
+        return "short"
+    return "long"
+
+
+def tip_features(tip: Tip) -> Features:
+    tags: list[JSONValue] = list(tip.tags)
+    tip_object: FeatureObject = {
+        "tip": {
+            "id": tip.id,
+            "kind": tip.kind,
+            "category": tip.category,
+            "effort": _effort(tip.effort_minutes),
+            "tag": tags,
+        }
+    }
+    return [tip_object]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    actions: list[Action]
+    lines: list[str]
+
+
+class TipSource:
+    """Catalog tips as bandit actions, with their VW lines computed once."""
+
+    def __init__(self, catalog: Catalog, *, max_candidates: int = 30, min_candidates: int = 5):
+        self.catalog = catalog
+        self.max_candidates = max_candidates
+        self.min_candidates = min_candidates
+        self._actions = {t.id: Action(t.id, tip_features(t)) for t in catalog.tips}
+        self._lines = {tip_id: line(a.features) for tip_id, a in self._actions.items()}
+
+    def candidates(
+        self,
+        profile: Profile,
+        local: datetime,
+        recent: Mapping[str, datetime],
+        event_id: str,
+    ) -> Candidates:
+        kinds = [k for k in profile.kinds if k in ("advice", "todo")] or ["advice", "todo"]
+        suited = self.catalog.suited(time_of_day(local.hour), kinds)  # type: ignore[arg-type]
+        fresh = [t for t in suited if t.id not in recent]
+        if len(fresh) < self.min_candidates:
+            # Everything suitable was shown recently: fall back to the least recently shown.
+            stale = sorted((t for t in suited if t.id in recent), key=lambda t: recent[t.id])
+            fresh += stale[: self.min_candidates - len(fresh)]
+        chosen = _subset(fresh, self.max_candidates, event_id)
+        return Candidates(
+            actions=[self._actions[t.id] for t in chosen],
+            lines=[self._lines[t.id] for t in chosen],
+        )
+
+    def tip(self, tip_id: str) -> Tip | None:
+        return self.catalog.get(tip_id)
+
+
+def _subset(tips: Sequence[Tip], limit: int, event_id: str) -> list[Tip]:
+    """At most `limit` tips, drawn by a hash of the event id so a decision can be rebuilt."""
+    if len(tips) <= limit:
+        return list(tips)
+
+    def key(tip: Tip) -> bytes:
+        return hashlib.blake2b(f"{event_id}:{tip.id}".encode(), digest_size=8).digest()
+
+    picked = {t.id for t in sorted(tips, key=key)[:limit]}
+    return [t for t in tips if t.id in picked]

@@ -1,0 +1,131 @@
+"""Profiles and signals: reading and writing what the context builder needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bandit.events import utcnow
+from integrations.tables import ProfileRow, SignalRow
+
+profiles = ProfileRow.__table__  # type: ignore[attr-defined]
+signals = SignalRow.__table__  # type: ignore[attr-defined]
+
+ALL_KINDS = ("advice", "todo")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    principal: str
+    timezone: str = "UTC"
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+    interests: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ALL_KINDS
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local(self, now: datetime) -> datetime:
+        return now.astimezone(self.zone)
+
+    def next_tip_at(self, now: datetime) -> datetime | None:
+        """When quiet hours cover `now`, the moment they end (aware, local); otherwise None."""
+        if not self.quiet_start or not self.quiet_end:
+            return None
+        local = self.local(now)
+        start, end = _hhmm(self.quiet_start), _hhmm(self.quiet_end)
+        t = local.timetz().replace(tzinfo=None)
+        if start == end:
+            return None
+        inside = start <= t < end if start < end else (t >= start or t < end)
+        if not inside:
+            return None
+        ends = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+        if ends <= local:
+            ends += timedelta(days=1)
+        return ends
+
+
+def _hhmm(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    type: str
+    value: float
+    occurred_at: datetime
+    source: str = "web"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class People:
+    """Profiles and signals on the service's database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def profile(self, principal: str) -> Profile:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(profiles).where(profiles.c.principal == principal)).first()
+        if row is None:
+            return Profile(principal)
+        return Profile(
+            principal=row.principal,
+            timezone=row.timezone,
+            quiet_start=row.quiet_start,
+            quiet_end=row.quiet_end,
+            interests=tuple(row.interests),
+            kinds=tuple(row.kinds),
+        )
+
+    def save_profile(self, profile: Profile) -> None:
+        values = {
+            "timezone": profile.timezone,
+            "quiet_start": profile.quiet_start,
+            "quiet_end": profile.quiet_end,
+            "interests": list(profile.interests),
+            "kinds": list(profile.kinds),
+            "updated_at": utcnow(),
+        }
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                profiles.update().where(profiles.c.principal == profile.principal).values(**values)
+            )
+            if not updated.rowcount:
+                conn.execute(profiles.insert().values(principal=profile.principal, **values))
+
+    def add_signal(self, principal: str, signal: Signal) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                signals.insert().values(
+                    principal=principal,
+                    type=signal.type,
+                    value=signal.value,
+                    occurred_at=signal.occurred_at,
+                    source=signal.source,
+                    received_at=utcnow(),
+                )
+            )
+
+    def latest_signals(self, principal: str, since: datetime) -> dict[str, Signal]:
+        """The newest signal of each type that occurred after `since`."""
+        query = (
+            sa.select(signals)
+            .where(signals.c.principal == principal, signals.c.occurred_at >= since)
+            .order_by(signals.c.occurred_at.desc())
+            .limit(200)
+        )
+        latest: dict[str, Signal] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                if row.type not in latest:
+                    latest[row.type] = Signal(row.type, row.value, row.occurred_at, row.source)
+        return latest

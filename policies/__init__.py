@@ -1,0 +1,1 @@
+"""Policy specs and the registry: random, VW configurations and rule policies."""

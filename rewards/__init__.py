@@ -1,0 +1,1 @@
+"""Reaction to reward mapping, reward ingestion, counterfactual estimators and log formats."""

@@ -4,14 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test check lint types pytest install install-dev browser-deps lock openapi bench clean
+.PHONY: run test check lint types pytest system-deps lock openapi bench clean
 
 ## run: install what is needed and start the embedded default (SQLite, in-process learner)
 run: $(VENV)/.installed
 	$(BIN)/oo serve
 
 ## test: install dev deps, start PostgreSQL + Redis on loopback, run lint, types and the suite
-test: $(VENV)/.installed-dev browser-deps
+test: $(VENV)/.installed-dev system-deps
 	infra/scripts/with-services $(MAKE) --no-print-directory check
 
 check: lint types pytest
@@ -39,11 +39,17 @@ $(VENV)/.installed-dev: $(VENV)/bin/python requirements-dev.lock pyproject.toml
 	$(PIP) install --no-deps -e .
 	touch $@ $(VENV)/.installed
 
-## browser-deps: Debian's chromium for the browser tests (Playwright's own download cannot work here)
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing chromium with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+## system-deps: Debian packages the tests start for real (Playwright's own browser download
+## cannot work here, so the browser tests drive Debian's chromium)
+SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server prometheus:prometheus
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+system-deps:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  command -v "$${entry%%:*}" >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 ## lock: re-resolve the lock files from pyproject.toml
 lock: $(VENV)/.installed-dev

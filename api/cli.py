@@ -94,6 +94,68 @@ def learner(
 
 
 @app.command()
+def simulate(
+    url: Annotated[str, typer.Option(help="Base URL of a running oO server")] = (
+        "http://127.0.0.1:8000"
+    ),
+    events: Annotated[int, typer.Option(min=1, help="Decisions to simulate")] = 4000,
+    window: Annotated[int, typer.Option(min=1, help="Events per reported window")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world")] = 7,
+    key: Annotated[str, typer.Option(help="Ocp-Apim-Subscription-Key to send")] = "simulation",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """Synthetic people with context-dependent tastes drive the server; compare with random."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.table import Table
+
+    from api import simulate as sim
+
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task("simulating", total=events)
+        report = sim.run(
+            url,
+            events=events,
+            window=window,
+            seed=seed,
+            key=key,
+            on_event=lambda done: progress.update(task, completed=done),
+        )
+    tail = report.tail()
+    if as_json:
+        json.dump({"windows": report.windows, "tail": tail, "seconds": report.seconds}, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    table = Table(title=f"mean reward per window of {window} events")
+    for column in ("events", "policy (observed)", "policy (expected)", "random", "best"):
+        table.add_column(column, justify="right")
+    total = 0
+    for row in report.windows:
+        total += int(row["events"])
+        table.add_row(
+            str(total),
+            f"{row['policy_reward']:.3f}",
+            f"{row['policy_expected']:.3f}",
+            f"{row['random_expected']:.3f}",
+            f"{row['best_expected']:.3f}",
+        )
+    Console().print(table)
+    margin = tail["policy_expected"] - tail["random_expected"]
+    typer.echo(
+        f"last quarter: policy {tail['policy_expected']:.3f} vs random "
+        f"{tail['random_expected']:.3f} (margin {margin:+.3f}); {report.seconds:.1f}s"
+    )
+
+
+@app.command()
 def openapi() -> None:
     """Print the OpenAPI document (docs/openapi.json is generated with this)."""
     from api.app import create_app

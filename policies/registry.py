@@ -14,7 +14,7 @@ from policies import random, vw
 from policies.spec import PolicySpec, PolicySpecError
 
 # Why this default: docs/adr/0002-default-exploration.md.
-DEFAULT_VW_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q :: --power_t 0 -l 0.01"
+DEFAULT_VW_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
 
 BUILTIN: tuple[PolicySpec, ...] = (
     PolicySpec("random", "random", description="Uniform over the candidates (the v0)."),
@@ -27,13 +27,13 @@ BUILTIN: tuple[PolicySpec, ...] = (
     PolicySpec(
         "vw-squarecb",
         "vw",
-        "--cb_explore_adf --squarecb --cb_type mtr -q :: --power_t 0 -l 0.01",
+        "--cb_explore_adf --squarecb --cb_type mtr -q ::",
         "SquareCB (Foster & Rakhlin 2020) inverse-gap weighting.",
     ),
     PolicySpec(
         "vw-softmax",
         "vw",
-        "--cb_explore_adf --softmax --lambda 10 --cb_type mtr -q :: --power_t 0 -l 0.01",
+        "--cb_explore_adf --softmax --lambda 10 --cb_type mtr -q ::",
         "Softmax exploration over predicted rewards.",
     ),
 )

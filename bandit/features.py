@@ -2,7 +2,7 @@
 
 Each top-level key of a feature object becomes a VW namespace of that name. Values map as:
 strings to categorical features `path=value`, numbers to `path:value`, booleans to
-`path=true|false`, lists to one feature per element, nested objects to `outer_inner` paths.
+`path=true|false`, lists to one feature per element (numbers by position, `path_i:value`), nested objects to `outer_inner` paths.
 Keys starting with `_` are metadata, never features. Characters that VW's text format
 reserves (whitespace, `|`, `:`) are replaced by `_`.
 """
@@ -35,13 +35,14 @@ def _features(path: str, value: JSONValue) -> Iterator[str]:
     elif isinstance(value, str):
         yield f"{path}={_clean(value)}"
     elif isinstance(value, list):
-        for item in value:
+        for i, item in enumerate(value):
             if isinstance(item, str):
                 yield f"{path}={_clean(item)}"
             elif isinstance(item, dict):
                 yield from _object(path, item)
             else:
-                yield from _features(path, item)
+                # Numbers in a list are positional: element i is its own feature.
+                yield from _features(f"{path}_{i}", item)
     elif isinstance(value, dict):
         yield from _object(path, value)
 

@@ -1,0 +1,207 @@
+"""The reward join and the learner, on both backends, driven step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from bandit.bus import EventBus, RedisStreamBus, make_bus
+from bandit.events import Action, Decision, utcnow
+from bandit.features import action_lines
+from bandit.hub import ModelHub
+from bandit.learner import Learner
+from bandit.sampling import sample_index
+from bandit.settings import LearnerSettings
+from bandit.store import Store
+from policies.registry import Registry
+from tests.conftest import Backend
+
+KEY = "personalizer:vw-epsilon"
+WINDOW = timedelta(seconds=600)
+ACTIONS = tuple(Action(f"a{i}", [{"item": {"id": f"a{i}"}}]) for i in range(3))
+
+
+@dataclass
+class Loop:
+    store: Store
+    registry: Registry
+    bus: EventBus
+    settings: LearnerSettings
+
+    def learner(self) -> Learner:
+        hub = ModelHub(self.store, self.registry.args_for, replay=True)
+        hub.get(KEY)
+        return Learner(self.store, hub, self.bus, self.settings)
+
+    def decide(
+        self, event_id: str, *, ago: timedelta = timedelta(0), activated: bool = True
+    ) -> Decision:
+        created = utcnow() - ago
+        pmf = (0.5, 0.25, 0.25)
+        decision = Decision(
+            event_id=event_id,
+            surface="personalizer",
+            principal="p",
+            context=[{"user": {"mood": "low" if event_id[-1] in "02468" else "high"}}],
+            actions=ACTIONS,
+            pmf=pmf,
+            chosen_index=sample_index(pmf, event_id),
+            policy="vw-epsilon",
+            model_key=KEY,
+            model_version=0,
+            created_at=created,
+            activated_at=created if activated else None,
+        )
+        assert self.store.insert_decision(decision)
+        return decision
+
+    def reward(self, event_id: str, value: float, *, publish: bool = True) -> None:
+        outcome = self.store.record_reward(event_id, value, reaction=None, window=WINDOW)
+        assert outcome is not None
+        if publish:
+            self.bus.publish("reward", event_id)
+
+
+@pytest.fixture
+def loop(backend: Backend) -> Iterator[Loop]:
+    store = Store.connect(backend.database_url)
+    store.create_schema()
+    bus = make_bus(backend.redis_url)
+    settings = LearnerSettings(reward_wait_seconds=600, sweep_grace_seconds=0)
+    yield Loop(store, Registry(), bus, settings)
+    bus.close()
+    store.engine.dispose()
+
+
+def drain(learner: Learner) -> int:
+    total = 0
+    while (learned := learner.step(block_ms=50)) or total == 0:
+        total += learned
+        if not learned:
+            break
+    return total
+
+
+def test_first_reward_is_learned_and_repeats_change_nothing(loop: Loop) -> None:
+    learner = loop.learner()
+    loop.decide("e1")
+    loop.reward("e1", 0.7)
+    loop.reward("e1", -1.0)  # ignored: earliest aggregation
+    drain(learner)
+    logged = loop.store.get("e1")
+    assert logged is not None
+    assert logged.learned_reward == 0.7
+    assert logged.reward == 0.7
+    model = learner.hub.get(KEY)
+    assert model is not None and model.version == 1
+
+
+def test_window_closes_with_the_default_reward(loop: Loop) -> None:
+    learner = loop.learner()
+    loop.decide("old", ago=timedelta(minutes=11))
+    loop.decide("fresh", ago=timedelta(minutes=1))
+    assert learner.sweep() == 1
+    old, fresh = loop.store.get("old"), loop.store.get("fresh")
+    assert old is not None and old.learned_reward == 0.0
+    assert fresh is not None and fresh.learn_seq is None
+
+
+def test_a_deferred_decision_is_never_learned_until_activated(loop: Loop) -> None:
+    learner = loop.learner()
+    loop.decide("deferred", ago=timedelta(hours=2), activated=False)
+    loop.reward("deferred", 1.0)
+    drain(learner)
+    learner.sweep()
+    logged = loop.store.get("deferred")
+    assert logged is not None and logged.learn_seq is None
+    # Activation starts the window; the reward that was waiting is learned now.
+    assert loop.store.activate("deferred")
+    loop.bus.publish("activate", "deferred")
+    drain(learner)
+    logged = loop.store.get("deferred")
+    assert logged is not None and logged.learned_reward == 1.0
+
+
+def test_a_late_reward_is_recorded_but_not_learned(loop: Loop) -> None:
+    learner = loop.learner()
+    loop.decide("late", ago=timedelta(minutes=30))
+    outcome = loop.store.record_reward("late", 1.0, reaction="done", window=WINDOW)
+    assert outcome is not None and outcome.late
+    loop.bus.publish("reward", "late")
+    drain(learner)
+    learner.sweep()
+    logged = loop.store.get("late")
+    assert logged is not None
+    assert logged.reward == 1.0 and logged.reward_late
+    assert logged.learned_reward == 0.0  # the default, not the late reaction
+
+
+def test_a_lost_bus_message_is_recovered_by_the_sweep(loop: Loop) -> None:
+    learner = loop.learner()
+    loop.decide("quiet")
+    loop.reward("quiet", 0.5, publish=False)
+    assert learner.sweep() == 1
+    logged = loop.store.get("quiet")
+    assert logged is not None and logged.learned_reward == 0.5
+
+
+def test_restart_resumes_without_losing_or_double_learning(loop: Loop) -> None:
+    first = loop.learner()
+    for i in range(20):
+        loop.decide(f"e{i}")
+    for i in range(10):
+        loop.reward(f"e{i}", float(i % 2))
+    drain(first)
+    assert first.publish_snapshots() == 1  # snapshot through 10 examples
+    for i in range(10, 20):
+        loop.reward(f"e{i}", float(i % 2))
+    drain(first)
+    before = first.hub.get(KEY)
+    assert before is not None and before.version == 20
+    context = [{"user": {"mood": "low"}}]
+    expected = before.predict(context, action_lines(ACTIONS))
+
+    # The process dies here: no snapshot of the last 10. A new learner recovers from the log.
+    second = loop.learner()
+    after = second.hub.get(KEY)
+    assert after is not None
+    assert after.version == 20
+    assert after.predict(context, action_lines(ACTIONS)) == pytest.approx(expected, abs=1e-6)
+    # Every message is delivered again: nothing is learned twice.
+    for i in range(20):
+        loop.bus.publish("reward", f"e{i}")
+    assert drain(second) == 0
+    assert after.version == 20
+    seqs = [loop.store.get(f"e{i}").learn_seq for i in range(20)]  # type: ignore[union-attr]
+    assert sorted(seqs) == list(range(1, 21))  # type: ignore[type-var]
+
+
+def test_the_api_side_hub_picks_up_published_versions(loop: Loop) -> None:
+    learner = loop.learner()
+    serving = ModelHub(loop.store, loop.registry.args_for, replay=False)
+    assert serving.get(KEY) is not None
+    loop.decide("v1")
+    loop.reward("v1", 1.0)
+    drain(learner)
+    learner.publish_snapshots()
+    assert serving.refresh() == [KEY]
+    model = serving.get(KEY)
+    assert model is not None and model.version == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_pending_stream_messages_survive_a_learner_crash(loop: Loop, backend: Backend) -> None:
+    assert backend.redis_url is not None
+    loop.decide("p1")
+    loop.reward("p1", 1.0)
+    crashed = RedisStreamBus(backend.redis_url)
+    delivered = crashed.read("learner-1", 10, 100)
+    assert [m.event_id for m in delivered] == ["p1"]  # delivered, never acknowledged
+    crashed.close()
+    learner = loop.learner()  # same consumer name: re-reads its pending messages first
+    assert drain(learner) == 1
+    logged = loop.store.get("p1")
+    assert logged is not None and logged.learned_reward == 1.0

@@ -1,0 +1,41 @@
+import math
+
+import pytest
+
+from bandit.model import LearnExample, Model, ModelError
+
+ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
+CONTEXT = [{"u": {"mood": "low"}}]
+LINES = ["|a id=x", "|a id=y", "|a id=z"]
+
+
+def test_predict_gives_a_pmf_in_action_order() -> None:
+    pmf = Model(ARGS).predict(CONTEXT, LINES)
+    assert len(pmf) == 3
+    assert math.isclose(sum(pmf), 1.0, abs_tol=1e-12)
+
+
+def test_learning_moves_mass_to_the_rewarded_action_and_counts_versions() -> None:
+    model = Model(ARGS)
+    examples = [LearnExample(CONTEXT, LINES, 2, 1 / 3, 1.0) for _ in range(30)]
+    assert model.learn(examples) == 30
+    pmf = model.predict(CONTEXT, LINES)
+    # epsilon-greedy: the greedy action gets 1 - eps + eps/K, the others eps/K.
+    assert pmf[2] == pytest.approx(0.8 + 0.2 / 3, abs=1e-6)
+    assert pmf[0] == pytest.approx(0.2 / 3, abs=1e-6)
+
+
+def test_serialize_round_trip_predicts_the_same() -> None:
+    model = Model(ARGS)
+    model.learn([LearnExample(CONTEXT, LINES, 1, 1 / 3, 1.0) for _ in range(10)])
+    data, version = model.serialize()
+    clone = Model(ARGS, data=data, version=version)
+    assert clone.version == 10
+    assert clone.predict(CONTEXT, LINES) == model.predict(CONTEXT, LINES)
+
+
+def test_bad_arguments_and_bytes_are_refused() -> None:
+    with pytest.raises(ModelError, match="VW refused the arguments"):
+        Model("--cb_explore_adf --no_such_option 3")
+    with pytest.raises(ModelError, match="not a VW model"):
+        Model(ARGS, data=b"not a model")

@@ -2,7 +2,8 @@
 
 Each top-level key of a feature object becomes a VW namespace of that name. Values map as:
 strings to categorical features `path=value`, numbers to `path:value`, booleans to
-`path=true|false`, lists to one feature per element (numbers by position, `path_i:value`), nested objects to `outer_inner` paths.
+`path=true|false`, lists to one feature per element (numbers by position, `path_i:value`),
+nested objects to `outer_inner` paths.
 Keys starting with `_` are metadata, never features. Characters that VW's text format
 reserves (whitespace, `|`, `:`) are replaced by `_`.
 """

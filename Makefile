@@ -61,8 +61,10 @@ lock: $(VENV)/.installed-dev
 openapi: $(VENV)/.installed
 	$(BIN)/oo openapi > docs/openapi.json
 
-bench: $(VENV)/.installed-dev
-	infra/scripts/with-services $(BIN)/python -m bench
+## bench: benchmarks against a PostgreSQL with fsync on; figures are printed, never asserted
+bench: $(VENV)/.installed-dev system-deps
+	OO_TEST_PG_FSYNC=on infra/scripts/with-services sh -c 'for b in bench/bench_*.py; do \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done'
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -50,7 +50,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout. A dropped connection raises a
+        # disconnect error, which invalidates the pool, and the next request reconnects.
         pool_timeout=5,
         connect_args={"connect_timeout": 3},
     )
@@ -170,6 +171,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Reads and single-statement writes run in autocommit: no BEGIN/COMMIT round trips, and
+        # one statement is atomic on its own.
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.is_sqlite = engine.dialect.name == "sqlite"
         # SQLite allows one writer at a time; serializing here avoids busy-waiting in SQLite.
         self._write_lock = threading.Lock() if self.is_sqlite else None
@@ -182,16 +186,21 @@ class Store:
         SQLModel.metadata.create_all(self.engine)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, single: bool = False) -> Iterator[Connection]:
+        """A connection for writing: one transaction, or autocommit for a `single` statement."""
         if self._write_lock is None:
-            with self.engine.begin() as conn:
-                yield conn
+            if single:
+                with self.autocommit.connect() as conn:
+                    yield conn
+            else:
+                with self.engine.begin() as conn:
+                    yield conn
         else:
             with self._write_lock, self.engine.begin() as conn:
                 yield conn
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
     # decisions --------------------------------------------------------------------------
@@ -199,21 +208,21 @@ class Store:
     def insert_decision(self, decision: Decision) -> bool:
         """Log `decision` durably; False when its event id was already logged."""
         try:
-            with self._write() as conn:
+            with self._write(single=True) as conn:
                 conn.execute(decisions.insert(), _row(decision))
         except IntegrityError:
             return False
         return True
 
     def get(self, event_id: str) -> LoggedDecision | None:
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             row = conn.execute(_LOGGED.where(decisions.c.event_id == event_id)).first()
         return None if row is None else _logged(row)
 
     def get_many(self, event_ids: Sequence[str]) -> list[LoggedDecision]:
         if not event_ids:
             return []
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             rows = conn.execute(_LOGGED.where(decisions.c.event_id.in_(list(event_ids))))
             return [_logged(r) for r in rows]
 
@@ -243,7 +252,7 @@ class Store:
             )
             .group_by(decisions.c.chosen_action)
         )
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             rows = conn.execute(query).all()
         tz = since.tzinfo
         return {r[0]: (r[1] if r[1].tzinfo else r[1].replace(tzinfo=tz)) for r in rows}
@@ -312,7 +321,7 @@ class Store:
     # learning ---------------------------------------------------------------------------
 
     def max_learn_seq(self) -> int:
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             value = conn.execute(sa.select(sa.func.max(decisions.c.learn_seq))).scalar()
         return int(value or 0)
 
@@ -330,7 +339,7 @@ class Store:
             .order_by(rewards.c.received_at)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 
     def expired_unrewarded(self, before: datetime, limit: int) -> list[str]:
@@ -346,7 +355,7 @@ class Store:
             .order_by(decisions.c.activated_at)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 
     def mark_learned(self, marks: Sequence[Learned], at: datetime | None = None) -> None:
@@ -383,7 +392,7 @@ class Store:
                 .order_by(decisions.c.learn_seq)
                 .limit(batch)
             )
-            with self.engine.connect() as conn:
+            with self.autocommit.connect() as conn:
                 rows = [_logged(r) for r in conn.execute(query)]
             if not rows:
                 return
@@ -413,7 +422,7 @@ class Store:
             .order_by(snapshots.c.version.desc(), snapshots.c.id.desc())
             .limit(1)
         )
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
@@ -430,7 +439,7 @@ class Store:
         query = sa.select(snapshots.c.model_key, sa.func.max(snapshots.c.version)).group_by(
             snapshots.c.model_key
         )
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             return {r[0]: int(r[1]) for r in conn.execute(query)}
 
     def prune_snapshots(self, model_key: str, keep: int = 5) -> None:

@@ -71,9 +71,10 @@ class People:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def profile(self, principal: str) -> Profile:
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             row = conn.execute(sa.select(profiles).where(profiles.c.principal == principal)).first()
         if row is None:
             return Profile(principal)
@@ -103,7 +104,7 @@ class People:
                 conn.execute(profiles.insert().values(principal=profile.principal, **values))
 
     def add_signal(self, principal: str, signal: Signal) -> None:
-        with self.engine.begin() as conn:
+        with self.autocommit.connect() as conn:
             conn.execute(
                 signals.insert().values(
                     principal=principal,
@@ -124,7 +125,7 @@ class People:
             .limit(200)
         )
         latest: dict[str, Signal] = {}
-        with self.engine.connect() as conn:
+        with self.autocommit.connect() as conn:
             for row in conn.execute(query):
                 if row.type not in latest:
                     latest[row.type] = Signal(row.type, row.value, row.occurred_at, row.source)

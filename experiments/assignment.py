@@ -20,8 +20,9 @@ Allocation
     owns ``[floor(B * C_{i-1} / W), floor(B * C_i / W))``. Flooring the *cumulative* boundaries
     (rather than each arm's share) makes the ranges tile ``0..B-1`` exactly, keeps every arm within
     one bucket of its exact share, and is computed in integer arithmetic, so no float rounding can
-    differ between machines. Equivalently: bucket ``b`` goes to the first arm whose cumulative share
-    ``C_i / W`` reaches ``(b + 1) / B``. Weights so small that an arm would own no bucket are rejected.
+    differ between machines. Equivalently: bucket ``b`` goes to the first arm whose cumulative
+    share ``C_i / W`` reaches ``(b + 1) / B``. Weights so small that an arm would own no bucket are
+    rejected.
 
 Examples
 --------
@@ -39,7 +40,16 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["BUCKETS", "Arm", "ArmLike", "BucketRange", "allocate", "arm_for_bucket", "assign", "bucket"]
+__all__ = [
+    "BUCKETS",
+    "Arm",
+    "ArmLike",
+    "BucketRange",
+    "allocate",
+    "arm_for_bucket",
+    "assign",
+    "bucket",
+]
 
 BUCKETS = 10_000
 """Number of hash buckets; the granularity of an arm's traffic share (0.01 %)."""
@@ -165,7 +175,7 @@ def allocate(arms: Sequence[ArmLike]) -> tuple[BucketRange, ...]:
 
 
 def arm_for_bucket(bucket_: int, ranges: Sequence[BucketRange]) -> str:
-    """Return the name of the arm whose range in ``ranges`` (from :func:`allocate`) holds ``bucket_``."""
+    """Return the arm whose range in ``ranges`` (from :func:`allocate`) holds ``bucket_``."""
     if isinstance(bucket_, bool) or not isinstance(bucket_, int) or not 0 <= bucket_ < BUCKETS:
         raise ValueError(f"`bucket_` must be an integer in [0, {BUCKETS}) (got {bucket_!r})")
     if not ranges:

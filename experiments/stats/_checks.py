@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 
 
 def probability(value: float, name: str) -> float:
     """Return ``value`` as a float if it lies strictly inside (0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number in (0, 1) (got {value!r})")
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"`{name}` must be in (0, 1) (got {value!r})")
-    return float(value)
+    result = float(value)
+    if not 0.0 < result < 1.0:
+        raise ValueError(f"`{name}` must be in (0, 1) (got {result!r})")
+    return result
 
 
 def count(value: int, name: str, *, minimum: int = 0) -> int:

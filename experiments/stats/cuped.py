@@ -46,7 +46,8 @@ class CupedResult:
         Mean of the covariate over all arms, the centering constant ``mean_X``.
     adjusted : tuple of Moments
         Sufficient statistics of ``Y_cv = Y - theta * (X - mean_X)`` per arm. Their means are the
-        adjusted means; their variances ``var(Y) - 2 theta cov(X, Y) + theta**2 var(X)``.
+        adjusted means; their variances ``var(Y) - 2 theta cov(X, Y) + theta**2 var(X)``, so the
+        variance of arm ``k``'s adjusted mean is ``adjusted[k].variance / adjusted[k].n``.
     variance_reduction : tuple of float
         ``1 - var(Y_cv) / var(Y)`` per arm (0 when the arm's metric has no variance).
     """

@@ -40,9 +40,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats as sps
-
-from experiments.stats import _checks
+from experiments.stats import _checks, _distributions
 from experiments.stats.moments import Moments
 from experiments.stats.sequential import DEFAULT_TUNING_N, always_valid_p, mixing_variance
 
@@ -75,7 +73,9 @@ class Guardrail:
 
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
-            raise ValueError(f"`metric` of a guardrail must be a non-empty string (got {self.metric!r})")
+            raise ValueError(
+                f"`metric` of a guardrail must be a non-empty string (got {self.metric!r})"
+            )
         if self.kind not in ("relative", "absolute"):
             raise ValueError(
                 f"`kind` of guardrail {self.metric!r} must be 'relative' or 'absolute' "
@@ -94,7 +94,7 @@ class Guardrail:
         object.__setattr__(self, "max_degradation", delta)
 
     def coefficients(self) -> tuple[float, float, float]:
-        """``(c_t, c_c, c_0)`` of the excess ``E = c_t * m_t + c_c * m_c + c_0`` (module docstring)."""
+        """``(c_t, c_c, c_0)`` of the excess ``E = c_t * m_t + c_c * m_c + c_0`` (see module)."""
         delta = self.max_degradation
         sign = -1.0 if self.higher_is_better else 1.0
         if self.kind == "absolute":
@@ -173,9 +173,7 @@ def check_guardrail(
         if moments.n < 2:
             raise ValueError(f"`{name}` needs at least 2 observations (got n={moments.n})")
     if previous is not None and previous.metric != guardrail.metric:
-        raise ValueError(
-            f"`previous` is for metric {previous.metric!r}, not {guardrail.metric!r}"
-        )
+        raise ValueError(f"`previous` is for metric {previous.metric!r}, not {guardrail.metric!r}")
 
     c_t, c_c, c_0 = guardrail.coefficients()
     excess = c_t * treatment.mean + c_c * control.mean + c_0
@@ -186,7 +184,7 @@ def check_guardrail(
         p_value = sequential_p = 0.0 if excess > 0 else 1.0
     else:
         df = variance**2 / (part_t**2 / (treatment.n - 1) + part_c**2 / (control.n - 1))
-        p_value = float(sps.t.sf(excess / math.sqrt(variance), df))
+        p_value = _distributions.t_sf(excess / math.sqrt(variance), df)
         variance_at_tuning = (
             c_t * c_t * treatment.variance + c_c * c_c * control.variance
         ) / tuning_n

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as sps
-
-from experiments.stats import _checks
+from experiments.stats import _checks, _distributions
 from experiments.stats.moments import Moments
 
 __all__ = ["Interval", "mean_ci"]
@@ -30,7 +28,7 @@ class Interval:
         return self.high - self.low
 
     def excludes_zero(self) -> bool:
-        """Whether the interval lies entirely on one side of 0 (the test rejects "no difference")."""
+        """Whether the interval lies entirely on one side of 0 ("no difference" is rejected)."""
         return self.low > 0 or self.high < 0
 
 
@@ -57,6 +55,6 @@ def mean_ci(moments: Moments, *, alpha: float = 0.05) -> Interval:
     alpha = _checks.probability(alpha, "alpha")
     if moments.n < 2:
         raise ValueError(f"`moments.n` must be at least 2 for an interval (got {moments.n})")
-    quantile = float(sps.t.ppf(1 - alpha / 2, moments.n - 1))
+    quantile = _distributions.t_quantile(1 - alpha / 2, moments.n - 1)
     half_width = quantile * math.sqrt(moments.variance / moments.n)
     return Interval(moments.mean - half_width, moments.mean + half_width, 1 - alpha)

@@ -59,7 +59,9 @@ class Moments:
         if total_sq < 0:
             raise ValueError(f"`sum_sq` must be non-negative (got {total_sq})")
         if n == 0 and (total != 0 or total_sq != 0):
-            raise ValueError(f"`sum` and `sum_sq` must be 0 when `n` is 0 (got {total}, {total_sq})")
+            raise ValueError(
+                f"`sum` and `sum_sq` must be 0 when `n` is 0 (got {total}, {total_sq})"
+            )
         # Cauchy–Schwarz: sum**2 <= n * sum_sq. A violation means the caller aggregated something
         # else (e.g. summed squared *means*), which would otherwise surface as a negative variance.
         if n > 0 and total * total > n * total_sq * (1 + _RELATIVE_SLACK):
@@ -214,7 +216,7 @@ class JointMoments:
     def by_group(
         cls, groups: npt.ArrayLike, x: npt.ArrayLike, y: npt.ArrayLike, n_groups: int
     ) -> tuple[Self, ...]:
-        """Joint moments of ``(x, y)`` split by integer group labels (see :meth:`Moments.by_group`)."""
+        """Joint moments of ``(x, y)`` split by group label, as in :meth:`Moments.by_group`."""
         labels, xs = _grouped(groups, x, n_groups)
         ys = np.asarray(y, dtype=np.float64)
         if ys.shape != xs.shape:

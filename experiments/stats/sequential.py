@@ -24,18 +24,20 @@ which is a nonnegative martingale under the null, so by Ville's inequality
 
 This interval is the same as the asymptotic normal-mixture confidence sequence of Howard, Ramdas,
 McAuliffe & Sekhon (2021, "Time-uniform, nonparametric, nonasymptotic confidence sequences",
-Annals of Statistics) and Waudby-Smith et al. (2024, "Time-uniform central limit theory") with
-``tau = rho * sigma``.
+Annals of Statistics) and of Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas ("Time-uniform central
+limit theory and asymptotic confidence sequences") with ``tau = rho * sigma``.
 
-Practical choices, both following Johari et al.:
+Practical choices:
 
-* The variances are plug-in sample variances, so validity is asymptotic (the A/A simulation in
-  ``tests/experiments`` checks it from 50 units per arm on). The martingale is exact for a fixed
-  allocation ratio between the arms, which randomized assignment with fixed weights provides.
-* The mixing standard deviation ``tau`` sets where the boundary is tightest. By default it is tuned
-  to ``tuning_n`` units per arm: ``tau**2 = V* * (2 * log(1 / alpha) + log(1 + 2 * log(1 / alpha)))``
-  with ``V* = (s_c**2 + s_t**2) / tuning_n`` (the approximately optimal mixture of Howard et al.
-  2021). It only trades early against late power; any ``tau > 0`` keeps the guarantee.
+* The variances are plug-in sample variances, so validity is asymptotic (the A/A simulations in
+  ``tests/experiments`` check it from 100 units per arm on, for normal and 0/1 metrics). With
+  known variances and normal data the mixture is an exact martingale as long as the allocation
+  ratio between the arms is fixed, which assignment with fixed weights provides.
+* The mixing standard deviation ``tau`` sets where the boundary is tightest. By default it is
+  tuned to ``tuning_n`` units per arm:
+  ``tau**2 = V* * (2 * log(1 / alpha) + log(1 + 2 * log(1 / alpha)))`` with
+  ``V* = (s_c**2 + s_t**2) / tuning_n`` (the approximately optimal mixture of Howard et al. 2021).
+  It only trades early against late power; any ``tau > 0`` keeps the guarantee.
 
 The one-sided variant (used by guardrails) mixes over alternatives ``theta > 0`` only, with a
 half-normal mixture; under ``H0: theta <= 0`` it is a nonnegative supermartingale, so Ville's
@@ -245,7 +247,8 @@ def msprt(
     variance = control.variance / control.n + treatment.variance / treatment.n
     if variance == 0:
         raise ValueError(
-            "`control` and `treatment` both have zero variance; the difference has no standard error"
+            "`control` and `treatment` both have zero variance, "
+            "so the difference has no standard error"
         )
     if tau is None:
         tuning_n = _checks.count(tuning_n, "tuning_n", minimum=2)

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as sps
-
-from experiments.stats import _checks
+from experiments.stats import _checks, _distributions
 
 __all__ = ["DEFAULT_SRM_THRESHOLD", "SrmResult", "sample_ratio_mismatch"]
 
@@ -98,5 +96,5 @@ def sample_ratio_mismatch(
     if total == 0:
         return SrmResult(observed, expected, 0.0, df, 1.0, False, threshold)
     chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
-    p_value = float(sps.chi2.sf(chi2, df))
+    p_value = _distributions.chi2_sf(chi2, df)
     return SrmResult(observed, expected, chi2, df, p_value, p_value < threshold, threshold)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as sps
-
-from experiments.stats import _checks
+from experiments.stats import _checks, _distributions
 from experiments.stats.intervals import Interval
 from experiments.stats.moments import Moments
 
@@ -89,13 +87,14 @@ def welch_test(control: Moments, treatment: Moments, *, alpha: float = 0.05) -> 
     se = math.sqrt(var_c + var_t)
     if se == 0:
         raise ValueError(
-            "`control` and `treatment` both have zero variance; the difference has no standard error"
+            "`control` and `treatment` both have zero variance, "
+            "so the difference has no standard error"
         )
     df = (var_c + var_t) ** 2 / (var_c**2 / (control.n - 1) + var_t**2 / (treatment.n - 1))
     difference = treatment.mean - control.mean
     t_statistic = difference / se
-    p_value = float(2 * sps.t.sf(abs(t_statistic), df))
-    half_width = float(sps.t.ppf(1 - alpha / 2, df)) * se
+    p_value = 2 * _distributions.t_sf(abs(t_statistic), df)
+    half_width = _distributions.t_quantile(1 - alpha / 2, df) * se
     difference_ci = Interval(difference - half_width, difference + half_width, 1 - alpha)
 
     relative_lift: float | None = None
@@ -104,8 +103,10 @@ def welch_test(control: Moments, treatment: Moments, *, alpha: float = 0.05) -> 
         relative_lift = difference / control.mean
         ratio = treatment.mean / control.mean
         relative_se = math.sqrt(var_t + ratio * ratio * var_c) / abs(control.mean)
-        relative_half = float(sps.norm.ppf(1 - alpha / 2)) * relative_se
-        relative_ci = Interval(relative_lift - relative_half, relative_lift + relative_half, 1 - alpha)
+        relative_half = _distributions.normal_quantile(1 - alpha / 2) * relative_se
+        relative_ci = Interval(
+            relative_lift - relative_half, relative_lift + relative_half, 1 - alpha
+        )
 
     return Comparison(
         difference=difference,

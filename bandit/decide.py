@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bandit.events import Action, Decision, Features, utcnow, validate_pmf
 from bandit.features import action_lines as lines_of
+from bandit.features import adf_example
 from bandit.metrics import DECISIONS
 from bandit.policy import Policy
 from bandit.sampling import sample_index
@@ -70,6 +71,7 @@ class Decider:
             arm=arm,
             missing_sources=tuple(missing_sources),
             excluded=tuple(excluded),
+            example=tuple(adf_example(context, lines)),
         )
         if not self.store.insert_decision(decision):
             # The event id is logged (a retry, or a concurrent twin): answer with the log.

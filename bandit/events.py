@@ -57,6 +57,8 @@ class Decision:
     arm: str | None = None
     missing_sources: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
+    example: tuple[str, ...] = ()
+    """The unlabeled VW ADF example the policy saw (shared line, then one line per action)."""
 
     def __post_init__(self) -> None:
         validate_pmf(self.pmf, len(self.actions))

@@ -11,10 +11,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from bandit.features import action_lines
 from bandit.metrics import MODEL_VERSION
 from bandit.model import LearnExample, Model
-from bandit.store import LoggedDecision, Store
+from bandit.store import Learnable, Store
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +21,11 @@ ArgsFor = Callable[[str], str | None]
 """Maps a model key to the VW arguments of a fresh model, or None if the key is not learnable."""
 
 
-def learn_example(logged: LoggedDecision, reward: float, action_lines: list[str]) -> LearnExample:
-    decision = logged.decision
+def learn_example(item: Learnable, reward: float) -> LearnExample:
     return LearnExample(
-        context=decision.context,
-        action_lines=action_lines,
-        chosen_index=decision.chosen_index,
-        propensity=decision.propensity,
+        lines=item.example,
+        chosen_index=item.chosen_index,
+        propensity=item.propensity,
         reward=reward,
     )
 
@@ -71,10 +68,17 @@ class ModelHub:
             )
         if self.replay:
             replayed = 0
-            for logged in self.store.learned_after(model_key, through):
-                reward = logged.learned_reward if logged.learned_reward is not None else 0.0
-                model.learn([learn_example(logged, reward, action_lines(logged.decision.actions))])
-                replayed += 1
+            batch: list[LearnExample] = []
+            for item in self.store.learned_after(model_key, through):
+                reward = item.learned_reward if item.learned_reward is not None else 0.0
+                batch.append(learn_example(item, reward))
+                if len(batch) >= 1000:
+                    model.learn(batch)
+                    replayed += len(batch)
+                    batch = []
+            if batch:
+                model.learn(batch)
+                replayed += len(batch)
             if replayed:
                 log.info("model %s: replayed %d examples after the snapshot", model_key, replayed)
         return model

@@ -22,12 +22,11 @@ from datetime import timedelta
 
 from bandit.bus import EventBus
 from bandit.events import utcnow
-from bandit.features import action_lines
 from bandit.hub import ModelHub, learn_example
 from bandit.metrics import JOIN_LAG, LEARNED, LEARNER_BATCH, MODEL_VERSION
 from bandit.model import LearnExample
 from bandit.settings import LearnerSettings
-from bandit.store import Learned, LoggedDecision, Snapshot, Store
+from bandit.store import Learnable, Learned, Snapshot, Store
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +59,8 @@ class Learner:
             return 0
         with self._lock, LEARNER_BATCH.time():
             order = {event_id: i for i, event_id in enumerate(event_ids)}
-            logged = sorted(
-                self.store.get_many(event_ids), key=lambda x: order[x.decision.event_id]
-            )
+            logged = self.store.learnables(event_ids)
+            logged.sort(key=lambda item: order[item.event_id])
             batches: dict[str, list[LearnExample]] = {}
             marks: list[Learned] = []
             now = utcnow()
@@ -70,17 +68,14 @@ class Learner:
                 reward = self._reward_for(item, allow_default)
                 if reward is None:
                     continue
-                decision = item.decision
                 self.seq += 1
-                marks.append(Learned(decision.event_id, self.seq, reward))
-                if decision.activated_at is not None:
-                    JOIN_LAG.observe(max(0.0, (now - decision.activated_at).total_seconds()))
+                marks.append(Learned(item.event_id, self.seq, reward))
+                if item.activated_at is not None:
+                    JOIN_LAG.observe(max(0.0, (now - item.activated_at).total_seconds()))
                 source = "reward" if item.reward is not None and not item.reward_late else "default"
-                LEARNED.labels(decision.model_key, source).inc()
-                if self.hub.get(decision.model_key) is not None:
-                    batches.setdefault(decision.model_key, []).append(
-                        learn_example(item, reward, action_lines(decision.actions))
-                    )
+                LEARNED.labels(item.model_key, source).inc()
+                if self.hub.get(item.model_key) is not None:
+                    batches.setdefault(item.model_key, []).append(learn_example(item, reward))
             try:
                 for model_key, examples in batches.items():
                     model = self.hub.get(model_key)
@@ -97,8 +92,8 @@ class Learner:
             self.learned += len(marks)
             return len(marks)
 
-    def _reward_for(self, item: LoggedDecision, allow_default: bool) -> float | None:
-        if item.learn_seq is not None or item.decision.activated_at is None:
+    def _reward_for(self, item: Learnable, allow_default: bool) -> float | None:
+        if item.learn_seq is not None or item.activated_at is None:
             return None
         if item.reward is not None and not item.reward_late:
             return item.reward

@@ -25,13 +25,23 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LearnExample:
-    """One decision joined with its reward, ready for `Model.learn`."""
+    """One decision joined with its reward, ready for `Model.learn`.
 
-    context: Features
-    action_lines: Sequence[str]
+    `lines` is the unlabeled ADF example the policy predicted on (shared line first), exactly as
+    logged, so learning and replay see the same features the decision saw.
+    """
+
+    lines: Sequence[str]
     chosen_index: int
     propensity: float
     reward: float
+
+    def labeled(self) -> list[str]:
+        """VW minimizes cost, so the label carries cost = -reward on the chosen action's line."""
+        lines = list(self.lines)
+        i = self.chosen_index + 1
+        lines[i] = f"0:{-self.reward:.9g}:{self.propensity:.9g} {lines[i]}"
+        return lines
 
 
 def _quiet(args: str) -> str:
@@ -68,13 +78,7 @@ class Model:
         """Learn `examples` in order and return the new version."""
         with self._lock:
             for ex in examples:
-                self._vw.learn(
-                    adf_example(
-                        ex.context,
-                        ex.action_lines,
-                        (ex.chosen_index, -ex.reward, ex.propensity),
-                    )
-                )
+                self._vw.learn(ex.labeled())
             self.version += len(examples)
             return self.version
 

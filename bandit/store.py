@@ -91,6 +91,22 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Learnable:
+    """The lean view of a decision the learner needs: no feature JSON, the logged VW example."""
+
+    event_id: str
+    model_key: str
+    chosen_index: int
+    propensity: float
+    activated_at: datetime | None
+    reward: float | None
+    reward_late: bool
+    learn_seq: int | None
+    learned_reward: float | None
+    example: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Learned:
     """A learning mark: decision `event_id` learned as example `seq` with `reward`."""
 
@@ -118,6 +134,7 @@ def _row(decision: Decision) -> dict[str, Any]:
         "arm": decision.arm,
         "missing_sources": list(decision.missing_sources),
         "excluded": list(decision.excluded),
+        "vw_example": "\n".join(decision.example),
         "deferred": decision.activated_at is None,
         "activated_at": decision.activated_at,
     }
@@ -143,6 +160,7 @@ def _decision(row: Any) -> Decision:
         arm=row.arm,
         missing_sources=tuple(row.missing_sources),
         excluded=tuple(row.excluded),
+        example=tuple(row.vw_example.split("\n")) if row.vw_example else (),
     )
 
 
@@ -152,6 +170,36 @@ _LOGGED = sa.select(
     rewards.c.reaction.label("reward_reaction"),
     rewards.c.late.label("reward_late"),
 ).select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
+
+
+_LEARNABLE = sa.select(
+    decisions.c.event_id,
+    decisions.c.model_key,
+    decisions.c.chosen_index,
+    decisions.c.propensity,
+    decisions.c.activated_at,
+    decisions.c.learn_seq,
+    decisions.c.learned_reward,
+    decisions.c.vw_example,
+    rewards.c.value.label("reward_value"),
+    rewards.c.late.label("reward_late"),
+).select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
+
+
+def _learnable(row: Any) -> Learnable:
+    activated_at = row.activated_at
+    return Learnable(
+        event_id=row.event_id,
+        model_key=row.model_key,
+        chosen_index=row.chosen_index,
+        propensity=row.propensity,
+        activated_at=activated_at,
+        reward=row.reward_value,
+        reward_late=bool(row.reward_late),
+        learn_seq=row.learn_seq,
+        learned_reward=row.learned_reward,
+        example=tuple(row.vw_example.split("\n")),
+    )
 
 
 def _logged(row: Any) -> LoggedDecision:
@@ -225,6 +273,13 @@ class Store:
         with self.autocommit.connect() as conn:
             rows = conn.execute(_LOGGED.where(decisions.c.event_id.in_(list(event_ids))))
             return [_logged(r) for r in rows]
+
+    def learnables(self, event_ids: Sequence[str]) -> list[Learnable]:
+        if not event_ids:
+            return []
+        with self.autocommit.connect() as conn:
+            rows = conn.execute(_LEARNABLE.where(decisions.c.event_id.in_(list(event_ids))))
+            return [_learnable(r) for r in rows]
 
     def activate(self, event_id: str, at: datetime | None = None) -> bool:
         """Mark a deferred decision activated (first activation wins); False if unknown."""
@@ -363,6 +418,24 @@ class Store:
         if not marks:
             return
         now = at or utcnow()
+        if not self.is_sqlite:
+            # One statement for the whole batch: unnest the marks into a join.
+            with self._write() as conn:
+                conn.execute(
+                    sa.text(
+                        "UPDATE decisions AS d SET learn_seq = m.seq, learned_reward = m.reward, "
+                        "learned_at = :now FROM unnest(CAST(:ids AS text[]), "
+                        "CAST(:seqs AS bigint[]), CAST(:rewards AS float8[])) "
+                        "AS m(id, seq, reward) WHERE d.event_id = m.id AND d.learn_seq IS NULL"
+                    ),
+                    {
+                        "ids": [m.event_id for m in marks],
+                        "seqs": [m.seq for m in marks],
+                        "rewards": [m.reward for m in marks],
+                        "now": now,
+                    },
+                )
+            return
         statement = (
             decisions.update()
             .where(
@@ -381,19 +454,17 @@ class Store:
                 [{"b_event_id": m.event_id, "b_seq": m.seq, "b_reward": m.reward} for m in marks],
             )
 
-    def learned_after(
-        self, model_key: str, seq: int, batch: int = 2000
-    ) -> Iterator[LoggedDecision]:
+    def learned_after(self, model_key: str, seq: int, batch: int = 2000) -> Iterator[Learnable]:
         """Decisions of `model_key` learned after mark `seq`, in learning order (for replay)."""
         last = seq
         while True:
             query = (
-                _LOGGED.where(decisions.c.model_key == model_key, decisions.c.learn_seq > last)
+                _LEARNABLE.where(decisions.c.model_key == model_key, decisions.c.learn_seq > last)
                 .order_by(decisions.c.learn_seq)
                 .limit(batch)
             )
             with self.autocommit.connect() as conn:
-                rows = [_logged(r) for r in conn.execute(query)]
+                rows = [_learnable(r) for r in conn.execute(query)]
             if not rows:
                 return
             yield from rows

@@ -67,6 +67,7 @@ class DecisionRow(SQLModel, table=True):
     arm: str | None = Field(default=None, max_length=128)
     missing_sources: list[str] = Field(sa_column=_json())
     excluded: list[str] = Field(sa_column=_json())
+    vw_example: str = Field(sa_type=sa.Text)
     deferred: bool = False
     activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     learn_seq: int | None = Field(default=None, sa_type=sa.BigInteger)

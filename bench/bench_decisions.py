@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import database_url, free_port, fresh_schema, load, server, table  # noqa: E402
-from integrations.catalog import load_catalog  # noqa: E402
-from integrations.context import TipSource, build_context  # noqa: E402
-from integrations.profiles import Profile  # noqa: E402
+from bench._harness import database_url, free_port, fresh_schema, load, server, table
+from integrations.catalog import load_catalog
+from integrations.context import TipSource, build_context
+from integrations.profiles import Profile
 
 
 def tip_payload() -> dict[str, object]:
@@ -54,26 +54,34 @@ def main() -> None:
             url, name, make, seconds=args.seconds, concurrency=args.concurrency
         )
         run("warm-up", lambda i: ("POST", "/internal/bench/predict", tips))
-        bare = run("bare VW predict (tips candidates)", lambda i: (
-            "POST", "/internal/bench/predict", tips))
+        bare = run(
+            "bare VW predict (tips candidates)", lambda i: ("POST", "/internal/bench/predict", tips)
+        )
         recommend = run("POST /v1/recommend", lambda i: ("POST", "/v1/recommend", None))
-        rank = run("POST /personalizer/v1.0/rank", lambda i: (
-            "POST",
-            "/personalizer/v1.0/rank",
-            {"contextFeatures": tips["contextFeatures"], "actions": rank_actions},
-        ))
+        rank = run(
+            "POST /personalizer/v1.0/rank",
+            lambda i: (
+                "POST",
+                "/personalizer/v1.0/rank",
+                {"contextFeatures": tips["contextFeatures"], "actions": rank_actions},
+            ),
+        )
     rows = []
     for result in (bare, recommend, rank):
-        rows.append([
-            result.name,
-            f"{result.throughput:,.0f}",
-            f"{result.percentile(50):.2f}",
-            f"{result.percentile(99):.2f}",
-            f"{result.throughput / bare.throughput:.0%}",
-            str(result.errors),
-        ])
-    print(f"\n{len(rank_actions)} candidates, concurrency {args.concurrency}, "
-          f"{args.seconds:.0f}s per endpoint, PostgreSQL logging (fsync on)\n")
+        rows.append(
+            [
+                result.name,
+                f"{result.throughput:,.0f}",
+                f"{result.percentile(50):.2f}",
+                f"{result.percentile(99):.2f}",
+                f"{result.throughput / bare.throughput:.0%}",
+                str(result.errors),
+            ]
+        )
+    print(
+        f"\n{len(rank_actions)} candidates, concurrency {args.concurrency}, "
+        f"{args.seconds:.0f}s per endpoint, PostgreSQL logging (fsync on)\n"
+    )
     print(table(rows, ["endpoint", "req/s", "p50 ms", "p99 ms", "vs bare", "errors"]))
 
 

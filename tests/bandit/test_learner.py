@@ -10,7 +10,7 @@ import pytest
 
 from bandit.bus import EventBus, RedisStreamBus, make_bus
 from bandit.events import Action, Decision, utcnow
-from bandit.features import action_lines
+from bandit.features import action_lines, adf_example
 from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.sampling import sample_index
@@ -41,11 +41,12 @@ class Loop:
     ) -> Decision:
         created = utcnow() - ago
         pmf = (0.5, 0.25, 0.25)
+        context = [{"user": {"mood": "low" if event_id[-1] in "02468" else "high"}}]
         decision = Decision(
             event_id=event_id,
             surface="personalizer",
             principal="p",
-            context=[{"user": {"mood": "low" if event_id[-1] in "02468" else "high"}}],
+            context=context,
             actions=ACTIONS,
             pmf=pmf,
             chosen_index=sample_index(pmf, event_id),
@@ -54,6 +55,7 @@ class Loop:
             model_version=0,
             created_at=created,
             activated_at=created if activated else None,
+            example=tuple(adf_example(context, action_lines(ACTIONS))),
         )
         assert self.store.insert_decision(decision)
         return decision

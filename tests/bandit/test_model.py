@@ -2,11 +2,13 @@ import math
 
 import pytest
 
+from bandit.features import adf_example
 from bandit.model import LearnExample, Model, ModelError
 
 ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
 CONTEXT = [{"u": {"mood": "low"}}]
 LINES = ["|a id=x", "|a id=y", "|a id=z"]
+EXAMPLE = adf_example(CONTEXT, LINES)
 
 
 def test_predict_gives_a_pmf_in_action_order() -> None:
@@ -17,7 +19,7 @@ def test_predict_gives_a_pmf_in_action_order() -> None:
 
 def test_learning_moves_mass_to_the_rewarded_action_and_counts_versions() -> None:
     model = Model(ARGS)
-    examples = [LearnExample(CONTEXT, LINES, 2, 1 / 3, 1.0) for _ in range(30)]
+    examples = [LearnExample(EXAMPLE, 2, 1 / 3, 1.0) for _ in range(30)]
     assert model.learn(examples) == 30
     pmf = model.predict(CONTEXT, LINES)
     # epsilon-greedy: the greedy action gets 1 - eps + eps/K, the others eps/K.
@@ -27,7 +29,7 @@ def test_learning_moves_mass_to_the_rewarded_action_and_counts_versions() -> Non
 
 def test_serialize_round_trip_predicts_the_same() -> None:
     model = Model(ARGS)
-    model.learn([LearnExample(CONTEXT, LINES, 1, 1 / 3, 1.0) for _ in range(10)])
+    model.learn([LearnExample(EXAMPLE, 1, 1 / 3, 1.0) for _ in range(10)])
     data, version = model.serialize()
     clone = Model(ARGS, data=data, version=version)
     assert clone.version == 10
@@ -39,3 +41,8 @@ def test_bad_arguments_and_bytes_are_refused() -> None:
         Model("--cb_explore_adf --no_such_option 3")
     with pytest.raises(ModelError, match="not a VW model"):
         Model(ARGS, data=b"not a model")
+
+
+def test_the_label_goes_on_the_chosen_action_as_a_cost() -> None:
+    example = LearnExample(["shared |u a", "|x 1", "|x 2"], 1, 0.25, 0.5)
+    assert example.labeled() == ["shared |u a", "|x 1", "0:-0.5:0.25 |x 2"]

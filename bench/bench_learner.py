@@ -1,0 +1,126 @@
+"""Learner throughput (joined events per second) beside a plain pyvw learn loop over the same
+examples, measured in the same run.
+
+    make bench            # or: infra/scripts/with-services .venv/bin/python bench/bench_learner.py
+
+The learner's figure covers the whole join: reading decisions and rewards from PostgreSQL in
+batches, featurizing, learning, and writing the learning marks. The baseline learns the same
+examples, already formatted as VW text, in a bare loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import vowpalwabbit
+
+from bandit.bus import InProcessBus
+from bandit.events import Decision
+from bandit.features import action_lines, adf_example
+from bandit.hub import ModelHub
+from bandit.learner import Learner
+from bandit.sampling import sample_index
+from bandit.settings import LearnerSettings
+from bandit.store import Store
+from bench._harness import database_url, fresh_schema, table
+from integrations.catalog import load_catalog
+from integrations.context import TipSource, build_context
+from integrations.profiles import Profile, Signal
+from policies.registry import DEFAULT_VW_ARGS, Registry
+
+KEY = "tips:vw-epsilon"
+
+
+def make_decisions(n: int) -> list[Decision]:
+    source = TipSource(load_catalog())
+    start = datetime.now(UTC) - timedelta(hours=1)
+    decisions = []
+    for i in range(n):
+        now = start + timedelta(seconds=i * 0.1)
+        mood = {"mood": Signal("mood", float(1 + i % 5), now)}
+        profile = Profile(f"p{i % 100}")
+        context, local = build_context(profile, mood, now)
+        candidates = source.candidates(profile, local, {}, f"e{i}")
+        k = len(candidates.actions)
+        pmf = tuple([1.0 / k] * k)
+        decisions.append(
+            Decision(
+                event_id=f"e{i}",
+                surface="tips",
+                principal=profile.principal,
+                context=context,
+                actions=tuple(candidates.actions),
+                pmf=pmf,
+                chosen_index=sample_index(pmf, f"e{i}"),
+                policy="vw-epsilon",
+                model_key=KEY,
+                model_version=0,
+                created_at=now,
+                activated_at=now,
+                example=tuple(adf_example(context, candidates.lines)),
+            )
+        )
+    return decisions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    args = parser.parse_args()
+
+    decisions = make_decisions(args.events)
+    rewards = [float(d.chosen.features[0]["tip"]["kind"] == "todo") for d in decisions]  # type: ignore[index]
+
+    # Baseline: the same examples as VW text, learned in a bare loop.
+    examples = [
+        adf_example(d.context, action_lines(d.actions), (d.chosen_index, -r, d.propensity))
+        for d, r in zip(decisions, rewards, strict=True)
+    ]
+    vw = vowpalwabbit.Workspace(DEFAULT_VW_ARGS + " --quiet")
+    started = time.perf_counter()
+    for example in examples:
+        vw.learn(example)
+    baseline = time.perf_counter() - started
+    vw.finish()
+
+    store = Store.connect(fresh_schema(database_url()))
+    store.create_schema()
+    window = timedelta(hours=2)
+    for d, r in zip(decisions, rewards, strict=True):
+        store.insert_decision(d)
+        store.record_reward(d.event_id, r, reaction=None, window=window, at=d.created_at)
+    registry = Registry()
+    hub = ModelHub(store, registry.args_for, replay=True)
+    hub.get(KEY)
+    bus = InProcessBus()
+    learner = Learner(store, hub, bus, LearnerSettings(batch_size=512))
+    for d in decisions:
+        bus.publish("reward", d.event_id)
+    started = time.perf_counter()
+    learned = 0
+    while learned < len(decisions):
+        messages = bus.read("bench", 512, 10)
+        learned += learner.learn_events([m.event_id for m in messages])
+    joined = time.perf_counter() - started
+
+    rows = [
+        ["plain pyvw learn loop (pre-formatted text)", f"{len(examples) / baseline:,.0f}", "100%"],
+        [
+            "learner: read from PostgreSQL, join, featurize, learn, mark",
+            f"{learned / joined:,.0f}",
+            f"{baseline / joined:.0%}",
+        ],
+    ]
+    k = len(decisions[0].actions)
+    print(f"\n{len(decisions):,} decisions, {k} candidates each, args: {DEFAULT_VW_ARGS}\n")
+    print(table(rows, ["loop", "events/s", "vs plain pyvw"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -53,7 +53,8 @@ class World:
         ]
 
     def probabilities(self, ctx: tuple[int, int, int]) -> np.ndarray:
-        return self.click[ctx]
+        probabilities: np.ndarray = self.click[ctx]
+        return probabilities
 
     def react(self, ctx: tuple[int, int, int], action: int) -> float:
         return 1.0 if self.rng.random() < self.click[ctx][action] else 0.0

@@ -1,7 +1,7 @@
 """Decision throughput and latency through HTTP with PostgreSQL logging, beside a bare
 endpoint in the same server that only runs the VW predict on the same candidates.
 
-    make bench            # or: infra/scripts/with-services .venv/bin/python bench/bench_decisions.py
+    make bench   # or: infra/scripts/with-services .venv/bin/python bench/bench_decisions.py
 
 Prints throughput and p50/p99 for the bare predict, /v1/recommend and Personalizer rank, and
 each one's ratio to the bare endpoint measured in the same run.

@@ -16,10 +16,6 @@ def fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _where(index: int | None) -> str:
-    return "" if index is None else f" at index {index}"
-
-
 def real(name: str, value: SupportsFloat) -> float:
     """``value`` as a finite float."""
     try:
@@ -40,7 +36,9 @@ def column(name: str, values: npt.ArrayLike, *, like: FloatArray | None = None) 
     if array.ndim != 1:
         raise ValueError(f"`{name}` must be 1-D (got shape {array.shape})")
     if like is not None and array.shape != like.shape:
-        raise ValueError(f"`{name}` must have the shape of `p_log` {like.shape} (got {array.shape})")
+        raise ValueError(
+            f"`{name}` must have the shape of `p_log` {like.shape} (got {array.shape})"
+        )
     bad = ~np.isfinite(array)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -55,16 +53,15 @@ def in_interval(
     high: float,
     *,
     open_low: bool = False,
-    scalar: bool = False,
 ) -> None:
-    """Check ``low <(=) values <= high``; the index of the first offender is reported for arrays."""
+    """Check ``low <(=) values <= high`` and report the index of the first offender."""
     bad = ((values <= low) if open_low else (values < low)) | (values > high)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         bracket = "(" if open_low else "["
         raise ValueError(
             f"`{name}` must be in {bracket}{fmt(low)}, {fmt(high)}] "
-            f"(got {fmt(values[i])}{_where(None if scalar else i)})"
+            f"(got {fmt(values[i])} at index {i})"
         )
 
 

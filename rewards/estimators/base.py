@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Self
 
 import numpy as np
@@ -44,6 +45,15 @@ def mean_variance(sum_t: FloatArray | float, sum_t2: FloatArray | float, n: int)
 
 class Estimator(ABC):
     """Base class of all off-policy estimators.
+
+    The family classes (:class:`.ips.Estimator`, :class:`.dr.Estimator`) add the per-event
+    ``add(...)`` and the positional ``add_arrays(...)``; everything else is shared:
+
+    * ``add_batch(batch)`` — arrays by input name (:attr:`inputs`)
+    * ``get()`` — the point estimate; ``n``; ``weights`` — ESS and weight extremes
+    * ``interval(alpha, method)`` / ``estimate(alpha, method)`` — streaming intervals
+    * ``bootstrap_interval(batch, ...)`` — percentile bootstrap over a batch of events
+    * ``a + b`` — merge estimators of disjoint shards (same class and settings)
 
     Parameters
     ----------
@@ -103,21 +113,27 @@ class Estimator(ABC):
 
     @abstractmethod
     def _variance(self, sums: FloatArray, n: int) -> float:
-        """Estimated variance of the point estimate (``nan`` when unknown), ``sums`` of shape ``(k,)``."""
+        """Variance of the point estimate from ``sums`` of shape ``(k,)``; ``nan`` if unknown."""
 
     def _weight_cap(self) -> float:
         """An upper bound on the weights that enter the estimate, whatever the data."""
         return math.inf
 
-    def _config(self) -> tuple[object, ...]:
-        """Settings two estimators must share to be merged."""
-        return (self._reward_range, self._max_weight)
+    def _config(self) -> dict[str, object]:
+        """Settings two estimators must share to be merged, by constructor argument name."""
+        return {"reward_range": self._reward_range, "max_weight": self._max_weight}
+
+    @abstractmethod
+    def _batch_columns(self, arrays: Sequence[npt.ArrayLike]) -> FloatArray:
+        """Validate one array per name in :attr:`inputs` and return the ``(k, n)`` statistics."""
 
     def _term_moments(self, sums: FloatArray) -> tuple[float, float]:
         """``(Σt, Σt²)`` of the per-event term, for estimators that are a mean of terms."""
         raise NotImplementedError
 
-    def _term_range(self, weight_cap: float, reward_range: tuple[float, float]) -> tuple[float, float]:
+    def _term_range(
+        self, weight_cap: float, reward_range: tuple[float, float]
+    ) -> tuple[float, float]:
         """A-priori range of one term given the largest weight and the reward range."""
         raise NotImplementedError
 
@@ -199,6 +215,47 @@ class Estimator(ABC):
             return self._bernstein(a)
         return self._cressie_read(a)
 
+    def add_batch(self, batch: Mapping[str, npt.ArrayLike]) -> None:
+        """Add a batch given as arrays by input name, e.g. ``{"p_log": ..., "reward": ...}``.
+
+        Parameters
+        ----------
+        batch
+            One array of shape ``(n,)`` per name in :attr:`inputs`; other keys are ignored, so
+            one batch of log columns can feed estimators of both families.
+        """
+        self._fold(self._batch_columns(self._pick(batch)))
+
+    def bootstrap_interval(
+        self,
+        batch: Mapping[str, npt.ArrayLike],
+        *,
+        alpha: float = 0.05,
+        n_resamples: int = 200,
+        rng: np.random.Generator | int = 0,
+    ) -> Interval:
+        """Percentile-bootstrap interval of this estimator over the events of ``batch``.
+
+        A bootstrap resamples events, so they are passed here (as in :meth:`add_batch`); the
+        accumulated state is not read, only the estimator's settings. See :mod:`.bootstrap`.
+
+        Parameters
+        ----------
+        batch
+            One array of shape ``(n,)`` per name in :attr:`inputs`.
+        alpha
+            Miscoverage level, in (0, 1).
+        n_resamples
+            Number of resamples.
+        rng
+            A numpy ``Generator`` or an integer seed; a seed makes the interval reproducible.
+        """
+        columns = self._batch_columns(self._pick(batch))
+        self._check_weights(columns, event=False)
+        return bootstrap.interval(
+            columns, self._value, alpha=alpha, n_resamples=n_resamples, rng=rng
+        )
+
     def estimate(self, alpha: float = 0.05, method: IntervalMethod = "gaussian") -> Estimate:
         """Point estimate, interval (see :meth:`interval`) and weight diagnostics in one record."""
         ci = self.interval(alpha, method)
@@ -207,17 +264,21 @@ class Estimator(ABC):
         )
 
     def __add__(self, other: Self) -> Self:
-        """Merge two estimators built over disjoint shards.
+        """Merge two estimators built over disjoint shards; the operands are left unchanged.
 
-        The result equals the estimator over the union of the shards: exactly (bit for bit) when
-        both were built with :meth:`add`, since sums are kept exact.
+        Sums are held exactly, so the merge itself loses nothing: shards built with ``add`` merge
+        to the union's estimator bit for bit, in any order and grouping. A batch added with
+        ``add_arrays`` enters as numpy's pairwise sum of the batch (relative error ~1e-16).
         """
         if type(other) is not type(self):
             raise TypeError(f"cannot merge {self._name()} with {other._name()}")
-        if other._config() != self._config():
+        mine, theirs = self._config(), other._config()
+        if mine != theirs:
+            diff = ", ".join(
+                f"`{k}` {mine[k]} vs {theirs[k]}" for k in mine if mine[k] != theirs[k]
+            )
             raise ValueError(
-                f"cannot merge {self._name()} estimators with different settings "
-                f"({self._config()} vs {other._config()})"
+                f"cannot merge {self._name()} estimators with different settings ({diff})"
             )
         result = copy.deepcopy(self)
         result._n += other._n
@@ -235,6 +296,15 @@ class Estimator(ABC):
     def _name(cls) -> str:
         return cls.__module__.rsplit(".", 1)[-1]
 
+    def _pick(self, batch: Mapping[str, npt.ArrayLike]) -> tuple[npt.ArrayLike, ...]:
+        missing = [name for name in self.inputs if name not in batch]
+        if missing:
+            raise ValueError(
+                f"`batch` must hold {', '.join(self.inputs)} for {self._name()} "
+                f"(missing {', '.join(missing)})"
+            )
+        return tuple(batch[name] for name in self.inputs)
+
     def _check_probabilities(self, p_log: float, p_target: float) -> tuple[float, float]:
         pl = check.real("p_log", p_log)
         check.probability_range("p_log", pl, open_low=True)
@@ -245,7 +315,10 @@ class Estimator(ABC):
     def _check_reward(self, name: str, value: float) -> float:
         x = check.real(name, value)
         if self._reward_range is not None:
-            check.in_interval(name, np.array([x]), *self._reward_range, scalar=True)
+            low, high = self._reward_range
+            if not low <= x <= high:
+                bounds = f"[{check.fmt(low)}, {check.fmt(high)}]"
+                raise ValueError(f"`{name}` must be in {bounds} (got {check.fmt(x)})")
         return x
 
     def _probability_columns(
@@ -268,17 +341,24 @@ class Estimator(ABC):
         m = columns.shape[1]
         if m == 0:
             return
-        self._check_weights(columns, event=event)
         if event:
-            for total, x in zip(self._sums, columns[:, 0].tolist(), strict=True):
-                total.add(x)
+            row = columns[:, 0].tolist()
+            # Plain-float checks: numpy reductions on one element cost more than the sums.
+            if not all(map(math.isfinite, row)) or (
+                self._max_weight is not None and row[W] > self._max_weight * (1.0 + _WEIGHT_SLACK)
+            ):
+                self._check_weights(columns, event=True)
+            w_min = w_max = row[W]
         else:
+            self._check_weights(columns, event=False)
             # Row-wise sums of a C-ordered matrix use numpy's pairwise summation (error ~ε·log m).
-            for total, x in zip(self._sums, columns.sum(axis=1).tolist(), strict=True):
-                total.add(x)
+            row = columns.sum(axis=1).tolist()
+            w_min, w_max = float(columns[W].min()), float(columns[W].max())
+        for total, x in zip(self._sums, row, strict=True):
+            total.add(x)
         self._n += m
-        self._w_min = min(self._w_min, float(columns[W].min()))
-        self._w_max = max(self._w_max, float(columns[W].max()))
+        self._w_min = min(self._w_min, w_min)
+        self._w_max = max(self._w_max, w_max)
 
     def _check_weights(self, columns: FloatArray, *, event: bool) -> None:
         w = columns[W]
@@ -287,8 +367,8 @@ class Estimator(ABC):
             i = int(np.flatnonzero(~finite)[0])
             where = "" if event else f" at index {i}"
             raise ValueError(
-                f"importance weight `p_target / p_log` is too large to square "
-                f"(got {check.fmt(w[i])}{where}); check `p_log`"
+                f"importance weight `p_target / p_log` or reward too large to square "
+                f"(got w = {check.fmt(w[i])}{where})"
             )
         if self._max_weight is not None:
             over = w > self._max_weight * (1.0 + _WEIGHT_SLACK)
@@ -326,17 +406,4 @@ class Estimator(ABC):
             term_range=self._term_range(cap, reward_range),
             alpha=alpha,
             clip=estimand,
-        )
-
-    def _bootstrap(
-        self,
-        columns: FloatArray,
-        *,
-        alpha: float,
-        n_resamples: int,
-        rng: np.random.Generator | int,
-    ) -> Interval:
-        self._check_weights(columns, event=False)
-        return bootstrap.interval(
-            columns, self._value, alpha=alpha, n_resamples=n_resamples, rng=rng
         )

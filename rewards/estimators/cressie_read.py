@@ -3,7 +3,7 @@ r"""Cressie-Read (CR(-2), i.e. χ²) empirical-likelihood intervals for a target
 The value ``V = E[w · r]`` is bounded using only two facts: importance weights have mean one,
 ``E[w] = 1``, and rewards lie in a known range ``[r_min, r_max]``. Reweight the ``n`` logged events,
 plus one *phantom* event of weight ``w_f`` (it stands for the part of the target's support the log
-has not shown yet) with probabilities ``q``; among reweightings with ``Σ q w = 1`` that stay within a
+has not shown yet), with probabilities ``q``; among reweightings with ``Σ q w = 1`` that stay in a
 Cressie-Read divergence ball around the uniform one, the smallest and largest ``Σ q w r`` are the
 interval's ends. The phantom's reward is set to the bound being computed (``r_min`` for the lower
 end), its weight to either end of the weight range ``[w_min, w_max]``, keeping the worse.

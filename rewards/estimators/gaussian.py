@@ -5,6 +5,9 @@ The estimators here are means, or smooth functions of means, of i.i.d. per-event
 variance of the per-event term (or of its influence function for the self-normalized ratios).
 Coverage is asymptotic only: with heavy-tailed importance weights and small ``n`` it can fall
 short, which is when the Cressie-Read or empirical-Bernstein intervals earn their width.
+
+Reference: A. W. van der Vaart (1998), *Asymptotic Statistics*, Cambridge University Press,
+ch. 2-3 (central limit theorem and delta method).
 """
 
 from __future__ import annotations

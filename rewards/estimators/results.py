@@ -82,7 +82,8 @@ class Estimate:
     alpha
         Miscoverage level of ``ci``.
     method
-        How ``ci`` was computed (``"gaussian"``, ``"bernstein"``, ``"cressie_read"``, ``"bootstrap"``).
+        How ``ci`` was computed: ``"gaussian"``, ``"bernstein"``, ``"cressie_read"`` or
+        ``"bootstrap"``.
     weights
         Importance-weight diagnostics of the same events.
     """

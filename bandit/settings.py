@@ -20,7 +20,7 @@ class LearnerSettings(BaseSettings):
         default=2.0, ge=0, description="Slack after a window closes before the default applies"
     )
     snapshot_seconds: float = Field(default=5.0, gt=0, description="How often models publish")
-    batch_size: int = Field(default=512, ge=1, le=10_000)
+    batch_size: int = Field(default=2048, ge=1, le=10_000)
     consumer: str = Field(default="learner-1", description="Consumer name in the stream group")
 
     @property

@@ -99,13 +99,13 @@ def main() -> None:
     hub = ModelHub(store, registry.args_for, replay=True)
     hub.get(KEY)
     bus = InProcessBus()
-    learner = Learner(store, hub, bus, LearnerSettings(batch_size=512))
+    learner = Learner(store, hub, bus, LearnerSettings(batch_size=2048))
     for d in decisions:
         bus.publish("reward", d.event_id)
     started = time.perf_counter()
     learned = 0
     while learned < len(decisions):
-        messages = bus.read("bench", 512, 10)
+        messages = bus.read("bench", 2048, 10)
         learned += learner.learn_events([m.event_id for m in messages])
     joined = time.perf_counter() - started
 

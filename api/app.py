@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodyLimit
-from api.routers import ops, personalizer, tips
+from api.routers import experiments, ops, personalizer, policies, tips
 from api.services import start
 from api.settings import Settings
 from bandit.settings import LearnerSettings
@@ -42,4 +42,6 @@ def create_app(
     app.include_router(tips.router)
     app.include_router(personalizer.v1)
     app.include_router(personalizer.preview)
+    app.include_router(policies.router)
+    app.include_router(experiments.router)
     return app

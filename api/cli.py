@@ -13,7 +13,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from api import cli_experiments
+
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
+app.add_typer(cli_experiments.app, name="experiments")
 
 
 def _configure_logging() -> None:

@@ -17,6 +17,7 @@ from bandit.learner import Learner
 from bandit.settings import LearnerSettings
 from bandit.store import Store
 from policies.registry import Registry
+from policies.store import PolicyStore
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
     learner_settings = LearnerSettings()
     store = Store.connect(settings.database, pool_size=4)
     store.create_schema()
-    registry = Registry()
+    registry = Registry(loader=PolicyStore(store.engine).get)
     hub = ModelHub(store, registry.args_for, replay=True)
     for name in (settings.tips_policy, settings.personalizer_policy):
         spec = registry.get(name)

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from bandit.features import check_features
+from experiments.stats import ExperimentResults
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 MAX_ACTIONS = 50
@@ -237,3 +238,86 @@ class Health(BaseModel):
 class BenchPredictRequest(PersonalizerModel):
     context_features: FeatureObjects | None = Field(default=None, alias="contextFeatures")
     actions: list[RankableAction] = Field(min_length=1, max_length=MAX_ACTIONS)
+
+
+# --- policies and experiments --------------------------------------------------------------
+
+
+class PolicyBase(Strict):
+    name: str = Field(description="Lowercase letters, digits, '.', '_' or '-'; 1-64 characters")
+    kind: Literal["random", "vw", "rule"]
+    args: str = Field(
+        default="",
+        max_length=2000,
+        description="vw: VW arguments with --cb_explore_adf; rule: the rule, e.g. most-urgent-todo",
+    )
+    description: str = Field(default="", max_length=500)
+
+
+class PolicyCreate(PolicyBase):
+    pass
+
+
+class PolicyPublic(PolicyBase):
+    builtin: bool
+
+
+class ArmIn(Strict):
+    name: str
+    policy: str
+    weight: int = Field(default=1, description="Relative traffic share; a positive integer")
+
+
+class ExperimentBase(Strict):
+    name: str = Field(description="The experiment's id: lowercase letters, digits, '.', '_', '-'")
+    surface: Literal["tips", "personalizer"]
+    description: str = Field(default="", max_length=500)
+
+
+class ExperimentCreate(ExperimentBase):
+    arms: list[ArmIn] = Field(description="The first arm is the control")
+    salt: str | None = Field(default=None, description="Assignment salt; random when omitted")
+    min_units_per_arm: int = Field(default=200, description="Units per arm before any verdict")
+    min_decisions_per_arm: int = Field(
+        default=1000, description="Decisions per arm before any verdict"
+    )
+
+
+class ExperimentUpdate(Strict):
+    arms: list[ArmIn]
+
+
+class ShipRequest(Strict):
+    arm: str | None = Field(
+        default=None, description="The arm to ship; by default the winner of the results"
+    )
+
+
+class ExperimentPublic(ExperimentBase):
+    status: Literal["draft", "running", "paused", "stopped", "shipped"]
+    arms: list[ArmIn]
+    control: str
+    salt: str
+    primary_metric: Literal["mean_reward"] = "mean_reward"
+    guardrails: list[str] = ["dismiss_rate", "tips_per_day"]
+    min_units_per_arm: int
+    min_decisions_per_arm: int
+    created_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    shipped_arm: str | None
+
+
+class ArmModel(BaseModel):
+    name: str
+    policy: str
+    model_key: str = Field(description="The model this arm learns, from its own traffic only")
+
+
+class ExperimentResultsPublic(BaseModel):
+    experiment: str
+    status: str
+    days: float = Field(description="Days since the start (to the stop), at least 1")
+    arms: list[ArmModel]
+    winner: str | None = Field(description="The arm `ship` picks when none is named")
+    results: ExperimentResults

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from api.settings import Settings
@@ -15,16 +16,23 @@ from bandit.metrics import BUS_ERRORS
 from bandit.policy import Policy
 from bandit.settings import LearnerSettings
 from bandit.store import Store
+from experiments.lifecycle import Experiment, Experiments
 from integrations.catalog import load_catalog
 from integrations.context import TipSource
 from integrations.profiles import People
-from policies.registry import Registry
+from policies.registry import Registry, validate
+from policies.spec import PolicySpec, PolicySpecError
+from policies.store import PolicyStore
 from rewards.mapping import RewardMapping
 
 log = logging.getLogger(__name__)
 
 TIPS = "tips"
 PERSONALIZER = "personalizer"
+SURFACES = (TIPS, PERSONALIZER)
+
+Assigned = tuple[Policy, str | None, str | None]
+"""The policy that decides, with its experiment and arm (None outside experiments)."""
 
 
 @dataclass
@@ -41,9 +49,69 @@ class Services:
     rewards: RewardMapping
     tips_policy: Policy
     personalizer_policy: Policy
+    policies: PolicyStore
+    experiments: Experiments
     learner: Learner | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    _running: dict[str, Experiment] = field(default_factory=dict)
+    _running_at: float = -1.0
+    _arm_policies: dict[tuple[str, str, str], Policy] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def policy_for(self, surface: str, unit: str) -> Assigned:
+        """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
+
+        The unit is the decision's principal: the person on the tips surface, the integrator
+        (subscription) on the Personalizer surface. Assignment is sticky (a hash of unit and
+        salt); each arm learns its own model, keyed `{surface}:{policy}:{experiment}/{arm}`.
+        """
+        experiment = self.running().get(surface)
+        if experiment is None:
+            return self.default_policy(surface), None, None
+        arm = experiment.assign(unit)
+        key = (surface, experiment.name, arm.name)
+        policy = self._arm_policies.get(key)
+        if policy is None:
+            policy = self.registry.build(
+                arm.policy, surface, self.hub, experiment=experiment.name, arm=arm.name
+            )
+            self._arm_policies[key] = policy
+        return policy, experiment.name, arm.name
+
+    def default_policy(self, surface: str) -> Policy:
+        return self.tips_policy if surface == TIPS else self.personalizer_policy
+
+    def running(self) -> dict[str, Experiment]:
+        """Running experiments by surface, re-read at most every `model_refresh_seconds`."""
+        if time.monotonic() - self._running_at > self.settings.model_refresh_seconds:
+            self.refresh_experiments()
+        return self._running
+
+    def refresh_experiments(self) -> None:
+        """Re-read running experiments and shipped defaults (call after changing them)."""
+        with self._lock:
+            self._running = self.experiments.running()
+            shipped = self.experiments.default_policies()
+            for surface in SURFACES:
+                name = shipped.get(surface)
+                if name is not None and name != self.default_policy(surface).name:
+                    policy = self.registry.build(name, surface, self.hub)
+                    if surface == TIPS:
+                        self.tips_policy = policy
+                    else:
+                        self.personalizer_policy = policy
+            self._running_at = time.monotonic()
+
+    def register_policy(self, spec: PolicySpec) -> PolicySpec:
+        """Validate `spec` (VW builds and predicts with its arguments), store it, serve it."""
+        if self.registry.find(spec.name) is not None:
+            raise PolicyExists(f"`name` {spec.name!r} is already a registered policy")
+        validate(spec)
+        if not self.policies.insert(spec):
+            raise PolicyExists(f"`name` {spec.name!r} is already a registered policy")
+        self.registry.add(spec)
+        return spec
 
     def publish(self, kind: str, event_id: str) -> None:
         """Tell the learner; a failure only delays learning (the learner's sweep catches up)."""
@@ -61,11 +129,20 @@ class Services:
         self.store.engine.dispose()
 
 
+class PolicyExists(PolicySpecError):
+    """A policy of that name is registered already (names are never reused)."""
+
+
 def start(settings: Settings, learner_settings: LearnerSettings | None = None) -> Services:
     learner_settings = learner_settings or LearnerSettings()
     store = Store.connect(settings.database)
     store.create_schema()
-    registry = Registry()
+    policy_store = PolicyStore(store.engine)
+    registry = Registry(loader=policy_store.get)
+    for spec in policy_store.all():
+        registry.add(spec)
+    experiments = Experiments(store.engine, SURFACES, lambda name: registry.find(name) is not None)
+    shipped = experiments.default_policies()
     embedded = settings.role == "all"
     hub = ModelHub(store, registry.args_for, replay=embedded)
     bus = make_bus(settings.redis_url)
@@ -80,9 +157,14 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         decider=Decider(store),
         tips=TipSource(load_catalog(), max_candidates=settings.max_candidates),
         rewards=settings.rewards,
-        tips_policy=registry.build(settings.tips_policy, TIPS, hub),
-        personalizer_policy=registry.build(settings.personalizer_policy, PERSONALIZER, hub),
+        tips_policy=registry.build(shipped.get(TIPS, settings.tips_policy), TIPS, hub),
+        personalizer_policy=registry.build(
+            shipped.get(PERSONALIZER, settings.personalizer_policy), PERSONALIZER, hub
+        ),
+        policies=policy_store,
+        experiments=experiments,
     )
+    services.refresh_experiments()
     # Load (and in the embedded process, recover) the served models before taking traffic.
     for policy in (services.tips_policy, services.personalizer_policy):
         hub.get(policy.model_key)

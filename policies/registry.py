@@ -1,16 +1,20 @@
-"""The policy registry: built-in specs and the construction of policies from specs.
+"""The policy registry: built-in specs, validation, and the construction of policies from specs.
 
 Model keys are `"{surface}:{policy}"`, so each surface (the tips product, the
-Personalizer-compatible loop) learns its own model for each policy.
+Personalizer-compatible loop) learns its own model for each policy. An experiment's arm learns
+its own model under `"{surface}:{policy}:{experiment}/{arm}"`; `policy_of` reads the policy
+from either form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 
 from bandit.hub import ModelHub
+from bandit.model import Model, ModelError
 from bandit.policy import Policy
-from policies import random, vw
+from policies import random, rule, vw
 from policies.spec import PolicySpec, PolicySpecError
 
 # Why this default: docs/adr/0002-default-exploration.md.
@@ -36,22 +40,100 @@ BUILTIN: tuple[PolicySpec, ...] = (
         "--cb_explore_adf --softmax --lambda 10 --cb_type mtr -q ::",
         "Softmax exploration over predicted rewards.",
     ),
+    PolicySpec(
+        "most-urgent-todo",
+        "rule",
+        "most-urgent-todo",
+        "Rule: the most urgent todo (overdue, then priority), with a 5% uniform floor.",
+    ),
 )
 
+PolicyLoader = Callable[[str], PolicySpec | None]
+"""Looks a policy up by name where registrations persist (another process may have added it)."""
 
-def model_key(surface: str, policy: str) -> str:
-    return f"{surface}:{policy}"
+# Probe example for validation: a spec must not only build but also predict.
+_PROBE_CONTEXT: list[dict[str, object]] = [{"probe": {"x": 1}}]
+_PROBE_LINES = ("|a y:1", "|a z:1")
+
+
+def model_key(
+    surface: str, policy: str, experiment: str | None = None, arm: str | None = None
+) -> str:
+    if experiment is None or arm is None:
+        return f"{surface}:{policy}"
+    return f"{surface}:{policy}:{experiment}/{arm}"
 
 
 def policy_of(key: str) -> str:
     return key.split(":", 2)[1]
 
 
+def offending_option(args: str, message: str) -> str:
+    """The VW option a refusal message is about, e.g. `--foo` in "unrecognised option '--foo'".
+
+    Falls back to `args` when VW's message names no option.
+    """
+    named = re.search(r"option '?(--?[A-Za-z_][\w-]*)", message)
+    if named:
+        return named.group(1)
+    quoted = re.search(r"'(--?[A-Za-z_][\w-]*)'", message)
+    if quoted:
+        return quoted.group(1)
+    tokens = args.split()
+    bad_value = re.search(r"(?:convert|value) '?([^'\s]+)'? to", message)
+    if bad_value and bad_value.group(1) in tokens:
+        i = tokens.index(bad_value.group(1))
+        if i > 0 and tokens[i - 1].startswith("-"):
+            return tokens[i - 1]
+    if "quadratic" in message and "-q" in tokens:
+        return "-q"
+    if "cubic" in message and "--cubic" in tokens:
+        return "--cubic"
+    return "args"
+
+
+def validate(spec: PolicySpec) -> None:
+    """Refuse a spec that could not serve: VW arguments are built into a workspace and probed.
+
+    Raises
+    ------
+    PolicySpecError
+        With `target` the offending VW option (e.g. `--epsilon`) or field.
+    """
+    if spec.kind == "rule" and spec.args not in rule.RULES:
+        raise PolicySpecError(
+            f"`args` of a rule policy must name a rule, one of {sorted(rule.RULES)} "
+            f"(got {spec.args!r})",
+            target="args",
+        )
+    if spec.kind != "vw":
+        return
+    try:
+        model = Model(spec.args)
+    except ModelError as exc:
+        option = offending_option(spec.args, str(exc))
+        what = "the arguments" if option == "args" else option
+        raise PolicySpecError(
+            f"`args`: VW refused {what}: {exc.__cause__ or exc}", target=option
+        ) from exc
+    try:
+        model.predict(_PROBE_CONTEXT, _PROBE_LINES)  # type: ignore[arg-type]
+    except Exception as exc:  # VW raises plain RuntimeErrors at predict time
+        raise PolicySpecError(
+            f"`args`: VW cannot predict with {spec.args!r}: {exc}", target="args"
+        ) from exc
+    finally:
+        model.close()
+
+
 class Registry:
     """Named policy specs; built-ins plus any registered at run time."""
 
-    def __init__(self, specs: Iterable[PolicySpec] = BUILTIN) -> None:
+    def __init__(
+        self, specs: Iterable[PolicySpec] = BUILTIN, *, loader: PolicyLoader | None = None
+    ) -> None:
         self._specs: dict[str, PolicySpec] = {}
+        self._loader = loader
         for spec in specs:
             self.add(spec)
 
@@ -60,24 +142,42 @@ class Registry:
             raise PolicySpecError(f"`name` {spec.name!r} is already registered with another spec")
         self._specs[spec.name] = spec
 
-    def get(self, name: str) -> PolicySpec:
-        try:
-            return self._specs[name]
-        except KeyError:
-            known = ", ".join(sorted(self._specs))
-            raise PolicySpecError(f"unknown policy {name!r} (known: {known})") from None
+    def find(self, name: str) -> PolicySpec | None:
+        spec = self._specs.get(name)
+        if spec is None and self._loader is not None:
+            spec = self._loader(name)
+            if spec is not None:
+                self._specs[name] = spec
+        return spec
 
-    def __iter__(self) -> Iterable[PolicySpec]:
+    def get(self, name: str) -> PolicySpec:
+        spec = self.find(name)
+        if spec is None:
+            known = ", ".join(sorted(self._specs))
+            raise PolicySpecError(f"unknown policy {name!r} (known: {known})", target="policy")
+        return spec
+
+    def __iter__(self) -> Iterator[PolicySpec]:
         return iter(self._specs.values())
 
     def args_for(self, key: str) -> str | None:
         """VW arguments for a model key, or None when its policy learns no model."""
-        spec = self._specs.get(policy_of(key))
+        spec = self.find(policy_of(key))
         return spec.args if spec is not None and spec.kind == "vw" else None
 
-    def build(self, name: str, surface: str, hub: ModelHub) -> Policy:
+    def build(
+        self,
+        name: str,
+        surface: str,
+        hub: ModelHub,
+        *,
+        experiment: str | None = None,
+        arm: str | None = None,
+    ) -> Policy:
         spec = self.get(name)
-        key = model_key(surface, spec.name)
+        key = model_key(surface, spec.name, experiment, arm)
         if spec.kind == "random":
             return random.Policy(spec.name, key)
+        if spec.kind == "rule":
+            return rule.Policy(spec.name, key, spec.args)
         return vw.Policy(spec.name, key, hub)

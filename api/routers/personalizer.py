@@ -35,17 +35,22 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
     with RANK_LATENCY.time():
         excluded = set(body.excluded_actions or [])
         actions = [Action(a.id, a.features) for a in body.actions if a.id not in excluded]
+        event_id = body.event_id or uuid.uuid4().hex
+        # The unit of assignment is the event: one subscription key is one principal.
+        policy, experiment, arm = services.policy_for(PERSONALIZER, event_id)
         try:
             outcome = services.decider.decide(
-                policy=services.personalizer_policy,
+                policy=policy,
                 surface=PERSONALIZER,
                 principal=integrator,
-                event_id=body.event_id or uuid.uuid4().hex,
+                event_id=event_id,
                 context=body.context_features or [],
                 actions=actions,
                 action_lines=action_lines(actions),
                 activate=not body.defer_activation,
                 excluded=[a.id for a in body.actions if a.id in excluded],
+                experiment=experiment,
+                arm=arm,
             )
         except EventIdConflict as exc:
             raise BadRequest(str(exc), target="eventId", code="InvalidRankRequest") from None

@@ -56,8 +56,9 @@ def recommend(
         recent = services.store.recent_choices(person, TIPS, now - cooldown)
         event_id = uuid.uuid4().hex
         candidates = services.tips.candidates(profile, local, recent, event_id)
+        policy, experiment, arm = services.policy_for(TIPS, person)
         outcome = services.decider.decide(
-            policy=services.tips_policy,
+            policy=policy,
             surface=TIPS,
             principal=person,
             event_id=event_id,
@@ -65,6 +66,8 @@ def recommend(
             actions=candidates.actions,
             action_lines=candidates.lines,
             activate=not (body and body.defer_activation),
+            experiment=experiment,
+            arm=arm,
         )
         decision = outcome.decision
         tip = services.tips.tip(decision.chosen.id)

@@ -19,6 +19,7 @@ subtract a constant before aggregating (a shift changes no difference, variance 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
@@ -64,7 +65,8 @@ class Moments:
             )
         # Cauchy–Schwarz: sum**2 <= n * sum_sq. A violation means the caller aggregated something
         # else (e.g. summed squared *means*), which would otherwise surface as a negative variance.
-        if n > 0 and total * total > n * total_sq * (1 + _RELATIVE_SLACK):
+        # The absolute term forgives squares of tiny values that underflowed to subnormals.
+        if n > 0 and total * total > n * total_sq * (1 + _RELATIVE_SLACK) + sys.float_info.min:
             raise ValueError(
                 f"`sum_sq` must be at least sum**2 / n (got sum_sq={total_sq}, sum={total}, n={n})"
             )

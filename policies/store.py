@@ -1,0 +1,51 @@
+"""Registered policy specs persist in the `policies` table and load at start-up."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bandit.events import utcnow
+from policies.spec import PolicyKind, PolicySpec
+from policies.tables import PolicyRow
+
+policies = cast(sa.Table, PolicyRow.__table__)  # type: ignore[attr-defined]
+
+
+def _spec(row: Any) -> PolicySpec:
+    return PolicySpec(row.name, cast(PolicyKind, row.kind), row.args, row.description)
+
+
+class PolicyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def all(self) -> list[PolicySpec]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(policies).order_by(policies.c.name)).all()
+        return [_spec(row) for row in rows]
+
+    def get(self, name: str) -> PolicySpec | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(policies).where(policies.c.name == name)).first()
+        return _spec(row) if row is not None else None
+
+    def insert(self, spec: PolicySpec) -> bool:
+        """Store `spec`; False when a spec of that name is already stored."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    policies.insert().values(
+                        name=spec.name,
+                        kind=spec.kind,
+                        args=spec.args,
+                        description=spec.description,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True

@@ -42,6 +42,15 @@ class DecisionRow(SQLModel, table=True):
         sa.Index("ix_decisions_principal_created", "principal", "created_at"),
         sa.Index("ix_decisions_surface_created", "surface", "created_at"),
         sa.Index("ix_decisions_learn_seq", "learn_seq"),
+        # Experiment results group an experiment's decisions by arm and unit.
+        sa.Index(
+            "ix_decisions_experiment_arm_principal",
+            "experiment",
+            "arm",
+            "principal",
+            postgresql_where=sa.text("experiment IS NOT NULL"),
+            sqlite_where=sa.text("experiment IS NOT NULL"),
+        ),
         sa.Index(
             "ix_decisions_awaiting",
             "activated_at",

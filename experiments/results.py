@@ -92,7 +92,10 @@ def arm_data(engine: Engine, experiment: Experiment, now: datetime | None = None
         sa.func.sum(per_unit.c.dismiss * per_unit.c.dismiss).label("dismiss_sq"),
         sa.func.sum(n * n).label("n_sq"),
     ).group_by(per_unit.c.arm)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # One group per unit: give the hash aggregate room so it does not spill to disk.
+            conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
         rows = {row.arm: row for row in conn.execute(per_arm)}
     days = days_running(experiment, now)
     data = []

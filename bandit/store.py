@@ -11,10 +11,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.types.json import Json
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
@@ -140,6 +142,18 @@ def _row(decision: Decision) -> dict[str, Any]:
     }
 
 
+_JSON_COLUMNS = frozenset({"context", "actions", "pmf", "missing_sources", "excluded"})
+
+
+@lru_cache(maxsize=4)
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    placeholders = ", ".join(["%s"] * len(columns))
+    return (
+        f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({placeholders}) "
+        "ON CONFLICT (event_id) DO NOTHING"
+    )
+
+
 def _decision(row: Any) -> Decision:
     actions: list[Any] = row.actions
     context: Features = row.context
@@ -226,6 +240,25 @@ class Store:
         # SQLite allows one writer at a time; serializing here avoids busy-waiting in SQLite.
         self._write_lock = threading.Lock() if self.is_sqlite else None
 
+    @contextmanager
+    def raw(self) -> Iterator[Any]:
+        """A pooled psycopg connection in autocommit, for the hot path on PostgreSQL.
+
+        SQLAlchemy's per-statement overhead is several times a loopback round trip; the decision
+        path issues a handful of fixed statements, so it talks to psycopg directly (and can
+        pipeline its reads). The connection goes back to the pool as it came (autocommit off).
+        """
+        proxy = self.engine.raw_connection()
+        try:
+            connection: Any = proxy.driver_connection
+            connection.autocommit = True
+            try:
+                yield connection
+            finally:
+                connection.autocommit = False
+        finally:
+            proxy.close()
+
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Store:
         return cls(make_engine(url, pool_size=pool_size))
@@ -255,6 +288,12 @@ class Store:
 
     def insert_decision(self, decision: Decision) -> bool:
         """Log `decision` durably; False when its event id was already logged."""
+        if not self.is_sqlite:
+            row = _row(decision)
+            values = [Json(v) if k in _JSON_COLUMNS else v for k, v in row.items()]
+            with self.raw() as conn:
+                cursor = conn.execute(_insert_sql(tuple(row)), values)
+                return bool(cursor.rowcount)
         try:
             with self._write(single=True) as conn:
                 conn.execute(decisions.insert(), _row(decision))
@@ -524,3 +563,42 @@ class Store:
             ).all()
             if ids:
                 conn.execute(snapshots.delete().where(snapshots.c.id.in_([i[0] for i in ids])))
+
+    # export -----------------------------------------------------------------------------
+
+    def iter_logged(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        surface: str | None = None,
+        batch: int = 1000,
+    ) -> Iterator[LoggedDecision]:
+        """Decisions created in [start, end), oldest first, read `batch` rows per query.
+
+        Keyset pagination on (created_at, event_id): every query resumes after the last row
+        seen, so memory is one batch whatever the size of the log.
+        """
+        filters: list[Any] = []
+        if start is not None:
+            filters.append(decisions.c.created_at >= start)
+        if end is not None:
+            filters.append(decisions.c.created_at < end)
+        if surface is not None:
+            filters.append(decisions.c.surface == surface)
+        key = sa.tuple_(decisions.c.created_at, decisions.c.event_id)
+        after: tuple[datetime, str] | None = None
+        while True:
+            where = filters if after is None else [*filters, key > after]
+            query = (
+                _LOGGED.where(*where)
+                .order_by(decisions.c.created_at, decisions.c.event_id)
+                .limit(batch)
+            )
+            with self.autocommit.connect() as conn:
+                rows = [_logged(r) for r in conn.execute(query)]
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1].decision
+            after = (last.created_at, last.event_id)

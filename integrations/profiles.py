@@ -7,15 +7,27 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from bandit.events import utcnow
+from bandit.store import Store
 from integrations.tables import ProfileRow, SignalRow
 
 profiles = ProfileRow.__table__  # type: ignore[attr-defined]
 signals = SignalRow.__table__  # type: ignore[attr-defined]
 
 ALL_KINDS = ("advice", "todo")
+
+_PROFILE_SQL = (
+    "SELECT timezone, quiet_start, quiet_end, interests, kinds FROM profiles WHERE principal = %s"
+)
+_SIGNALS_SQL = (
+    "SELECT type, value, occurred_at, source FROM signals WHERE principal = %s "
+    "AND occurred_at >= %s ORDER BY occurred_at DESC LIMIT 200"
+)
+_RECENT_SQL = (
+    "SELECT chosen_action, max(created_at) FROM decisions WHERE principal = %s "
+    "AND surface = %s AND created_at >= %s GROUP BY chosen_action"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +81,10 @@ class Signal:
 class People:
     """Profiles and signals on the service's database."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+        self.store = store
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def profile(self, principal: str) -> Profile:
         with self.autocommit.connect() as conn:
@@ -115,6 +128,34 @@ class People:
                     received_at=utcnow(),
                 )
             )
+
+    def moment(
+        self, principal: str, surface: str, *, signals_since: datetime, recent_since: datetime
+    ) -> tuple[Profile, dict[str, Signal], dict[str, datetime]]:
+        """Everything the decision path reads about a person, in one round trip on PostgreSQL:
+        the profile, the latest signal of each type, and action id -> when it was last chosen.
+        """
+        if self.engine.dialect.name == "sqlite":
+            return (
+                self.profile(principal),
+                self.latest_signals(principal, signals_since),
+                self.store.recent_choices(principal, surface, recent_since),
+            )
+        with self.store.raw() as conn, conn.pipeline():
+            profile_rows = conn.execute(_PROFILE_SQL, (principal,))
+            signal_rows = conn.execute(_SIGNALS_SQL, (principal, signals_since))
+            recent_rows = conn.execute(_RECENT_SQL, (principal, surface, recent_since))
+        row = profile_rows.fetchone()
+        profile = Profile(principal)
+        if row is not None:
+            zone, quiet_start, quiet_end, interests, kinds = row
+            profile = Profile(
+                principal, zone, quiet_start, quiet_end, tuple(interests), tuple(kinds)
+            )
+        latest: dict[str, Signal] = {}
+        for kind, value, occurred_at, source in signal_rows.fetchall():
+            latest.setdefault(kind, Signal(kind, value, occurred_at, source))
+        return profile, latest, dict(recent_rows.fetchall())
 
     def latest_signals(self, principal: str, since: datetime) -> dict[str, Signal]:
         """The newest signal of each type that occurred after `since`."""

@@ -25,7 +25,7 @@ from api.schemas import (
 from api.services import TIPS
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
-from integrations.context import build_context
+from integrations.context import SIGNAL_FRESHNESS, build_context
 from integrations.profiles import ALL_KINDS, Profile, Signal
 
 router = APIRouter(prefix="/v1", tags=["tips"])
@@ -42,7 +42,10 @@ def recommend(
     """One tip for this person, now. The decision is logged before the answer leaves."""
     with RECOMMEND_LATENCY.time():
         now = utcnow()
-        profile = services.people.profile(person)
+        cooldown = timedelta(hours=services.settings.tip_cooldown_hours)
+        profile, signals, recent = services.people.moment(
+            person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - cooldown
+        )
         next_tip = profile.next_tip_at(now)
         if next_tip is not None:
             wait = max(1, math.ceil((next_tip - now).total_seconds()))
@@ -50,10 +53,7 @@ def recommend(
                 status_code=status.HTTP_204_NO_CONTENT,
                 headers={"Retry-After": str(wait), "X-Next-Tip-At": next_tip.isoformat()},
             )
-        signals = services.people.latest_signals(person, now - timedelta(hours=6))
         context, local = build_context(profile, signals, now)
-        cooldown = timedelta(hours=services.settings.tip_cooldown_hours)
-        recent = services.store.recent_choices(person, TIPS, now - cooldown)
         event_id = uuid.uuid4().hex
         candidates = services.tips.candidates(profile, local, recent, event_id)
         policy, experiment, arm = services.policy_for(TIPS, person)

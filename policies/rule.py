@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bandit.events import Action, Features, JSONValue
+from policies.stateless import StatelessPolicy
 
 FLOOR = 0.05
 """Probability mass spread uniformly over all candidates."""
@@ -75,23 +76,10 @@ def floored_pmf(preferred: int | None, n: int, floor: float = FLOOR) -> list[flo
     return pmf
 
 
-class Policy:
+class Policy(StatelessPolicy):
     def __init__(self, name: str, model_key: str, rule: str) -> None:
-        self._name = name
-        self._model_key = model_key
+        super().__init__(name, model_key)
         self._choose = RULES[rule]
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def model_key(self) -> str:
-        return self._model_key
-
-    @property
-    def model_version(self) -> int:
-        return 0
 
     def pmf(
         self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]

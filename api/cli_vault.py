@@ -1,0 +1,87 @@
+"""`oo vault`: the token vault's keys.
+
+Rotating a key: put `oo vault new-key` at the front of OO_VAULT_KEYS (keep the old keys after
+it), restart the service so new tokens are sealed under it, run `oo vault rotate`, and once it
+reports no failures remove the old keys from OO_VAULT_KEYS.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+from api.settings import Settings
+from bandit.store import make_engine
+from integrations.vault import (
+    ENV_VAR,
+    RotationReport,
+    TokenStore,
+    Vault,
+    VaultConfigError,
+    new_key_entry,
+)
+
+vault_app = typer.Typer(help="Token vault: keys and rotation.", no_args_is_help=True)
+
+
+@vault_app.command("new-key")
+def new_key(
+    kid: Annotated[
+        str | None, typer.Option(help="Key id; default is today's date, like k20261125")
+    ] = None,
+) -> None:
+    """Print a fresh `kid:base64key` entry to put at the front of OO_VAULT_KEYS."""
+    try:
+        typer.echo(new_key_entry(kid))
+    except VaultConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--kid") from None
+
+
+@vault_app.command("rotate")
+def rotate(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per query")] = 500,
+) -> None:
+    """Re-encrypt every stored provider token under the newest key in OO_VAULT_KEYS."""
+    console = Console(stderr=True)
+    try:
+        # Rotation needs the operator's key list; a local-mode key file is never rotated.
+        vault = Vault.from_env()
+    except VaultConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    engine = make_engine(database_url or Settings().database, pool_size=1)
+    store = TokenStore(engine, vault)
+    try:
+        store.create_schema()
+        with Progress(
+            TextColumn("rotating to key {task.fields[kid]}"),
+            TextColumn("{task.completed:,} tokens checked"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("rotate", total=None, kid=vault.current_key_id)
+
+            def advance(report: RotationReport) -> None:
+                progress.update(task, completed=report.seen)
+
+            report = store.rotate(batch=batch, on_progress=advance)
+    finally:
+        engine.dispose()
+    console.print(
+        f"{report.rotated:,} re-encrypted under {vault.current_key_id!r}, "
+        f"{report.current:,} already current, {report.skipped:,} changed meanwhile"
+    )
+    if report.failed:
+        for principal, provider in report.failed[:20]:
+            console.print(f"[red]cannot open[/red] {provider} token of {principal}")
+        console.print(
+            f"[red]{len(report.failed):,} tokens could not be opened with any key in {ENV_VAR}; "
+            "keep the old keys until they are reconnected or deleted[/red]"
+        )
+        raise typer.Exit(1)

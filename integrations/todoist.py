@@ -1,0 +1,478 @@
+"""Todoist as a candidate source: a person's open tasks become todo candidates.
+
+The client speaks Todoist's unified API v1 (``GET /api/v1/tasks``, cursor-paginated
+``{"results": [...], "next_cursor": ...}``) and also accepts the bare task list of the retired
+REST v2. It is synchronous (httpx) and bounded by a deadline: a recommend waits at most
+`deadline_s` for Todoist and goes on without it otherwise.
+
+Tokens: Todoist's OAuth access tokens do not expire and come without a refresh token, so there
+is nothing to refresh; a token stops working only when the person revokes the app (or we revoke
+it on disconnect). That shows up here as 401/403, raised as `TokenRevoked`, on which the caller
+marks the integration as needing reconnection.
+
+Tasks are never stored: they live in a short per-principal in-memory cache (60 s by default) so
+consecutive recommends do not refetch. Task titles are personal text: they are kept beside the
+candidates for display (`todo_titles`), never turned into features, and never shown in reprs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from email.utils import parsedate_to_datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+
+from bandit.events import Action, FeatureObject, Features, JSONValue
+from integrations.vault import ProviderToken
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "todoist"
+API_BASE = "https://api.todoist.com/api/v1"
+PAGE_LIMIT = 200
+MAX_PAGES = 5
+CACHE_TTL_S = 60.0
+MAX_CACHED_PRINCIPALS = 10_000
+DEFAULT_RETRY_AFTER_S = 60.0
+MAX_RETRY_AFTER_S = 3600.0
+
+
+class TodoistError(Exception):
+    """Todoist could not be used for this request; messages never contain tokens or titles."""
+
+
+class TokenRevoked(TodoistError):
+    """401/403: the token was revoked or is invalid; mark the integration needs_reconnect."""
+
+
+class RateLimited(TodoistError):
+    """429: Todoist asked us to wait `retry_after` seconds before asking again."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"todoist rate limit: retry after {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(TodoistError):
+    """5xx, a timeout past the deadline, a network error or an unreadable answer."""
+
+
+# ------------------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    day: date
+    """The due day, in the person's calendar."""
+    at: datetime | None = None
+    """The due moment when the task has a time: aware for fixed-zone due dates, naive for
+    floating ones (read in the person's zone); None for all-day tasks."""
+    recurring: bool = False
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Task:
+    """An open Todoist task. `priority` is the API's scale: 4 is the UI's p1 (urgent)."""
+
+    id: str
+    title: str
+    project_id: str
+    priority: int = 1
+    labels: tuple[str, ...] = ()
+    due: Due | None = None
+    duration_minutes: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Task(id={self.id!r}, title=<{len(self.title)} chars>, "
+            f"project_id={self.project_id!r}, priority={self.priority}, labels={self.labels!r}, "
+            f"due={self.due!r}, duration_minutes={self.duration_minutes!r})"
+        )
+
+
+def parse_task(raw: Any) -> Task | None:
+    """A task from its JSON object; None for completed or deleted tasks.
+
+    Raises ValueError (naming the field) when the object does not have Todoist's shape.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError(f"task must be an object (got {type(raw).__name__})")
+    if raw.get("checked") or raw.get("is_completed") or raw.get("is_deleted"):
+        return None
+    task_id = _string(raw, "id")
+    priority = raw.get("priority", 1)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 4:
+        raise ValueError(f"`priority` must be 1..4 (got {priority!r})")
+    labels = raw.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ValueError("`labels` must be a list of strings")
+    content = raw.get("content")
+    return Task(
+        id=task_id,
+        title=content if isinstance(content, str) else "",
+        project_id=_string(raw, "project_id"),
+        priority=priority,
+        labels=tuple(labels),
+        due=_parse_due(raw.get("due")),
+        duration_minutes=_parse_duration(raw.get("duration")),
+    )
+
+
+def _string(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # the Sync-era API used numeric ids
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"`{name}` must be a non-empty string")
+    return value
+
+
+def _parse_due(raw: Any) -> Due | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("`due` must be an object or null")
+    recurring = bool(raw.get("is_recurring", False))
+    # REST v2 put the moment in `datetime`; API v1 puts it in `date` itself.
+    text = raw.get("datetime") or raw.get("date")
+    if not isinstance(text, str):
+        raise ValueError("`due.date` must be a string")
+    try:
+        if len(text) == 10:
+            return Due(day=date.fromisoformat(text), recurring=recurring)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"`due.date` must be ISO 8601 (got {text!r})") from None
+    if moment.tzinfo is not None:
+        zone = _zone(raw.get("timezone"))
+        day = moment.astimezone(zone).date() if zone else moment.date()
+        return Due(day=day, at=moment, recurring=recurring)
+    return Due(day=moment.date(), at=moment, recurring=recurring)
+
+
+def _zone(name: Any) -> ZoneInfo | None:
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _parse_duration(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("`duration` must be an object or null")
+    amount, unit = raw.get("amount"), raw.get("unit")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise ValueError(f"`duration.amount` must be a non-negative integer (got {amount!r})")
+    if unit == "minute":
+        return amount
+    if unit == "day":
+        return amount * 24 * 60
+    raise ValueError(f"`duration.unit` must be 'minute' or 'day' (got {unit!r})")
+
+
+# ------------------------------------------------------------------------------------ client
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    expires: float
+    fingerprint: bytes
+    tasks: tuple[Task, ...]
+
+
+class TodoistClient:
+    """Fetches a person's open tasks within a deadline, with a short per-principal cache.
+
+    Thread-safe: api workers share one client (keep it on ``app.state``, close it on shutdown).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = API_BASE,
+        cache_ttl_s: float = CACHE_TTL_S,
+        max_cached: int = MAX_CACHED_PRINCIPALS,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if cache_ttl_s < 0:
+            raise ValueError(f"`cache_ttl_s` must be >= 0 (got {cache_ttl_s})")
+        self.cache_ttl_s = cache_ttl_s
+        self.max_cached = max_cached
+        self.clock = clock
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "oO"},
+            follow_redirects=False,
+        )
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._backoff: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"TodoistClient({str(self._http.base_url)!r}, cached={len(self._cache)})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def forget(self, principal: str) -> None:
+        """Drop what is cached for `principal` (on connect, disconnect and erasure)."""
+        with self._lock:
+            self._cache.pop(principal, None)
+            self._backoff.pop(principal, None)
+
+    def fetch_open_tasks(
+        self, token: ProviderToken, *, principal: str, deadline_s: float = 0.3
+    ) -> list[Task]:
+        """The person's open tasks, from the cache when fresh, else from Todoist.
+
+        Raises
+        ------
+        TokenRevoked
+            On 401/403; the caller marks the integration needs_reconnect.
+        RateLimited
+            On 429, and again without asking Todoist until its Retry-After has passed.
+        ProviderUnavailable
+            On 5xx, network errors, unreadable answers, or when `deadline_s` runs out.
+        """
+        if not deadline_s > 0:
+            raise ValueError(f"`deadline_s` must be positive (got {deadline_s})")
+        now = self.clock()
+        fingerprint = hashlib.sha256(token.access_token.encode()).digest()[:16]
+        with self._lock:
+            cached = self._cache.get(principal)
+            if cached and cached.expires > now and cached.fingerprint == fingerprint:
+                self._cache.move_to_end(principal)
+                return list(cached.tasks)
+            wait_until = self._backoff.get(principal, 0.0)
+            if wait_until > now:
+                raise RateLimited(wait_until - now)
+        try:
+            tasks = self._fetch(token, now + deadline_s, deadline_s)
+        except RateLimited as exc:
+            with self._lock:
+                self._backoff[principal] = now + exc.retry_after
+            raise
+        with self._lock:
+            self._backoff.pop(principal, None)
+            if self.cache_ttl_s > 0:
+                self._cache[principal] = _Cached(now + self.cache_ttl_s, fingerprint, tasks)
+                self._cache.move_to_end(principal)
+                while len(self._cache) > self.max_cached:
+                    self._cache.popitem(last=False)
+        return list(tasks)
+
+    def _fetch(self, token: ProviderToken, deadline: float, deadline_s: float) -> tuple[Task, ...]:
+        tasks: list[Task] = []
+        malformed = 0
+        cursor: str | None = None
+        headers = {"Authorization": f"Bearer {token.access_token}"}
+        for _page in range(MAX_PAGES):
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                raise ProviderUnavailable(f"todoist did not answer within {deadline_s:g}s")
+            params: dict[str, str | int] = {"limit": PAGE_LIMIT}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                response = self._http.get(
+                    "/tasks", params=params, headers=headers, timeout=httpx.Timeout(remaining)
+                )
+            except httpx.TimeoutException:
+                raise ProviderUnavailable(
+                    f"todoist did not answer within {deadline_s:g}s"
+                ) from None
+            except httpx.TransportError as exc:
+                raise ProviderUnavailable(
+                    f"todoist is unreachable ({type(exc).__name__})"
+                ) from None
+            results, cursor = _page_of(response)
+            for raw in results:
+                try:
+                    task = parse_task(raw)
+                except ValueError as exc:
+                    malformed += 1
+                    logger.debug("todoist: skipping a malformed task: %s", exc)
+                    continue
+                if task is not None:
+                    tasks.append(task)
+            if not cursor:
+                break
+        else:
+            logger.info("todoist: stopped after %d pages of open tasks", MAX_PAGES)
+        if malformed:
+            logger.warning("todoist: skipped %d malformed tasks", malformed)
+        return tuple(tasks)
+
+
+def _page_of(response: httpx.Response) -> tuple[list[Any], str | None]:
+    status = response.status_code
+    if status in (401, 403):
+        raise TokenRevoked(f"todoist refused the token ({status}); the person must reconnect")
+    if status == 429:
+        raise RateLimited(retry_after(response.headers.get("Retry-After")))
+    if status >= 500:
+        raise ProviderUnavailable(f"todoist answered {status}")
+    if status != 200:
+        # Any other answer means the API moved under us; skip the source rather than fail.
+        raise ProviderUnavailable(f"todoist answered {status} to GET /tasks")
+    try:
+        body = response.json()
+    except ValueError:
+        raise ProviderUnavailable("todoist answered 200 without a JSON body") from None
+    if isinstance(body, list):
+        return body, None
+    if isinstance(body, dict) and isinstance(body.get("results"), list):
+        cursor = body.get("next_cursor")
+        return body["results"], cursor if isinstance(cursor, str) and cursor else None
+    raise ProviderUnavailable("todoist answered 200 with an unexpected JSON shape")
+
+
+def retry_after(value: str | None, *, now: datetime | None = None) -> float:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110)."""
+    if value is None or not value.strip():
+        return DEFAULT_RETRY_AFTER_S
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY_AFTER_S
+        current = now or datetime.now(moment.tzinfo)
+        seconds = (moment - current).total_seconds()
+    if not math.isfinite(seconds):
+        return DEFAULT_RETRY_AFTER_S
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+# -------------------------------------------------------------------------------- candidates
+
+
+def action_id(task: Task) -> str:
+    return f"{PROVIDER}:{task.id}"
+
+
+def todo_candidates(
+    tasks: Iterable[Task],
+    now: datetime,
+    *,
+    tz: tzinfo | None = None,
+    limit: int | None = None,
+) -> list[Action]:
+    """Open tasks as todo candidates, most urgent first, at most `limit` of them.
+
+    `now` must be aware; `tz` is the person's zone (default: `now`'s), used to read all-day
+    and floating due dates. Titles are not features: pair the actions with `todo_titles`.
+    """
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+    zone = tz if tz is not None else now.tzinfo
+    timed = [(task, _due_moment(task.due, zone)) for task in tasks]
+    timed.sort(key=lambda pair: _urgency(pair[0], pair[1]))
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"`limit` must be >= 0 (got {limit})")
+        timed = timed[:limit]
+    return [Action(action_id(task), task_features(task, now, zone)) for task, _ in timed]
+
+
+def todo_titles(tasks: Iterable[Task]) -> dict[str, str]:
+    """Display titles by action id; kept beside the decision, never logged or stored."""
+    return {action_id(task): task.title for task in tasks}
+
+
+def task_features(task: Task, now: datetime, tz: tzinfo) -> Features:
+    """Feature objects of one task, in the style of `integrations.context.tip_features`.
+
+    ``tip`` shares kind and effort with catalog tips so the policy generalizes across both;
+    ``todo`` carries what only tasks have. Labels are hashed: they are the person's own words
+    and the decision log must not copy them.
+    """
+    moment = _due_moment(task.due, tz)
+    overdue = _overdue(task.due, moment, now, tz)
+    labels: list[JSONValue] = [_pseudonym(label) for label in task.labels]
+    tip: FeatureObject = {
+        "tip": {"kind": "todo", "source": PROVIDER, "effort": _effort(task.duration_minutes)}
+    }
+    todo: FeatureObject = {
+        "todo": {
+            "priority": f"p{5 - task.priority}",
+            "due": _due_bucket(moment, now, overdue),
+            "overdue": overdue,
+            "recurring": task.due.recurring if task.due else False,
+            "label": labels,
+            "project": task.project_id,
+        }
+    }
+    return [tip, todo]
+
+
+def _due_moment(due: Due | None, tz: tzinfo) -> datetime | None:
+    """When the task falls due: its time, or the end of its day for all-day tasks."""
+    if due is None:
+        return None
+    if due.at is not None:
+        return due.at if due.at.tzinfo is not None else due.at.replace(tzinfo=tz)
+    return datetime.combine(due.day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+
+
+def _overdue(due: Due | None, moment: datetime | None, now: datetime, tz: tzinfo) -> bool:
+    if due is None or moment is None:
+        return False
+    if due.at is None:
+        return due.day < now.astimezone(tz).date()
+    return moment < now
+
+
+def _due_bucket(moment: datetime | None, now: datetime, overdue: bool) -> str:
+    if moment is None:
+        return "none"
+    if overdue:
+        return "overdue"
+    hours = (moment - now).total_seconds() / 3600
+    for limit, label in ((2, "h0-2"), (6, "h2-6"), (24, "h6-24"), (72, "d1-3"), (168, "d3-7")):
+        if hours <= limit:
+            return label
+    return "later"
+
+
+def _effort(minutes: int | None) -> str:
+    # The catalog's effort words, so `tip_effort` means the same for tips and tasks.
+    if minutes is None:
+        return "unknown"
+    if minutes <= 2:
+        return "instant"
+    if minutes <= 10:
+        return "quick"
+    if minutes <= 30:
+        return "short"
+    return "long"
+
+
+def _pseudonym(label: str) -> str:
+    digest = hashlib.blake2b(label.casefold().encode(), digest_size=5).hexdigest()
+    return f"l{digest}"
+
+
+def _urgency(task: Task, moment: datetime | None) -> tuple[int, float, int, str]:
+    # Undated tasks sort after dated ones; then higher priority, then a stable id order.
+    if moment is None:
+        return (1, 0.0, -task.priority, task.id)
+    return (0, moment.timestamp(), -task.priority, task.id)

@@ -1,0 +1,544 @@
+"""The token vault: provider tokens encrypted at rest with AES-256-GCM under rotatable keys.
+
+Keys come from the environment, ``OO_VAULT_KEYS=kid:base64key,kid:base64key,...`` with the
+newest first: the newest seals, every listed key opens. Rotating is therefore three steps: put a
+new key at the front of the list, run ``oo vault rotate`` (which re-seals every row under the
+newest key), then drop the old key from the list.
+
+A sealed token is self-describing::
+
+    version (1 byte) | key id length (1 byte) | key id (ASCII) | nonce (12 bytes) | AES-GCM output
+
+and the AEAD's associated data binds it to its header, its principal and its provider, so a
+ciphertext copied onto another person's row, or relabelled with another key id, fails to open.
+
+Nothing here puts a token into a log line, a repr or an exception message: `ProviderToken` and
+`SealedToken` redact themselves, and errors name the provider and key id, never the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.engine import Engine
+
+from bandit.events import utcnow
+from integrations.vault_tables import IntegrationTokenRow, TokenStatus
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "OO_VAULT_KEYS"
+FORMAT_VERSION = 1
+KEY_BYTES = 32
+NONCE_BYTES = 12
+MAX_KEY_ID_CHARS = 32
+_AAD_PREFIX = b"oo-vault"
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_PROVIDER = re.compile(r"[a-z0-9-]{1,32}")
+
+tokens_table = IntegrationTokenRow.__table__  # type: ignore[attr-defined]
+
+
+class VaultError(Exception):
+    """Base of the vault's errors; their messages never contain a token or a key."""
+
+
+class VaultConfigError(VaultError):
+    """The vault's keys are missing or malformed; the message names the variable or file."""
+
+
+class TokenDecryptError(VaultError):
+    """A sealed token could not be opened: tampered, moved, or sealed under an unknown key."""
+
+
+# ------------------------------------------------------------------------------------ tokens
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ProviderToken:
+    """An OAuth token of one provider. Its repr and str never show the secrets."""
+
+    access_token: str
+    refresh_token: str | None = None
+    token_type: str = "Bearer"
+    scope: str | None = None
+    expires_at: datetime | None = None
+    """None when the provider's tokens do not expire (Todoist's)."""
+
+    def __post_init__(self) -> None:
+        if not self.access_token:
+            raise ValueError("`access_token` must not be empty")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("`expires_at` must be timezone-aware")
+
+    def __repr__(self) -> str:
+        refresh = "'***'" if self.refresh_token else "None"
+        expires = self.expires_at.isoformat() if self.expires_at else None
+        return (
+            f"ProviderToken(access_token='***', refresh_token={refresh}, "
+            f"token_type={self.token_type!r}, scope={self.scope!r}, expires_at={expires!r})"
+        )
+
+    __str__ = __repr__
+
+    def expired(self, now: datetime, leeway: timedelta = timedelta(seconds=60)) -> bool:
+        """Whether the token is past (or within `leeway` of) its expiry; never for None."""
+        return self.expires_at is not None and now + leeway >= self.expires_at
+
+    def to_bytes(self) -> bytes:
+        payload = {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": self.token_type,
+            "scope": self.scope,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ProviderToken:
+        try:
+            payload = json.loads(data)
+            expires = payload["expires_at"]
+            return cls(
+                access_token=str(payload["access_token"]),
+                refresh_token=payload["refresh_token"],
+                token_type=str(payload["token_type"]),
+                scope=payload["scope"],
+                expires_at=datetime.fromisoformat(expires) if expires else None,
+            )
+        except (ValueError, KeyError, TypeError):
+            # Never chain: the original exception may quote the payload.
+            raise TokenDecryptError("the decrypted token payload is malformed") from None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SealedToken:
+    """A row's identity and ciphertext, as the store hands it to rotation."""
+
+    principal: str
+    provider: str
+    ciphertext: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"SealedToken(principal={self.principal!r}, provider={self.provider!r}, "
+            f"ciphertext=<{len(self.ciphertext)} bytes>)"
+        )
+
+
+# -------------------------------------------------------------------------------------- keys
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class VaultKey:
+    kid: str
+    secret: bytes
+
+    def __post_init__(self) -> None:
+        if not _KEY_ID.fullmatch(self.kid):
+            raise VaultConfigError(
+                f"key id {self.kid!r} must be 1-{MAX_KEY_ID_CHARS} characters of "
+                "letters, digits, '_', '.' or '-'"
+            )
+        if len(self.secret) != KEY_BYTES:
+            raise VaultConfigError(
+                f"key {self.kid!r} must be {KEY_BYTES} bytes (got {len(self.secret)})"
+            )
+
+    def __repr__(self) -> str:
+        return f"VaultKey(kid={self.kid!r}, secret='***')"
+
+
+def new_key_entry(kid: str | None = None) -> str:
+    """A fresh ``kid:base64key`` entry for OO_VAULT_KEYS (kid defaults to today's date)."""
+    key = VaultKey(kid or utcnow().strftime("k%Y%m%d"), secrets.token_bytes(KEY_BYTES))
+    return f"{key.kid}:{base64.b64encode(key.secret).decode()}"
+
+
+def parse_keys(text: str, *, source: str = ENV_VAR) -> list[VaultKey]:
+    """Parse ``kid:base64key`` entries separated by commas; `source` names them in errors."""
+    keys: list[VaultKey] = []
+    entries = [entry.strip() for entry in text.split(",")]
+    for index, entry in enumerate(entries, start=1):
+        kid, sep, encoded = entry.partition(":")
+        if not sep or not kid or not encoded:
+            raise VaultConfigError(
+                f"{source} entry {index} must look like 'kid:base64key' "
+                "(generate one with `oo vault new-key`)"
+            )
+        try:
+            secret = base64.b64decode(encoded, altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise VaultConfigError(
+                f"{source} entry {index} (key id {kid!r}): the key is not valid base64"
+            ) from None
+        try:
+            keys.append(VaultKey(kid, secret))
+        except VaultConfigError as exc:
+            raise VaultConfigError(f"{source} entry {index}: {exc}") from None
+    return keys
+
+
+# ------------------------------------------------------------------------------------- vault
+
+
+class Vault:
+    """Seals and opens provider tokens; the first key seals, every key opens."""
+
+    __slots__ = ("_aeads", "_keys")
+
+    def __init__(self, keys: Sequence[VaultKey]) -> None:
+        if not keys:
+            raise VaultConfigError("the vault needs at least one key")
+        seen: set[str] = set()
+        for key in keys:
+            if key.kid in seen:
+                raise VaultConfigError(f"key id {key.kid!r} appears twice")
+            seen.add(key.kid)
+        self._keys = tuple(keys)
+        self._aeads = {key.kid: AESGCM(key.secret) for key in keys}
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, local_key_file: Path | None = None
+    ) -> Vault:
+        """Keys from OO_VAULT_KEYS; without it, `local_key_file` (created on first use).
+
+        Pass `local_key_file` only in local single-user mode: anywhere else a missing variable
+        must stop start-up rather than invent a key nobody backs up.
+        """
+        env = os.environ if environ is None else environ
+        text = env.get(ENV_VAR, "").strip()
+        if text:
+            return cls(parse_keys(text))
+        if local_key_file is None:
+            raise VaultConfigError(
+                f"{ENV_VAR} is not set; outside local mode the token vault needs a key "
+                "(generate one with `oo vault new-key`)"
+            )
+        return cls(parse_keys(_local_key(local_key_file), source=str(local_key_file)))
+
+    def __repr__(self) -> str:
+        return f"Vault(key_ids={list(self.key_ids)!r})"
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(key.kid for key in self._keys)
+
+    @property
+    def current_key_id(self) -> str:
+        return self._keys[0].kid
+
+    def seal(self, token: ProviderToken, *, principal: str, provider: str) -> bytes:
+        kid = self.current_key_id
+        header = bytes([FORMAT_VERSION, len(kid)]) + kid.encode("ascii")
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        aad = _associated_data(header, principal, provider)
+        return header + nonce + self._aeads[kid].encrypt(nonce, token.to_bytes(), aad)
+
+    def open(self, ciphertext: bytes, *, principal: str, provider: str) -> ProviderToken:
+        header, kid, nonce, body = _split(ciphertext, provider)
+        aead = self._aeads.get(kid)
+        if aead is None:
+            raise TokenDecryptError(
+                f"token for provider {provider!r} was sealed with key {kid!r}, "
+                f"which is not among the vault's keys {list(self.key_ids)}"
+            )
+        try:
+            plain = aead.decrypt(nonce, body, _associated_data(header, principal, provider))
+        except InvalidTag:
+            raise TokenDecryptError(
+                f"token for provider {provider!r} failed authentication: the ciphertext was "
+                "altered, or it was sealed for another principal or provider"
+            ) from None
+        return ProviderToken.from_bytes(plain)
+
+    def reseal(self, ciphertext: bytes, *, principal: str, provider: str) -> bytes:
+        """The same token sealed under the newest key (a fresh nonce either way)."""
+        token = self.open(ciphertext, principal=principal, provider=provider)
+        return self.seal(token, principal=principal, provider=provider)
+
+    def is_current(self, ciphertext: bytes) -> bool:
+        return key_id_of(ciphertext) == self.current_key_id
+
+
+def key_id_of(ciphertext: bytes) -> str | None:
+    """The key id in a sealed token's header, or None when the header is unreadable."""
+    try:
+        return _split(ciphertext, "?")[1]
+    except TokenDecryptError:
+        return None
+
+
+def _split(ciphertext: bytes, provider: str) -> tuple[bytes, str, bytes, bytes]:
+    if len(ciphertext) < 2:
+        raise TokenDecryptError(f"token for provider {provider!r} is truncated")
+    version, kid_len = ciphertext[0], ciphertext[1]
+    if version != FORMAT_VERSION:
+        raise TokenDecryptError(
+            f"token for provider {provider!r} has format version {version}; "
+            f"this vault reads version {FORMAT_VERSION}"
+        )
+    header_end = 2 + kid_len
+    if len(ciphertext) < header_end + NONCE_BYTES + 16:
+        raise TokenDecryptError(f"token for provider {provider!r} is truncated")
+    try:
+        kid = ciphertext[2:header_end].decode("ascii")
+    except UnicodeDecodeError:
+        raise TokenDecryptError(f"token for provider {provider!r} has a corrupt key id") from None
+    nonce_end = header_end + NONCE_BYTES
+    return ciphertext[:header_end], kid, ciphertext[header_end:nonce_end], ciphertext[nonce_end:]
+
+
+def _associated_data(header: bytes, principal: str, provider: str) -> bytes:
+    # Length-prefixed so ("ab", "c") and ("a", "bc") can never produce the same bytes.
+    parts = [_AAD_PREFIX, header, principal.encode(), provider.encode()]
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def _local_key(path: Path) -> str:
+    """The local-mode key file's content, creating it (owner-only) on first use."""
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = new_key_entry("local")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process created it between our read and our create: use theirs.
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(entry + "\n")
+    logger.info("vault: created local key file %s", path)
+    return entry
+
+
+# ---------------------------------------------------------------------------------- rotation
+
+
+@dataclass
+class RotationReport:
+    rotated: int = 0
+    current: int = 0
+    """Rows already sealed under the newest key."""
+    skipped: int = 0
+    """Rows changed by someone else while rotating (they are sealed under the newest key)."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(principal, provider) of rows that could not be opened with any listed key."""
+
+    @property
+    def seen(self) -> int:
+        return self.rotated + self.current + self.skipped + len(self.failed)
+
+
+def rotate(
+    vault: Vault,
+    rows: Iterable[SealedToken],
+    write: Callable[[SealedToken, bytes], bool],
+    on_progress: Callable[[RotationReport], None] | None = None,
+) -> RotationReport:
+    """Re-seal every row not under the newest key; `write` swaps the ciphertext in place.
+
+    `write(row, new_ciphertext)` returns False when the row changed since it was read (a
+    concurrent save seals under the newest key anyway). A row that cannot be opened is reported,
+    not fatal: one corrupt row must not leave the others under a key about to be dropped.
+    """
+    report = RotationReport()
+    for row in rows:
+        if vault.is_current(row.ciphertext):
+            report.current += 1
+        else:
+            try:
+                fresh = vault.reseal(row.ciphertext, principal=row.principal, provider=row.provider)
+            except TokenDecryptError as exc:
+                logger.warning("vault: cannot rotate %s/%s: %s", row.principal, row.provider, exc)
+                report.failed.append((row.principal, row.provider))
+            else:
+                if write(row, fresh):
+                    report.rotated += 1
+                else:
+                    report.skipped += 1
+        if on_progress is not None:
+            on_progress(report)
+    return report
+
+
+# ------------------------------------------------------------------------------------- store
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    principal: str
+    provider: str
+    token: ProviderToken
+    status: TokenStatus
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """What a person may see about one integration, without opening its token."""
+
+    provider: str
+    status: TokenStatus
+    expires_at: datetime | None
+    updated_at: datetime
+
+
+class TokenStore:
+    """Sealed provider tokens on the service's database, one row per (principal, provider)."""
+
+    def __init__(
+        self, engine: Engine, vault: Vault, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.engine = engine
+        self.vault = vault
+        self.clock = clock
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def __repr__(self) -> str:
+        return f"TokenStore({self.engine.url!r}, {self.vault!r})"
+
+    def create_schema(self) -> None:
+        tokens_table.create(self.engine, checkfirst=True)
+
+    def save(self, principal: str, provider: str, token: ProviderToken) -> None:
+        """Seal and store `token`, replacing any previous one; the row becomes connected."""
+        _check_identity(principal, provider)
+        values = {
+            "ciphertext": self.vault.seal(token, principal=principal, provider=provider),
+            "key_id": self.vault.current_key_id,
+            "expires_at": token.expires_at,
+            "status": "connected",
+            "updated_at": self.clock(),
+        }
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                tokens_table.update().where(*_row(principal, provider)).values(**values)
+            )
+            if not updated.rowcount:
+                conn.execute(
+                    tokens_table.insert().values(principal=principal, provider=provider, **values)
+                )
+        logger.info("vault: saved %s token for %s", provider, principal)
+
+    def load(self, principal: str, provider: str) -> StoredToken | None:
+        """The opened token, or None when not connected; raises TokenDecryptError if corrupt."""
+        _check_identity(principal, provider)
+        with self.autocommit.connect() as conn:
+            row = conn.execute(sa.select(tokens_table).where(*_row(principal, provider))).first()
+        if row is None:
+            return None
+        token = self.vault.open(row.ciphertext, principal=principal, provider=provider)
+        return StoredToken(principal, provider, token, row.status, row.updated_at)
+
+    def delete(self, principal: str, provider: str) -> bool:
+        _check_identity(principal, provider)
+        with self.autocommit.connect() as conn:
+            deleted = conn.execute(tokens_table.delete().where(*_row(principal, provider)))
+        if deleted.rowcount:
+            logger.info("vault: deleted %s token of %s", provider, principal)
+        return bool(deleted.rowcount)
+
+    def mark_needs_reconnect(self, principal: str, provider: str) -> bool:
+        """Flag an expired or revoked token so the person is asked to reconnect."""
+        _check_identity(principal, provider)
+        with self.autocommit.connect() as conn:
+            updated = conn.execute(
+                tokens_table.update()
+                .where(*_row(principal, provider), tokens_table.c.status != "needs_reconnect")
+                .values(status="needs_reconnect", updated_at=self.clock())
+            )
+        if updated.rowcount:
+            logger.info("vault: %s token of %s needs reconnecting", provider, principal)
+        return bool(updated.rowcount)
+
+    def connections(self, principal: str) -> list[Connection]:
+        query = (
+            sa.select(
+                tokens_table.c.provider,
+                tokens_table.c.status,
+                tokens_table.c.expires_at,
+                tokens_table.c.updated_at,
+            )
+            .where(tokens_table.c.principal == principal)
+            .order_by(tokens_table.c.provider)
+        )
+        with self.autocommit.connect() as conn:
+            return [Connection(*row) for row in conn.execute(query)]
+
+    def iterate(self, *, batch: int = 500, stale_only: bool = False) -> Iterator[SealedToken]:
+        """Every row in key order, `batch` at a time; `stale_only` skips rows on the newest key."""
+        if batch < 1:
+            raise ValueError(f"`batch` must be at least 1 (got {batch})")
+        after: tuple[str, str] | None = None
+        key = sa.tuple_(tokens_table.c.principal, tokens_table.c.provider)
+        while True:
+            query = sa.select(
+                tokens_table.c.principal, tokens_table.c.provider, tokens_table.c.ciphertext
+            )
+            if stale_only:
+                query = query.where(tokens_table.c.key_id != self.vault.current_key_id)
+            if after is not None:
+                query = query.where(key > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+            query = query.order_by(tokens_table.c.principal, tokens_table.c.provider).limit(batch)
+            with self.autocommit.connect() as conn:
+                rows = [SealedToken(*row) for row in conn.execute(query)]
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = (rows[-1].principal, rows[-1].provider)
+
+    def rotate(
+        self, *, batch: int = 500, on_progress: Callable[[RotationReport], None] | None = None
+    ) -> RotationReport:
+        """Re-seal every token under the vault's newest key (`oo vault rotate`)."""
+        report = rotate(self.vault, self.iterate(batch=batch), self._swap, on_progress)
+        logger.info(
+            "vault: rotated %d tokens to key %s (%d already current, %d failed)",
+            report.rotated,
+            self.vault.current_key_id,
+            report.current,
+            len(report.failed),
+        )
+        return report
+
+    def _swap(self, row: SealedToken, ciphertext: bytes) -> bool:
+        # Compare-and-swap on the old ciphertext: a token saved meanwhile is left alone.
+        with self.autocommit.connect() as conn:
+            updated = conn.execute(
+                tokens_table.update()
+                .where(
+                    *_row(row.principal, row.provider),
+                    tokens_table.c.ciphertext == row.ciphertext,
+                )
+                .values(ciphertext=ciphertext, key_id=self.vault.current_key_id)
+            )
+        return bool(updated.rowcount)
+
+
+def _row(principal: str, provider: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (tokens_table.c.principal == principal, tokens_table.c.provider == provider)
+
+
+def _check_identity(principal: str, provider: str) -> None:
+    if not principal or len(principal) > 256:
+        raise ValueError(f"`principal` must be 1-256 characters (got {len(principal)})")
+    if not _PROVIDER.fullmatch(provider):
+        raise ValueError(f"`provider` must be lowercase letters, digits or '-' (got {provider!r})")

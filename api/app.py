@@ -12,6 +12,7 @@ from api.limits import BodyLimit
 from api.routers import experiments, ops, personalizer, policies, tips
 from api.services import start
 from api.settings import Settings
+from api.web import mount_web
 from bandit.settings import LearnerSettings
 
 DESCRIPTION = """
@@ -44,4 +45,5 @@ def create_app(
     app.include_router(personalizer.preview)
     app.include_router(policies.router)
     app.include_router(experiments.router)
+    mount_web(app)
     return app

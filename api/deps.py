@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 
 from api.errors import Forbidden, NotFound, Unauthorized
+from api.schemas import NoNul
 from api.services import PERSONALIZER, TIPS, Services
 from bandit.store import LoggedDecision
 
@@ -60,7 +61,7 @@ def owned_decision(
     return logged
 
 
-PathEventId = Annotated[str, Path(min_length=1, max_length=256)]
+PathEventId = Annotated[str, Path(min_length=1, max_length=256), NoNul]
 
 
 def person_decision(

@@ -108,12 +108,27 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str]:
         if path != "body" and re.split(r"\[", last)[0] == head and parent:
             message = f"`{parent}.{message[1:]}"
             path = f"{parent}.{named}"
-        elif path == "body":
+        elif path == "body" or re.split(r"\[", last)[0] == head:
             path = named
         return path, message
     if first.get("type") == "json_invalid":
         return "body", f"the body is not valid JSON: {first.get('ctx', {}).get('error', message)}"
+    if path == "body" and isinstance(exc.body, bytes):
+        # FastAPI hands over the raw bytes when the content type is not JSON.
+        return "body", "`body` must be JSON, sent with `Content-Type: application/json`"
     return path, f"`{path}`: {message}"
+
+
+def _invalid_request_code(path: str) -> str:
+    """Personalizer's code for a bad rank, reward or activate request; BadRequest elsewhere."""
+    if path.startswith("/personalizer"):
+        if path.endswith("/rank"):
+            return "InvalidRankRequest"
+        if path.endswith("/reward"):
+            return "InvalidRewardRequest"
+        if path.endswith("/activate"):
+            return "InvalidEventIdToActivate"
+    return "BadRequest"
 
 
 def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
@@ -124,17 +139,19 @@ def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         target, message = validation_message(exc)
-        code = "BadRequest"
-        path = request.url.path
-        if path.startswith("/personalizer"):
-            if path.endswith("/rank"):
-                code = "InvalidRankRequest"
-            elif path.endswith("/reward"):
-                code = "InvalidRewardRequest"
-        return error_response(400, code, message, target)
+        return error_response(400, _invalid_request_code(request.url.path), message, target)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's body parsing failed outside the JSON decoder: nesting beyond the
+            # recursion limit, an integer of thousands of digits, bytes that are not UTF-8.
+            return error_response(
+                400,
+                _invalid_request_code(request.url.path),
+                f"the body is not valid JSON: {exc.__cause__}",
+                "body",
+            )
         codes = {
             401: "Unauthorized",
             404: "ResourceNotFound",

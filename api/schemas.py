@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,7 +23,16 @@ from pydantic import (
 from bandit.features import check_features
 from experiments.stats import ExperimentResults
 
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL's text type cannot hold NUL: refuse it here rather than fail the insert.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
 MAX_ACTIONS = 50
 
 
@@ -81,13 +91,21 @@ class SignalIn(Strict):
     type: SignalType = Field(description="mood, energy, habit_done, or a custom type")
     value: float = Field(description="mood and energy: 1 (low) to 5 (high)")
     occurred_at: datetime | None = Field(default=None, description="Defaults to now")
-    source: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "api"
+    source: Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul] = "api"
 
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return value
+        if value.tzinfo is None:
             raise ValueError("`occurred_at` must carry a timezone offset, e.g. 2026-11-25T09:00Z")
+        try:
+            value.astimezone(UTC)  # it is stored in UTC, where 9999-12-31T23:00-05:00 overflows
+        except OverflowError:
+            raise ValueError(
+                f"`occurred_at` is out of range in UTC (got {value.isoformat()})"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -127,7 +145,7 @@ class ProfilePublic(BaseModel):
     kinds: list[Literal["advice", "todo"]]
 
 
-Interest = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+Interest = Annotated[str, StringConstraints(min_length=1, max_length=40), NoNul]
 
 
 class ProfileUpdate(Strict):
@@ -217,7 +235,8 @@ class RankResponse(PersonalizerModel):
 
 
 class RewardRequest(PersonalizerModel):
-    value: float = Field(ge=-1.0, le=1.0)
+    # Strict: a boolean or a numeric string is a client bug, not a reward of 1.0 or 0.5.
+    value: float = Field(ge=-1.0, le=1.0, strict=True)
 
 
 # --- operations ----------------------------------------------------------------------------

@@ -108,10 +108,18 @@ def check_features(value: JSONValue, path: str, depth: int = 0) -> None:
     """
     if depth > 8:
         raise ValueError(f"`{path}` nests deeper than 8 levels")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"`{path}` must not contain a NUL character (\\u0000)")
         return
     if isinstance(value, int | float):
-        if not math.isfinite(float(value)):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"`{path}` is beyond the range of a float") from None
+        if not math.isfinite(number):
             raise ValueError(f"`{path}` must be a finite number (got {value})")
         return
     if isinstance(value, list):
@@ -120,6 +128,8 @@ def check_features(value: JSONValue, path: str, depth: int = 0) -> None:
         return
     if isinstance(value, dict):
         for key, item in value.items():
+            if "\x00" in key:
+                raise ValueError(f"`{path}` has a key with a NUL character (\\u0000)")
             check_features(item, f"{path}.{key}", depth + 1)
         return
     raise ValueError(f"`{path}` has an unsupported type {type(value).__name__}")

@@ -1,0 +1,106 @@
+"""Small helpers shared by the decision API contract tests (Personalizer and tips surfaces)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+import httpx
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.services import Services
+from bandit.store import LoggedDecision
+
+Form = Literal["v1", "preview"]
+FORMS: tuple[Form, ...] = ("v1", "preview")
+PREVIEW_VERSION = "2022-09-01-preview"
+TABLES = ("decisions", "rewards", "signals", "profiles")
+
+
+def services(client: TestClient) -> Services:
+    found: Services = client.app.state.services  # type: ignore[attr-defined]
+    return found
+
+
+def personalizer_url(path: str, form: Form = "v1") -> str:
+    """`/rank` -> `/personalizer/v1.0/rank` or `/personalizer/rank?api-version=...`."""
+    if form == "v1":
+        return f"/personalizer/v1.0{path}"
+    return f"/personalizer{path}?api-version={PREVIEW_VERSION}"
+
+
+def event_url(event_id: str, verb: Literal["reward", "activate"], form: Form = "v1") -> str:
+    return personalizer_url(f"/events/{event_id}/{verb}", form)
+
+
+def actions(*ids: str) -> list[dict[str, Any]]:
+    """Rankable actions with a few features each, e.g. `actions("news", "sport")`."""
+    return [
+        {"id": action_id, "features": [{"item": {"name": action_id, "rank": i}}, {"len": i + 1}]}
+        for i, action_id in enumerate(ids)
+    ]
+
+
+def rank(
+    client: TestClient,
+    body: dict[str, Any],
+    *,
+    form: Form = "v1",
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    reply = client.post(personalizer_url("/rank", form), json=body, headers=headers)
+    assert reply.status_code == 201, reply.text
+    answer: dict[str, Any] = reply.json()
+    return answer
+
+
+def recommend(client: TestClient, **body: Any) -> dict[str, Any]:
+    reply = client.post("/v1/recommend", json=body)
+    assert reply.status_code == 200, reply.text
+    answer: dict[str, Any] = reply.json()
+    return answer
+
+
+def logged(client: TestClient, event_id: str) -> LoggedDecision:
+    found = services(client).store.get(event_id)
+    assert found is not None, f"decision {event_id!r} is not logged"
+    return found
+
+
+def learned(client: TestClient, event_id: str) -> LoggedDecision | None:
+    """The logged decision once the learner marked it learned, else None (for `wait_until`)."""
+    found = logged(client, event_id)
+    return found if found.learn_seq is not None else None
+
+
+def row_counts(client: TestClient) -> dict[str, int]:
+    """Rows in the tables a request could write: a refused request must leave them unchanged."""
+    with services(client).store.engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
+
+
+def assert_pmf(pmf: Any) -> None:
+    assert all(0.0 <= p <= 1.0 for p in pmf), pmf
+    assert math.isclose(math.fsum(pmf), 1.0, abs_tol=1e-6), pmf
+
+
+def assert_error(
+    reply: httpx.Response,
+    status: int,
+    code: str,
+    *,
+    target: str | None = None,
+    match: str | None = None,
+) -> dict[str, Any]:
+    """Personalizer's error body, with the code repeated in `x-ms-error-code`."""
+    assert reply.status_code == status, reply.text
+    assert reply.headers["x-ms-error-code"] == code
+    error: dict[str, Any] = reply.json()["error"]
+    assert error["code"] == code, error
+    if target is not None:
+        assert error.get("target") == target, error
+    if match is not None:
+        assert re.search(match, error["message"]), error["message"]
+    return error

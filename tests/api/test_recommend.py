@@ -1,0 +1,150 @@
+"""`POST /v1/recommend`: one tip, its decision logged before the answer leaves, the frequency
+cap, quiet hours, prefetch with deferred activation, and signals that change the context.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.services import TIPS
+from integrations.context import WEEKDAYS
+from tests.api.decision_helpers import (
+    assert_error,
+    assert_pmf,
+    logged,
+    rank,
+    recommend,
+    row_counts,
+    services,
+)
+
+
+def _context(client: TestClient) -> dict[str, Any]:
+    """The logged context of a fresh recommendation, its feature objects merged."""
+    merged: dict[str, Any] = {}
+    for obj in logged(client, recommend(client)["event_id"]).decision.context:
+        merged.update(obj)
+    return merged
+
+
+def test_recommend_answers_one_tip_and_the_decision_is_already_logged(
+    client: TestClient,
+) -> None:
+    answer = recommend(client)
+    assert set(answer) == {"event_id", "tip", "probability", "policy", "model_version"}
+    tip = answer["tip"]
+    assert set(tip) == {"id", "kind", "title", "body", "category", "effort_minutes"}
+    assert tip["kind"] in ("advice", "todo")
+
+    found = logged(client, answer["event_id"])
+    decision = found.decision
+    assert (decision.surface, decision.principal) == (TIPS, "local")
+    assert len(decision.actions) >= 2
+    assert_pmf(decision.pmf)
+    assert decision.chosen.id == tip["id"]
+    assert decision.propensity == answer["probability"]
+    assert (decision.policy, decision.model_version) == (answer["policy"], answer["model_version"])
+    assert decision.policy == "vw-epsilon"
+    assert not found.deferred and decision.activated_at is not None
+    ids = [a.id for a in decision.actions]
+    assert len(set(ids)) == len(ids)
+    for action in decision.actions:
+        assert services(client).tips.tip(action.id) is not None
+        (features,) = action.features
+        assert features["tip"]["id"] == action.id
+        assert {"kind", "category", "effort", "tag"} <= set(features["tip"])
+
+    context = {key for obj in decision.context for key in obj}
+    assert {"clock", "mood", "energy"} <= context
+    clock = next(obj["clock"] for obj in decision.context if "clock" in obj)
+    assert set(clock) == {"part", "hour", "weekday", "weekend"}
+    assert clock["part"] in ("morning", "afternoon", "evening", "night")
+    assert clock["weekday"] in WEEKDAYS
+
+
+def test_a_tip_chosen_recently_is_not_a_candidate_again(client: TestClient) -> None:
+    chosen: list[str] = []
+    for _ in range(5):
+        decision = logged(client, recommend(client)["event_id"]).decision
+        assert not {a.id for a in decision.actions} & set(chosen)
+        chosen.append(decision.chosen.id)
+    assert len(set(chosen)) == len(chosen)
+
+
+def test_quiet_hours_answer_204_with_the_time_of_the_next_tip(client: TestClient) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    quiet = {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+    profile = client.patch("/v1/me", json={"timezone": "UTC", "quiet_hours": quiet})
+    assert profile.status_code == 200, profile.text
+    assert profile.json()["quiet_hours"] == quiet
+    before = row_counts(client)
+
+    reply = client.post("/v1/recommend")
+    assert reply.status_code == 204
+    assert reply.content == b""
+    assert datetime.fromisoformat(reply.headers["X-Next-Tip-At"]) == end
+    # Seconds until the quiet hours end, rounded up; the request came within a minute of `now`.
+    assert 3600 - 120 < int(reply.headers["Retry-After"]) <= 3600
+    assert row_counts(client) == before
+
+    # The same hours read in another zone (UTC+05:30) do not cover this moment.
+    assert client.patch("/v1/me", json={"timezone": "Asia/Kolkata"}).status_code == 200
+    recommend(client)
+    assert client.patch("/v1/me", json={"timezone": "UTC"}).status_code == 200
+    assert client.post("/v1/recommend").status_code == 204
+    lifted = client.patch("/v1/me", json={"quiet_hours": None})
+    assert lifted.json()["quiet_hours"] is None
+    recommend(client)
+
+
+def test_a_prefetched_tip_is_activated_when_shown(client: TestClient) -> None:
+    event_id = recommend(client, defer_activation=True)["event_id"]
+    waiting = logged(client, event_id)
+    assert waiting.deferred and waiting.decision.activated_at is None
+
+    assert client.post(f"/v1/decisions/{event_id}/activate").status_code == 204
+    activated_at = logged(client, event_id).decision.activated_at
+    assert activated_at is not None
+    # The first activation wins: the reward window does not restart.
+    assert client.post(f"/v1/decisions/{event_id}/activate").status_code == 204
+    assert logged(client, event_id).decision.activated_at == activated_at
+
+    assert_error(
+        client.post("/v1/decisions/no-such-event/activate"),
+        404,
+        "ResourceNotFound",
+        target="event_id",
+        match="no decision has event id 'no-such-event'",
+    )
+    personalizer_event = rank(client, {"actions": [{"id": "a"}], "deferActivation": True})
+    assert_error(
+        client.post(f"/v1/decisions/{personalizer_event['eventId']}/activate"),
+        403,
+        "Forbidden",
+        target="event_id",
+    )
+    assert logged(client, personalizer_event["eventId"]).decision.activated_at is None
+
+
+def test_signals_change_the_context(client: TestClient) -> None:
+    context = _context(client)
+    assert (context["mood"], context["energy"]) == ({"level": "unknown"}, {"level": "unknown"})
+
+    reply = client.post("/v1/signals", json={"type": "mood", "value": 5})
+    assert reply.status_code == 202, reply.text
+    accepted = reply.json()
+    assert (accepted["type"], accepted["value"]) == ("mood", 5.0)
+    occurred_at = datetime.fromisoformat(accepted["occurred_at"])
+    assert occurred_at.tzinfo is not None
+    assert _context(client)["mood"] == {"level": "high"}
+
+    # A check-in from seven hours ago is past the freshness window: it changes nothing.
+    stale = (datetime.now(UTC) - timedelta(hours=7)).isoformat()
+    client.post("/v1/signals", json={"type": "mood", "value": 1, "occurred_at": stale})
+    assert client.post("/v1/signals", json={"type": "energy", "value": 2}).status_code == 202
+    context = _context(client)
+    assert (context["mood"], context["energy"]) == ({"level": "high"}, {"level": "low"})

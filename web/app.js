@@ -15,7 +15,7 @@ const MOOD_MS = 6 * 60 * 60_000;
 // The breathing dot shows only when the next tip is slow to come.
 const WAITING_MS = 400;
 // The next tip starts to appear once the last one is on its way out.
-const HANDOFF_MS = 110;
+const HANDOFF_MS = 60;
 const FIRST_RETRY_MS = 5_000;
 const LAST_RETRY_MS = 60_000;
 

@@ -13,10 +13,12 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from api import cli_experiments
+from api import cli_experiments, cli_logs, cli_vault
 
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
 app.add_typer(cli_experiments.app, name="experiments")
+app.add_typer(cli_logs.app, name="logs")
+app.add_typer(cli_vault.vault_app, name="vault")
 
 
 def _configure_logging() -> None:

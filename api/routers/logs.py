@@ -1,0 +1,55 @@
+"""The decision log, exported for analysts: decisions with their rewards as VW DSJSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import PersonDep, ServicesDep
+from api.errors import BadRequest
+from rewards.dsjson import export_lines
+
+router = APIRouter(prefix="/v1/logs", tags=["logs"])
+
+NDJSON = "application/x-ndjson"
+
+Surface = Literal["tips", "personalizer"]  # api.services.SURFACES
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {NDJSON: {}}, "description": "One DSJSON decision per line"}},
+)
+def export(
+    services: ServicesDep,
+    person: PersonDep,
+    format: Annotated[Literal["dsjson"], Query(description="Only VW DSJSON for now")] = "dsjson",
+    start: Annotated[
+        datetime | None, Query(description="Decisions created at or after (UTC when no offset)")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(description="Decisions created before (UTC when no offset)")
+    ] = None,
+    surface: Annotated[Surface | None, Query(description="Only this surface")] = None,
+) -> StreamingResponse:
+    """Stream settled decisions of [start, end) as DSJSON, oldest first.
+
+    Learned decisions carry the learned reward; deferred decisions never activated carry
+    `_skipLearn`; decisions still inside their reward window are left out. In local single-user
+    mode the one person on this machine may export; analyst role checks arrive with sign-in.
+    """
+    start, end = _utc(start), _utc(end)
+    if start is not None and end is not None and start >= end:
+        raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
+    lines = export_lines(services.store, start=start, end=end, surface=surface)
+    return StreamingResponse(lines, media_type=NDJSON)

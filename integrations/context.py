@@ -8,14 +8,16 @@ integrations join the candidates when those integrations are connected.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bandit.events import Action, FeatureObject, Features, JSONValue
 from bandit.features import line
-from integrations.catalog import Catalog, Tip, time_of_day
+from integrations.catalog import Catalog, TimeOfDay, Tip, TipKind, time_of_day
 from integrations.profiles import Profile, Signal
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -104,7 +106,7 @@ class TipSource:
         event_id: str,
     ) -> Candidates:
         kinds = [k for k in profile.kinds if k in ("advice", "todo")] or ["advice", "todo"]
-        suited = self.catalog.suited(time_of_day(local.hour), kinds)  # type: ignore[arg-type]
+        suited = self._suited(time_of_day(local.hour), tuple(sorted(kinds)))
         fresh = [t for t in suited if t.id not in recent]
         if len(fresh) < self.min_candidates:
             # Everything suitable was shown recently: fall back to the least recently shown.
@@ -116,6 +118,10 @@ class TipSource:
             lines=[self._lines[t.id] for t in chosen],
         )
 
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one source per process, few keys
+    def _suited(self, tod: TimeOfDay, kinds: tuple[TipKind, ...]) -> list[Tip]:
+        return self.catalog.suited(tod, kinds)
+
     def tip(self, tip_id: str) -> Tip | None:
         return self.catalog.get(tip_id)
 
@@ -125,8 +131,6 @@ def _subset(tips: Sequence[Tip], limit: int, event_id: str) -> list[Tip]:
     if len(tips) <= limit:
         return list(tips)
 
-    def key(tip: Tip) -> bytes:
-        return hashlib.blake2b(f"{event_id}:{tip.id}".encode(), digest_size=8).digest()
-
-    picked = {t.id for t in sorted(tips, key=key)[:limit]}
-    return [t for t in tips if t.id in picked]
+    seed = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+    picked = sorted(random.Random(seed).sample(range(len(tips)), limit))
+    return [tips[i] for i in picked]

@@ -9,7 +9,15 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodyLimit
-from api.routers import experiments, logs, ops, personalizer, policies, tips
+from api.routers import (
+    evaluations,
+    experiments,
+    logs,
+    ops,
+    personalizer,
+    policies,
+    tips,
+)
 from api.services import start
 from api.settings import Settings
 from api.web import mount_web
@@ -46,5 +54,6 @@ def create_app(
     app.include_router(policies.router)
     app.include_router(experiments.router)
     app.include_router(logs.router)
+    app.include_router(evaluations.router)
     mount_web(app)
     return app

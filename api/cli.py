@@ -13,12 +13,13 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from api import cli_experiments, cli_logs, cli_vault
+from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
 app.add_typer(cli_experiments.app, name="experiments")
 app.add_typer(cli_logs.app, name="logs")
 app.add_typer(cli_vault.vault_app, name="vault")
+app.command("evaluate")(cli_evaluate.evaluate)
 
 
 def _configure_logging() -> None:

@@ -602,3 +602,90 @@ class Store:
                 return
             last = rows[-1].decision
             after = (last.created_at, last.event_id)
+
+    # evaluation -------------------------------------------------------------------------
+
+    def _learned_filters(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        surface: str | None,
+        model_key: str | None,
+        through_seq: int | None = None,
+    ) -> list[Any]:
+        filters: list[Any] = [decisions.c.learn_seq.is_not(None)]
+        if through_seq is not None:
+            filters.append(decisions.c.learn_seq <= through_seq)
+        if start is not None:
+            filters.append(decisions.c.created_at >= start)
+        if end is not None:
+            filters.append(decisions.c.created_at < end)
+        if surface is not None:
+            filters.append(decisions.c.surface == surface)
+        if model_key is not None:
+            filters.append(decisions.c.model_key == model_key)
+        return filters
+
+    def learned_summary(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        surface: str | None = None,
+        model_key: str | None = None,
+    ) -> tuple[int, float | None, float | None, float | None, int | None]:
+        """(count, min reward, max reward, min propensity, max learn_seq) of the learned
+        decisions of [start, end); pass the last to `iter_learned` to read exactly these."""
+        query = sa.select(
+            sa.func.count(),
+            sa.func.min(decisions.c.learned_reward),
+            sa.func.max(decisions.c.learned_reward),
+            sa.func.min(decisions.c.propensity),
+            sa.func.max(decisions.c.learn_seq),
+        ).where(*self._learned_filters(start, end, surface, model_key))
+        with self.autocommit.connect() as conn:
+            row = conn.execute(query).one()
+        return int(row[0]), row[1], row[2], row[3], row[4]
+
+    def iter_learned(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        surface: str | None = None,
+        model_key: str | None = None,
+        through_seq: int | None = None,
+        batch: int = 1000,
+    ) -> Iterator[list[Any]]:
+        """Learned decisions of [start, end), oldest first, one list of rows per query.
+
+        Rows carry `event_id, created_at, pmf, chosen_index, learned_reward, vw_example` only
+        (no feature JSON): what counterfactual evaluation replays. Keyset pagination on
+        (created_at, event_id), as `iter_logged`.
+        """
+        filters = self._learned_filters(start, end, surface, model_key, through_seq)
+        columns = (
+            decisions.c.event_id,
+            decisions.c.created_at,
+            decisions.c.pmf,
+            decisions.c.chosen_index,
+            decisions.c.learned_reward,
+            decisions.c.vw_example,
+        )
+        key = sa.tuple_(decisions.c.created_at, decisions.c.event_id)
+        after: tuple[datetime, str] | None = None
+        while True:
+            where = filters if after is None else [*filters, key > after]
+            query = (
+                sa.select(*columns)
+                .where(*where)
+                .order_by(decisions.c.created_at, decisions.c.event_id)
+                .limit(batch)
+            )
+            with self.autocommit.connect() as conn:
+                rows = list(conn.execute(query))
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+            after = (rows[-1].created_at, rows[-1].event_id)

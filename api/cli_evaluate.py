@@ -1,0 +1,255 @@
+"""`oo evaluate`: counterfactual evaluation of policies over the decision log, from the shell.
+
+Reads the database directly (`--database-url`, OO_DATABASE_URL, or the embedded SQLite file), so
+it needs no running server; with `--log FILE` it evaluates an imported DSJSON file instead. A
+progress bar goes to standard error; the table (or `--json`) to standard output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.exc import DBAPIError
+
+from api.settings import Settings
+from bandit.features import action_lines, adf_example
+from bandit.store import Store
+from policies.registry import PolicyLoader, Registry
+from policies.spec import PolicySpec
+from policies.store import PolicyStore
+from rewards import evaluation
+from rewards.dsjson import ImportedEvent, read_dsjson
+from rewards.evaluation import Evaluation, LoggedEvent, RewardModelName
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"must be ISO 8601, e.g. 2026-11-25 or 2026-11-25T09:00Z (got {value!r})",
+            param_hint=f"--{name}",
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _loader(policies: PolicyStore) -> PolicyLoader:
+    """Registered policies; none when the database has no policy table (an exported copy)."""
+
+    def find(name: str) -> PolicySpec | None:
+        try:
+            return policies.get(name)
+        except DBAPIError:
+            return None
+
+    return find
+
+
+def _logged(event: ImportedEvent) -> LoggedEvent:
+    lines = adf_example(event.context, action_lines(event.actions))
+    return LoggedEvent(
+        event_id=event.event_id,
+        created_at=event.timestamp,
+        pmf=event.pmf,
+        chosen_index=event.chosen_index,
+        reward=event.reward,
+        example=tuple(lines),
+    )
+
+
+def _file_events(path: Path) -> Iterator[LoggedEvent]:
+    """Learnable events of a DSJSON file (`_skipLearn` ones are never evaluated)."""
+    with open(path, "rb") as handle:
+        for event in read_dsjson(handle, strict=True):
+            if not event.skip_learn:
+                yield _logged(event)
+
+
+def _batches(events: Iterator[LoggedEvent], size: int) -> Iterator[list[LoggedEvent]]:
+    while chunk := list(islice(events, size)):
+        yield chunk
+
+
+def _evaluate_file(
+    path: Path,
+    targets: list[evaluation.Target],
+    *,
+    batch: int,
+    reward_model: RewardModelName,
+    on_progress: evaluation.ProgressCallback,
+) -> Evaluation:
+    # A first pass reads the ranges the finite-sample intervals need, as the store's summary does.
+    total, r_min, r_max, p_min = 0, math.inf, -math.inf, 1.0
+    for event in _file_events(path):
+        total += 1
+        r_min, r_max = min(r_min, event.reward), max(r_max, event.reward)
+        p_min = min(p_min, event.propensity)
+    reward_range, max_weight = evaluation.ranges(
+        r_min if total else None, r_max if total else None, p_min
+    )
+    on_progress(0, total)
+    return evaluation.run(
+        _batches(_file_events(path), batch),
+        targets,
+        total=total,
+        reward_range=reward_range,
+        max_weight=max_weight,
+        reward_model_name=reward_model,
+        on_progress=on_progress,
+    )
+
+
+def evaluate(
+    surface: Annotated[
+        str | None, typer.Option(help="Only this surface: tips, personalizer")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Decisions created before (ISO 8601; UTC if no offset)")
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            help="baseline, random or a registered policy; repeat it. Default: baseline, random",
+        ),
+    ] = None,
+    model_key: Annotated[
+        str | None, typer.Option(help="Only decisions logged by this model key")
+    ] = None,
+    reward_model: Annotated[
+        str, typer.Option(help="DR's reward model: action-mean or vw")
+    ] = "action-mean",
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log", exists=True, dir_okay=False, help="Evaluate a DSJSON file, not the database"
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """Estimate what policies would have earned on the logged decisions (IPS, SNIPS, DR)."""
+    since, until = _moment(start, "start"), _moment(end, "end")
+    if since is not None and until is not None and since >= until:
+        raise typer.BadParameter("must be before --end", param_hint="--start")
+    if reward_model not in ("action-mean", "vw"):
+        raise typer.BadParameter(
+            f"must be action-mean or vw (got {reward_model!r})", param_hint="--reward-model"
+        )
+    names = policy or list(evaluation.DEFAULT_POLICIES)
+    store = Store.connect(database_url or Settings().database, pool_size=1)
+    try:
+        registry = Registry(loader=_loader(PolicyStore(store.engine)))
+        try:
+            targets = evaluation.resolve(names, registry)
+        except evaluation.EvaluationError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--policy") from None
+        console = Console(stderr=True)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("evaluating", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            model: RewardModelName = "vw" if reward_model == "vw" else "action-mean"
+            if log is not None:
+                result = _evaluate_file(
+                    log, targets, batch=batch, reward_model=model, on_progress=on_progress
+                )
+            else:
+                result = evaluation.evaluate(
+                    store,
+                    targets,
+                    surface=surface,
+                    model_key=model_key,
+                    start=since,
+                    end=until,
+                    batch=batch,
+                    reward_model_name=model,
+                    on_progress=on_progress,
+                )
+    finally:
+        store.engine.dispose()
+    if as_json:
+        json.dump(result.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    _print(result)
+
+
+def _num(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "-"
+
+
+_SHORT = {"gaussian": "", "cressie_read": "CR", "bernstein": "EB"}
+
+
+def _print(result: Evaluation) -> None:
+    level = f"{(1 - result.alpha) * 100:g}%"
+    table = Table(
+        title=f"{result.n:,} logged events, oldest first",
+        caption=f"{level} intervals: Gaussian, then CR (Cressie-Read) or EB (empirical "
+        f"Bernstein). Overlap: target mass on well-logged candidates. Verdict on "
+        f"{result.verdict_estimator.upper()}.",
+    )
+    table.add_column("policy")
+    table.add_column("est.")
+    for column in ("value", f"{level} CI", "2nd CI", "ESS", "overlap"):
+        table.add_column(column, justify="right")
+    table.add_column("verdict")
+    for p in result.policies:
+        w = p.diagnostics.weights
+        share = p.diagnostics.low_overlap_share
+        for i, e in enumerate(p.estimates):
+            first = i == 0
+            verdict = ""
+            if first:
+                verdict = (
+                    "reference"
+                    if p.verdict.recommended is None
+                    else ("[green]recommend[/]" if p.verdict.recommended else "no")
+                )
+            table.add_row(
+                p.name if first else "",
+                e.estimator,
+                _num(e.value),
+                f"{_num(e.gaussian.low)}-{_num(e.gaussian.high)}",
+                f"{_SHORT[e.second_method]} {_num(e.second.low)}-{_num(e.second.high)}",
+                _num(w.ess, 0) if first else "",
+                f"{1 - share:.0%}" if first and math.isfinite(share) else "",
+                verdict,
+                end_section=i == len(p.estimates) - 1,
+            )
+    Console(width=max(Console().width, 100)).print(table)
+    best = result.recommended
+    typer.echo(
+        f"recommended: {', '.join(best)}"
+        if best
+        else "no candidate beats the online policy by the auto-optimize rule"
+    )

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import errors
 from api.limits import BodyLimit
 from api.routers import (
+    dashboards,
     evaluations,
     experiments,
     logs,
@@ -53,6 +54,7 @@ def create_app(
     app.include_router(personalizer.preview)
     app.include_router(policies.router)
     app.include_router(experiments.router)
+    app.include_router(dashboards.router)
     app.include_router(logs.router)
     app.include_router(evaluations.router)
     mount_web(app)

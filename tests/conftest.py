@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from bandit.settings import LearnerSettings
+from tests.browser import chromium, open_page, screenshot  # noqa: F401 - shared browser fixtures
 
 PG_URL = os.environ.get("OO_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("OO_TEST_REDIS_URL")

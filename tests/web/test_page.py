@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import LiveServer, wait_until
-from tests.web.conftest import DESKTOP, PHONE
+from tests.browser import DESKTOP, PHONE
 
 pytestmark = [
     pytest.mark.browser,

@@ -1,5 +1,6 @@
 # oO api: stateless HTTP workers. Build from the repository root:
 #   docker build -f infra/docker/api.Dockerfile -t oo-api .
+# NOTE: OO_HOST=0.0.0.0 is refused until sign-in (issue 4) lands; see infra/docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OO_HOST=0.0.0.0 OO_PORT=8000
@@ -13,8 +14,12 @@ COPY integrations integrations
 COPY api api
 COPY dashboards dashboards
 COPY web web
-RUN pip install --no-cache-dir --no-deps . && useradd --system oo
-USER oo
+# A fixed numeric uid, so Kubernetes can verify runAsNonRoot.
+RUN pip install --no-cache-dir --no-deps . \
+ && useradd --system --uid 10001 --no-create-home oo \
+ && mkdir -p /app/data && chown 10001 /app/data
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health').status != 200)"
-CMD ["oo", "api", "--workers", "2"]
+# One worker per container: scale with replicas so Prometheus scrapes every process.
+CMD ["oo", "api", "--workers", "1"]

@@ -12,8 +12,11 @@ COPY rewards rewards
 COPY integrations integrations
 COPY api api
 COPY dashboards dashboards
-RUN pip install --no-cache-dir --no-deps . && useradd --system oo
-USER oo
+# A fixed numeric uid, so Kubernetes can verify runAsNonRoot.
+RUN pip install --no-cache-dir --no-deps . \
+ && useradd --system --uid 10001 --no-create-home oo \
+ && mkdir -p /app/data && chown 10001 /app/data
+USER 10001
 EXPOSE 8001
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8001/health').status != 200)"
 CMD ["oo", "learner", "--host", "0.0.0.0"]

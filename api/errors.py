@@ -7,14 +7,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -135,6 +140,23 @@ def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.target)
+
+    async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable (restart, failover): nothing was acknowledged, so the
+        # client may retry. Answer fast with 503 instead of a 500; the pool reconnects by itself.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(
+            503,
+            "ServiceUnavailable",
+            "the database is unavailable; nothing was recorded, retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _storage_down)
+    app.add_exception_handler(sqlalchemy.exc.InterfaceError, _storage_down)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _storage_down)
+    app.add_exception_handler(psycopg.OperationalError, _storage_down)
+    app.add_exception_handler(psycopg.InterfaceError, _storage_down)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

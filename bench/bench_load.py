@@ -1,0 +1,360 @@
+"""Load on the production shape: a realistic request mix against 2 `oo api` processes, 1 learner,
+PostgreSQL (fsync on) and Redis, started with infra/local-cluster.
+
+    .venv/bin/python bench/bench_load.py          # starts its own cluster (infra/local-cluster)
+    infra/local-cluster -- .venv/bin/python bench/bench_load.py   # or against a running one
+
+The mix, in user operations: 60% `/v1/recommend` then `/v1/feedback`, 30% Personalizer rank then
+reward, 10% `/v1/signals`; requests are spread round-robin over the api URLs.
+
+1. Closed loop, concurrency stepped up until throughput stops rising: the peak (HTTP requests/s).
+2. The same for the bare VW predict (`/internal/bench/predict`, same candidates as recommend).
+3. Open loop (requests scheduled at a fixed rate, latency counted from the scheduled moment, so
+   queueing shows) at 50%, 80% and 100% of the peak: p50/p99.
+
+Prints tables; never fails on time. The load generator shares the machine with the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._harness import ROOT, table
+from bench.bench_decisions import tip_payload
+
+REACTIONS = ["done", "useful", "later", "dismiss"]
+KINDS = ("recommend", "feedback", "rank", "reward", "signal", "predict")
+
+
+@dataclass
+class Sample:
+    """Latencies (seconds) by request kind, errors, and what the client process cost."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    client_cpu: float = 0.0
+    shed: int = 0
+
+    def record(self, kind: str, seconds: float, status: int, ok: tuple[int, ...]) -> None:
+        self.latencies[kind].append(seconds)
+        if status not in ok:
+            self.errors[str(status)] = self.errors.get(str(status), 0) + 1
+
+    def error(self, name: str) -> None:
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float, kind: str | None = None) -> float:
+        values = self.latencies[kind] if kind else [x for v in self.latencies.values() for x in v]
+        return float(np.percentile(values, q)) * 1000 if values else float("nan")
+
+    def error_text(self) -> str:
+        return ",".join(f"{k}:{v}" for k, v in sorted(self.errors.items())) or "0"
+
+
+class Mix:
+    """One user operation per call, chosen by its index: 6 recommend+feedback, 3 rank+reward,
+    1 signal in every 10; api processes taken round-robin."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], tips: dict[str, Any]) -> None:
+        self.clients = clients
+        self.tips = tips
+        self.run_id = uuid.uuid4().hex[:8]
+
+    async def __call__(self, i: int, sample: Sample, scheduled: float | None = None) -> None:
+        client = self.clients[i % len(self.clients)]
+        slot = i % 10
+        started = scheduled if scheduled is not None else time.perf_counter()
+        try:
+            if slot < 6:
+                reply = await client.post("/v1/recommend")
+                sample.record("recommend", time.perf_counter() - started, reply.status_code, (200,))
+                if reply.status_code != 200:
+                    return
+                started = time.perf_counter()
+                body = {"event_id": reply.json()["event_id"], "reaction": REACTIONS[i % 4]}
+                reply = await client.post("/v1/feedback", json=body)
+                sample.record("feedback", time.perf_counter() - started, reply.status_code, (200,))
+            elif slot < 9:
+                event_id = f"load-{self.run_id}-{i}"
+                body = {**self.tips, "eventId": event_id}
+                reply = await client.post("/personalizer/v1.0/rank", json=body)
+                sample.record("rank", time.perf_counter() - started, reply.status_code, (201,))
+                if reply.status_code != 201:
+                    return
+                started = time.perf_counter()
+                reply = await client.post(
+                    f"/personalizer/v1.0/events/{event_id}/reward", json={"value": float(i % 2)}
+                )
+                sample.record("reward", time.perf_counter() - started, reply.status_code, (204,))
+            else:
+                body = {"type": "mood", "value": float(1 + i % 5), "source": "bench"}
+                reply = await client.post("/v1/signals", json=body)
+                sample.record("signal", time.perf_counter() - started, reply.status_code, (202,))
+        except httpx.HTTPError as exc:
+            sample.error(type(exc).__name__)
+
+
+class Predict:
+    """The bare VW predict over the recommend path's candidates, round-robin over the apis."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], tips: dict[str, Any]) -> None:
+        self.clients = clients
+        self.tips = tips
+
+    async def __call__(self, i: int, sample: Sample, scheduled: float | None = None) -> None:
+        started = time.perf_counter()
+        try:
+            reply = await self.clients[i % len(self.clients)].post(
+                "/internal/bench/predict", json=self.tips
+            )
+            sample.record("predict", time.perf_counter() - started, reply.status_code, (200,))
+        except httpx.HTTPError as exc:
+            sample.error(type(exc).__name__)
+
+
+Operation = Callable[[int, Sample, float | None], Awaitable[None]]
+
+
+async def closed_loop(operation: Operation, *, concurrency: int, seconds: float) -> Sample:
+    sample = Sample()
+    counter = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal counter
+        while time.perf_counter() < stop_at:
+            counter += 1
+            await operation(counter, sample, None)
+
+    cpu, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    sample.seconds = time.perf_counter() - started
+    sample.client_cpu = (time.process_time() - cpu) / sample.seconds
+    return sample
+
+
+async def open_loop(
+    operation: Operation, *, requests_per_second: float, per_operation: float, seconds: float
+) -> Sample:
+    """Start operations on a fixed schedule whatever the answers; latency from the schedule."""
+    sample = Sample()
+    interval = per_operation / requests_per_second
+    in_flight: set[asyncio.Task[None]] = set()
+    cpu, started = time.process_time(), time.perf_counter()
+    i = 0
+    while True:
+        due = started + i * interval
+        if due >= started + seconds:
+            break
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(in_flight) >= 4000:  # the server fell far behind: count it, do not pile up more
+            sample.shed += 1
+        else:
+            task = asyncio.create_task(operation(i, sample, due))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        i += 1
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=60)
+    sample.seconds = time.perf_counter() - started
+    sample.client_cpu = (time.process_time() - cpu) / sample.seconds
+    return sample
+
+
+async def step_up(
+    loads: dict[str, Operation], levels: list[int], seconds: float, rows: list[list[str]]
+) -> dict[str, tuple[float, int]]:
+    """Raise concurrency until throughput stops rising (two levels without +5%), for every
+    load at once: at each level the loads run back to back, so both see the same machine."""
+    best = dict.fromkeys(loads, (0.0, levels[0]))
+    flat = dict.fromkeys(loads, 0)
+    for concurrency in levels:
+        for name, operation in loads.items():
+            if flat[name] >= 2:
+                continue
+            sample = await closed_loop(operation, concurrency=concurrency, seconds=seconds)
+            rows.append(
+                [
+                    name,
+                    str(concurrency),
+                    f"{sample.throughput:,.0f}",
+                    f"{sample.percentile(50):.1f}",
+                    f"{sample.percentile(99):.1f}",
+                    sample.error_text(),
+                    f"{sample.client_cpu:.0%}",
+                ]
+            )
+            print("  ".join(rows[-1]), file=sys.stderr, flush=True)
+            if sample.throughput > best[name][0] * 1.05:
+                best[name], flat[name] = (sample.throughput, concurrency), 0
+            else:
+                if sample.throughput > best[name][0]:
+                    best[name] = (sample.throughput, concurrency)
+                flat[name] += 1
+        if all(f >= 2 for f in flat.values()):
+            break
+    return best
+
+
+def cluster_facts(database_url: str) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url.split("?")[0])
+    with engine.connect() as conn:
+        fsync = conn.execute(sa.text("SHOW fsync")).scalar_one()
+        sync = conn.execute(sa.text("SHOW synchronous_commit")).scalar_one()
+    engine.dispose()
+    return f"PostgreSQL fsync={fsync} synchronous_commit={sync}"
+
+
+async def run(args: argparse.Namespace, urls: list[str]) -> None:
+    tips = tip_payload()
+    load_before = os.getloadavg()[0]
+    limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
+    clients = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
+    mix, predict = Mix(clients, tips), Predict(clients, tips)
+    levels = [int(c) for c in args.levels.split(",")]
+    try:
+        probe = await clients[0].post("/internal/bench/predict", json=tips)
+        if probe.status_code != 200:
+            sys.exit("the bare predict endpoint is off: run the apis with OO_BENCH_ENDPOINTS=1")
+        await closed_loop(mix, concurrency=8, seconds=args.warmup)  # warm-up
+        await closed_loop(predict, concurrency=8, seconds=min(args.warmup, 2))
+
+        closed_rows: list[list[str]] = []
+        best = await step_up(
+            {"mix": mix, "bare predict": predict}, levels, args.seconds, closed_rows
+        )
+        (peak, peak_concurrency), (bare, bare_concurrency) = best["mix"], best["bare predict"]
+
+        per_operation = 0.6 * 2 + 0.3 * 2 + 0.1 * 1  # HTTP requests per user operation
+        open_rows = []
+        for fraction in (0.5, 0.8, 1.0):
+            sample = await open_loop(
+                mix,
+                requests_per_second=peak * fraction,
+                per_operation=per_operation,
+                seconds=args.open_seconds,
+            )
+            open_rows.append(
+                [
+                    f"{fraction:.0%}",
+                    f"{peak * fraction:,.0f}",
+                    f"{sample.throughput:,.0f}",
+                    f"{sample.percentile(50):.1f}",
+                    f"{sample.percentile(99):.1f}",
+                    f"{sample.percentile(99, 'recommend'):.1f}",
+                    f"{sample.percentile(99, 'rank'):.1f}",
+                    f"{sample.percentile(99, 'signal'):.1f}",
+                    sample.error_text(),
+                    str(sample.shed),
+                    f"{sample.client_cpu:.0%}",
+                ]
+            )
+            print("  ".join(open_rows[-1]), file=sys.stderr, flush=True)
+        learner = await clients[0].get(os.environ["OO_CLUSTER_LEARNER_URL"] + "/health")
+    finally:
+        for client in clients:
+            await client.aclose()
+
+    print(
+        f"\n{len(urls)} api processes, 1 learner, Redis; "
+        f"{cluster_facts(os.environ['OO_DATABASE_URL'])}; {os.cpu_count()} CPUs shared with "
+        f"this load generator (1-min load average {load_before:.1f} before the run, "
+        f"{os.getloadavg()[0]:.1f} after)\n"
+        "mix per 10 operations: 6 recommend+feedback, 3 rank+reward, "
+        f"1 signal; {len(tips['actions'])} candidates\n"
+    )
+    print(
+        "closed loop, concurrency stepped up; mix and bare predict alternate at each level "
+        "(latency per HTTP request)\n"
+    )
+    print(
+        table(
+            closed_rows,
+            ["load", "concurrency", "req/s", "p50 ms", "p99 ms", "errors", "client CPU"],
+        )
+    )
+    print(
+        f"\npeak mix {peak:,.0f} req/s (concurrency {peak_concurrency}); bare VW predict "
+        f"{bare:,.0f} req/s (concurrency {bare_concurrency}); ratio {peak / bare:.0%}\n"
+    )
+    print(
+        f"open loop, {args.open_seconds:.0f}s per rate, latency from the scheduled start "
+        "(queueing included)\n"
+    )
+    print(
+        table(
+            open_rows,
+            [
+                "of peak",
+                "target req/s",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "p99 recommend",
+                "p99 rank",
+                "p99 signal",
+                "errors",
+                "shed",
+                "client CPU",
+            ],
+        )
+    )
+    body = learner.json()
+    print(f"\nlearner after the run: {body.get('status')}, learned {body.get('learned')}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--apis", type=int, default=2, help="api processes (own cluster only)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per closed-loop level")
+    parser.add_argument("--open-seconds", type=float, default=15.0, help="per open-loop rate")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--levels", default="1,2,4,8,16,32,64", help="closed-loop concurrency")
+    args = parser.parse_args()
+
+    urls = os.environ.get("OO_CLUSTER_API_URLS", "").split()
+    if not urls:
+        # Start the cluster and run this script inside it (fsync on, bench endpoint on).
+        env = {
+            **os.environ,
+            "OO_TEST_PG_FSYNC": "on",
+            "OO_BENCH_ENDPOINTS": "1",
+            "OO_TIP_COOLDOWN_HOURS": "0",
+        }
+        script = str(ROOT / "infra" / "local-cluster")
+        command = [script, "--apis", str(args.apis), "--base-port", "0", "--"]
+        os.execve(script, [*command, sys.executable, __file__, *sys.argv[1:]], env)
+    asyncio.run(run(args, urls))
+
+
+if __name__ == "__main__":
+    main()

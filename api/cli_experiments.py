@@ -46,11 +46,17 @@ class Database:
 def database() -> Iterator[Database]:
     store = Store.connect(Settings().database, pool_size=2)
     store.create_schema()
-    registry = Registry(loader=PolicyStore(store.engine).get)
+    policy_store = PolicyStore(store.engine)
+    registry = Registry(loader=policy_store.get, history=policy_store.versions)
     try:
         yield Database(
             store.engine,
-            Experiments(store.engine, SURFACES, lambda name: registry.find(name) is not None),
+            Experiments(
+                store.engine,
+                SURFACES,
+                lambda policy: registry.find(policy) is not None,
+                pin_policy=registry.pin,
+            ),
         )
     except ApiError as exc:
         typer.echo(f"error ({exc.status}, {exc.target}): {exc.message}", err=True)
@@ -174,6 +180,7 @@ def _ci(low: float, high: float) -> str:
 
 def _results_table(body: ExperimentResultsPublic) -> None:
     outcome = body.results
+    cuped = outcome.cuped
     table = Table(title=f"{body.experiment} ({body.status}, {body.days:.1f} days)")
     for column in (
         "arm",
@@ -181,6 +188,7 @@ def _results_table(body: ExperimentResultsPublic) -> None:
         "units",
         "decisions",
         "mean reward (95% CI)",
+        *(("CUPED-adjusted (95% CI)",) if cuped is not None else ()),
         "lift vs control (CI)",
         "Welch p",
         "always-valid p",
@@ -192,6 +200,9 @@ def _results_table(body: ExperimentResultsPublic) -> None:
         mean = "-" if arm.mean is None else f"{arm.mean:.4f}"
         if arm.mean_ci is not None:
             mean += f" {_ci(arm.mean_ci.low, arm.mean_ci.high)}"
+        adjusted = "-" if arm.adjusted_mean is None else f"{arm.adjusted_mean:.4f}"
+        if arm.adjusted_mean_ci is not None:
+            adjusted += f" {_ci(arm.adjusted_mean_ci.low, arm.adjusted_mean_ci.high)}"
         lift = welch = always = "-"
         if arm.comparison is not None:
             c = arm.comparison
@@ -207,6 +218,7 @@ def _results_table(body: ExperimentResultsPublic) -> None:
             str(arm.units),
             str(arm.decisions),
             mean,
+            *((adjusted,) if cuped is not None else ()),
             lift,
             welch,
             always,
@@ -215,6 +227,12 @@ def _results_table(body: ExperimentResultsPublic) -> None:
         )
     console = Console()
     console.print(table)
+    if cuped is not None:
+        reduction = ", ".join(f"{r:.0%}" for r in cuped.variance_reduction)
+        console.print(
+            f"CUPED on pre-period reward: theta={cuped.theta:.3g}, variance reduction per arm "
+            f"{reduction}; lift and tests use the adjusted metric"
+        )
     srm = outcome.srm
     console.print(
         f"sample ratio: {list(srm.observed)} p={srm.p_value:.3g}"

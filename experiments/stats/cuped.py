@@ -5,11 +5,12 @@ Utilizing Pre-Experiment Data", WSDM. Each unit's in-experiment metric ``Y`` is 
 
     Y_cv = Y - theta * (X - mean_X)
 
-where ``X`` is the same unit's pre-experiment value (0 for units without history) and ``mean_X``
-the covariate's mean over all arms. ``X`` is measured before assignment, so it is independent of the
-arm: the adjusted difference between arms estimates the same effect as the raw one (the
-``theta * (mean_X_t - mean_X_c)`` term has expectation 0), while its variance shrinks by the factor
-``1 - rho**2`` for correlation ``rho`` between ``X`` and ``Y``.
+where ``X`` is the same unit's pre-experiment value and ``mean_X`` the covariate's mean over all
+arms. A unit without history takes the pooled pre-period mean as its ``X`` (as
+:mod:`experiments.results` does), which leaves its own metric unadjusted. ``X`` is measured before
+assignment, so it is independent of the arm: the adjusted difference between arms estimates the
+same effect as the raw one (the ``theta * (mean_X_t - mean_X_c)`` term has expectation 0), while
+its variance shrinks by the factor ``1 - rho**2`` for correlation ``rho`` between ``X`` and ``Y``.
 
 ``theta`` is pooled across arms as the within-arm regression slope
 ``theta = sum_k S_xy,k / sum_k S_xx,k`` (``S`` are sums of centered cross-products within arm

@@ -155,7 +155,8 @@ class JointMoments:
     """Sufficient statistics of a metric ``y`` and a covariate ``x`` observed on the same units.
 
     These are what CUPED needs (see :mod:`experiments.stats.cuped`): ``x`` is the unit's
-    pre-experiment value of the metric (0 for units without history), ``y`` its in-experiment value.
+    pre-experiment value of the metric (the pooled pre-period mean for units without history),
+    ``y`` its in-experiment value.
 
     Attributes
     ----------

@@ -68,7 +68,7 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
         spec = registry.get(name)
         for surface in ("tips", "personalizer"):
             if spec.kind == "vw":
-                hub.get(f"{surface}:{spec.name}")
+                hub.get(f"{surface}:{spec.id}")
     learner = Learner(store, hub, make_bus(settings.redis_url), learner_settings)
     server = uvicorn.Server(
         uvicorn.Config(health_app(learner, settings), host=host, port=port, log_level="warning")

@@ -278,12 +278,25 @@ class PolicyCreate(PolicyBase):
 
 
 class PolicyPublic(PolicyBase):
+    version: int = Field(description="1 for the first registration (and built-ins), then 2, 3...")
+    id: str = Field(
+        description="What decisions log and model keys embed: `name` for version 1, `name@vN` after"
+    )
     builtin: bool
+
+
+class PolicyHistory(PolicyPublic):
+    """The latest version of a policy, with every version oldest first."""
+
+    versions: list[PolicyPublic]
 
 
 class ArmIn(Strict):
     name: str
-    policy: str
+    policy: str = Field(
+        description="A policy name (pinned to its latest version on create, e.g. `name@v2`) "
+        "or a version id `name@vN`"
+    )
     weight: int = Field(default=1, description="Relative traffic share; a positive integer")
 
 

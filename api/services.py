@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from api.settings import Settings
 from bandit.bus import EventBus, make_bus
@@ -103,15 +103,25 @@ class Services:
                         self.personalizer_policy = policy
             self._running_at = time.monotonic()
 
-    def register_policy(self, spec: PolicySpec) -> PolicySpec:
-        """Validate `spec` (VW builds and predicts with its arguments), store it, serve it."""
-        if self.registry.find(spec.name) is not None:
-            raise PolicyExists(f"`name` {spec.name!r} is already a registered policy")
-        validate(spec)
-        if not self.policies.insert(spec):
-            raise PolicyExists(f"`name` {spec.name!r} is already a registered policy")
-        self.registry.add(spec)
-        return spec
+    def register_policy(self, spec: PolicySpec) -> tuple[PolicySpec, bool]:
+        """Register `spec` as the next version of its name; True when a version was created.
+
+        A version with the same kind and arguments is returned as it is (registering is
+        idempotent, and the version keeps its model). Otherwise the spec is validated (VW builds
+        and predicts with its arguments), stored as the next version and served.
+        """
+        history = self.registry.versions(spec.name)
+        for existing in history:
+            if (existing.kind, existing.args) == (spec.kind, spec.args):
+                return existing, False
+        version = replace(spec, version=history[-1].version + 1 if history else 1)
+        validate(version)
+        if not self.policies.insert(version):
+            raise PolicyExists(
+                f"`name` {spec.name!r} got version {version.version} from another request; retry"
+            )
+        self.registry.add(version)
+        return version, True
 
     def publish(self, kind: str, event_id: str) -> None:
         """Tell the learner; a failure only delays learning (the learner's sweep catches up)."""
@@ -130,7 +140,7 @@ class Services:
 
 
 class PolicyExists(PolicySpecError):
-    """A policy of that name is registered already (names are never reused)."""
+    """Another request registered the same version of that name first."""
 
 
 def start(settings: Settings, learner_settings: LearnerSettings | None = None) -> Services:
@@ -138,10 +148,15 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     store = Store.connect(settings.database)
     store.create_schema()
     policy_store = PolicyStore(store.engine)
-    registry = Registry(loader=policy_store.get)
+    registry = Registry(loader=policy_store.get, history=policy_store.versions)
     for spec in policy_store.all():
         registry.add(spec)
-    experiments = Experiments(store.engine, SURFACES, lambda name: registry.find(name) is not None)
+    experiments = Experiments(
+        store.engine,
+        SURFACES,
+        lambda policy: registry.find(policy) is not None,
+        pin_policy=registry.pin,
+    )
     shipped = experiments.default_policies()
     embedded = settings.role == "all"
     hub = ModelHub(store, registry.args_for, replay=embedded)

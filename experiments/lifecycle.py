@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -155,14 +155,31 @@ def check_arms(arms: Sequence[ArmSpec], known_policy: Callable[[str], bool]) -> 
 
 
 class Experiments:
-    """Experiments in the database. `known_policy` says whether a policy name is registered."""
+    """Experiments in the database. `known_policy` says whether a policy id is registered.
+
+    `pin_policy` turns an arm's policy reference into the id it is stored under: a bare name
+    becomes its latest version (`policies.registry.Registry.pin`), so an arm keeps the version it
+    was created with when the name gets new versions later. Without it references are stored as
+    given.
+    """
 
     def __init__(
-        self, engine: Engine, surfaces: Sequence[str], known_policy: Callable[[str], bool]
+        self,
+        engine: Engine,
+        surfaces: Sequence[str],
+        known_policy: Callable[[str], bool],
+        *,
+        pin_policy: Callable[[str], str] | None = None,
     ) -> None:
         self.engine = engine
         self.surfaces = tuple(surfaces)
         self.known_policy = known_policy
+        self.pin_policy = pin_policy
+
+    def _pinned(self, arms: Sequence[ArmSpec]) -> list[ArmSpec]:
+        if self.pin_policy is None:
+            return list(arms)
+        return [replace(arm, policy=self.pin_policy(arm.policy)) for arm in arms]
 
     def create(
         self,
@@ -201,6 +218,7 @@ class Experiments:
                 f"`min_decisions_per_arm` must be non-negative (got {min_decisions_per_arm})",
                 target="min_decisions_per_arm",
             )
+        arms = self._pinned(arms)
         check_arms(arms, self.known_policy)
         try:
             with self.engine.begin() as conn:
@@ -254,6 +272,7 @@ class Experiments:
                 f"(it is {current.status})",
                 target="arms",
             )
+        arms = self._pinned(arms)
         check_arms(arms, self.known_policy)
         values = [{"name": a.name, "policy": a.policy, "weight": a.weight} for a in arms]
         self._transition(name, ("draft",), arms=values)

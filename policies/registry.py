@@ -3,19 +3,24 @@
 Model keys are `"{surface}:{policy}"`, so each surface (the tips product, the
 Personalizer-compatible loop) learns its own model for each policy. An experiment's arm learns
 its own model under `"{surface}:{policy}:{experiment}/{arm}"`; `policy_of` reads the policy
-from either form.
+from either form. `{policy}` is the spec's id (`name` for version 1, `name@vN` after; see
+`policies.spec`), so each version learns its own model.
+
+Ids are exact: `find("name")` is version 1, as it was before versions existed, wherever it is
+stored (model keys, experiment arms, shipped defaults, settings). Only `latest` and `pin` resolve
+a bare name to its newest version, for input that means "this policy as registered now".
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from bandit.hub import ModelHub
 from bandit.model import Model, ModelError
 from bandit.policy import Policy
 from policies import random, rule, vw
-from policies.spec import PolicySpec, PolicySpecError
+from policies.spec import PolicySpec, PolicySpecError, canonical_id, parse_id
 
 # Why this default: docs/adr/0002-default-exploration.md.
 DEFAULT_VW_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
@@ -49,7 +54,10 @@ BUILTIN: tuple[PolicySpec, ...] = (
 )
 
 PolicyLoader = Callable[[str], PolicySpec | None]
-"""Looks a policy up by name where registrations persist (another process may have added it)."""
+"""Looks a policy up by id where registrations persist (another process may have added it)."""
+
+HistoryLoader = Callable[[str], Sequence[PolicySpec]]
+"""Every persisted version of a name, oldest first."""
 
 # Probe example for validation: a spec must not only build but also predict.
 _PROBE_CONTEXT: list[dict[str, object]] = [{"probe": {"x": 1}}]
@@ -127,37 +135,76 @@ def validate(spec: PolicySpec) -> None:
 
 
 class Registry:
-    """Named policy specs; built-ins plus any registered at run time."""
+    """Policy spec versions by id; built-ins plus any registered at run time."""
 
     def __init__(
-        self, specs: Iterable[PolicySpec] = BUILTIN, *, loader: PolicyLoader | None = None
+        self,
+        specs: Iterable[PolicySpec] = BUILTIN,
+        *,
+        loader: PolicyLoader | None = None,
+        history: HistoryLoader | None = None,
     ) -> None:
         self._specs: dict[str, PolicySpec] = {}
         self._loader = loader
+        self._history = history
         for spec in specs:
             self.add(spec)
 
     def add(self, spec: PolicySpec) -> None:
-        if spec.name in self._specs and self._specs[spec.name] != spec:
-            raise PolicySpecError(f"`name` {spec.name!r} is already registered with another spec")
-        self._specs[spec.name] = spec
+        if spec.id in self._specs and self._specs[spec.id] != spec:
+            raise PolicySpecError(f"`name` {spec.id!r} is already registered with another spec")
+        self._specs[spec.id] = spec
 
-    def find(self, name: str) -> PolicySpec | None:
-        spec = self._specs.get(name)
+    def find(self, policy_id: str) -> PolicySpec | None:
+        """The version `policy_id` names exactly (a bare name is version 1)."""
+        try:
+            policy_id = canonical_id(policy_id)
+        except PolicySpecError:
+            return None
+        spec = self._specs.get(policy_id)
         if spec is None and self._loader is not None:
-            spec = self._loader(name)
+            spec = self._loader(policy_id)
             if spec is not None:
-                self._specs[name] = spec
+                self._specs[spec.id] = spec
         return spec
 
-    def get(self, name: str) -> PolicySpec:
-        spec = self.find(name)
+    def get(self, policy_id: str) -> PolicySpec:
+        spec = self.find(policy_id)
         if spec is None:
             known = ", ".join(sorted(self._specs))
-            raise PolicySpecError(f"unknown policy {name!r} (known: {known})", target="policy")
+            raise PolicySpecError(f"unknown policy {policy_id!r} (known: {known})", target="policy")
         return spec
 
+    def versions(self, name: str) -> list[PolicySpec]:
+        """Every version of `name`, oldest first (empty when unknown)."""
+        if self._history is not None:
+            for spec in self._history(name):
+                self.add(spec)
+        return sorted(
+            (spec for spec in self._specs.values() if spec.name == name),
+            key=lambda spec: spec.version,
+        )
+
+    def latest(self, name: str) -> PolicySpec | None:
+        versions = self.versions(name)
+        return versions[-1] if versions else None
+
+    def pin(self, reference: str) -> str:
+        """The id `reference` stands for now: a bare name is its latest version.
+
+        Unknown references come back unchanged, for the caller to refuse by name.
+        """
+        try:
+            name, _ = parse_id(reference)
+        except PolicySpecError:
+            return reference
+        if reference != name:
+            return canonical_id(reference)
+        latest = self.latest(name)
+        return latest.id if latest is not None else reference
+
     def __iter__(self) -> Iterator[PolicySpec]:
+        """Every known version."""
         return iter(self._specs.values())
 
     def args_for(self, key: str) -> str | None:
@@ -175,9 +222,9 @@ class Registry:
         arm: str | None = None,
     ) -> Policy:
         spec = self.get(name)
-        key = model_key(surface, spec.name, experiment, arm)
+        key = model_key(surface, spec.id, experiment, arm)
         if spec.kind == "random":
-            return random.Policy(spec.name, key)
+            return random.Policy(spec.id, key)
         if spec.kind == "rule":
-            return rule.Policy(spec.name, key, spec.args)
-        return vw.Policy(spec.name, key, hub)
+            return rule.Policy(spec.id, key, spec.args)
+        return vw.Policy(spec.id, key, hub)

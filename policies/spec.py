@@ -1,4 +1,11 @@
-"""Policy specs: a name, a kind and its arguments (VW arguments, or the rule's name)."""
+"""Policy specs: a name, a version, a kind and its arguments (VW arguments, or the rule's name).
+
+Specs are versioned: registering a name again with other arguments makes its next version. A
+spec's `id` names one version unambiguously: the bare name for version 1 (so built-ins, which are
+version 1, and everything logged before versions existed keep their ids), `name@vN` after.
+Decisions log the id as their policy and model keys embed it, so two versions never share a
+model. Names cannot contain '@', so ids never collide with names.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ PolicyKind = Literal["random", "vw", "rule"]
 KINDS: tuple[PolicyKind, ...] = ("random", "vw", "rule")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_ID = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[1-9][0-9]{0,8}))?$")
 
 
 class PolicySpecError(ValueError):
@@ -27,13 +35,22 @@ class PolicySpec:
     kind: PolicyKind
     args: str = ""
     description: str = ""
+    version: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise PolicySpecError(
+                f"`version` must be a positive integer (got {self.version!r})", target="version"
+            )
         if not _NAME.match(self.name):
             raise PolicySpecError(
                 "`name` must be 1-64 lowercase letters, digits, '.', '_' or '-' "
                 f"(got {self.name!r})"
             )
+        for field, value in (("args", self.args), ("description", self.description)):
+            if "\x00" in value:
+                # PostgreSQL text cannot hold NUL, and no VW argument or description needs one.
+                raise PolicySpecError(f"`{field}` must not contain NUL characters", target=field)
         if self.kind not in KINDS:
             raise PolicySpecError(
                 f"`kind` must be one of {KINDS} (got {self.kind!r})", target="kind"
@@ -44,3 +61,24 @@ class PolicySpec:
             )
         if self.kind == "random" and self.args:
             raise PolicySpecError("`args` must be empty for a random policy", target="args")
+
+    @property
+    def id(self) -> str:
+        """`name` for version 1, `name@vN` after: what decisions log and model keys embed."""
+        return self.name if self.version == 1 else f"{self.name}@v{self.version}"
+
+
+def parse_id(policy_id: str) -> tuple[str, int]:
+    """`(name, version)` of a policy id; a bare name is version 1."""
+    match = _ID.match(policy_id)
+    if match is None:
+        raise PolicySpecError(
+            f"`policy` must be a policy name or `name@vN` (got {policy_id!r})", target="policy"
+        )
+    return match["name"], int(match["version"] or 1)
+
+
+def canonical_id(policy_id: str) -> str:
+    """The id as specs spell it: `name@v1` is `name`."""
+    name, version = parse_id(policy_id)
+    return name if version == 1 else f"{name}@v{version}"

@@ -9,14 +9,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bandit.events import utcnow
-from policies.spec import PolicyKind, PolicySpec
+from policies.spec import PolicyKind, PolicySpec, PolicySpecError, parse_id
 from policies.tables import PolicyRow
 
 policies = cast(sa.Table, PolicyRow.__table__)  # type: ignore[attr-defined]
 
 
 def _spec(row: Any) -> PolicySpec:
-    return PolicySpec(row.name, cast(PolicyKind, row.kind), row.args, row.description)
+    return PolicySpec(
+        row.name, cast(PolicyKind, row.kind), row.args, row.description, int(row.version)
+    )
 
 
 class PolicyStore:
@@ -25,21 +27,39 @@ class PolicyStore:
 
     def all(self) -> list[PolicySpec]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(policies).order_by(policies.c.name)).all()
+            rows = conn.execute(
+                sa.select(policies).order_by(policies.c.name, policies.c.version)
+            ).all()
         return [_spec(row) for row in rows]
 
-    def get(self, name: str) -> PolicySpec | None:
+    def get(self, policy_id: str) -> PolicySpec | None:
+        """The version `policy_id` names (`name` is version 1, `name@vN` version N)."""
+        try:
+            name, version = parse_id(policy_id)
+        except PolicySpecError:
+            return None
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(policies).where(policies.c.name == name)).first()
+            row = conn.execute(
+                sa.select(policies).where(policies.c.name == name, policies.c.version == version)
+            ).first()
         return _spec(row) if row is not None else None
 
+    def versions(self, name: str) -> list[PolicySpec]:
+        """Every stored version of `name`, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(policies).where(policies.c.name == name).order_by(policies.c.version)
+            ).all()
+        return [_spec(row) for row in rows]
+
     def insert(self, spec: PolicySpec) -> bool:
-        """Store `spec`; False when a spec of that name is already stored."""
+        """Store `spec`; False when that version of its name is already stored."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     policies.insert().values(
                         name=spec.name,
+                        version=spec.version,
                         kind=spec.kind,
                         args=spec.args,
                         description=spec.description,

@@ -1,4 +1,8 @@
-"""The `policies` table: policy specs registered at run time (built-ins are not stored)."""
+"""The `policies` table: policy spec versions registered at run time (built-ins are not stored).
+
+One row per (name, version). `create_all` does not alter an existing table: a database created
+before versions needs `version INTEGER NOT NULL DEFAULT 1` added to the table and its key.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ class PolicyRow(SQLModel, table=True):
     __tablename__ = "policies"
 
     name: str = Field(primary_key=True, max_length=64)
+    version: int = Field(default=1, primary_key=True)
     kind: str = Field(max_length=16)
     args: str = Field(sa_type=sa.Text)
     description: str = Field(default="", sa_type=sa.Text)

@@ -1,4 +1,8 @@
-"""The policy registry: register a policy spec (validated), list and read them.
+"""The policy registry: register a policy spec version (validated), list and read them.
+
+Registering a name again with another kind or arguments creates its next version (201); the same
+kind and arguments again return the version that has them (200). Reading a name gives its latest
+version and its history; `/versions/{n}` reads one version.
 
 Role checks (experimenter) come with sign-in (issue 4); until then these routes serve the local
 single-user mode like every other route.
@@ -6,18 +10,20 @@ single-user mode like every other route.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
 
 from api.deps import ServicesDep
 from api.errors import BadRequest, Conflict, NotFound
-from api.schemas import PolicyCreate, PolicyPublic
+from api.schemas import PolicyCreate, PolicyHistory, PolicyPublic
 from api.services import PolicyExists, Services
 from policies.registry import BUILTIN
 from policies.spec import PolicySpec, PolicySpecError
 
 router = APIRouter(prefix="/v1/policies", tags=["experiments"])
 
-_BUILTIN = {spec.name for spec in BUILTIN}
+_BUILTIN = set(BUILTIN)
 
 
 def public(spec: PolicySpec) -> PolicyPublic:
@@ -26,11 +32,13 @@ def public(spec: PolicySpec) -> PolicyPublic:
         kind=spec.kind,
         args=spec.args,
         description=spec.description,
-        builtin=spec.name in _BUILTIN,
+        version=spec.version,
+        id=spec.id,
+        builtin=spec in _BUILTIN,
     )
 
 
-def register(services: Services, body: PolicyCreate) -> PolicySpec:
+def register(services: Services, body: PolicyCreate) -> tuple[PolicySpec, bool]:
     """Validate and register; bad VW arguments are a 400 whose target is the VW option."""
     try:
         spec = PolicySpec(body.name, body.kind, body.args, body.description)
@@ -41,23 +49,56 @@ def register(services: Services, body: PolicyCreate) -> PolicySpec:
         raise BadRequest(str(exc), target=exc.target) from None
 
 
-@router.post("", response_model=PolicyPublic, status_code=201)
-def create_policy(body: PolicyCreate, services: ServicesDep) -> PolicyPublic:
-    """Register a policy spec. VW specs are built and probed first: bad arguments get a 400."""
-    return public(register(services, body))
+@router.post(
+    "",
+    response_model=PolicyPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        status.HTTP_200_OK: {
+            "model": PolicyPublic,
+            "description": "A version with the same kind and arguments exists: that version",
+        }
+    },
+)
+def create_policy(body: PolicyCreate, services: ServicesDep, response: Response) -> PolicyPublic:
+    """Register a policy spec: its name's next version, or 200 with the version of equal args.
+
+    VW specs are built and probed first: bad arguments get a 400.
+    """
+    spec, created = register(services, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return public(spec)
 
 
 @router.get("", response_model=list[PolicyPublic])
 def list_policies(services: ServicesDep) -> list[PolicyPublic]:
-    """Built-in and registered policies."""
+    """Built-in and registered policies, each at its latest version."""
     for spec in services.policies.all():  # registrations of other processes join the registry
-        services.registry.find(spec.name)
-    return [public(spec) for spec in services.registry]
+        services.registry.add(spec)
+    latest: dict[str, PolicySpec] = {}
+    for spec in services.registry:
+        if spec.name not in latest or spec.version > latest[spec.name].version:
+            latest[spec.name] = spec
+    return [public(spec) for spec in latest.values()]
 
 
-@router.get("/{name}", response_model=PolicyPublic)
-def read_policy(name: str, services: ServicesDep) -> PolicyPublic:
-    spec = services.registry.find(name)
-    if spec is None:
+@router.get("/{name}", response_model=PolicyHistory)
+def read_policy(name: str, services: ServicesDep) -> PolicyHistory:
+    """The latest version of `name` and all its versions."""
+    versions = services.registry.versions(name)
+    if not versions:
         raise NotFound(f"no policy is called {name!r}", target="name")
+    return PolicyHistory(
+        **public(versions[-1]).model_dump(), versions=[public(spec) for spec in versions]
+    )
+
+
+@router.get("/{name}/versions/{version}", response_model=PolicyPublic)
+def read_policy_version(
+    name: str, version: Annotated[int, Path(ge=1)], services: ServicesDep
+) -> PolicyPublic:
+    spec = next((s for s in services.registry.versions(name) if s.version == version), None)
+    if spec is None:
+        raise NotFound(f"policy {name!r} has no version {version}", target="version")
     return public(spec)

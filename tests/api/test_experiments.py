@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from api.cli_experiments import _results_table
+from api.schemas import ExperimentResultsPublic
 from bandit.events import Action, Decision, utcnow
 from bandit.store import Learned
 from experiments.assignment import assign
@@ -67,8 +70,15 @@ def test_registration_validates_vw_arguments_and_persists(
     spec = {"name": "vw-cover", "kind": "vw", "args": "--cb_explore_adf --cover 3 --cb_type mtr"}
     created = client.post("/v1/policies", json=spec)
     assert created.status_code == 201
-    assert created.json() == {**spec, "description": "", "builtin": False}
-    assert client.post("/v1/policies", json=spec).status_code == 409
+    assert created.json() == {
+        **spec,
+        "description": "",
+        "version": 1,
+        "id": "vw-cover",
+        "builtin": False,
+    }
+    same = client.post("/v1/policies", json=spec)  # the same args again: idempotent
+    assert (same.status_code, same.json()) == (200, created.json())
     assert client.get("/v1/policies/nope").status_code == 404
     names = {p["name"]: p["builtin"] for p in client.get("/v1/policies").json()}
     assert names["vw-cover"] is False and names["most-urgent-todo"] is True
@@ -76,6 +86,57 @@ def test_registration_validates_vw_arguments_and_persists(
     # Registered specs live in the database: another process (here: a second app) serves them.
     again = make_client()
     assert again.get("/v1/policies/vw-cover").json()["args"] == spec["args"]
+
+
+def test_registering_a_name_again_creates_its_next_version(client: TestClient) -> None:
+    first = {"name": "vw-cover", "kind": "vw", "args": "--cb_explore_adf --cover 3"}
+    second = {**first, "args": "--cb_explore_adf --cover 5"}
+    assert client.post("/v1/policies", json=first).json()["version"] == 1
+    created = client.post("/v1/policies", json=second)
+    assert created.status_code == 201
+    assert (created.json()["version"], created.json()["id"]) == (2, "vw-cover@v2")
+    again = client.post("/v1/policies", json=first)  # an older version's args: that version
+    assert (again.status_code, again.json()["version"]) == (200, 1)
+    bad = client.post("/v1/policies", json={**first, "args": "--cb_explore_adf --cover x"})
+    assert (bad.status_code, bad.json()["error"]["target"]) == (400, "--cover")
+
+    latest = client.get("/v1/policies/vw-cover").json()
+    assert (latest["version"], latest["args"]) == (2, second["args"])
+    assert [(v["version"], v["id"], v["args"]) for v in latest["versions"]] == [
+        (1, "vw-cover", first["args"]),
+        (2, "vw-cover@v2", second["args"]),
+    ]
+    assert client.get("/v1/policies/vw-cover/versions/1").json()["args"] == first["args"]
+    assert client.get("/v1/policies/vw-cover/versions/3").status_code == 404
+    assert client.get("/v1/policies/vw-epsilon").json()["versions"][0]["builtin"] is True
+    listed = {p["name"]: p["version"] for p in client.get("/v1/policies").json()}
+    assert listed["vw-cover"] == 2
+
+    # An arm naming a policy is pinned to its latest version when the experiment is created.
+    arms = [
+        {"name": "control", "policy": "vw-cover@v1", "weight": 1},
+        {"name": "treatment", "policy": "vw-cover", "weight": 1},
+    ]
+    assert client.post("/v1/experiments", json=_experiment("pin", "personalizer", arms)).is_success
+    third = {**first, "args": "--cb_explore_adf --cover 7"}
+    assert client.post("/v1/policies", json=third).json()["id"] == "vw-cover@v3"
+    pinned = client.get("/v1/experiments/pin").json()["arms"]
+    assert [a["policy"] for a in pinned] == ["vw-cover", "vw-cover@v2"]
+
+    client.post("/v1/experiments/pin/start")
+    services = client.app.state.services  # type: ignore[attr-defined]
+    seen = set()
+    for i in range(20):
+        assert client.post(RANK, json={"eventId": f"v-{i}", "actions": ACTIONS}).is_success
+        decision = services.store.get(f"v-{i}").decision
+        seen.add((decision.arm, decision.policy, decision.model_key))
+    assert seen == {
+        ("control", "vw-cover", "personalizer:vw-cover:pin/control"),
+        ("treatment", "vw-cover@v2", "personalizer:vw-cover@v2:pin/treatment"),
+    }
+    assert client.get("/v1/experiments/pin/results").json()["arms"][1]["model_key"] == (
+        "personalizer:vw-cover@v2:pin/treatment"
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,9 +219,19 @@ def test_assignment_is_sticky_recorded_and_each_arm_learns_alone(client: TestCli
 
 
 def _log(
-    services: Any, event_id: str, principal: str, arm: str, reward: float, reaction: str
+    services: Any,
+    event_id: str,
+    principal: str,
+    arm: str | None,
+    reward: float,
+    reaction: str,
+    *,
+    experiment: str | None = "seeded",
+    created_at: datetime | None = None,
 ) -> None:
-    policy = {"control": "vw-epsilon", "treatment": "random"}[arm]
+    """Log a decision with its reward; `arm=None` is outside any experiment (`experiment=None`)."""
+    policy = {"control": "vw-epsilon", "treatment": "random", None: "random"}[arm]
+    model_key = f"tips:{policy}" + (f":{experiment}/{arm}" if experiment else "")
     decision = Decision(
         event_id=event_id,
         surface="tips",
@@ -170,11 +241,11 @@ def _log(
         pmf=(0.5, 0.5),
         chosen_index=0,
         policy=policy,
-        model_key=f"tips:{policy}:seeded/{arm}",
+        model_key=model_key,
         model_version=0,
-        created_at=utcnow(),
+        created_at=created_at or utcnow(),
         activated_at=None,  # never activated: the running learner leaves these alone
-        experiment="seeded",
+        experiment=experiment,
         arm=arm,
         example=("shared |c x", "|a x", "|a y"),
     )
@@ -254,6 +325,74 @@ def test_results_match_a_hand_computation(client: TestClient) -> None:
     assert treatment["sequential"] is not None and treatment["verdict"] is not None
     assert got["results"]["srm"]["observed"] == [3, 4]
     assert {g["metric"] for g in treatment["guardrails"]} == {"dismiss_rate", "tips_per_day"}
+    # No unit has pre-period decisions: no CUPED, exactly the unadjusted results.
+    assert got["results"]["cuped"] is None and treatment["adjusted_mean"] is None
+
+
+def test_cuped_narrows_the_interval_with_pre_period_reward(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each unit's pre-period reward predicts its in-experiment reward: CUPED removes that noise."""
+    arms = [
+        {"name": "control", "policy": "vw-epsilon", "weight": 1},
+        {"name": "treatment", "policy": "random", "weight": 1},
+    ]
+    body = _experiment("seeded", "tips", arms, min_units_per_arm=2, min_decisions_per_arm=0)
+    assert client.post("/v1/experiments", json=body).status_code == 201
+    started = client.post("/v1/experiments/seeded/start").json()["started_at"]
+    services = client.app.state.services  # type: ignore[attr-defined]
+    rng = np.random.default_rng(7)
+    effect = 0.3
+    before = datetime.fromisoformat(started) - timedelta(days=2)
+    marks: list[Learned] = []
+
+    def learned(event_id: str, reward: float) -> None:
+        marks.append(Learned(event_id, 2_000_000 + len(marks), reward))
+
+    pre_values = []
+    for i in range(60):
+        unit, arm = f"u{i}", ("control", "treatment")[i % 2]
+        baseline = float(rng.normal(0.0, 1.0))
+        if i < 56:  # the last four units have no history: they take the pooled pre-period mean
+            pre = baseline + float(rng.normal(0.0, 0.1))
+            pre_values.append(pre)
+            _log(
+                services, f"{unit}-pre", unit, None, pre, "done", experiment=None, created_at=before
+            )
+            learned(f"{unit}-pre", pre)
+        reward = baseline + (effect if arm == "treatment" else 0.0) + float(rng.normal(0.0, 0.1))
+        _log(services, f"{unit}-0", unit, arm, reward, "done")
+        learned(f"{unit}-0", reward)
+    # Older than the 14-day pre-period: ignored, or it would pull the covariate mean to 100.
+    _log(
+        services,
+        "u0-old",
+        "u0",
+        None,
+        100.0,
+        "done",
+        experiment=None,
+        created_at=before - timedelta(days=20),
+    )
+    learned("u0-old", 100.0)
+    services.store.mark_learned(marks)
+
+    reply = client.get("/v1/experiments/seeded/results").json()
+    got = reply["results"]
+    assert got["cuped"]["covariate_mean"] == pytest.approx(np.mean(pre_values))
+    assert all(r > 0.9 for r in got["cuped"]["variance_reduction"])
+    control, treatment = got["arms"]
+    for arm in (control, treatment):
+        raw = arm["mean_ci"]["high"] - arm["mean_ci"]["low"]
+        adjusted = arm["adjusted_mean_ci"]["high"] - arm["adjusted_mean_ci"]["low"]
+        assert adjusted < raw / 3
+    assert treatment["adjusted_mean"] - control["adjusted_mean"] == pytest.approx(effect, abs=0.1)
+    # Comparisons run on the adjusted metric: the difference's interval is tight around the effect.
+    low, high = (treatment["comparison"]["difference_ci"][k] for k in ("low", "high"))
+    assert low < effect < high and high - low < 0.2
+
+    _results_table(ExperimentResultsPublic.model_validate(reply))
+    assert "CUPED on pre-period reward" in capsys.readouterr().out
 
 
 def _assert_close(got: Any, expected: Any, path: str = "results") -> None:

@@ -7,8 +7,8 @@ import pytest
 from bandit.events import Action
 from bandit.model import Model
 from policies import rule
-from policies.registry import Registry, model_key, offending_option, policy_of, validate
-from policies.spec import PolicySpec, PolicySpecError
+from policies.registry import BUILTIN, Registry, model_key, offending_option, policy_of, validate
+from policies.spec import PolicySpec, PolicySpecError, parse_id
 
 EXPLORATION = {
     "epsilon": "--cb_explore_adf --epsilon 0.1",
@@ -101,3 +101,29 @@ def test_most_urgent_todo_is_uniform_without_todos_and_first_on_ties() -> None:
     advice = [Action("a", [{"tip": {"kind": "advice"}}]), Action("b")]
     assert policy.pmf([], advice, []) == [0.5, 0.5]
     assert rule.most_urgent_todo([_todo("x", 2), _todo("y", 2)]) == 0
+
+
+def test_versions_have_unambiguous_ids_and_models() -> None:
+    first = PolicySpec("cover", "vw", "--cb_explore_adf --cover 3")
+    second = PolicySpec("cover", "vw", "--cb_explore_adf --cover 5", version=2)
+    assert (first.id, second.id) == ("cover", "cover@v2")
+    assert parse_id("cover@v2") == ("cover", 2) and parse_id("cover") == ("cover", 1)
+    with pytest.raises(PolicySpecError, match="`policy` must be a policy name or `name@vN`"):
+        parse_id("cover@v0")
+    with pytest.raises(PolicySpecError, match="`version` must be a positive integer"):
+        PolicySpec("cover", "random", version=0)
+    with pytest.raises(PolicySpecError, match="`description` must not contain NUL"):
+        PolicySpec("cover", "random", description="a\x00b")
+
+    registry = Registry([*BUILTIN, second, first])
+    assert registry.find("cover") == first  # a bare id is version 1, wherever it is stored
+    assert registry.find("cover@v1") == first and registry.find("cover@v2") == second
+    assert registry.find("cover@v3") is None and registry.find("cover@x") is None
+    assert registry.latest("cover") == second
+    assert [s.version for s in registry.versions("cover")] == [1, 2]
+    assert registry.pin("cover") == "cover@v2" and registry.pin("cover@v1") == "cover"
+    assert registry.pin("vw-epsilon") == "vw-epsilon" and registry.pin("nope") == "nope"
+    key = model_key("tips", registry.pin("cover"), "exp", "arm")
+    assert key == "tips:cover@v2:exp/arm" and policy_of(key) == "cover@v2"
+    assert registry.args_for(key) == second.args
+    assert registry.args_for("tips:cover") == first.args

@@ -186,3 +186,56 @@ def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
             str(exc.detail),
             headers=dict(exc.headers or {}),
         )
+
+
+ERROR_STATUSES = {
+    "400": "Bad input; the message and `target` name the field",
+    "403": "The event id belongs to someone else",
+    "404": "Unknown event id, experiment, policy or evaluation",
+    "409": "The request conflicts with the current state (e.g. a running experiment)",
+    "413": "The body exceeds OO_MAX_BODY_BYTES",
+    "503": "The database is unavailable; nothing was recorded, retry after `Retry-After`",
+}
+
+ERROR_SCHEMAS: dict[str, Any] = {
+    "ErrorDetail": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "target": {"type": "string"},
+        },
+    },
+    "ErrorBody": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}},
+    },
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe the errors every route really answers with: Personalizer's error body for 4xx
+    and 503, and 400 (not FastAPI's default 422) for validation errors."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status, description in ERROR_STATUSES.items():
+                responses.setdefault(
+                    status,
+                    {
+                        "description": description,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
+                        },
+                    },
+                )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components.update(ERROR_SCHEMAS)
+    return schema

@@ -11,7 +11,6 @@ import json
 import math
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
+from api.cli_common import parse_moment
 from api.settings import Settings
 from bandit.features import action_lines, adf_example
 from bandit.store import Store
@@ -31,19 +31,6 @@ from policies.store import PolicyStore
 from rewards import evaluation
 from rewards.dsjson import ImportedEvent, read_dsjson
 from rewards.evaluation import Evaluation, LoggedEvent, RewardModelName
-
-
-def _moment(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"must be ISO 8601, e.g. 2026-11-25 or 2026-11-25T09:00Z (got {value!r})",
-            param_hint=f"--{name}",
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _loader(policies: PolicyStore) -> PolicyLoader:
@@ -148,7 +135,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
     """Estimate what policies would have earned on the logged decisions (IPS, SNIPS, DR)."""
-    since, until = _moment(start, "start"), _moment(end, "end")
+    since, until = parse_moment(start, "start"), parse_moment(end, "end")
     if since is not None and until is not None and since >= until:
         raise typer.BadParameter("must be before --end", param_hint="--start")
     if reward_model not in ("action-mean", "vw"):

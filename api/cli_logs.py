@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, BinaryIO, TextIO
 
@@ -34,6 +34,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.cli_common import parse_moment
 from api.settings import Settings
 from bandit.store import Store
 from rewards.dsjson import DsjsonError, ImportedEvent, export_lines, read_dsjson
@@ -41,19 +42,6 @@ from rewards.dsjson import DsjsonError, ImportedEvent, export_lines, read_dsjson
 app = typer.Typer(help="Decision logs: DSJSON export and import.", no_args_is_help=True)
 
 MAX_ERRORS_SHOWN = 10
-
-
-def _moment(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"must be ISO 8601, e.g. 2026-11-25 or 2026-11-25T09:00Z (got {value!r})",
-            param_hint=f"--{name}",
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _sink(out: Path | None) -> AbstractContextManager[TextIO]:
@@ -81,7 +69,7 @@ def export(
     batch: Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")] = 2000,
 ) -> None:
     """Settled decisions with their rewards as DSJSON, one per line, oldest first."""
-    since, until = _moment(start, "start"), _moment(end, "end")
+    since, until = parse_moment(start, "start"), parse_moment(end, "end")
     if since is not None and until is not None and since >= until:
         raise typer.BadParameter("must be before --end", param_hint="--start")
     store = Store.connect(database_url or Settings().database, pool_size=1)

@@ -56,7 +56,8 @@ def build_context(
     return context, local
 
 
-def _effort(minutes: int) -> str:
+def effort(minutes: int) -> str:
+    """The effort word the model sees, shared by catalog tips and live todos."""
     if minutes == 0:
         return "read"
     if minutes <= 2:
@@ -75,7 +76,7 @@ def tip_features(tip: Tip) -> Features:
             "id": tip.id,
             "kind": tip.kind,
             "category": tip.category,
-            "effort": _effort(tip.effort_minutes),
+            "effort": effort(tip.effort_minutes),
             "tag": tags,
         }
     }

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from bandit.events import Action, FeatureObject, Features, JSONValue
+from integrations.context import effort
 from integrations.vault import ProviderToken
 
 logger = logging.getLogger(__name__)
@@ -455,15 +456,7 @@ def _due_bucket(moment: datetime | None, now: datetime, overdue: bool) -> str:
 
 def _effort(minutes: int | None) -> str:
     # The catalog's effort words, so `tip_effort` means the same for tips and tasks.
-    if minutes is None:
-        return "unknown"
-    if minutes <= 2:
-        return "instant"
-    if minutes <= 10:
-        return "quick"
-    if minutes <= 30:
-        return "short"
-    return "long"
+    return "unknown" if minutes is None else effort(max(1, minutes))
 
 
 def _pseudonym(label: str) -> str:

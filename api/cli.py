@@ -112,20 +112,12 @@ def simulate(
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
     from rich.table import Table
 
     from api import simulate as sim
+    from api.cli_common import counting_progress
 
-    console = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=as_json,
-    ) as progress:
+    with counting_progress(disable=as_json) as progress:
         task = progress.add_task("simulating", total=events)
         report = sim.run(
             url,

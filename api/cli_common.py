@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+StartOption = Annotated[
+    str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
+]
+EndOption = Annotated[
+    str | None, typer.Option(help="Decisions created before (ISO 8601; UTC if no offset)")
+]
+SurfaceOption = Annotated[str | None, typer.Option(help="Only this surface: tips, personalizer")]
+
+
+def counting_progress(*, disable: bool) -> Progress:
+    """A bar with done/total and time left, on standard error (standard output stays clean)."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=disable,
+    )
 
 
 def parse_moment(value: str | None, name: str) -> datetime | None:

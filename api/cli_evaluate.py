@@ -17,11 +17,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
-from api.cli_common import parse_moment
+from api.cli_common import EndOption, StartOption, SurfaceOption, counting_progress, parse_moment
 from api.settings import Settings
 from bandit.features import action_lines, adf_example
 from bandit.store import Store
@@ -100,15 +99,9 @@ def _evaluate_file(
 
 
 def evaluate(
-    surface: Annotated[
-        str | None, typer.Option(help="Only this surface: tips, personalizer")
-    ] = None,
-    start: Annotated[
-        str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Decisions created before (ISO 8601; UTC if no offset)")
-    ] = None,
+    surface: SurfaceOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
     policy: Annotated[
         list[str] | None,
         typer.Option(
@@ -150,15 +143,7 @@ def evaluate(
             targets = evaluation.resolve(names, registry)
         except evaluation.EvaluationError as exc:
             raise typer.BadParameter(str(exc), param_hint="--policy") from None
-        console = Console(stderr=True)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=as_json,
-        ) as progress:
+        with counting_progress(disable=as_json) as progress:
             task = progress.add_task("evaluating", total=None)
 
             def on_progress(done: int, total: int) -> None:

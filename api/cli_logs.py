@@ -34,7 +34,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from api.cli_common import parse_moment
+from api.cli_common import EndOption, StartOption, SurfaceOption, parse_moment
 from api.settings import Settings
 from bandit.store import Store
 from rewards.dsjson import DsjsonError, ImportedEvent, export_lines, read_dsjson
@@ -54,15 +54,9 @@ def export(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write here instead of standard output")
     ] = None,
-    start: Annotated[
-        str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Decisions created before (ISO 8601; UTC if no offset)")
-    ] = None,
-    surface: Annotated[
-        str | None, typer.Option(help="Only this surface: tips, personalizer")
-    ] = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    surface: SurfaceOption = None,
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
     ] = None,

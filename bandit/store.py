@@ -216,6 +216,18 @@ def _learnable(row: Any) -> Learnable:
     )
 
 
+def _range_filters(start: datetime | None, end: datetime | None, surface: str | None) -> list[Any]:
+    """Decisions created in [start, end) on `surface`; None leaves that side open."""
+    filters: list[Any] = []
+    if start is not None:
+        filters.append(decisions.c.created_at >= start)
+    if end is not None:
+        filters.append(decisions.c.created_at < end)
+    if surface is not None:
+        filters.append(decisions.c.surface == surface)
+    return filters
+
+
 def _logged(row: Any) -> LoggedDecision:
     return LoggedDecision(
         decision=_decision(row),
@@ -579,13 +591,7 @@ class Store:
         Keyset pagination on (created_at, event_id): every query resumes after the last row
         seen, so memory is one batch whatever the size of the log.
         """
-        filters: list[Any] = []
-        if start is not None:
-            filters.append(decisions.c.created_at >= start)
-        if end is not None:
-            filters.append(decisions.c.created_at < end)
-        if surface is not None:
-            filters.append(decisions.c.surface == surface)
+        filters = _range_filters(start, end, surface)
         key = sa.tuple_(decisions.c.created_at, decisions.c.event_id)
         after: tuple[datetime, str] | None = None
         while True:
@@ -613,15 +619,9 @@ class Store:
         model_key: str | None,
         through_seq: int | None = None,
     ) -> list[Any]:
-        filters: list[Any] = [decisions.c.learn_seq.is_not(None)]
+        filters = [decisions.c.learn_seq.is_not(None), *_range_filters(start, end, surface)]
         if through_seq is not None:
             filters.append(decisions.c.learn_seq <= through_seq)
-        if start is not None:
-            filters.append(decisions.c.created_at >= start)
-        if end is not None:
-            filters.append(decisions.c.created_at < end)
-        if surface is not None:
-            filters.append(decisions.c.surface == surface)
         if model_key is not None:
             filters.append(decisions.c.model_key == model_key)
         return filters

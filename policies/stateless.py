@@ -1,4 +1,7 @@
-"""The shared shape of policies without a learned model (random, rules): version 0 forever."""
+"""The shared shape of policies: a registered name and the model key its decisions learn into.
+
+Policies without a learned model (random, rules) stay at model version 0 forever.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Sequence
 from bandit.events import Action, Features
 
 
-class StatelessPolicy:
+class NamedPolicy:
     def __init__(self, name: str, model_key: str) -> None:
         self._name = name
         self._model_key = model_key
@@ -20,6 +23,8 @@ class StatelessPolicy:
     def model_key(self) -> str:
         return self._model_key
 
+
+class StatelessPolicy(NamedPolicy):
     @property
     def model_version(self) -> int:
         return 0

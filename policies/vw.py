@@ -7,21 +7,13 @@ from collections.abc import Sequence
 from bandit.events import Action, Features
 from bandit.hub import ModelHub
 from bandit.model import Model
+from policies.stateless import NamedPolicy
 
 
-class Policy:
+class Policy(NamedPolicy):
     def __init__(self, name: str, model_key: str, hub: ModelHub) -> None:
-        self._name = name
-        self._model_key = model_key
+        super().__init__(name, model_key)
         self._hub = hub
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def model_key(self) -> str:
-        return self._model_key
 
     def _model(self) -> Model:
         model = self._hub.get(self._model_key)

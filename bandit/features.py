@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 
-from bandit.events import Action, FeatureObject, Features, JSONValue
+from bandit.events import Action, Features, JSONValue
 
 _RESERVED = re.compile(r"[\s|:]+")
 _DEFAULT_NAMESPACE = "_"
@@ -133,8 +133,3 @@ def check_features(value: JSONValue, path: str, depth: int = 0) -> None:
             check_features(item, f"{path}.{key}", depth + 1)
         return
     raise ValueError(f"`{path}` has an unsupported type {type(value).__name__}")
-
-
-def feature_object_list(objects: Sequence[FeatureObject], path: str) -> None:
-    for i, obj in enumerate(objects):
-        check_features(obj, f"{path}[{i}]")

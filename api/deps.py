@@ -1,18 +1,25 @@
-"""Typed dependencies: route signatures read like sentences."""
+"""Typed dependencies: route signatures read like sentences.
+
+Every route names its principal: `PersonDep` (a person, for their own decisions and profile),
+`ExperimenterDep`, `AnalystDep`, `AdminDep` (roles), or `IntegratorDep` (a Personalizer
+subscription key). The principal is also left on `request.state.principal` for rate limits and
+access logs.
+"""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
+from api.auth.principal import Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.schemas import NoNul
 from api.services import PERSONALIZER, TIPS, Services
 from bandit.store import LoggedDecision
 
-LOCAL_PERSON = "local"
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
 
 
 def get_services(request: Request) -> Services:
@@ -23,41 +30,90 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_person(services: ServicesDep) -> str:
-    """Local single-user mode: the one person using this machine."""
-    return LOCAL_PERSON
+def current_principal(request: Request, services: ServicesDep) -> Principal:
+    principal = services.auth.authenticate(request)
+    if principal is None:
+        raise Unauthorized(
+            "sign in first: send the session cookie or an `Authorization: Bearer` access token",
+            target="Authorization",
+        )
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def current_person(principal: PrincipalDep) -> str:
+    """The person the request speaks for; API keys are not people."""
+    if not principal.is_person:
+        raise Forbidden("this endpoint is for people; an API key cannot use it")
+    return principal.id
 
 
 PersonDep = Annotated[str, Depends(current_person)]
 
 
+def requires(role: Role) -> Callable[[Principal], Principal]:
+    def check(principal: PrincipalDep) -> Principal:
+        if not principal.has(role):
+            raise Forbidden(f"this endpoint needs the `{role}` role")
+        return principal
+
+    check.__name__ = f"requires_{role}"
+    return check
+
+
+ExperimenterDep = Annotated[Principal, Depends(requires(Role.EXPERIMENTER))]
+AnalystDep = Annotated[Principal, Depends(requires(Role.ANALYST))]
+AdminDep = Annotated[Principal, Depends(requires(Role.ADMIN))]
+
+
 def current_integrator(
+    request: Request,
     services: ServicesDep,
-    key: Annotated[str | None, Header(alias="Ocp-Apim-Subscription-Key")] = None,
+    key: Annotated[str | None, Header(alias=KEY_HEADER)] = None,
 ) -> str:
-    expected = services.settings.personalizer_key
-    if expected is not None and (
-        key is None or not hmac.compare_digest(key.encode(), expected.encode())
-    ):
-        raise Unauthorized(
-            "the `Ocp-Apim-Subscription-Key` header is missing or not valid",
-            target="Ocp-Apim-Subscription-Key",
-        )
+    """A Personalizer client; every key shares the one Personalizer loop of this service."""
+    principal = services.auth.authenticate_key(key)
+    if principal is None:
+        raise Unauthorized(f"the `{KEY_HEADER}` header is missing or not valid", target=KEY_HEADER)
+    request.state.principal = principal
     return PERSONALIZER
 
 
 IntegratorDep = Annotated[str, Depends(current_integrator)]
 
 
+def integrator_admin(
+    request: Request,
+    services: ServicesDep,
+    key: Annotated[str | None, Header(alias=KEY_HEADER)] = None,
+) -> Principal:
+    """The Personalizer administration surface: a key with the admin role."""
+    current_integrator(request, services, key)
+    principal: Principal = request.state.principal
+    if not principal.has(Role.ADMIN):
+        raise Forbidden("this key cannot administer the service; it needs the `admin` role")
+    return principal
+
+
+IntegratorAdminDep = Annotated[Principal, Depends(integrator_admin)]
+
+
 def owned_decision(
     services: Services, event_id: str, principal: str, surface: str
 ) -> LoggedDecision:
+    """The decision, when it is this principal's on this surface.
+
+    Someone else's decision answers exactly like a missing one: a caller cannot learn whether
+    an event id exists elsewhere.
+    """
     logged = services.store.get(event_id)
-    if logged is None:
+    if logged is None or (
+        logged.decision.principal != principal or logged.decision.surface != surface
+    ):
         raise NotFound(f"no decision has event id {event_id!r}", target="event_id")
-    decision = logged.decision
-    if decision.principal != principal or decision.surface != surface:
-        raise Forbidden(f"decision {event_id!r} belongs to someone else", target="event_id")
     return logged
 
 

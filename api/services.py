@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
+from api.auth.principal import Authenticator, LocalAuthenticator
 from api.settings import Settings
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
@@ -51,6 +52,7 @@ class Services:
     personalizer_policy: Policy
     policies: PolicyStore
     experiments: Experiments
+    auth: Authenticator
     learner: Learner | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -178,6 +180,7 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         ),
         policies=policy_store,
         experiments=experiments,
+        auth=make_authenticator(settings, store),
     )
     services.refresh_experiments()
     # Load (and in the embedded process, recover) the served models before taking traffic.
@@ -206,3 +209,9 @@ def _refresh_models(services: Services) -> None:
                 log.info("loaded new model versions for %s", ", ".join(refreshed))
         except Exception:
             log.warning("model refresh failed; serving the current versions", exc_info=True)
+
+
+def make_authenticator(settings: Settings, store: Store) -> Authenticator:
+    """Local single-user mode until a sign-in provider is configured."""
+    del store  # the sign-in authenticator keeps people, sessions and keys in the store
+    return LocalAuthenticator(settings.personalizer_key)

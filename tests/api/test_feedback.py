@@ -96,17 +96,17 @@ def test_unknown_and_foreign_decisions_are_refused(client: TestClient) -> None:
     # A Personalizer decision is not a tip, and a tip is not the integrator's to reward.
     assert_error(
         client.post("/v1/feedback", json={"event_id": personalizer_event, "reaction": "done"}),
-        403,
-        "Forbidden",
+        404,
+        "ResourceNotFound",
         target="event_id",
-        match=f"^decision '{personalizer_event}' belongs to someone else$",
+        match=f"^no decision has event id '{personalizer_event}'$",
     )
     for form in FORMS:
         for reply in (
             client.post(event_url(tip_event, "reward", form), json={"value": 1.0}),
             client.post(event_url(tip_event, "activate", form)),
         ):
-            assert_error(reply, 403, "Forbidden", target="event_id", match="someone else")
+            assert_error(reply, 404, "ResourceNotFound", target="event_id", match="no decision")
     assert row_counts(client) == before
 
 

@@ -250,6 +250,6 @@ def test_event_id_of_another_surface_or_principal_is_refused(client: TestClient)
             client.post(event_url(event_id, "reward"), json={"value": 1}),
             client.post(event_url(event_id, "activate", "preview")),
         ):
-            assert_error(reply, 403, "Forbidden", target="event_id", match="someone else")
+            assert_error(reply, 404, "ResourceNotFound", target="event_id", match="no decision")
     assert row_counts(client) == before
     assert logged(client, tips_event).reward is None

@@ -123,8 +123,8 @@ def test_a_prefetched_tip_is_activated_when_shown(client: TestClient) -> None:
     personalizer_event = rank(client, {"actions": [{"id": "a"}], "deferActivation": True})
     assert_error(
         client.post(f"/v1/decisions/{personalizer_event['eventId']}/activate"),
-        403,
-        "Forbidden",
+        404,
+        "ResourceNotFound",
         target="event_id",
     )
     assert logged(client, personalizer_event["eventId"]).decision.activated_at is None

@@ -1,0 +1,1 @@
+"""Who is calling: principals, roles, and how a request proves its principal."""

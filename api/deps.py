@@ -54,13 +54,16 @@ def current_person(principal: PrincipalDep) -> str:
 PersonDep = Annotated[str, Depends(current_person)]
 
 
-def requires(role: Role) -> Callable[[Principal], Principal]:
+def requires(*roles: Role) -> Callable[[Principal], Principal]:
+    """A principal holding at least one of `roles` (admin holds them all)."""
+    needed = " or ".join(f"`{role}`" for role in roles)
+
     def check(principal: PrincipalDep) -> Principal:
-        if not principal.has(role):
-            raise Forbidden(f"this endpoint needs the `{role}` role")
+        if not any(principal.has(role) for role in roles):
+            raise Forbidden(f"this endpoint needs the {needed} role")
         return principal
 
-    check.__name__ = f"requires_{role}"
+    check.__name__ = "requires_" + "_or_".join(roles)
     return check
 
 

@@ -1,8 +1,7 @@
 """The experimenter's pages, rendered by the server: plain HTML, inline SVG, one stylesheet.
 
-Not part of the API contract, so excluded from the OpenAPI document. Role checks (experimenter)
-arrive with sign-in (issue 4); until then these pages serve the local single-user mode like every
-other route.
+Not part of the API contract, so excluded from the OpenAPI document. The pages need the
+experimenter role; the stylesheet and icon are public.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from api.deps import ServicesDep
+from api.deps import ExperimenterDep, ServicesDep
 from api.routers.experiments import ExperimentDep
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from dashboards.experiments import ICON_SVG, experiment_page, index_page, reward_series
@@ -36,13 +35,15 @@ def _html(body: str) -> HTMLResponse:
 
 
 @router.get("/experiments", response_class=HTMLResponse)
-def experiments_index(services: ServicesDep) -> HTMLResponse:
+def experiments_index(services: ServicesDep, viewer: ExperimenterDep) -> HTMLResponse:
     """Every experiment and its status."""
     return _html(index_page(services.experiments.list()))
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
-def experiment_dashboard(experiment: ExperimentDep, services: ServicesDep) -> HTMLResponse:
+def experiment_dashboard(
+    viewer: ExperimenterDep, experiment: ExperimentDep, services: ServicesDep
+) -> HTMLResponse:
     """One experiment: reward over time, arms, sample ratio, guardrails."""
     engine = services.store.engine
     return _html(

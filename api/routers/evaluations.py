@@ -18,14 +18,19 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import ServicesDep
+from api.auth.principal import Role
+from api.deps import ServicesDep, requires
 from api.errors import BadRequest, NotFound
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services import Services
 from bandit.events import utcnow
 from rewards import evaluation
 
-router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"])
+router = APIRouter(
+    prefix="/v1/evaluations",
+    tags=["evaluations"],
+    dependencies=[Depends(requires(Role.ANALYST))],
+)
 
 MAX_JOBS = 100
 """Finished jobs beyond this many are forgotten, oldest first."""

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Engine
 
-from api.deps import ServicesDep
+from api.auth.principal import Role
+from api.deps import ServicesDep, requires
 from api.errors import BadRequest, Conflict, NotFound
 from api.schemas import (
     ArmIn,
@@ -36,7 +37,11 @@ from experiments.lifecycle import (
 from experiments.results import days_running, experiment_results, winner
 from policies.registry import model_key
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+router = APIRouter(
+    prefix="/v1/experiments",
+    tags=["experiments"],
+    dependencies=[Depends(requires(Role.EXPERIMENTER))],
+)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import PersonDep, ServicesDep
+from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
 from rewards.dsjson import export_lines
 
@@ -32,7 +32,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 )
 def export(
     services: ServicesDep,
-    person: PersonDep,
+    analyst: AnalystDep,
     format: Annotated[Literal["dsjson"], Query(description="Only VW DSJSON for now")] = "dsjson",
     start: Annotated[
         datetime | None, Query(description="Decisions created at or after (UTC when no offset)")
@@ -45,8 +45,8 @@ def export(
     """Stream settled decisions of [start, end) as DSJSON, oldest first.
 
     Learned decisions carry the learned reward; deferred decisions never activated carry
-    `_skipLearn`; decisions still inside their reward window are left out. In local single-user
-    mode the one person on this machine may export; analyst role checks arrive with sign-in.
+    `_skipLearn`; decisions still inside their reward window are left out. Needs the analyst
+    role (in local single-user mode, the machine's owner holds every role).
     """
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
-from api.deps import ServicesDep
+from api.auth.principal import Role
+from api.deps import ServicesDep, requires
 from api.errors import BadRequest, Conflict, NotFound
 from api.schemas import PolicyCreate, PolicyHistory, PolicyPublic
 from api.services import PolicyExists, Services
 from policies.registry import BUILTIN
 from policies.spec import PolicySpec, PolicySpecError
 
-router = APIRouter(prefix="/v1/policies", tags=["experiments"])
+router = APIRouter(
+    prefix="/v1/policies",
+    tags=["experiments"],
+    dependencies=[Depends(requires(Role.EXPERIMENTER, Role.ANALYST))],
+)
 
 _BUILTIN = set(BUILTIN)
 

@@ -11,7 +11,7 @@ run: $(VENV)/.installed
 	$(BIN)/oo serve
 
 ## test: install dev deps, start PostgreSQL + Redis on loopback, run lint, types and the suite
-test: $(VENV)/.installed-dev system-deps
+test: $(VENV)/.installed-dev system-deps $(OIDC)/node_modules/.installed
 	infra/scripts/with-services $(MAKE) --no-print-directory check
 
 check: lint types pytest
@@ -39,9 +39,16 @@ $(VENV)/.installed-dev: $(VENV)/bin/python requirements-dev.lock pyproject.toml
 	$(PIP) install --no-deps -e .
 	touch $@ $(VENV)/.installed
 
+## the real OpenID provider the sign-in tests start on loopback (node-oidc-provider, pinned by
+## tests/oidc/package-lock.json)
+OIDC := tests/oidc
+$(OIDC)/node_modules/.installed: $(OIDC)/package.json $(OIDC)/package-lock.json | system-deps
+	cd $(OIDC) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## system-deps: Debian packages the tests start for real (Playwright's own browser download
 ## cannot work here, so the browser tests drive Debian's chromium)
-SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server prometheus:prometheus
+SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server prometheus:prometheus node:nodejs npm:npm
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 system-deps:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \

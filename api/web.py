@@ -151,7 +151,11 @@ def mount_web(app: FastAPI, web_dir: Path | None = None) -> None:
 
         async def endpoint(request: Request) -> Response:
             if request.headers.get("if-none-match") == file.etag:
-                return Response(status_code=304, headers={"ETag": file.etag, **REVALIDATE})
+                # The 304 repeats the page's headers: a browser updates its cached copy's
+                # headers from it, and must not swap the page's CSP for the API's.
+                return Response(
+                    status_code=304, headers={"ETag": file.etag, **REVALIDATE, **headers}
+                )
             return Response(
                 file.body,
                 media_type=file.media_type,

@@ -18,8 +18,27 @@ export class ApiError extends Error {
 /** The request never got an answer: offline, or the server is not running. */
 export class Unreachable extends Error {}
 
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * The session's CSRF token: the server sets it in a readable cookie next to the HttpOnly
+ * session cookie, and a request that changes something echoes it in X-CSRF-Token (another site
+ * can make the browser send the cookies, but cannot read this one to copy it into a header).
+ */
+function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === "oo_csrf") return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
+
 async function call(method, path, body) {
   const init = { method, cache: "no-store", credentials: "same-origin", headers: {} };
+  if (!SAFE_METHODS.has(method)) {
+    const token = csrfToken();
+    if (token) init.headers["X-CSRF-Token"] = token;
+  }
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -60,6 +79,21 @@ export async function recommend(deferred = false) {
     return { quiet: { nextAt, retryAfter } };
   }
   return { decision: await response.json() };
+}
+
+/** The signed-in person's profile; an ApiError with status 401 when nobody is signed in. */
+export async function me() {
+  return (await call("GET", "/v1/me")).json();
+}
+
+/** {local, providers: [{name, label, login_url}]}: how to sign in (nothing to do when local). */
+export async function signInOptions() {
+  return (await call("GET", "/auth/providers")).json();
+}
+
+/** End the web session on the server (the cookie stops working everywhere). */
+export async function signOut() {
+  await call("POST", "/auth/logout");
 }
 
 /** Send a request kept in the outbox: {path, body}. */

@@ -1,6 +1,6 @@
 // The black page: one tip, a swipe, the next tip already waiting.
 
-import { ApiError, recommend, requests, send } from "./api.js";
+import { ApiError, me, recommend, requests, send, signInOptions, signOut } from "./api.js";
 import { Outbox } from "./outbox.js";
 import { enter, flyOut, place, reducedMotion, still, swipeable } from "./swipe.js";
 
@@ -48,6 +48,7 @@ const ui = {
   actions: $("actions"),
   positive: $("positive"),
   mood: $("mood"),
+  account: $("account"),
 };
 
 let current = null; // {decision, shownAt}: the tip on screen
@@ -142,7 +143,9 @@ function showQuiet({ nextAt, retryAfter }) {
 
 function showFailure(error) {
   const retry = { label: "Try again", run: () => advance() };
-  if (!navigator.onLine) {
+  if (error instanceof ApiError && error.status === 401) {
+    offerSignIn(); // the session ended (expired, signed out elsewhere, or disabled)
+  } else if (!navigator.onLine) {
     showNotice(
       "offline",
       "You're offline.",
@@ -362,8 +365,76 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
-function boot() {
+// --- signing in --------------------------------------------------------------------------------
+
+/** False when the server wants a sign-in first; then the page offers its providers instead. */
+async function signedIn() {
+  try {
+    await me();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      await offerSignIn();
+      return false;
+    }
+    return true; // offline or failing: the tip loop says what is wrong and retries
+  }
+  offerSignOut();
+  return true;
+}
+
+async function offerSignIn() {
+  clearTimeout(wake);
+  forget(CURRENT_KEY);
+  let providers = [];
+  try {
+    ({ providers } = await signInOptions());
+  } catch {
+    // Shown below: no button to press.
+  }
+  ui.account.replaceChildren(
+    ...providers.map((provider) => {
+      const link = document.createElement("a");
+      link.className = "sign-in";
+      link.href = provider.login_url;
+      link.textContent = `Sign in with ${provider.label}`;
+      return link;
+    }),
+  );
+  ui.account.hidden = providers.length === 0;
+  showNotice(
+    "signed-out",
+    "Sign in to get your tips.",
+    providers.length ? "" : "No way to sign in answers right now; reload to try again.",
+  );
+}
+
+async function offerSignOut() {
+  let options;
+  try {
+    options = await signInOptions();
+  } catch {
+    return;
+  }
+  if (options.local) return; // local single-user mode: nobody signs in or out
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "sign-out";
+  button.textContent = "Sign out";
+  button.addEventListener("click", async () => {
+    try {
+      await signOut();
+    } finally {
+      forget(CURRENT_KEY);
+      location.assign("/");
+    }
+  });
+  ui.account.replaceChildren(button);
+  ui.account.hidden = false;
+}
+
+async function boot() {
   renderMood();
+  if (!(await signedIn())) return;
   outbox.flush();
   const saved = recall(CURRENT_KEY);
   // The tip on screen stays through a reload, and always while offline.

@@ -91,6 +91,9 @@ def test_revalidation_answers_304(client: TestClient) -> None:
     first = client.get("/")
     again = client.get("/", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304
+    # Browsers refresh the cached page's headers from the 304: it must keep the page's CSP.
+    csp = "content-security-policy"
+    assert again.headers[csp] == first.headers[csp] and "default-src 'self'" in again.headers[csp]
 
 
 def test_a_change_renames_every_file_that_depends_on_it(tmp_path: Path) -> None:

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from email.utils import parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +32,13 @@ import httpx
 
 from bandit.events import Action, FeatureObject, Features, JSONValue
 from integrations.context import effort
+from integrations.providers import (
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    TokenRevoked,
+    retry_after,
+)
 from integrations.vault import ProviderToken
 
 logger = logging.getLogger(__name__)
@@ -44,28 +49,10 @@ PAGE_LIMIT = 200
 MAX_PAGES = 5
 CACHE_TTL_S = 60.0
 MAX_CACHED_PRINCIPALS = 10_000
-DEFAULT_RETRY_AFTER_S = 60.0
-MAX_RETRY_AFTER_S = 3600.0
 
 
-class TodoistError(Exception):
-    """Todoist could not be used for this request; messages never contain tokens or titles."""
-
-
-class TokenRevoked(TodoistError):
-    """401/403: the token was revoked or is invalid; mark the integration needs_reconnect."""
-
-
-class RateLimited(TodoistError):
-    """429: Todoist asked us to wait `retry_after` seconds before asking again."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"todoist rate limit: retry after {retry_after:.0f}s")
-        self.retry_after = retry_after
-
-
-class ProviderUnavailable(TodoistError):
-    """5xx, a timeout past the deadline, a network error or an unreadable answer."""
+TodoistError = ProviderError
+"""Todoist could not be used for this request; messages never contain tokens or titles."""
 
 
 # ------------------------------------------------------------------------------------- tasks
@@ -342,25 +329,6 @@ def _page_of(response: httpx.Response) -> tuple[list[Any], str | None]:
         cursor = body.get("next_cursor")
         return body["results"], cursor if isinstance(cursor, str) and cursor else None
     raise ProviderUnavailable("todoist answered 200 with an unexpected JSON shape")
-
-
-def retry_after(value: str | None, *, now: datetime | None = None) -> float:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110)."""
-    if value is None or not value.strip():
-        return DEFAULT_RETRY_AFTER_S
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY_AFTER_S
-        current = now or datetime.now(moment.tzinfo)
-        seconds = (moment - current).total_seconds()
-    if not math.isfinite(seconds):
-        return DEFAULT_RETRY_AFTER_S
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 # -------------------------------------------------------------------------------- candidates

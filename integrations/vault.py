@@ -438,6 +438,24 @@ class TokenStore:
                 )
         logger.info("vault: saved %s token for %s", provider, principal)
 
+    def replace(self, principal: str, provider: str, token: ProviderToken) -> bool:
+        """Swap in a refreshed token, keeping status and `updated_at`; False when disconnected.
+
+        Unlike `save`, this never brings back a row a concurrent disconnect deleted.
+        """
+        _check_identity(principal, provider)
+        with self.autocommit.connect() as conn:
+            updated = conn.execute(
+                tokens_table.update()
+                .where(*_row(principal, provider))
+                .values(
+                    ciphertext=self.vault.seal(token, principal=principal, provider=provider),
+                    key_id=self.vault.current_key_id,
+                    expires_at=token.expires_at,
+                )
+            )
+        return bool(updated.rowcount)
+
     def load(self, principal: str, provider: str) -> StoredToken | None:
         """The opened token, or None when not connected; raises TokenDecryptError if corrupt."""
         _check_identity(principal, provider)

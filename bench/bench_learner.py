@@ -32,7 +32,8 @@ from bandit.store import Store
 from bench._harness import database_url, fresh_schema, table
 from integrations.catalog import load_catalog
 from integrations.context import TipSource, build_context
-from integrations.profiles import Profile, Signal
+from integrations.profiles import Profile
+from integrations.signals import Signal
 from policies.registry import DEFAULT_VW_ARGS, Registry
 
 KEY = "tips:vw-epsilon"
@@ -44,7 +45,7 @@ def make_decisions(n: int) -> list[Decision]:
     decisions = []
     for i in range(n):
         now = start + timedelta(seconds=i * 0.1)
-        mood = {"mood": Signal("mood", float(1 + i % 5), now)}
+        mood = {"mood": Signal(type="mood", value=float(1 + i % 5), occurred_at=now)}
         profile = Profile(f"p{i % 100}")
         context, local = build_context(profile, mood, now)
         candidates = source.candidates(profile, local, {}, f"e{i}")

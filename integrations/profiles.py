@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,19 +10,21 @@ import sqlalchemy as sa
 
 from bandit.events import utcnow
 from bandit.store import Store
-from integrations.tables import ProfileRow, SignalRow
+from integrations.signals import CONTEXT_LIMIT, SignalStore, trusted
+from integrations.signals import Signal as Signal  # re-exported: the context builder reads it
+from integrations.tables import ProfileRow
 
 profiles = ProfileRow.__table__  # type: ignore[attr-defined]
-signals = SignalRow.__table__  # type: ignore[attr-defined]
 
 ALL_KINDS = ("advice", "todo")
 
 _PROFILE_SQL = (
     "SELECT timezone, quiet_start, quiet_end, interests, kinds FROM profiles WHERE principal = %s"
 )
+# Served by ix_signals_principal_occurred, like SignalStore.latest_query.
 _SIGNALS_SQL = (
     "SELECT type, value, occurred_at, source FROM signals WHERE principal = %s "
-    "AND occurred_at >= %s ORDER BY occurred_at DESC LIMIT 200"
+    f"AND occurred_at >= %s ORDER BY occurred_at DESC LIMIT {CONTEXT_LIMIT}"
 )
 _RECENT_SQL = (
     "SELECT chosen_action, max(created_at) FROM decisions WHERE principal = %s "
@@ -69,15 +71,6 @@ def _hhmm(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
-    type: str
-    value: float
-    occurred_at: datetime
-    source: str = "web"
-    extra: dict[str, str] = field(default_factory=dict)
-
-
 class People:
     """Profiles and signals on the service's database."""
 
@@ -85,6 +78,7 @@ class People:
         self.engine = store.engine
         self.store = store
         self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.signals = SignalStore(store.engine)
 
     def profile(self, principal: str) -> Profile:
         with self.autocommit.connect() as conn:
@@ -116,18 +110,11 @@ class People:
             if not updated.rowcount:
                 conn.execute(profiles.insert().values(principal=profile.principal, **values))
 
-    def add_signal(self, principal: str, signal: Signal) -> None:
-        with self.autocommit.connect() as conn:
-            conn.execute(
-                signals.insert().values(
-                    principal=principal,
-                    type=signal.type,
-                    value=signal.value,
-                    occurred_at=signal.occurred_at,
-                    source=signal.source,
-                    received_at=utcnow(),
-                )
-            )
+    def forget(self, principal: str) -> int:
+        """Delete the profile; the person reads the defaults afterwards."""
+        with self.engine.begin() as conn:
+            deleted = conn.execute(profiles.delete().where(profiles.c.principal == principal))
+        return int(deleted.rowcount or 0)
 
     def moment(
         self, principal: str, surface: str, *, signals_since: datetime, recent_since: datetime
@@ -154,20 +141,9 @@ class People:
             )
         latest: dict[str, Signal] = {}
         for kind, value, occurred_at, source in signal_rows.fetchall():
-            latest.setdefault(kind, Signal(kind, value, occurred_at, source))
+            latest.setdefault(kind, trusted(kind, value, occurred_at, source))
         return profile, latest, dict(recent_rows.fetchall())
 
     def latest_signals(self, principal: str, since: datetime) -> dict[str, Signal]:
         """The newest signal of each type that occurred after `since`."""
-        query = (
-            sa.select(signals)
-            .where(signals.c.principal == principal, signals.c.occurred_at >= since)
-            .order_by(signals.c.occurred_at.desc())
-            .limit(200)
-        )
-        latest: dict[str, Signal] = {}
-        with self.autocommit.connect() as conn:
-            for row in conn.execute(query):
-                if row.type not in latest:
-                    latest[row.type] = Signal(row.type, row.value, row.occurred_at, row.source)
-        return latest
+        return self.signals.latest(principal, since)

@@ -25,7 +25,10 @@ class ProfileRow(SQLModel, table=True):
 class SignalRow(SQLModel, table=True):
     __tablename__ = "signals"
     __table_args__ = (
-        sa.Index("ix_signals_principal_type_time", "principal", "type", "occurred_at"),
+        # A person's newest signals: the context builder, export and erasure.
+        sa.Index("ix_signals_principal_occurred", "principal", "occurred_at"),
+        # Everyone's oldest: retention pruning.
+        sa.Index("ix_signals_occurred", "occurred_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -445,6 +445,43 @@ SIGNAL_CASES = [
         id="type-uppercase",
     ),
     pytest.param(
+        {"type": "steps", "value": 3},
+        "type",
+        r"^`type` 'steps' is neither a built-in type \(mood, energy, habit_done\) nor a custom "
+        r"type named `<namespace>\.<name>`",
+        id="custom-type-without-namespace",
+    ),
+    pytest.param(
+        {"type": "fitness..steps", "value": 3},
+        "type",
+        "^`type` 'fitness..steps' is neither",
+        id="custom-type-empty-segment",
+    ),
+    pytest.param(
+        {"type": "<script>alert(1)</script>", "value": 3},
+        "type",
+        "^`type`: String should match pattern",
+        id="type-markup",
+    ),
+    pytest.param(
+        {"type": "habit_done", "value": 2},
+        "value",
+        r"^`value` of a habit_done signal must be 1 \(done\) or 0 \(skipped\) \(got 2.0\)$",
+        id="habit-done-2",
+    ),
+    pytest.param(
+        {"type": "mood", "value": 3, "occurred_at": "2999-01-01T00:00:00Z"},
+        "occurred_at",
+        r"^`occurred_at` is in the future \(got 2999-01-01T00:00:00\+00:00\)",
+        id="occurred-at-future",
+    ),
+    pytest.param(
+        {"type": "mood", "value": 3, "occurred_at": "2001-01-01T00:00:00Z"},
+        "occurred_at",
+        r"^`occurred_at` is older than the signal retention period of 90 days",
+        id="occurred-at-past-retention",
+    ),
+    pytest.param(
         {"type": 4, "value": 3},
         "type",
         "^`type`: Input should be a valid string$",
@@ -468,8 +505,12 @@ SIGNAL_CASES = [
         r"^`value` of a energy signal must be in \[1, 5\] \(got 0.5\)$",
         id="energy-below-1",
     ),
-    pytest.param(Raw(b'{"type": "steps", "value": NaN}'), "value", "finite number", id="nan"),
-    pytest.param(Raw(b'{"type": "steps", "value": 1e999}'), "value", "finite number", id="1e999"),
+    pytest.param(
+        Raw(b'{"type": "fitness.steps", "value": NaN}'), "value", "finite number", id="nan"
+    ),
+    pytest.param(
+        Raw(b'{"type": "fitness.steps", "value": 1e999}'), "value", "finite number", id="1e999"
+    ),
     pytest.param(
         {"type": "mood", "value": 3, "occurred_at": "2026-11-25T09:00:00"},
         "occurred_at",

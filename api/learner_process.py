@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.services import surface_configs
 from api.settings import Settings
 from bandit.bus import make_bus
 from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.settings import LearnerSettings
 from bandit.store import Store
+from integrations.signals import SignalStore, SignalWorker, make_signal_bus
 from policies.registry import Registry
 from policies.store import PolicyStore
 
@@ -69,15 +72,35 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
         for surface in ("tips", "personalizer"):
             if spec.kind == "vw":
                 hub.get(f"{surface}:{spec.id}")
-    learner = Learner(store, hub, make_bus(settings.redis_url), learner_settings)
+    learner = Learner(
+        store,
+        hub,
+        make_bus(settings.redis_url),
+        learner_settings,
+        configs=surface_configs(store, learner_settings),  # Personalizer admin (issue 6)
+    )
     server = uvicorn.Server(
         uvicorn.Config(health_app(learner, settings), host=host, port=port, log_level="warning")
     )
     http = threading.Thread(target=server.run, name="learner-health", daemon=True)
     http.start()
+    # signals (issue 4): consume the signals stream and prune past the retention period
+    signal_store = SignalStore(store.engine)
+    signal_store.ensure_indexes()
+    signal_bus = make_signal_bus(settings.redis_url)
+    signal_worker = SignalWorker(
+        signal_store,
+        signal_bus,
+        retention=timedelta(days=settings.signal_retention_days),
+        prune_seconds=settings.signal_prune_seconds,
+    )
+    signals = threading.Thread(target=signal_worker.run, args=(stop,), name="signals", daemon=True)
+    signals.start()
     log.info("learner running; /health on http://%s:%d/health", host, port)
     try:
         learner.run(stop)
     finally:
         server.should_exit = True
         http.join(timeout=5)
+        signals.join(timeout=5)
+        signal_bus.close()

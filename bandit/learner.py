@@ -7,9 +7,15 @@ newest snapshot and replays the marked decisions after it in mark order, then sk
 message whose decision already carries a mark. A crash between learning and marking loses only
 in-memory state, and the unmarked decision is learned again from the redelivered message.
 
-Aggregation is "earliest": a decision is learned as soon as its first on-time reward arrives
-and it is activated; an activated decision whose reward window closes without a reward is
-learned with the default reward; a decision never activated is never learned.
+Aggregation is "earliest" by default: a decision is learned as soon as its first on-time reward
+arrives and it is activated; an activated decision whose reward window closes without a reward is
+learned with the default reward; a decision never activated is never learned. A surface whose
+configuration (`bandit.surface_config`) says "sum" is learned when its window closes, with the sum
+of the rewards that arrived in time. The reward window and default reward are per surface too.
+
+In apprentice mode the api serves the baseline (first) action with probability 1 and the learner
+learns those decisions as usual; before learning each one it asks the model which action it
+would have chosen, and counts how often that is the baseline (the imitation or match rate).
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from bandit.bus import EventBus
 from bandit.events import utcnow
@@ -27,23 +34,45 @@ from bandit.metrics import JOIN_LAG, LEARNED, LEARNER_BATCH, MODEL_VERSION
 from bandit.model import LearnExample
 from bandit.settings import LearnerSettings
 from bandit.store import Learnable, Learned, Snapshot, Store
+from bandit.surface_config import ApprenticeCounts, SurfaceConfig, SurfaceConfigs
 
 log = logging.getLogger(__name__)
+
+RETENTION_CHECK_SECONDS = 600.0
+"""How often decisions past their surface's log retention are deleted."""
+
+
+def surface_of(model_key: str) -> str:
+    return model_key.split(":", 1)[0]
 
 
 class Learner:
     def __init__(
-        self, store: Store, hub: ModelHub, bus: EventBus, settings: LearnerSettings
+        self,
+        store: Store,
+        hub: ModelHub,
+        bus: EventBus,
+        settings: LearnerSettings,
+        configs: SurfaceConfigs | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
         self.bus = bus
         self.settings = settings
+        self.configs = configs
+        # The model generation of each surface this learner's models come from (a surface
+        # without a configuration row is at generation 0).
+        self._generations: dict[str, int] = (
+            {s: generation for s, (_, generation) in configs.configured().items()}
+            if configs is not None
+            else {}
+        )
         self.seq = store.max_learn_seq()
         self.learned = 0
         self._published: dict[str, int] = {}
         self._last_sweep = 0.0
         self._last_snapshot = time.monotonic()
+        self._last_prune = time.monotonic()
         self._lock = threading.Lock()
         self.healthy = True
 
@@ -62,10 +91,12 @@ class Learner:
             logged = self.store.learnables(event_ids)
             logged.sort(key=lambda item: order[item.event_id])
             batches: dict[str, list[LearnExample]] = {}
+            apprentice: dict[str, set[int]] = {}
             marks: list[Learned] = []
             now = utcnow()
             for item in logged:
-                reward = self._reward_for(item, allow_default)
+                config = self._config(surface_of(item.model_key))
+                reward = self._reward_for(item, allow_default, config)
                 if reward is None:
                     continue
                 self.seq += 1
@@ -75,12 +106,31 @@ class Learner:
                 source = "reward" if item.reward is not None and not item.reward_late else "default"
                 LEARNED.labels(item.model_key, source).inc()
                 if self.hub.get(item.model_key) is not None:
-                    batches.setdefault(item.model_key, []).append(learn_example(item, reward))
+                    examples = batches.setdefault(item.model_key, [])
+                    if config.learning_mode == "Apprentice" and _served_baseline(item):
+                        apprentice.setdefault(item.model_key, set()).add(len(examples))
+                    examples.append(learn_example(item, reward))
+            counts: dict[str, ApprenticeCounts] = {}
             try:
                 for model_key, examples in batches.items():
                     model = self.hub.get(model_key)
-                    if model is not None:
+                    if model is None:
+                        continue
+                    imitating = apprentice.get(model_key)
+                    if not imitating:
                         MODEL_VERSION.labels(model_key).set(model.learn(examples))
+                        continue
+                    tally = ApprenticeCounts()
+                    for i, example in enumerate(examples):
+                        if i in imitating:
+                            # The would-be choice comes before the model learns the event.
+                            hit = model.greedy(example.lines) == 0
+                            tally += ApprenticeCounts(
+                                1, example.reward, int(hit), example.reward if hit else 0.0
+                            )
+                        MODEL_VERSION.labels(model_key).set(model.learn([example]))
+                    surface = surface_of(model_key)
+                    counts[surface] = counts.get(surface, ApprenticeCounts()) + tally
                 self.store.mark_learned(marks, at=now)
             except Exception:
                 # The models may hold examples the log does not mark as learned: rebuild them
@@ -90,30 +140,117 @@ class Learner:
                 self.seq = self.store.max_learn_seq()
                 raise
             self.learned += len(marks)
-            return len(marks)
+        self._record_apprentice(counts, now)
+        return len(marks)
 
-    def _reward_for(self, item: Learnable, allow_default: bool) -> float | None:
+    def _reward_for(
+        self, item: Learnable, allow_default: bool, config: SurfaceConfig
+    ) -> float | None:
         if item.learn_seq is not None or item.activated_at is None:
             return None
-        if item.reward is not None and not item.reward_late:
+        on_time = item.reward is not None and not item.reward_late
+        if config.reward_aggregation == "sum" and not allow_default:
+            return None  # the sum is final only when the window closes
+        if on_time:
             return item.reward
-        return self.settings.default_reward if allow_default else None
+        return config.default_reward if allow_default else None
+
+    def _defaults(self) -> SurfaceConfig:
+        return SurfaceConfig(self.settings.reward_window, self.settings.default_reward)
+
+    def _config(self, surface: str) -> SurfaceConfig:
+        if self.configs is None:
+            return self._defaults()
+        return self.configs.get(surface)
+
+    def _record_apprentice(self, counts: dict[str, ApprenticeCounts], now: datetime) -> None:
+        if self.configs is None:
+            return
+        for surface, tally in counts.items():
+            try:
+                self.configs.add_apprentice(surface, tally, now)
+            except Exception:  # metrics only; the learned marks are already durable
+                log.warning("could not record apprentice metrics of %s", surface, exc_info=True)
 
     def sweep(self) -> int:
-        """Close expired reward windows and pick up rewards whose message was lost."""
+        """Close expired reward windows and pick up rewards whose message was lost.
+
+        Each configured surface closes its windows with its own reward wait time; surfaces
+        that sum rewards are learned only when their window closes.
+        """
         now = utcnow()
-        window = self.settings.reward_window
         grace = timedelta(seconds=self.settings.sweep_grace_seconds)
+        configured = self._sync_generations()
+        summing = [s for s, c in configured.items() if c.reward_aggregation == "sum"]
+        longest = max([self.settings.reward_window, *(c.reward_wait for c in configured.values())])
         learned = 0
-        missed = self.store.rewarded_unlearned(now - window - timedelta(hours=1), 1000)
+        missed = self.store.rewarded_unlearned(
+            now - longest - timedelta(hours=1), 1000, exclude=summing
+        )
         learned += self.learn_events(missed)
-        expired = self.store.expired_unrewarded(now - window - grace, 1000)
+        for surface, config in configured.items():
+            expired = self.store.expired_unrewarded(
+                now - config.reward_wait - grace, 1000, surfaces=[surface]
+            )
+            learned += self.learn_events(expired, allow_default=True)
+        expired = self.store.expired_unrewarded(
+            now - self.settings.reward_window - grace, 1000, exclude=list(configured)
+        )
         learned += self.learn_events(expired, allow_default=True)
         return learned
+
+    def prune_logs(self) -> int:
+        """Delete decisions older than their surface's log retention (when it has one).
+
+        Decisions still inside their reward window, and decisions a model still needs to be
+        rebuilt (learned after its newest snapshot), are kept. Returns how many were deleted.
+        """
+        if self.configs is None:
+            return 0
+        now = utcnow()
+        deleted = 0
+        for surface, (config, _) in self.configs.configured().items():
+            if config.log_retention_days < 1:
+                continue
+            age = max(timedelta(days=config.log_retention_days), config.reward_wait)
+            before = now - age - timedelta(seconds=self.settings.sweep_grace_seconds)
+            keep_after = self.store.needed_marks(
+                surface, lambda key: self.hub.args_for(key) is not None
+            )
+            deleted += self.store.delete_logs(surface, keep_after, before=before)
+        if deleted:
+            log.info("deleted %d decisions past their log retention", deleted)
+        return deleted
+
+    def _sync_generations(self) -> dict[str, SurfaceConfig]:
+        """The configured surfaces; rebuild the models of any whose model was replaced by
+        another process (imported or reset) since this learner last looked."""
+        if self.configs is None:
+            return {}
+        configured = self.configs.configured()
+        for surface, generation in configured.items():
+            if self._generations.get(surface, 0) != generation[1]:
+                with self._lock:
+                    for key in self.hub.model_keys():
+                        if surface_of(key) == surface:
+                            self.hub.forget(key)
+                            self._published.pop(key, None)
+                            self.hub.get(key)  # the newest snapshot + the marks after it
+                    self._generations[surface] = generation[1]
+                log.info("the %s model was replaced; rebuilt from its newest snapshot", surface)
+        return {surface: pair[0] for surface, pair in configured.items()}
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the learner between batches (to replace a model it serves)."""
+        with self._lock:
+            yield
 
     def publish_snapshots(self, *, force: bool = False) -> int:
         """Save every model whose version moved since its last snapshot."""
         published = 0
+        # A model replaced by another process must not be overwritten by the old lineage.
+        self._sync_generations()
         with self._lock:
             for key in self.hub.model_keys():
                 model = self.hub.get(key)
@@ -144,6 +281,10 @@ class Learner:
         if now - self._last_snapshot >= self.settings.snapshot_seconds:
             self._last_snapshot = now
             self.publish_snapshots()
+        if now - self._last_prune >= RETENTION_CHECK_SECONDS:
+            self._last_prune = now
+            self.publish_snapshots()  # what the snapshots cover can be deleted
+            self.prune_logs()
         return learned
 
     def run(self, stop: threading.Event) -> None:
@@ -163,3 +304,8 @@ class Learner:
             self.publish_snapshots()
         except Exception:
             log.exception("final snapshot failed; the next start replays from the log")
+
+
+def _served_baseline(item: Learnable) -> bool:
+    """Served in apprentice mode: the first action, drawn with probability 1."""
+    return item.chosen_index == 0 and item.propensity >= 1.0 - 1e-9

@@ -74,6 +74,14 @@ class Model:
         # VW returns float32 probabilities; renormalize so the logged pmf sums to 1 in double.
         return [p / total for p in pmf] if total > 0 else [1.0 / len(pmf)] * len(pmf)
 
+    def greedy(self, lines: Sequence[str]) -> int:
+        """The index of the action this model would choose on a logged ADF example (its most
+        probable one; the first on ties), without learning from it."""
+        with self._lock:
+            prediction = self._vw.predict(list(lines))
+        pmf = [float(p) for p in prediction]
+        return max(range(len(pmf)), key=lambda i: (pmf[i], -i))
+
     def learn(self, examples: Sequence[LearnExample]) -> int:
         """Learn `examples` in order and return the new version."""
         with self._lock:

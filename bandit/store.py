@@ -7,10 +7,10 @@ code runs on SQLite (embedded default) and PostgreSQL (production).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -373,12 +373,15 @@ class Store:
         reaction: str | None,
         window: timedelta,
         at: datetime | None = None,
+        aggregation: str = "earliest",
     ) -> RewardOutcome | None:
         """Record the first reward of a decision ("earliest" aggregation).
 
         Returns None for an unknown event id. A reward that arrives after the reward window
         of an activated decision is recorded as late: kept for the record, never learned.
-        A second reward for the same event id changes nothing and returns the first.
+        A second reward for the same event id changes nothing and returns the first, unless
+        `aggregation` is "sum": then a second on-time reward of a decision not yet learned is
+        added to the first (the outcome's `value` is the sum, `created` stays False).
         """
         now = at or utcnow()
         with self._write() as conn:
@@ -394,14 +397,21 @@ class Store:
                     rewards.c.event_id == event_id
                 )
             ).first()
-            if existing is not None:
-                return RewardOutcome(False, existing.value, existing.reaction, existing.late)
             activated_at = decision.activated_at
             if activated_at is not None and activated_at.tzinfo is None:
                 activated_at = activated_at.replace(tzinfo=now.tzinfo)
             late = decision.learn_seq is not None or (
                 activated_at is not None and now > activated_at + window
             )
+            if existing is not None:
+                if aggregation == "sum" and not late and not existing.late:
+                    conn.execute(
+                        rewards.update()
+                        .where(rewards.c.event_id == event_id)
+                        .values(value=rewards.c.value + value)
+                    )
+                    return RewardOutcome(False, existing.value + value, existing.reaction, False)
+                return RewardOutcome(False, existing.value, existing.reaction, existing.late)
             try:
                 with conn.begin_nested():
                     conn.execute(
@@ -427,37 +437,59 @@ class Store:
     # learning ---------------------------------------------------------------------------
 
     def max_learn_seq(self) -> int:
+        """The highest learning mark ever issued. Snapshots count too: their decisions may
+        have been deleted since (DELETE /logs), and a mark must never be issued twice."""
         with self.autocommit.connect() as conn:
             value = conn.execute(sa.select(sa.func.max(decisions.c.learn_seq))).scalar()
-        return int(value or 0)
+            covered = conn.execute(sa.select(sa.func.max(snapshots.c.through_seq))).scalar()
+        return max(int(value or 0), int(covered or 0))
 
-    def rewarded_unlearned(self, since: datetime, limit: int) -> list[str]:
-        """Event ids with an on-time reward, activated, not yet learned (missed notifications)."""
+    def rewarded_unlearned(
+        self, since: datetime, limit: int, *, exclude: Sequence[str] = ()
+    ) -> list[str]:
+        """Event ids with an on-time reward, activated, not yet learned (missed notifications);
+        decisions on the `exclude` surfaces are left out."""
+        filters = [
+            rewards.c.received_at >= since,
+            rewards.c.late.is_(False),
+            decisions.c.learn_seq.is_(None),
+            decisions.c.activated_at.is_not(None),
+        ]
+        if exclude:
+            filters.append(decisions.c.surface.not_in(list(exclude)))
         query = (
             sa.select(rewards.c.event_id)
             .select_from(rewards.join(decisions, rewards.c.event_id == decisions.c.event_id))
-            .where(
-                rewards.c.received_at >= since,
-                rewards.c.late.is_(False),
-                decisions.c.learn_seq.is_(None),
-                decisions.c.activated_at.is_not(None),
-            )
+            .where(*filters)
             .order_by(rewards.c.received_at)
             .limit(limit)
         )
         with self.autocommit.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 
-    def expired_unrewarded(self, before: datetime, limit: int) -> list[str]:
-        """Activated, unlearned decisions whose reward window closed before `before`."""
+    def expired_unrewarded(
+        self,
+        before: datetime,
+        limit: int,
+        *,
+        surfaces: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> list[str]:
+        """Activated, unlearned decisions whose reward window closed before `before`, on
+        `surfaces` (all when empty) except `exclude`."""
+        filters = [
+            decisions.c.learn_seq.is_(None),
+            decisions.c.activated_at.is_not(None),
+            decisions.c.activated_at < before,
+        ]
+        if surfaces:
+            filters.append(decisions.c.surface.in_(list(surfaces)))
+        if exclude:
+            filters.append(decisions.c.surface.not_in(list(exclude)))
         query = (
             sa.select(decisions.c.event_id)
             .select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
-            .where(
-                decisions.c.learn_seq.is_(None),
-                decisions.c.activated_at.is_not(None),
-                decisions.c.activated_at < before,
-            )
+            .where(*filters)
             .order_by(decisions.c.activated_at)
             .limit(limit)
         )
@@ -564,6 +596,35 @@ class Store:
         with self.autocommit.connect() as conn:
             return {r[0]: int(r[1]) for r in conn.execute(query)}
 
+    def replace_snapshots(self, snapshot: Snapshot) -> None:
+        """Make `snapshot` the only snapshot of its model (an imported or reset model): the
+        older lineage can then never be loaded again, by any process."""
+        with self._write() as conn:
+            conn.execute(snapshots.delete().where(snapshots.c.model_key == snapshot.model_key))
+            conn.execute(
+                snapshots.insert(),
+                {
+                    "model_key": snapshot.model_key,
+                    "args": snapshot.args,
+                    "version": snapshot.version,
+                    "through_seq": snapshot.through_seq,
+                    "created_at": snapshot.created_at,
+                    "data": snapshot.data,
+                },
+            )
+
+    def snapshot_times(self, model_key: str) -> tuple[datetime, datetime] | None:
+        """(oldest, newest) creation time of the model's stored snapshots."""
+        query = sa.select(
+            sa.func.min(snapshots.c.created_at), sa.func.max(snapshots.c.created_at)
+        ).where(snapshots.c.model_key == model_key)
+        with self.autocommit.connect() as conn:
+            row = conn.execute(query).one()
+        if row[0] is None:
+            return None
+        oldest, newest = row[0], row[1]
+        return _aware(oldest), _aware(newest)
+
     def prune_snapshots(self, model_key: str, keep: int = 5) -> None:
         """Keep the newest `keep` snapshots of a model; older ones only cost space."""
         with self._write() as conn:
@@ -575,6 +636,62 @@ class Store:
             ).all()
             if ids:
                 conn.execute(snapshots.delete().where(snapshots.c.id.in_([i[0] for i in ids])))
+
+    # surface logs -----------------------------------------------------------------------
+
+    def date_range(self, surface: str) -> tuple[datetime, datetime] | None:
+        """(first, last) decision time on `surface`, or None when it has no decisions."""
+        query = sa.select(
+            sa.func.min(decisions.c.created_at), sa.func.max(decisions.c.created_at)
+        ).where(decisions.c.surface == surface)
+        with self.autocommit.connect() as conn:
+            row = conn.execute(query).one()
+        if row[0] is None:
+            return None
+        return _aware(row[0]), _aware(row[1])
+
+    def model_keys(self, surface: str) -> list[str]:
+        """The model keys decisions on `surface` were logged with."""
+        query = sa.select(decisions.c.model_key).where(decisions.c.surface == surface).distinct()
+        with self.autocommit.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def needed_marks(self, surface: str, learnable: Callable[[str], bool]) -> dict[str, int]:
+        """For each model of `surface` that learns (`learnable(model_key)`), the last mark its
+        newest snapshot covers (0 without a snapshot): decisions marked after it are needed to
+        rebuild the model. Pass the result to `delete_logs`."""
+        needed: dict[str, int] = {}
+        for key in self.model_keys(surface):
+            if learnable(key):
+                snapshot = self.latest_snapshot(key)
+                needed[key] = snapshot.through_seq if snapshot is not None else 0
+        return needed
+
+    def delete_logs(
+        self, surface: str, keep_after: dict[str, int], *, before: datetime | None = None
+    ) -> int:
+        """Delete the decisions of `surface` (with their rewards) that no model still needs,
+        all of them or those created before `before`.
+
+        A model is rebuilt from its newest snapshot plus the decisions learned after it
+        (`keep_after[model_key]` = that snapshot's `through_seq`), so those decisions stay.
+        Model keys absent from `keep_after` have no model to rebuild. Returns how many
+        decisions were deleted.
+        """
+        needed = [
+            sa.and_(decisions.c.model_key == key, decisions.c.learn_seq > through)
+            for key, through in keep_after.items()
+        ]
+        filters = [decisions.c.surface == surface]
+        if needed:
+            filters.append(sa.not_(sa.or_(*needed)))
+        if before is not None:
+            filters.append(decisions.c.created_at < before)
+        doomed = sa.select(decisions.c.event_id).where(*filters)
+        with self._write() as conn:
+            conn.execute(rewards.delete().where(rewards.c.event_id.in_(doomed)))
+            result = conn.execute(decisions.delete().where(decisions.c.event_id.in_(doomed)))
+            return int(result.rowcount or 0)
 
     # export -----------------------------------------------------------------------------
 
@@ -689,3 +806,8 @@ class Store:
             if len(rows) < batch:
                 return
             after = (rows[-1].created_at, rows[-1].event_id)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite aggregates lose the column type: read naive values as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

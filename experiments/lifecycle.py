@@ -336,6 +336,17 @@ class Experiments:
             )
         return self.get(name)
 
+    def set_default(self, surface: str, policy: str) -> None:
+        """Serve `policy` on `surface` outside experiments (Personalizer's policy endpoint)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(defaults.delete().where(defaults.c.surface == surface))
+            conn.execute(
+                defaults.insert().values(
+                    surface=surface, policy=policy, experiment=None, updated_at=now
+                )
+            )
+
     def default_policies(self) -> dict[str, str]:
         """Surface -> the policy shipped to it (surfaces never shipped to are absent)."""
         with self.engine.connect() as conn:

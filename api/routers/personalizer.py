@@ -14,6 +14,7 @@ from bandit.decide import EventIdConflict
 from bandit.events import Action, Decision
 from bandit.features import action_lines
 from bandit.metrics import RANK_LATENCY, REWARDS
+from policies.serving import serving
 
 API_VERSIONS = ("2022-09-01-preview",)
 
@@ -38,6 +39,15 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
         event_id = body.event_id or uuid.uuid4().hex
         # The unit of assignment is the event: one subscription key is one principal.
         policy, experiment, arm = services.policy_for(PERSONALIZER, event_id)
+        # The service configuration's learning mode and exploration (administration surface).
+        config = services.surface_configs.get(PERSONALIZER)
+        policy = serving(
+            policy,
+            PERSONALIZER,
+            mode=config.learning_mode,
+            exploration=config.exploration if experiment is None else None,
+            args=services.registry.args_for(policy.model_key),
+        )
         try:
             outcome = services.decider.decide(
                 policy=policy,
@@ -60,8 +70,13 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
 def reward(body: RewardRequest, logged: IntegratorDecisionDep, services: ServicesDep) -> Response:
     """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts."""
     event_id = logged.decision.event_id
+    config = services.surface_configs.get(PERSONALIZER)
     outcome = services.store.record_reward(
-        event_id, body.value, reaction=None, window=services.learner_settings.reward_window
+        event_id,
+        body.value,
+        reaction=None,
+        window=config.reward_wait,
+        aggregation=config.reward_aggregation,
     )
     if outcome is not None and outcome.created:
         REWARDS.labels(PERSONALIZER, "value", str(outcome.late).lower()).inc()

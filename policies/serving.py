@@ -1,0 +1,197 @@
+"""How a surface's run-time configuration shapes the policy that serves it.
+
+Personalizer's service configuration changes serving without changing the learned model:
+
+- *exploration percentage*: an epsilon-greedy VW policy serves with that epsilon (the learned
+  reward model does not depend on epsilon, so the model is kept; only the pmf changes);
+- *Apprentice* mode: the baseline (first) action is served with probability 1, and the decision
+  is learned into the policy's model as usual, so the policy learns while imitating;
+- *LoggingOnly* mode: the policy serves as usual, but its decisions are logged under a model key
+  no model is built for, so they are kept for evaluation and never learned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bandit.events import Action, Features
+from bandit.policy import Policy
+
+EXPLORATION_ALGORITHMS = frozenset(
+    {
+        "--first",
+        "--bag",
+        "--cover",
+        "--softmax",
+        "--squarecb",
+        "--regcb",
+        "--regcbopt",
+        "--rnd",
+        "--synthcover",
+    }
+)
+"""VW exploration options other than epsilon-greedy; epsilon means nothing to them."""
+
+_EPSILON = re.compile(r"(?:^|\s)--epsilon(?:\s+|=)(\S+)")
+
+
+def is_epsilon_greedy(args: str) -> bool:
+    """True when `args` explore epsilon-greedily (VW's default for `--cb_explore_adf`)."""
+    return not (set(args.replace("=", " ").split()) & EXPLORATION_ALGORITHMS)
+
+
+def epsilon_of(args: str) -> float | None:
+    """The `--epsilon` value in `args`, or None when absent or not a number."""
+    match = _EPSILON.search(args)
+    if match is None:
+        return None
+    try:
+        return float(match.group(1))
+    except ValueError:
+        return None
+
+
+def without_epsilon(args: str) -> str:
+    """`args` without their `--epsilon` option (for comparing what a model learns)."""
+    return " ".join(_EPSILON.sub(" ", args).split())
+
+
+def with_epsilon(args: str, epsilon: float) -> str:
+    """`args` with `--epsilon` set to `epsilon` (inserted after `--cb_explore_adf`)."""
+    value = f"{epsilon:.6g}"
+    if _EPSILON.search(args):
+        return " ".join(_EPSILON.sub(f" --epsilon {value}", args).split())
+    tokens = args.split()
+    at = tokens.index("--cb_explore_adf") + 1 if "--cb_explore_adf" in tokens else len(tokens)
+    return " ".join([*tokens[:at], "--epsilon", value, *tokens[at:]])
+
+
+IO_OPTIONS = frozenset(
+    {
+        "-d",
+        "--data",
+        "-f",
+        "--final_regressor",
+        "-i",
+        "--initial_regressor",
+        "--readable_model",
+        "--invert_hash",
+        "--audit_regressor",
+        "-c",
+        "--cache",
+        "--cache_file",
+        "-p",
+        "--predictions",
+        "-r",
+        "--raw_predictions",
+        "--daemon",
+        "--port",
+        "--pid_file",
+        "--port_file",
+        "--dictionary",
+        "--dictionary_path",
+        "--feature_mask",
+        "--input_feature_regularizer",
+        "--output_feature_regularizer_binary",
+        "--output_feature_regularizer_text",
+        "--extra_metrics",
+        "--save_per_pass",
+        "--json",
+        "--dsjson",
+        "--flatbuffer",
+    }
+)
+"""VW options that read or write files, open sockets or change the input format: learning
+settings sent by a client must not touch the server's file system or how examples parse."""
+
+
+def io_option(args: str) -> str | None:
+    """The first option of `args` in `IO_OPTIONS` (also as `--opt=value`), or None."""
+    for token in args.split():
+        name = token.split("=", 1)[0]
+        if name in IO_OPTIONS:
+            return name
+    return None
+
+
+LOGGING_ONLY_KEY = "{surface}:LoggingOnly"
+"""Not a policy id (ids are lowercase), so no registry builds a model for it."""
+
+
+class _Wrapped:
+    def __init__(self, inner: Policy) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def model_key(self) -> str:
+        return self.inner.model_key
+
+    @property
+    def model_version(self) -> int:
+        return self.inner.model_version
+
+
+class Explore(_Wrapped):
+    """Epsilon-greedy around the inner policy's most probable action."""
+
+    def __init__(self, inner: Policy, epsilon: float) -> None:
+        super().__init__(inner)
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"`epsilon` must be in [0, 1] (got {epsilon})")
+        self.epsilon = epsilon
+
+    def pmf(
+        self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]
+    ) -> list[float]:
+        base = self.inner.pmf(context, actions, action_lines)
+        best = max(range(len(base)), key=lambda i: (base[i], -i))
+        floor = self.epsilon / len(base)
+        return [floor + (1.0 - self.epsilon if i == best else 0.0) for i in range(len(base))]
+
+
+class Baseline(_Wrapped):
+    """Apprentice mode: the first action, always; learned into the inner policy's model."""
+
+    def pmf(
+        self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]
+    ) -> list[float]:
+        return [1.0 if i == 0 else 0.0 for i in range(len(actions))]
+
+
+class LoggingOnly(_Wrapped):
+    """Serves as the inner policy, logged under a model key that is never learned."""
+
+    def __init__(self, inner: Policy, surface: str) -> None:
+        super().__init__(inner)
+        self._key = LOGGING_ONLY_KEY.format(surface=surface)
+
+    @property
+    def model_key(self) -> str:
+        return self._key
+
+    def pmf(
+        self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]
+    ) -> list[float]:
+        return self.inner.pmf(context, actions, action_lines)
+
+
+def serving(
+    policy: Policy, surface: str, *, mode: str, exploration: float | None, args: str | None
+) -> Policy:
+    """The policy as the surface's configuration makes it serve.
+
+    `args` are the policy's VW arguments (None for policies without a VW model, which keep
+    their own exploration); `exploration` None keeps the policy's own epsilon.
+    """
+    if mode == "Apprentice":
+        return Baseline(policy)
+    if exploration is not None and args is not None and is_epsilon_greedy(args):
+        policy = Explore(policy, exploration)
+    if mode == "LoggingOnly":
+        return LoggingOnly(policy, surface)
+    return policy

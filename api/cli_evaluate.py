@@ -28,7 +28,7 @@ from policies.registry import PolicyLoader, Registry
 from policies.spec import PolicySpec
 from policies.store import PolicyStore
 from rewards import evaluation
-from rewards.dsjson import ImportedEvent, read_dsjson
+from rewards.dsjson import ImportedEvent, bounded_lines, read_dsjson
 from rewards.evaluation import Evaluation, LoggedEvent, RewardModelName
 
 
@@ -59,7 +59,7 @@ def _logged(event: ImportedEvent) -> LoggedEvent:
 def _file_events(path: Path) -> Iterator[LoggedEvent]:
     """Learnable events of a DSJSON file (`_skipLearn` ones are never evaluated)."""
     with open(path, "rb") as handle:
-        for event in read_dsjson(handle, strict=True):
+        for event in read_dsjson(bounded_lines(handle), strict=True):
             if not event.skip_learn:
                 yield _logged(event)
 

@@ -42,7 +42,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from bandit.events import Action, Decision, FeatureObject, Features, JSONValue, validate_pmf
 from bandit.store import LoggedDecision, Store
@@ -51,6 +51,9 @@ ACTION_ID_KEYS = ("_tag", "_id")
 """Keys of a `_multi` object read as the action's id, first found wins (`_tag` is written)."""
 
 PROBABILITY_TOLERANCE = 1e-4
+
+MAX_LINE_BYTES = 4 * 1024 * 1024
+"""A longer line is refused unread: one DSJSON decision is kilobytes, even with 50 actions."""
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -210,13 +213,34 @@ class ImportedEvent:
         return self.actions[self.chosen_index]
 
 
+def _finite(value: int | float) -> float | None:
+    """`value` as a float, None when it is infinite, NaN, or an integer beyond float range."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """`value` for an error message: short, whatever the line held."""
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        return "a huge integer"
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "a deeply nested value"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _number(record: dict[str, Any], key: str, line: int) -> float:
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DsjsonError(line, key, f"`{key}` must be a number (got {value!r})")
-    if not math.isfinite(value):
-        raise DsjsonError(line, key, f"`{key}` must be finite (got {value!r})")
-    return float(value)
+        raise DsjsonError(line, key, f"`{key}` must be a number (got {_shown(value)})")
+    number = _finite(value)
+    if number is None:
+        raise DsjsonError(line, key, f"`{key}` must be finite (got {_shown(value)})")
+    return number
 
 
 def _integer(record: dict[str, Any], key: str, line: int) -> int | None:
@@ -224,7 +248,7 @@ def _integer(record: dict[str, Any], key: str, line: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DsjsonError(line, key, f"`{key}` must be an integer (got {value!r})")
+        raise DsjsonError(line, key, f"`{key}` must be an integer (got {_shown(value)})")
     return value
 
 
@@ -232,6 +256,10 @@ def _action(obj: Any, index: int, line: int) -> Action:
     if not isinstance(obj, dict):
         raise DsjsonError(line, "c._multi", f"`c._multi[{index}]` must be an object")
     ids = [obj[k] for k in ACTION_ID_KEYS if k in obj]
+    if ids and (isinstance(ids[0], bool) or not isinstance(ids[0], str | int | float)):
+        raise DsjsonError(
+            line, "c._multi", f"`c._multi[{index}]._tag` must be a string (got {_shown(ids[0])})"
+        )
     action_id = str(ids[0]) if ids else str(index + 1)
     features = {k: v for k, v in obj.items() if k not in ACTION_ID_KEYS}
     return Action(id=action_id, features=[features] if features else [])
@@ -241,12 +269,15 @@ def _timestamp(value: Any, line: int) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        # OverflowError: a valid time whose UTC falls outside datetime's years 1..9999.
         raise DsjsonError(
-            line, "Timestamp", f"`Timestamp` must be ISO 8601 (got {value!r})"
+            line, "Timestamp", f"`Timestamp` must be ISO 8601 (got {_shown(value)})"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_record(record: Any, line: int) -> ImportedEvent:
@@ -272,27 +303,36 @@ def parse_record(record: Any, line: int) -> ImportedEvent:
         range(1, n + 1)
     ):
         raise DsjsonError(
-            line, "a", f"`a` must list every action of `c._multi` once, as 1..{n} (got {a})"
+            line, "a", f"`a` must list every action of `c._multi` once, as 1..{n} (got {_shown(a)})"
         )
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in p):
         raise DsjsonError(line, "p", "`p` must hold numbers only")
     pmf = [0.0] * n
-    for index, probability in zip(a, p, strict=True):
-        pmf[index - 1] = float(probability)
+    for position, (index, probability) in enumerate(zip(a, p, strict=True)):
+        number = _finite(probability)
+        if number is None:
+            raise DsjsonError(
+                line, "p", f"`p[{position}]` must be finite (got {_shown(probability)})"
+            )
+        pmf[index - 1] = number
     try:
         validate_pmf(pmf, n)
     except ValueError as exc:
-        raise DsjsonError(line, "p", str(exc).replace("`pmf`", "`p`")) from None
+        raise DsjsonError(line, "p", str(exc).replace("`pmf", "`p")) from None
     chosen = a[0] - 1
     label_action = _integer(record, "_label_Action", line)
     if label_action is not None and label_action != a[0]:
         raise DsjsonError(
-            line, "_label_Action", f"`_label_Action` must be `a[0]` ({a[0]}), got {label_action}"
+            line,
+            "_label_Action",
+            f"`_label_Action` must be `a[0]` ({a[0]}), got {_shown(label_action)}",
         )
     label_index = _integer(record, "_labelIndex", line)
     if label_index is not None and label_index != chosen:
         raise DsjsonError(
-            line, "_labelIndex", f"`_labelIndex` must be `a[0]` - 1 ({chosen}), got {label_index}"
+            line,
+            "_labelIndex",
+            f"`_labelIndex` must be `a[0]` - 1 ({chosen}), got {_shown(label_index)}",
         )
     propensity = pmf[chosen]
     if "_label_probability" in record:
@@ -306,7 +346,9 @@ def parse_record(record: Any, line: int) -> ImportedEvent:
         propensity = logged
     skip = record.get("_skipLearn", False)
     if not isinstance(skip, bool):
-        raise DsjsonError(line, "_skipLearn", f"`_skipLearn` must be true or false (got {skip!r})")
+        raise DsjsonError(
+            line, "_skipLearn", f"`_skipLearn` must be true or false (got {_shown(skip)})"
+        )
     cost = _number(record, "_label_cost", line) if "_label_cost" in record or not skip else 0.0
     event_id = record.get("EventId")
     if not isinstance(event_id, str) or not event_id:
@@ -326,26 +368,54 @@ def parse_record(record: Any, line: int) -> ImportedEvent:
     )
 
 
+def _load(text: str | bytes, line: int, max_line_bytes: int) -> Any:
+    if len(text) > max_line_bytes:
+        raise DsjsonError(line, "", f"the line exceeds {max_line_bytes} bytes")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DsjsonError(line, "", f"not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise DsjsonError(line, "", "not valid JSON (the bytes are not UTF-8)") from None
+    except ValueError as exc:  # an integer literal of thousands of digits
+        raise DsjsonError(line, "", f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DsjsonError(line, "", "not valid JSON (nested too deeply)") from None
+
+
+def bounded_lines(handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary file, reading at most `max_line_bytes` + 1 bytes of any line.
+
+    The rest of a longer line is skipped in small reads, and its first `max_line_bytes` + 1
+    bytes are yielded so that `read_dsjson` refuses it by number: memory stays bounded whatever
+    the file holds.
+    """
+    while line := handle.readline(max_line_bytes + 1):
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            while (rest := handle.readline(64 * 1024)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
 def read_dsjson(
     lines: Iterable[str | bytes],
     *,
     strict: bool = True,
     on_error: Callable[[DsjsonError], None] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[ImportedEvent]:
     """Events of DSJSON `lines` (blank lines are skipped), one at a time.
 
     With `strict`, the first malformed line raises DsjsonError; otherwise malformed lines are
-    skipped and handed to `on_error`.
+    skipped and handed to `on_error`. Whatever a line holds, the only error is DsjsonError,
+    naming the line and the field. Lines longer than `max_line_bytes` are refused unparsed;
+    read files through `bounded_lines` so that such a line is never held whole.
     """
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DsjsonError(number, "", f"not valid JSON ({exc.msg})") from None
-            yield parse_record(record, number)
+            yield parse_record(_load(text, number, max_line_bytes), number)
         except DsjsonError as error:
             if strict:
                 raise

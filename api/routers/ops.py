@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from api.deps import ServicesDep
 from api.errors import NotFound
@@ -13,6 +13,12 @@ from bandit.events import Action
 from bandit.features import action_lines
 
 router = APIRouter(tags=["operations"])
+
+HEALTH = Gauge(
+    "oo_health_check",
+    "1 when a /health check passes, 0 when it fails (refreshed per scrape)",
+    ["check"],
+)
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -40,6 +46,8 @@ def health(services: ServicesDep) -> JSONResponse:
     if services.learner is not None:
         ok = services.learner.healthy
         checks["learner"] = HealthCheck(status="ok" if ok else "failing")
+    for name, check in checks.items():
+        HEALTH.labels(name).set(1 if check.status == "ok" else 0)
     failing = [name for name, check in checks.items() if check.status != "ok"]
     # Redis down only delays learning (decisions stay durable): degraded, still serving.
     if not failing:
@@ -53,7 +61,8 @@ def health(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+def metrics(services: ServicesDep) -> Response:
+    health(services)  # so that alerts see `oo_health_check` without probing /health themselves
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

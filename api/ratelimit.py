@@ -1,0 +1,260 @@
+"""Rate limits per principal: GCRA buckets in Redis (shared by every api process) or in memory.
+
+A budget such as `30/minute` lets a principal send 30 requests at once and then one every two
+seconds: the generic cell rate algorithm (GCRA, a token bucket that stores one timestamp) keeps,
+per (bucket, principal), the theoretical arrival time `tat` of the next request. A request at
+`now` is allowed when `tat + interval - period <= now`, and then moves `tat` on by one
+interval; otherwise it is refused and may retry after the difference.
+
+With `OO_REDIS_URL` the check is one Lua script, atomic on the Redis server and timed by the
+server's clock, so several api processes share each principal's budget. Without Redis every
+process keeps its own budgets in memory (the embedded default is one process). When Redis
+cannot be reached the limiter fails open: the request is served, logged and counted in
+`oo_rate_limit_errors_total`; a limiter must never turn a Redis outage into an api outage.
+
+Routes opt in with `dependencies=[Depends(limited(Bucket.SIGNALS))]` (or on a router). The
+dependency builds on the principal dependencies, so a request without valid credentials is
+refused with 401 before it can spend anyone's budget. The local single-user principal (the
+machine's owner, loopback only) is not limited.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Protocol
+
+import redis
+from fastapi import Request
+from prometheus_client import Counter
+
+from api.auth.principal import Principal
+from api.budget import Budget
+from api.deps import IntegratorDep, PrincipalDep
+from api.errors import ApiError
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = Counter(
+    "oo_rate_limited_total", "Requests refused with 429 by a rate limit", ["bucket"]
+)
+LIMIT_ERRORS = Counter(
+    "oo_rate_limit_errors_total", "Rate-limit checks skipped because the store failed (fail open)"
+)
+
+STATE_KEY = "rate_limit"
+"""Where the last check's `Verdict` is left on `request.state` for the response headers."""
+
+
+class Bucket(StrEnum):
+    DEFAULT = "default"
+    """Every route of a signed-in principal (people, experimenters, analysts)."""
+    SIGNALS = "signals"
+    """`POST /v1/signals`, on top of the default: flooding signals is refused early."""
+    PERSONALIZER = "personalizer"
+    """The Personalizer-compatible routes, per subscription key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    """Seconds until one more request would be allowed (0 when allowed)."""
+
+    @property
+    def retry_after_header(self) -> str:
+        # Whole seconds, rounded up: a client that waits exactly this long is served.
+        return str(max(1, math.ceil(self.retry_after - 1e-9)))
+
+
+def gcra(tat: float | None, now: float, budget: Budget) -> tuple[Verdict, float | None]:
+    """The verdict for a request at `now`, and the new `tat` to store (None when refused)."""
+    tat = now if tat is None or tat < now else tat
+    new_tat = tat + budget.interval
+    allow_at = new_tat - budget.period
+    if allow_at > now:
+        return Verdict(False, budget.limit, 0, allow_at - now), None
+    remaining = int((now - allow_at) / budget.interval + 1e-9)
+    return Verdict(True, budget.limit, remaining, 0.0), new_tat
+
+
+class Store(Protocol):
+    def check(self, key: str, budget: Budget) -> Verdict: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """One process's budgets. Entries whose bucket is full again are dropped as it grows."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+        self._clock = clock
+        self._max_keys = max_keys
+        self._tats: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str, budget: Budget) -> Verdict:
+        with self._lock:
+            now = self._clock()
+            verdict, new_tat = gcra(self._tats.get(key), now, budget)
+            if new_tat is not None:
+                self._tats[key] = new_tat
+                if len(self._tats) > self._max_keys:
+                    self._tats = {k: t for k, t in self._tats.items() if t > now}
+            return verdict
+
+    def close(self) -> None:
+        self._tats.clear()
+
+
+# KEYS[1]: the bucket key. ARGV: limit, period (seconds). Returns {allowed, limit, remaining,
+# retry_after as a string} (Redis turns Lua numbers into integers, so the fraction travels as text).
+GCRA_SCRIPT = """
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local interval = period / limit
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - period
+if allow_at > now then
+  return {0, limit, 0, string.format('%.6f', allow_at - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
+           math.max(1, math.ceil((new_tat - now) * 1000)))
+return {1, limit, math.floor((now - allow_at) / interval + 1e-9), '0'}
+"""
+
+
+class RedisStore:
+    """Budgets shared by every process through one atomic script, timed by Redis' clock.
+
+    After a failure Redis is not asked again for `cooldown` seconds (requests are allowed
+    meanwhile), so an unreachable Redis costs one timeout per cooldown, not one per request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "oo:rl:",
+        timeout: float = 0.25,
+        cooldown: float = 1.0,
+    ) -> None:
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._script = self._client.register_script(GCRA_SCRIPT)
+        self._prefix = prefix
+        self._cooldown = cooldown
+        self._skip_until = 0.0
+
+    def check(self, key: str, budget: Budget) -> Verdict:
+        if time.monotonic() < self._skip_until:
+            LIMIT_ERRORS.inc()
+            return Verdict(True, budget.limit, budget.limit, 0.0)
+        try:
+            allowed, limit, remaining, retry = self._script(
+                keys=[self._prefix + key], args=[budget.limit, repr(budget.period)]
+            )
+        except redis.RedisError as exc:
+            self._skip_until = time.monotonic() + self._cooldown
+            LIMIT_ERRORS.inc()
+            log.warning("rate limits not checked, Redis failed: %s", type(exc).__name__)
+            return Verdict(True, budget.limit, budget.limit, 0.0)
+        return Verdict(bool(allowed), int(limit), int(remaining), float(retry))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, bucket: Bucket, budget: Budget, verdict: Verdict) -> None:
+        super().__init__(
+            f"rate limit `{bucket}` of {budget.limit} requests per {budget.period:g} s "
+            f"exceeded; retry after {verdict.retry_after_header} s",
+            target=bucket.value,
+        )
+        self.headers = {
+            "Retry-After": verdict.retry_after_header,
+            "X-RateLimit-Limit": str(verdict.limit),
+            "X-RateLimit-Remaining": "0",
+        }
+
+
+class RateLimiter:
+    """The budgets of each bucket, checked against one store."""
+
+    def __init__(self, store: Store, budgets: dict[Bucket, Budget | None]) -> None:
+        self.store = store
+        self.budgets = budgets
+
+    def check(self, bucket: Bucket, principal: Principal) -> Verdict | None:
+        """None when `bucket` is off or `principal` is not limited; raises RateLimited."""
+        budget = self.budgets.get(bucket)
+        if budget is None or principal.kind == "local":
+            return None
+        verdict = self.store.check(f"{bucket}:{principal.id}", budget)
+        if not verdict.allowed:
+            RATE_LIMITED.labels(bucket.value).inc()
+            raise RateLimited(bucket, budget, verdict)
+        return verdict
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    """The budgets of `settings`, in Redis when `OO_REDIS_URL` is set, else in memory."""
+    budgets = {
+        Bucket.DEFAULT: Budget.parse(settings.rate_limit_default),
+        Bucket.SIGNALS: Budget.parse(settings.rate_limit_signals),
+        Bucket.PERSONALIZER: Budget.parse(settings.rate_limit_personalizer),
+    }
+    store: Store = RedisStore(settings.redis_url) if settings.redis_url else MemoryStore()
+    return RateLimiter(store, budgets)
+
+
+def _spend(request: Request, bucket: Bucket, principal: Principal) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    verdict = limiter.check(bucket, principal)
+    if verdict is not None:
+        previous: Verdict | None = getattr(request.state, STATE_KEY, None)
+        # Headers report the tightest bucket the request went through.
+        if previous is None or verdict.remaining < previous.remaining:
+            setattr(request.state, STATE_KEY, verdict)
+
+
+@cache
+def limited(bucket: Bucket) -> Callable[..., None]:
+    """A dependency spending one request of `bucket` for the request's principal.
+
+    Cached per bucket, so attaching the same bucket on a router and a route spends once.
+    """
+    if bucket is Bucket.PERSONALIZER:
+
+        def check_key(request: Request, integrator: IntegratorDep) -> None:
+            _spend(request, bucket, request.state.principal)
+
+        check_key.__name__ = f"rate_limit_{bucket}"
+        return check_key
+
+    def check(request: Request, principal: PrincipalDep) -> None:
+        _spend(request, bucket, principal)
+
+    check.__name__ = f"rate_limit_{bucket}"
+    return check

@@ -37,7 +37,8 @@ from rich.table import Table
 from api.cli_common import EndOption, StartOption, SurfaceOption, parse_moment
 from api.settings import Settings
 from bandit.store import Store
-from rewards.dsjson import DsjsonError, ImportedEvent, export_lines, read_dsjson
+from rewards.dsjson import DsjsonError, ImportedEvent, bounded_lines, export_lines, read_dsjson
+from rewards.parquet import write_parquet
 
 app = typer.Typer(help="Decision logs: DSJSON export and import.", no_args_is_help=True)
 
@@ -61,8 +62,15 @@ def export(
         str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
     ] = None,
     batch: Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")] = 2000,
+    format: Annotated[
+        str, typer.Option("--format", help="dsjson (one decision per line) or parquet")
+    ] = "dsjson",
 ) -> None:
-    """Settled decisions with their rewards as DSJSON, one per line, oldest first."""
+    """Settled decisions with their rewards as DSJSON, one per line, or Parquet; oldest first."""
+    if format not in ("dsjson", "parquet"):
+        raise typer.BadParameter(
+            f"must be dsjson or parquet (got {format!r})", param_hint="--format"
+        )
     since, until = parse_moment(start, "start"), parse_moment(end, "end")
     if since is not None and until is not None and since >= until:
         raise typer.BadParameter("must be before --end", param_hint="--start")
@@ -70,32 +78,46 @@ def export(
     console = Console(stderr=True)
     written = 0
     try:
-        with (
-            Progress(
-                TextColumn("exporting"),
-                BarColumn(),
-                TextColumn("{task.completed:,} decisions read"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            ) as progress,
-            _sink(out) as sink,
-        ):
+        with Progress(
+            TextColumn("exporting"),
+            BarColumn(),
+            TextColumn("{task.completed:,} decisions read"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
             task = progress.add_task("export", total=None)
-            lines = export_lines(
-                store,
-                start=since,
-                end=until,
-                surface=surface,
-                batch=batch,
-                on_progress=lambda read: progress.update(task, completed=read),
-            )
-            for line in lines:
-                sink.write(line)
-                written += 1
+
+            def on_progress(read: int) -> None:
+                progress.update(task, completed=read)
+
+            if format == "parquet":
+                written = write_parquet(
+                    store,
+                    str(out) if out else sys.stdout.buffer,
+                    start=since,
+                    end=until,
+                    surface=surface,
+                    batch=batch,
+                    on_progress=on_progress,
+                )
+            else:
+                lines = export_lines(
+                    store,
+                    start=since,
+                    end=until,
+                    surface=surface,
+                    batch=batch,
+                    on_progress=on_progress,
+                )
+                with _sink(out) as sink:
+                    for line in lines:
+                        sink.write(line)
+                        written += 1
     finally:
         store.engine.dispose()
-    console.print(f"{written:,} DSJSON lines written{f' to {out}' if out else ''}")
+    what = "Parquet rows" if format == "parquet" else "DSJSON lines"
+    console.print(f"{written:,} {what} written{f' to {out}' if out else ''}")
 
 
 @dataclass
@@ -161,8 +183,8 @@ class Summary:
 
 
 def _lines(handle: BinaryIO, progress: Progress, task: TaskID) -> Iterator[bytes]:
-    for line in handle:
-        progress.advance(task, len(line))
+    for line in bounded_lines(handle):
+        progress.update(task, completed=handle.tell())
         yield line
 
 

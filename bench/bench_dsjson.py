@@ -8,7 +8,9 @@ inserts, then measures:
 - export: `rewards.dsjson.export_lines` (keyset batches, LoggedDecision, DSJSON records) into a
   file, beside a baseline that streams the same rows with one server-side cursor and
   `json.dumps` each row's columns as they come;
-- import: `rewards.dsjson.read_dsjson` over the exported file, beside `json.loads` of each line.
+- import: `rewards.dsjson.read_dsjson` over the exported file, beside `json.loads` of each line;
+- Parquet: `rewards.parquet.write_parquet` (row groups of 5,000, zstd) of the same decisions,
+  and reading it back one record batch at a time with pyarrow.
 
 Each phase runs in a fresh process; its peak memory is the growth of that process's peak RSS
 (VmHWM) over its RSS when the phase starts. The export is measured once more after adding an
@@ -32,12 +34,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from bandit.events import Action, Decision
 from bandit.store import Store, _row, decisions
 from bench._harness import database_url, fresh_schema, table
 from rewards.dsjson import export_lines, read_dsjson
+from rewards.parquet import write_parquet
 
 N_ACTIONS = 10
 CHUNK = 5000
@@ -137,11 +141,22 @@ def import_baseline(store: Store, path: Path, batch: int) -> int:
         return sum(1 for line in handle if json.loads(line))
 
 
+def export_parquet(store: Store, path: Path, batch: int) -> int:
+    return write_parquet(store, str(path.with_suffix(".parquet")), batch=batch)
+
+
+def import_parquet(store: Store, path: Path, batch: int) -> int:
+    file = pq.ParquetFile(path.with_suffix(".parquet"))
+    return sum(b.num_rows for b in file.iter_batches(batch_size=batch))
+
+
 PHASES: dict[str, Callable[[Store, Path, int], int]] = {
     "export baseline: one cursor, json.dumps of raw rows": export_baseline,
     "export: export_lines (keyset batches, DSJSON)": export,
     "import baseline: json.loads per line": import_baseline,
     "import: read_dsjson (validated ImportedEvent)": import_,
+    "export: write_parquet (row groups of 5k, zstd)": export_parquet,
+    "import: pyarrow iter_batches of the Parquet file": import_parquet,
 }
 
 
@@ -188,6 +203,7 @@ def main() -> None:
     )
 
     size = path.stat().st_size / 1e6
+    parquet_size = path.with_suffix(".parquet").stat().st_size / 1e6
     rows = [
         [name, f"{n:,}", f"{seconds:.1f}", f"{n / seconds:,.0f}", f"{peak:.1f}"]
         for name, (n, seconds, peak) in results
@@ -195,7 +211,8 @@ def main() -> None:
     print(
         f"\n{args.events:,} decisions, {N_ACTIONS} candidates each; bulk insert "
         f"{args.events / inserted:,.0f} rows/s; DSJSON file {size:,.0f} MB "
-        f"({size * 1e6 / args.events:,.0f} B/line); batch {args.batch}; "
+        f"({size * 1e6 / args.events:,.0f} B/line); Parquet file {parquet_size:,.1f} MB; "
+        f"batch {args.batch}; "
         "peak memory = growth of peak RSS over RSS at the start of the phase, fresh process\n"
     )
     print(table(rows, ["phase", "rows", "seconds", "rows/s", "peak RSS growth MB"]))

@@ -18,7 +18,8 @@ VW specs
     estimate is thus an honest online estimate: no event is scored by a model that has seen it.
 
 Every policy gets IPS, SNIPS and DR, each with a Gaussian interval and a second one (Cressie-Read
-empirical likelihood for IPS and SNIPS, empirical Bernstein for DR), plus overlap diagnostics.
+empirical likelihood for IPS and SNIPS, empirical Bernstein for DR), plus overlap diagnostics,
+plus its IPS terms per hour (`PolicyResult.over_time`, for reward-over-time charts).
 
 **DR reward model.** pyvw's ``cb_explore_adf`` predictions expose only the pmf, not the candidate's
 own regressor, so DR uses one reward model shared by all policies, trained progressively on the
@@ -54,7 +55,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -75,6 +76,8 @@ SECOND_INTERVAL = {"ips": "cressie_read", "snips": "cressie_read", "dr": "bernst
 """The interval reported beside the Gaussian one, per estimator."""
 
 REWARD_MODEL_ARGS = "--cb_adf --cb_type mtr -q :: --quiet"
+
+HOUR = 3600
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (events done, events in total) after every batch."""
@@ -430,12 +433,27 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Bucket:
+    """One hour (UTC) of a policy's IPS terms ``w·r``: their count, sum and sum of squares.
+
+    Their mean is the hour's IPS estimate; buckets of several hours merge by adding fields.
+    """
+
+    start: datetime
+    n: int
+    total: float
+    squares: float
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyResult:
     name: str
     kind: str
     estimates: tuple[EstimatorResult, ...]
     diagnostics: diagnostics.Report
     verdict: Verdict
+    over_time: tuple[Bucket, ...] = ()
+    """Hourly IPS terms, oldest first; events without a timestamp are left out."""
 
     def estimate(self, estimator: EstimatorName) -> EstimatorResult:
         return next(e for e in self.estimates if e.estimator == estimator)
@@ -483,7 +501,7 @@ class Evaluation:
             "verdict_estimator": self.verdict_estimator,
             "recommended": self.recommended,
             "seconds": self.seconds,
-            "policies": [_policy_json(p) for p in self.policies],
+            "policies": [policy_json(p) for p in self.policies],
         }
 
 
@@ -495,7 +513,8 @@ def _interval_json(interval: Interval, method: str) -> dict[str, Any]:
     return {"method": method, "low": _finite(interval.low), "high": _finite(interval.high)}
 
 
-def _policy_json(p: PolicyResult) -> dict[str, Any]:
+def policy_json(p: PolicyResult) -> dict[str, Any]:
+    """One policy's result as JSON (the API's ``PolicyEvaluationPublic``)."""
     w = p.diagnostics.weights
     return {
         "name": p.name,
@@ -536,11 +555,14 @@ class _Accumulator:
     snips: snips.Estimator
     dr: dr.Estimator
     diagnostics: diagnostics.Diagnostics = field(default_factory=diagnostics.Diagnostics)
+    hours: dict[int, list[float]] = field(default_factory=dict)
+    """Hour since the epoch -> [n, sum, sum of squares] of the IPS terms."""
 
-    def add(self, batch: Batch, r_hat_all: FloatArray) -> None:
+    def add(self, batch: Batch, r_hat_all: FloatArray, hours: FloatArray) -> None:
         p_target_all = self.target.pmfs(batch)
         rows = np.arange(len(batch))
         p_target = p_target_all[rows, batch.chosen]
+        self._add_hours(hours, p_target / batch.p_log * batch.reward)
         r_hat = r_hat_all[rows, batch.chosen]
         v_hat = np.nansum(p_target_all * r_hat_all, axis=1)
         low, high = self.dr.reward_range or (-math.inf, math.inf)
@@ -549,6 +571,27 @@ class _Accumulator:
         self.snips.add_arrays(batch.p_log, batch.reward, p_target)
         self.dr.add_arrays(batch.p_log, batch.reward, p_target, r_hat, v_hat)
         self.diagnostics.add_arrays(batch.p_log_all, p_target_all, batch.chosen)
+
+    def _add_hours(self, hours: FloatArray, terms: FloatArray) -> None:
+        known = ~np.isnan(hours) & np.isfinite(terms)
+        if not known.any():
+            return
+        keys, index = np.unique(hours[known], return_inverse=True)
+        values = terms[known]
+        n = np.bincount(index, minlength=len(keys))
+        total = np.bincount(index, weights=values, minlength=len(keys))
+        squares = np.bincount(index, weights=values * values, minlength=len(keys))
+        for key, count, t, q in zip(keys, n, total, squares, strict=True):
+            bucket = self.hours.setdefault(int(key), [0.0, 0.0, 0.0])
+            bucket[0] += float(count)
+            bucket[1] += float(t)
+            bucket[2] += float(q)
+
+    def over_time(self) -> tuple[Bucket, ...]:
+        return tuple(
+            Bucket(datetime.fromtimestamp(hour * HOUR, tz=UTC), int(n), total, squares)
+            for hour, (n, total, squares) in sorted(self.hours.items())
+        )
 
     def results(self, alpha: float) -> tuple[EstimatorResult, ...]:
         out = []
@@ -564,6 +607,23 @@ class _Accumulator:
                 )
             )
         return tuple(out)
+
+
+def _epoch(moment: datetime) -> float:
+    """Seconds since the epoch; a naive moment (SQLite) is UTC."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _hours(batch: Batch) -> FloatArray:
+    """Each event's hour since the epoch (UTC), NaN for an event without a timestamp."""
+    return np.fromiter(
+        (
+            _epoch(e.created_at) // HOUR if e.created_at is not None else np.nan
+            for e in batch.events
+        ),
+        dtype=np.float64,
+        count=len(batch),
+    )
 
 
 def verdict(candidate: EstimatorResult, online: EstimatorResult) -> Verdict:
@@ -631,8 +691,9 @@ def run(
                 continue
             batch = Batch.of(events)
             r_hat_all = np.clip(model.predict_learn(batch), low, high)
+            hours = _hours(batch)
             for acc in accumulators:
-                acc.add(batch, r_hat_all)
+                acc.add(batch, r_hat_all, hours)
             done += len(batch)
             if on_progress is not None:
                 on_progress(done, max(total, done))
@@ -650,7 +711,14 @@ def run(
             mine = next(e for e in estimates if e.estimator == verdict_estimator)
             judged = verdict(mine, reference)
         policies.append(
-            PolicyResult(acc.target.name, acc.target.kind, estimates, acc.diagnostics.get(), judged)
+            PolicyResult(
+                acc.target.name,
+                acc.target.kind,
+                estimates,
+                acc.diagnostics.get(),
+                judged,
+                acc.over_time(),
+            )
         )
     return Evaluation(
         n=done,
@@ -679,7 +747,7 @@ def ranges(
     return (low, high), max(max_weight, 1.0 + 1e-6)
 
 
-def _store_batches(
+def store_batches(
     store: Store,
     *,
     start: datetime | None,
@@ -689,6 +757,7 @@ def _store_batches(
     through_seq: int | None,
     batch: int,
 ) -> Iterator[list[LoggedEvent]]:
+    """Learned decisions of the range as `LoggedEvent` batches, oldest first."""
     # Decisions learned after the summary are left out: the ranges were read before them.
     for rows in store.iter_learned(
         start=start,
@@ -730,7 +799,7 @@ def evaluate(
     if on_progress is not None:
         on_progress(0, total)
     return run(
-        _store_batches(
+        store_batches(
             store,
             start=start,
             end=end,

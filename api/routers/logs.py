@@ -1,4 +1,5 @@
-"""The decision log, exported for analysts: decisions with their rewards as VW DSJSON."""
+"""The decision log, exported for analysts: decisions with their rewards as VW DSJSON or
+Parquet."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from fastapi.responses import StreamingResponse
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
 from rewards.dsjson import export_lines
+from rewards.parquet import MEDIA_TYPE as PARQUET
+from rewards.parquet import parquet_chunks
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
 
@@ -28,12 +31,20 @@ def _utc(moment: datetime | None) -> datetime | None:
 @router.get(
     "/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {NDJSON: {}}, "description": "One DSJSON decision per line"}},
+    responses={
+        200: {
+            "content": {NDJSON: {}, PARQUET: {}},
+            "description": "One DSJSON decision per line, or a Parquet file (`format=parquet`)",
+        }
+    },
 )
 def export(
     services: ServicesDep,
     analyst: AnalystDep,
-    format: Annotated[Literal["dsjson"], Query(description="Only VW DSJSON for now")] = "dsjson",
+    format: Annotated[
+        Literal["dsjson", "parquet"],
+        Query(description="VW DSJSON lines, or Parquet (columns: rewards.parquet)"),
+    ] = "dsjson",
     start: Annotated[
         datetime | None, Query(description="Decisions created at or after (UTC when no offset)")
     ] = None,
@@ -42,7 +53,7 @@ def export(
     ] = None,
     surface: Annotated[Surface | None, Query(description="Only this surface")] = None,
 ) -> StreamingResponse:
-    """Stream settled decisions of [start, end) as DSJSON, oldest first.
+    """Stream settled decisions of [start, end) as DSJSON or Parquet, oldest first.
 
     Learned decisions carry the learned reward; deferred decisions never activated carry
     `_skipLearn`; decisions still inside their reward window are left out. Needs the analyst
@@ -51,5 +62,11 @@ def export(
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:
         raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
+    if format == "parquet":
+        return StreamingResponse(
+            parquet_chunks(services.store, start=start, end=end, surface=surface),
+            media_type=PARQUET,
+            headers={"Content-Disposition": 'attachment; filename="decisions.parquet"'},
+        )
     lines = export_lines(services.store, start=start, end=end, surface=surface)
     return StreamingResponse(lines, media_type=NDJSON)

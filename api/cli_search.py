@@ -1,0 +1,236 @@
+"""`oo search-policies`: try a grid of VW configurations on the decision log, from the shell.
+
+Reads the database directly, like `oo evaluate` (or a DSJSON file with `--log FILE`). A progress
+bar goes to standard error; the ranked table (or `--json`) to standard output. Promoting the
+winner to a registered policy is `POST /v1/policy-searches/{id}/promote` on a server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.cli_common import EndOption, StartOption, SurfaceOption, counting_progress, parse_moment
+from api.cli_evaluate import _file_events
+from api.settings import Settings
+from bandit.store import Store
+from rewards import search
+from rewards.evaluation import EstimatorName, RewardModelName
+
+
+def _learning_rate(text: str) -> float | None:
+    if text == "default":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"must be a number or 'default' (got {text!r})", param_hint="--learning-rate"
+        ) from None
+
+
+def _interactions(text: str) -> tuple[str, ...]:
+    return () if text in ("", "none") else tuple(p for p in text.split(",") if p)
+
+
+def search_policies(
+    surface: SurfaceOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    model_key: Annotated[
+        str | None, typer.Option(help="Only decisions logged by this model key")
+    ] = None,
+    exploration: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="epsilon=P, softmax=LAMBDA, squarecb[=GAMMA_SCALE], bag=N, cover=N, regcb, "
+            "regcbopt; repeat it. Default: epsilon=0.05, epsilon=0.2, squarecb, softmax=10"
+        ),
+    ] = None,
+    interactions: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="One set of -q pairs, comma-separated ('::', 'ui,ua') or 'none'; repeat it. "
+            "Default: none, ::"
+        ),
+    ] = None,
+    learning_rate: Annotated[
+        list[str] | None,
+        typer.Option(help="A learning rate or 'default'; repeat it. Default: default, 0.1"),
+    ] = None,
+    cb_type: Annotated[
+        list[str] | None, typer.Option(help="ips, dr, mtr or dm; repeat it. Default: mtr, ips")
+    ] = None,
+    max_candidates: Annotated[int | None, typer.Option(min=1, help="Budget: candidates")] = 16,
+    max_seconds: Annotated[float | None, typer.Option(min=0.001, help="Budget: seconds")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Fixes the order the grid is tried in")] = 0,
+    estimator: Annotated[str, typer.Option(help="Choose the winner on ips, snips or dr")] = "ips",
+    reward_model: Annotated[
+        str, typer.Option(help="DR's reward model: action-mean or vw")
+    ] = "action-mean",
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log", exists=True, dir_okay=False, help="Search on a DSJSON file, not the database"
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """Replay a grid of VW configurations over the log and rank them (auto-optimize rule)."""
+    since, until = parse_moment(start, "start"), parse_moment(end, "end")
+    if since is not None and until is not None and since >= until:
+        raise typer.BadParameter("must be before --end", param_hint="--start")
+    if estimator not in ("ips", "snips", "dr"):
+        raise typer.BadParameter(
+            f"must be ips, snips or dr (got {estimator!r})", param_hint="--estimator"
+        )
+    if reward_model not in ("action-mean", "vw"):
+        raise typer.BadParameter(
+            f"must be action-mean or vw (got {reward_model!r})", param_hint="--reward-model"
+        )
+    defaults = search.Grid()
+    try:
+        grid = search.Grid(
+            explorations=tuple(search.Exploration.parse(e) for e in exploration)
+            if exploration
+            else defaults.explorations,
+            interactions=tuple(_interactions(i) for i in interactions)
+            if interactions
+            else defaults.interactions,
+            learning_rates=tuple(_learning_rate(r) for r in learning_rate)
+            if learning_rate
+            else defaults.learning_rates,
+            cb_types=tuple(cb_type) if cb_type else defaults.cb_types,  # type: ignore[arg-type]
+        )
+        budget = search.Budget(max_candidates, max_seconds)
+    except search.SearchError as exc:
+        hint = {"explorations": "exploration", "learning_rates": "learning-rate"}.get(
+            exc.target, exc.target.replace("_", "-").rstrip("s")
+        )
+        raise typer.BadParameter(str(exc), param_hint=f"--{hint}") from None
+    chosen: EstimatorName = estimator  # type: ignore[assignment]
+    model: RewardModelName = "vw" if reward_model == "vw" else "action-mean"
+    store = Store.connect(database_url or Settings().database, pool_size=1)
+    try:
+        if log is not None:
+            path = log
+            source = search.Log.of_events(lambda: _file_events(path), batch=batch)
+        else:
+            source = search.Log.of_store(
+                store, surface=surface, model_key=model_key, start=since, end=until, batch=batch
+            )
+        with counting_progress(disable=as_json) as progress:
+            task = progress.add_task("searching", total=None)
+
+            def on_progress(now: search.Progress) -> None:
+                progress.update(
+                    task,
+                    completed=now.events_done,
+                    total=now.events_total,
+                    description=f"candidate {min(now.candidates_done + 1, now.candidates_planned)}"
+                    f"/{now.candidates_planned}",
+                )
+
+            result = search.search(
+                source,
+                grid,
+                budget=budget,
+                seed=seed,
+                estimator=chosen,
+                reward_model_name=model,
+                on_progress=on_progress,
+            )
+    finally:
+        store.engine.dispose()
+    if as_json:
+        json.dump(result.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    _print(result)
+
+
+def _num(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "-"
+
+
+_STOPPED = {
+    "exhausted": "every candidate of the grid was tried",
+    "max_candidates": "stopped at --max-candidates",
+    "max_seconds": "stopped at --max-seconds (the running candidate was abandoned)",
+}
+
+
+def _print(result: search.SearchResult) -> None:
+    level = f"{(1 - result.alpha) * 100:g}%"
+    table = Table(
+        title=f"{len(result.trials)} of {result.grid_size} candidates on {result.n:,} logged "
+        f"events, best {result.estimator.upper()} first",
+        caption=f"{_STOPPED[result.stopped]}; {result.seconds:.1f} s. Winner: mean beats the "
+        f"online policy and lower {level} bound above the online policy's.",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("VW arguments", no_wrap=True)
+    for column in (result.estimator, f"{level} CI", "ESS", "overlap", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_column("verdict")
+    winner = result.winner
+    if result.online is not None:
+        e = result.online.estimate(result.estimator)
+        table.add_row(
+            "",
+            "online (logged)",
+            _num(e.value),
+            f"{_num(e.gaussian.low)}-{_num(e.gaussian.high)}",
+            _num(result.online.diagnostics.weights.ess, 0),
+            "",
+            "",
+            "reference",
+            end_section=True,
+        )
+    for trial in [*result.ranked, *(t for t in result.trials if t.result is None)]:
+        if trial.result is None:
+            table.add_row(
+                str(trial.candidate.index),
+                trial.candidate.args,
+                "-",
+                "",
+                "",
+                "",
+                "",
+                f"failed: {trial.error}",
+            )
+            continue
+        e = trial.result.estimate(result.estimator)
+        share = trial.result.diagnostics.low_overlap_share
+        verdict = (
+            "[green]winner[/]"
+            if trial is winner
+            else ("recommend" if trial.result.verdict.recommended else "no")
+        )
+        table.add_row(
+            str(trial.candidate.index),
+            trial.candidate.args,
+            _num(e.value),
+            f"{_num(e.gaussian.low)}-{_num(e.gaussian.high)}",
+            _num(trial.result.diagnostics.weights.ess, 0),
+            f"{1 - share:.0%}" if math.isfinite(share) else "",
+            f"{trial.seconds:.1f}",
+            verdict,
+        )
+    Console(width=max(Console().width, 130)).print(table)
+    typer.echo(
+        f"winner: #{winner.candidate.index} {winner.candidate.args}"
+        if winner is not None
+        else "no candidate beats the online policy by the auto-optimize rule"
+    )

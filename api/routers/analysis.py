@@ -1,0 +1,131 @@
+"""The analyst's page, beside the experimenter's: server-rendered HTML, inline SVG, one stylesheet.
+
+Not part of the API contract (excluded from the OpenAPI document); needs the analyst role. The
+page shows a finished evaluation of this process (`?evaluation=ID`), or evaluates the window it
+is given (`?surface=…&start=…&end=…&policy=…`) while the request waits, up to
+`MAX_PAGE_EVENTS` learned decisions; larger windows go through `POST /v1/evaluations` first.
+Its Content-Security-Policy is the dashboards' own, except that its one form may submit to
+this origin (`form-action 'self'`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+
+from api.deps import AnalystDep, ServicesDep
+from api.errors import BadRequest
+from api.routers.evaluations import Job, JobsDep
+from api.services import Services
+from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
+from dashboards.analysis import Choice, Form, analysis_page, window_text
+from rewards import evaluation
+from rewards.evaluation import EstimatorName, Evaluation
+
+router = APIRouter(prefix="/dashboards", include_in_schema=False)
+
+MAX_PAGE_EVENTS = 200_000
+"""Larger windows are evaluated as a job (`POST /v1/evaluations`) and picked from the list."""
+
+HEADERS = {
+    **REVALIDATE,
+    **NOSNIFF,
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"].replace(
+        "form-action 'none'", "form-action 'self'"
+    ),
+}
+
+
+def _moment(value: str, name: str) -> datetime | None:
+    """A form's datetime-local value (or any ISO 8601) as UTC; empty is None."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(
+            f"`{name}` must be ISO 8601, e.g. 2026-11-25T09:00 (got {value!r})", target=name
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _choice(job: Job) -> Choice:
+    result = job.result
+    n = f"{result.n:,} events" if result is not None else ""
+    names = ", ".join(job.request.policies) or "online only"
+    when = job.created_at.astimezone(UTC).strftime("%b %d %H:%M")
+    return Choice(job.id, f"{when} · {job.request.surface} · {n} · {names}")
+
+
+def _policy_names(services: Services) -> list[str]:
+    """Built-in baseline and random, then every registered random or VW policy version."""
+    for spec in services.policies.all():  # registrations of other processes join the registry
+        services.registry.add(spec)
+    names = [evaluation.BASELINE, evaluation.RANDOM]
+    for spec in sorted(services.registry, key=lambda s: (s.name, s.version)):
+        if spec.kind in ("random", "vw") and spec.id not in names:
+            names.append(spec.id)
+    return names
+
+
+@router.get("/analysis", response_class=HTMLResponse)
+def analysis_dashboard(
+    analyst: AnalystDep,
+    services: ServicesDep,
+    jobs: JobsDep,
+    evaluation_id: Annotated[str, Query(alias="evaluation", max_length=64)] = "",
+    surface: Literal["tips", "personalizer"] | None = None,
+    start: Annotated[str, Query(max_length=40)] = "",
+    end: Annotated[str, Query(max_length=40)] = "",
+    policy: Annotated[list[str] | None, Query(max_length=20)] = None,
+    estimator: Literal["ips", "snips", "dr"] = "ips",
+) -> HTMLResponse:
+    """Policies side by side (forest plot), their overlap, and reward over time."""
+    chosen: EstimatorName = estimator
+    choices = [_choice(job) for job in jobs.all() if job.status == "succeeded"]
+    names = _policy_names(services)
+    result: Evaluation | None = None
+    message = ""
+    if evaluation_id:
+        job = jobs.get(evaluation_id)
+        if job.status != "succeeded" or job.result is None:
+            message = f"evaluation {evaluation_id} is {job.status}: reload when it has finished"
+        result = job.result
+        request = job.request
+        form = Form(
+            surface=request.surface,
+            start=window_text(request.start),
+            end=window_text(request.end),
+            policies=tuple(request.policies),
+            estimator=chosen,
+            evaluation=evaluation_id,
+        )
+    elif surface is not None:
+        since, until = _moment(start, "start"), _moment(end, "end")
+        if since is not None and until is not None and since >= until:
+            raise BadRequest(f"`start` ({since.isoformat()}) must be before `end`", target="start")
+        wanted = tuple(policy) if policy is not None else ("baseline", "random")
+        form = Form(surface, window_text(since), window_text(until), wanted, chosen)
+        total = services.store.learned_summary(start=since, end=until, surface=surface)[0]
+        if total > MAX_PAGE_EVENTS:
+            message = (
+                f"{total:,} learned decisions in this window: more than this page evaluates while "
+                f"you wait ({MAX_PAGE_EVENTS:,}). Start an evaluation (POST /v1/evaluations or "
+                "`oo evaluate`) and pick it above."
+            )
+        else:
+            try:
+                targets = evaluation.resolve(wanted, services.registry)
+            except evaluation.EvaluationError as exc:
+                raise BadRequest(str(exc), target="policy") from None
+            result = evaluation.evaluate(
+                services.store, targets, surface=surface, start=since, end=until
+            )
+    else:
+        form = Form(estimator=chosen)
+    page = analysis_page(result, form=form, choices=choices, policies=names, message=message)
+    return HTMLResponse(page, headers=HEADERS)

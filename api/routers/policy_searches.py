@@ -1,0 +1,368 @@
+"""Policy searches: a grid of VW configurations replayed over the log, as in-memory jobs.
+
+`POST` validates the grid and budget (a bad value is a 400 naming it) and starts the search in a
+thread; `GET` shows progress, then every candidate with its estimate and the winner; `DELETE`
+cancels and forgets; `POST /{id}/promote` registers a candidate (the winner by default) as a
+policy version and, on request, makes it an A/B arm against the online policy. Jobs live in
+this process only, as evaluations do (`api/routers/evaluations.py`).
+
+The operations below (`start_search`, `promote`) are the function API other surfaces reuse.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.auth.principal import Principal, Role
+from api.deps import AnalystDep, ServicesDep, requires
+from api.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.routers import experiments as experiment_ops
+from api.routers import policies as policy_ops
+from api.schemas import (
+    ArmIn,
+    ExperimentCreate,
+    PolicyCreate,
+    PolicySearchCreate,
+    PolicySearchPromote,
+    PolicySearchPromotion,
+    PolicySearchPublic,
+    PolicySearchResult,
+)
+from api.services import Services
+from bandit.events import utcnow
+from experiments.lifecycle import ArmSpec, ExperimentNotFound
+from rewards import search
+from rewards.evaluation import EvaluationCancelled
+
+router = APIRouter(
+    prefix="/v1/policy-searches",
+    tags=["evaluations"],
+    dependencies=[Depends(requires(Role.ANALYST))],
+)
+
+MAX_JOBS = 50
+"""Finished searches beyond this many are forgotten, oldest first."""
+
+Status = Literal["running", "succeeded", "failed", "cancelled"]
+
+
+@dataclass
+class SearchJob:
+    id: str
+    request: PolicySearchCreate
+    created_at: datetime
+    cancel: threading.Event = field(default_factory=threading.Event)
+    status: Status = "running"
+    progress: search.Progress = field(default_factory=lambda: search.Progress(0, 0, 0, 0))
+    finished_at: datetime | None = None
+    error: str | None = None
+    result: search.SearchResult | None = None
+    thread: threading.Thread | None = None
+
+    def public(self) -> PolicySearchPublic:
+        p = self.progress
+        return PolicySearchPublic(
+            id=self.id,
+            status=self.status,
+            candidates_done=p.candidates_done,
+            candidates_planned=p.candidates_planned,
+            done=p.events_done,
+            total=p.events_total,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+            request=self.request,
+            error=self.error,
+            result=None
+            if self.result is None
+            else PolicySearchResult.model_validate(self.result.as_json()),
+        )
+
+
+@dataclass(frozen=True)
+class _Either:
+    first: threading.Event
+    second: threading.Event
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def grid_of(body: PolicySearchCreate) -> tuple[search.Grid, search.Budget]:
+    """The request's grid and budget, validated; a bad value is a 400 naming its field."""
+    try:
+        grid = search.Grid(
+            explorations=tuple(search.Exploration.parse(e) for e in body.explorations),
+            interactions=tuple(tuple(pairs) for pairs in body.interactions),
+            learning_rates=tuple(body.learning_rates),
+            cb_types=tuple(body.cb_types),
+        )
+        budget = search.Budget(body.max_candidates, body.max_seconds)
+    except search.SearchError as exc:
+        raise BadRequest(str(exc), target=exc.target) from None
+    return grid, budget
+
+
+class Searches:
+    """The policy searches of this process."""
+
+    def __init__(self) -> None:
+        self._jobs: OrderedDict[str, SearchJob] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def start(self, services: Services, body: PolicySearchCreate) -> SearchJob:
+        """Validate `body`, read the window's summary, and search in a background thread."""
+        grid, budget = grid_of(body)
+        start, end = _utc(body.start), _utc(body.end)
+        try:
+            log = search.Log.of_store(
+                services.store, surface=body.surface, model_key=body.model_key, start=start, end=end
+            )
+        except search.SearchError as exc:
+            raise BadRequest(str(exc), target=exc.target) from None
+        job = SearchJob(id=uuid.uuid4().hex, request=body, created_at=utcnow())
+
+        def progress(now: search.Progress) -> None:
+            job.progress = now
+
+        def work() -> None:
+            try:
+                job.result = search.search(
+                    log,
+                    grid,
+                    budget=budget,
+                    seed=body.seed,
+                    estimator=body.estimator,
+                    reward_model_name=body.reward_model,
+                    on_progress=progress,
+                    cancel=_Either(job.cancel, services.stop_event),
+                )
+                job.status = "succeeded"
+            except EvaluationCancelled:
+                job.status = "cancelled"
+            except Exception as exc:  # reported on the job; the server keeps serving
+                job.error = f"{type(exc).__name__}: {exc}"
+                job.status = "failed"
+            finally:
+                job.finished_at = utcnow()
+
+        job.thread = threading.Thread(target=work, name=f"policy-search-{job.id}", daemon=True)
+        with self._lock:
+            self._jobs[job.id] = job
+            finished = [j.id for j in self._jobs.values() if j.status != "running"]
+            for old in finished[: max(0, len(self._jobs) - MAX_JOBS)]:
+                del self._jobs[old]
+        job.thread.start()
+        return job
+
+    def get(self, job_id: str) -> SearchJob:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no policy search has id {job_id!r}", target="id")
+        return job
+
+    def all(self) -> list[SearchJob]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        job.cancel.set()
+        if job.thread is not None:
+            job.thread.join(timeout=10)
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+
+_LOCK = threading.Lock()
+
+
+def get_searches(request: Request) -> Searches:
+    """The app's searches, made on first use (kept on `app.state`)."""
+    with _LOCK:
+        searches: Searches | None = getattr(request.app.state, "policy_searches", None)
+        if searches is None:
+            searches = Searches()
+            request.app.state.policy_searches = searches
+        return searches
+
+
+SearchesDep = Annotated[Searches, Depends(get_searches)]
+
+
+def promote(
+    services: Services, result: search.SearchResult, body: PolicySearchPromote, *, label: str
+) -> PolicySearchPromotion:
+    """Register a candidate of `result` (the winner by default) as a policy version; optionally
+    make it an arm against the surface's online policy.
+
+    The arm joins `body.experiment.name` when that is a draft on the search's surface. Started
+    experiments keep their arms (see `experiments.lifecycle`), so for one of those — or when no
+    name is given — a new draft experiment is created: control = the online policy, treatment =
+    the new version. `label` names the search in the policy's description.
+    """
+    if body.candidate is not None:
+        try:
+            trial = result.trial(body.candidate)
+        except search.SearchError as exc:
+            raise BadRequest(str(exc), target=exc.target) from None
+    else:
+        winner = result.winner
+        if winner is None:
+            raise Conflict(
+                "no candidate beats the online policy by the auto-optimize rule; name a "
+                "`candidate` to promote one anyway",
+                target="candidate",
+            )
+        trial = winner
+    if trial.result is None:
+        raise BadRequest(
+            f"`candidate` {trial.candidate.index} has no result ({trial.error})", target="candidate"
+        )
+    est = trial.result.estimate(result.estimator)
+    description = body.description or (
+        f"From policy search {label}: {result.estimator} {est.value:.4f} "
+        f"[{est.gaussian.low:.4f}, {est.gaussian.high:.4f}] over {result.n} decisions."
+    )
+    spec, created = policy_ops.register(
+        services,
+        PolicyCreate(name=body.name, kind="vw", args=trial.candidate.args, description=description),
+    )
+    note = f"registered {spec.id}" if created else f"{spec.id} already had these arguments"
+    if body.experiment is None:
+        return PolicySearchPromotion(
+            policy=policy_ops.public(spec),
+            policy_created=created,
+            experiment=None,
+            experiment_created=False,
+            note=note,
+        )
+    surface = result.surface
+    if surface is None:
+        raise BadRequest(
+            "`experiment` needs a search over one surface; this one has none", target="experiment"
+        )
+    wanted = body.experiment
+    arm = ArmSpec(wanted.arm or spec.name, spec.id, wanted.weight)
+    existing = None
+    if wanted.name is not None:
+        try:
+            existing = services.experiments.get(wanted.name)
+        except ExperimentNotFound:
+            existing = None
+    if existing is not None and existing.surface != surface:
+        raise BadRequest(
+            f"`experiment.name` {existing.name!r} runs on {existing.surface!r}, the search on "
+            f"{surface!r}",
+            target="experiment.name",
+        )
+    if existing is not None and existing.status == "draft":
+        with experiment_ops.domain_errors():
+            updated = services.experiments.update_arms(existing.name, [*existing.arms, arm])
+        return PolicySearchPromotion(
+            policy=policy_ops.public(spec),
+            policy_created=created,
+            experiment=experiment_ops.public(updated),
+            experiment_created=False,
+            note=f"{note}; added arm {arm.name!r} to draft {existing.name!r}",
+        )
+    online = services.default_policy(surface).name
+    name = (
+        wanted.name
+        if wanted.name is not None and existing is None
+        else f"{spec.name}-v{spec.version}-vs-online"[:64]
+    )
+    if existing is not None:
+        note += (
+            f"; experiment {existing.name!r} is {existing.status} and its arms cannot change, "
+            f"so draft {name!r} was created"
+        )
+    else:
+        note += f"; created draft {name!r}"
+    draft = experiment_ops.create(
+        services.experiments,
+        ExperimentCreate(
+            name=name,
+            surface=surface,
+            description=f"{online} (online) vs {spec.id} from policy search {label}",
+            arms=[
+                ArmIn(name="online", policy=online, weight=wanted.weight),
+                ArmIn(name=arm.name, policy=arm.policy, weight=arm.weight),
+            ],
+        ),
+    )
+    return PolicySearchPromotion(
+        policy=policy_ops.public(spec),
+        policy_created=created,
+        experiment=experiment_ops.public(draft),
+        experiment_created=True,
+        note=note,
+    )
+
+
+@router.post("", response_model=PolicySearchPublic, status_code=201)
+def create_policy_search(
+    body: PolicySearchCreate, services: ServicesDep, searches: SearchesDep
+) -> PolicySearchPublic:
+    """Start a search over the learned decisions of [start, end) on `surface`.
+
+    Poll `GET /v1/policy-searches/{id}` for progress and the result.
+    """
+    return searches.start(services, body).public()
+
+
+@router.get("", response_model=list[PolicySearchPublic])
+def list_policy_searches(searches: SearchesDep) -> list[PolicySearchPublic]:
+    """The searches this process holds, oldest first."""
+    return [job.public() for job in searches.all()]
+
+
+@router.get("/{search_id}", response_model=PolicySearchPublic)
+def read_policy_search(search_id: str, searches: SearchesDep) -> PolicySearchPublic:
+    """Status, progress and, once succeeded, every candidate tried and the winner."""
+    return searches.get(search_id).public()
+
+
+@router.delete("/{search_id}", status_code=204, response_class=Response)
+def delete_policy_search(search_id: str, searches: SearchesDep) -> Response:
+    """Cancel a running search (between batches) and forget it."""
+    searches.delete(search_id)
+    return Response(status_code=204)
+
+
+@router.post("/{search_id}/promote", response_model=PolicySearchPromotion)
+def promote_policy_search(
+    search_id: str,
+    body: PolicySearchPromote,
+    services: ServicesDep,
+    searches: SearchesDep,
+    analyst: AnalystDep,
+) -> PolicySearchPromotion:
+    """Register the winner (or `candidate`) as a policy version; with `experiment`, also an arm
+    against the online policy (an experimenter's right)."""
+    job = searches.get(search_id)
+    if job.status != "succeeded" or job.result is None:
+        raise Conflict(
+            f"policy search {search_id!r} is {job.status}; only a finished one can be promoted",
+            target="id",
+        )
+    if body.experiment is not None and not _experimenter(analyst):
+        raise Forbidden("`experiment` needs the `experimenter` role")
+    return promote(services, job.result, body, label=search_id)
+
+
+def _experimenter(principal: Principal) -> bool:
+    return principal.has(Role.EXPERIMENTER)

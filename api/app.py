@@ -6,18 +6,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from api import errors
+from api import errors, security
+from api.auth import routes as signin
+from api.integration_setup import redact_access_log
 from api.limits import BodyLimit
+from api.ratelimit import Bucket, limited, rate_limiter
 from api.routers import (
+    analysis,
     dashboards,
     evaluations,
     experiments,
+    integrations,
     logs,
+    me,
     ops,
     personalizer,
+    personalizer_admin,
     policies,
+    policy_searches,
     tips,
 )
 from api.services import start
@@ -45,19 +53,32 @@ def create_app(
             yield
         finally:
             app.state.services.close()
+            app.state.rate_limiter.close()
 
     app = FastAPI(title="oO", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    security.install(app, settings)
+    app.state.rate_limiter = rate_limiter(settings)
+    per_principal = [Depends(limited(Bucket.DEFAULT))]
+    per_key = [Depends(limited(Bucket.PERSONALIZER))]
     errors.install(app)
+    redact_access_log()  # OAuth codes travel in callback query strings
     app.include_router(ops.router)
-    app.include_router(tips.router)
-    app.include_router(personalizer.v1)
-    app.include_router(personalizer.preview)
-    app.include_router(policies.router)
-    app.include_router(experiments.router)
+    app.include_router(tips.router, dependencies=per_principal)
+    app.include_router(me.router, dependencies=per_principal)
+    app.include_router(integrations.router, dependencies=per_principal)
+    app.include_router(personalizer.v1, dependencies=per_key)
+    app.include_router(personalizer.preview, dependencies=per_key)
+    app.include_router(personalizer_admin.v1, dependencies=per_key)
+    app.include_router(personalizer_admin.preview, dependencies=per_key)
+    app.include_router(policies.router, dependencies=per_principal)
+    app.include_router(experiments.router, dependencies=per_principal)
     app.include_router(dashboards.router)
-    app.include_router(logs.router)
-    app.include_router(evaluations.router)
+    app.include_router(logs.router, dependencies=per_principal)
+    app.include_router(evaluations.router, dependencies=per_principal)
+    app.include_router(policy_searches.router, dependencies=per_principal)
+    app.include_router(analysis.router)
+    signin.install(app, settings)
     mount_web(app)
 
     def openapi() -> dict[str, Any]:

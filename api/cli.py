@@ -14,12 +14,19 @@ import typer
 import uvicorn
 
 from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
+from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
+from api.cli_search import search_policies  # policy search (issue 6)
+from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
 
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
 app.add_typer(cli_experiments.app, name="experiments")
 app.add_typer(cli_logs.app, name="logs")
 app.add_typer(cli_vault.vault_app, name="vault")
+app.add_typer(keys_app, name="keys")  # sign-in (issue 4)
+app.add_typer(people_app, name="people")
+app.add_typer(signals_app, name="signals")
 app.command("evaluate")(cli_evaluate.evaluate)
+app.command("search-policies")(search_policies)
 
 
 def _configure_logging() -> None:

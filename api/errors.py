@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     status = 400
     code = "BadRequest"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, target: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -133,13 +134,20 @@ def _invalid_request_code(path: str) -> str:
             return "InvalidRewardRequest"
         if path.endswith("/activate"):
             return "InvalidEventIdToActivate"
+        # the administration surface (issue 6)
+        if path.endswith("/configurations/service"):
+            return "InvalidServiceConfiguration"
+        if "/configurations/" in path:
+            return "InvalidPolicyConfiguration"
+        if "/evaluations" in path:
+            return "InvalidEvaluationContract"
     return "BadRequest"
 
 
 def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.target)
+        return error_response(exc.status, exc.code, exc.message, exc.target, exc.headers)
 
     async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
         # The database is unreachable (restart, failover): nothing was acknowledged, so the
@@ -190,10 +198,12 @@ def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
 
 ERROR_STATUSES = {
     "400": "Bad input; the message and `target` name the field",
+    "401": "No credentials, or credentials that do not hold (sign in again, or send a valid key)",
     "403": "The event id belongs to someone else",
     "404": "Unknown event id, experiment, policy or evaluation",
     "409": "The request conflicts with the current state (e.g. a running experiment)",
     "413": "The body exceeds OO_MAX_BODY_BYTES",
+    "429": "A rate limit of this principal is spent; retry after `Retry-After` seconds",
     "503": "The database is unavailable; nothing was recorded, retry after `Retry-After`",
 }
 

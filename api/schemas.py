@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ from pydantic import (
 
 from bandit.features import check_features
 from experiments.stats import ExperimentResults
+from integrations.signals import Signal
 
 
 def _no_nul(value: str) -> str:
@@ -67,6 +68,11 @@ class RecommendResponse(BaseModel):
     probability: float = Field(description="The probability with which this tip was drawn")
     policy: str
     model_version: int
+    missing_sources: list[str] = Field(
+        default_factory=list,
+        description="Connected integrations left out of this decision (slow, failing, "
+        "rate-limited or needing reconnection); the tip was chosen without them",
+    )
 
 
 class FeedbackRequest(Strict):
@@ -82,45 +88,8 @@ class FeedbackResponse(BaseModel):
     late: bool = Field(description="True when it came after the reward window: kept, not learned")
 
 
-SignalType = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
-]
-
-
-class SignalIn(Strict):
-    type: SignalType = Field(description="mood, energy, habit_done, or a custom type")
-    value: float = Field(description="mood and energy: 1 (low) to 5 (high)")
-    occurred_at: datetime | None = Field(default=None, description="Defaults to now")
-    source: Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul] = "api"
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return value
-        if value.tzinfo is None:
-            raise ValueError("`occurred_at` must carry a timezone offset, e.g. 2026-11-25T09:00Z")
-        try:
-            value.astimezone(UTC)  # it is stored in UTC, where 9999-12-31T23:00-05:00 overflows
-        except OverflowError:
-            raise ValueError(
-                f"`occurred_at` is out of range in UTC (got {value.isoformat()})"
-            ) from None
-        return value
-
-    @model_validator(mode="after")
-    def _scale(self) -> SignalIn:
-        if self.type in ("mood", "energy") and not 1.0 <= self.value <= 5.0:
-            raise ValueError(
-                f"`value` of a {self.type} signal must be in [1, 5] (got {self.value})"
-            )
-        return self
-
-
-class SignalAccepted(BaseModel):
-    type: str
-    value: float
-    occurred_at: datetime
+# The signal contract is one model, shared with the integrations that emit signals.
+SignalIn = Signal
 
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -165,6 +134,18 @@ class ProfileUpdate(Strict):
                     f"`timezone` must be an IANA zone like Europe/Paris (got {value!r})"
                 ) from None
         return value
+
+
+class ExportSectionPublic(BaseModel):
+    name: str = Field(description="The module that holds this data: profile, signals, ...")
+    description: str
+    data: Any = Field(description="The section's data as JSON; text is returned verbatim")
+
+
+class PersonExport(BaseModel):
+    principal: str
+    exported_at: datetime
+    sections: list[ExportSectionPublic]
 
 
 # --- Personalizer-compatible ---------------------------------------------------------------
@@ -442,3 +423,389 @@ class EvaluationPublic(BaseModel):
     request: EvaluationCreate
     error: str | None
     result: EvaluationResult | None
+
+
+# --- policy search (issue 6) ---------------------------------------------------------------
+
+
+class PolicySearchCreate(Strict):
+    surface: Literal["tips", "personalizer"]
+    start: datetime | None = Field(
+        default=None, description="Decisions created at or after (UTC when no offset)"
+    )
+    end: datetime | None = Field(
+        default=None, description="Decisions created before (UTC when no offset)"
+    )
+    model_key: str | None = Field(
+        default=None, max_length=256, description="Only decisions logged by this model"
+    )
+    explorations: list[str] = Field(
+        default=["epsilon=0.05", "epsilon=0.2", "squarecb", "softmax=10"],
+        min_length=1,
+        max_length=12,
+        description="epsilon=P, softmax=LAMBDA, squarecb[=GAMMA_SCALE], bag=N, cover=N, regcb, "
+        "regcbopt",
+    )
+    interactions: list[list[str]] = Field(
+        default=[[], ["::"]],
+        min_length=1,
+        max_length=12,
+        description="Each entry one set of -q namespace pairs ('::' is all); [] is none",
+    )
+    learning_rates: list[float | None] = Field(
+        default=[None, 0.1], min_length=1, max_length=12, description="null: VW's default (0.5)"
+    )
+    cb_types: list[Literal["ips", "dr", "mtr", "dm"]] = Field(
+        default=["mtr", "ips"], min_length=1, max_length=4
+    )
+    max_candidates: int | None = Field(default=16, ge=1, le=1000)
+    max_seconds: float | None = Field(default=600.0, gt=0, le=86_400)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Fixes the order tried")
+    estimator: Literal["ips", "snips", "dr"] = Field(
+        default="ips", description="The estimator the winner is chosen on"
+    )
+    reward_model: Literal["action-mean", "vw"] = Field(
+        default="action-mean", description="DR's reward model (see rewards.evaluation)"
+    )
+
+
+class PolicySearchCandidatePublic(BaseModel):
+    index: int = Field(description="Position in the seeded order the grid is tried in")
+    name: str
+    args: str = Field(description="The VW arguments")
+    exploration: str
+    interactions: list[str]
+    learning_rate: float | None
+    cb_type: str
+
+
+class PolicySearchTrialPublic(BaseModel):
+    candidate: PolicySearchCandidatePublic
+    seconds: float
+    error: str | None = Field(description="Why the candidate has no result (VW refused it)")
+    result: PolicyEvaluationPublic | None
+
+
+class PolicySearchResult(BaseModel):
+    n: int = Field(description="Learned decisions replayed per candidate")
+    alpha: float
+    estimator: str
+    reward_model: str
+    grid_size: int
+    seed: int
+    stopped: Literal["exhausted", "max_candidates", "max_seconds"]
+    seconds: float
+    surface: str | None
+    model_key: str | None
+    start: datetime | None
+    end: datetime | None
+    online: PolicyEvaluationPublic | None = Field(description="The reference")
+    winner: int | None = Field(
+        description="Index of the best candidate the auto-optimize rule recommends"
+    )
+    leader: int | None = Field(description="Index of the best mean, recommended or not")
+    trials: list[PolicySearchTrialPublic]
+
+
+class PolicySearchPublic(BaseModel):
+    id: str
+    status: Literal["running", "succeeded", "failed", "cancelled"]
+    candidates_done: int
+    candidates_planned: int
+    done: int = Field(description="Events replayed so far, over all candidates")
+    total: int = Field(description="Events to replay, over all planned candidates")
+    created_at: datetime
+    finished_at: datetime | None
+    request: PolicySearchCreate
+    error: str | None
+    result: PolicySearchResult | None
+
+
+class PromoteExperiment(Strict):
+    name: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A draft experiment to add the arm to, or the name of a new draft; "
+        "default `{policy}-vN-vs-online`",
+    )
+    arm: str | None = Field(default=None, max_length=64, description="Default: the policy name")
+    weight: int = Field(default=1, ge=1, le=1000)
+
+
+class PolicySearchPromote(Strict):
+    name: str = Field(max_length=64, description="The policy to register the candidate as")
+    description: str = Field(default="", max_length=500)
+    candidate: int | None = Field(
+        default=None, ge=0, description="Default: the winner; another index promotes that one"
+    )
+    experiment: PromoteExperiment | None = Field(
+        default=None, description="Also make it an A/B arm against the online policy"
+    )
+
+
+class PolicySearchPromotion(BaseModel):
+    policy: PolicyPublic
+    policy_created: bool = Field(description="False when that version was already registered")
+    experiment: ExperimentPublic | None
+    experiment_created: bool
+    note: str
+
+
+# --- sign-in (api/auth) ---------------------------------------------------------------------
+
+
+class SignInProvider(BaseModel):
+    name: str
+    label: str
+    login_url: str = Field(description="Open this in the browser to sign in with the provider")
+
+
+class SignInProviders(BaseModel):
+    local: bool = Field(description="True in local single-user mode: nobody needs to sign in")
+    providers: list[SignInProvider]
+
+
+class TokenRequest(Strict):
+    grant_type: Literal["refresh_token", "session"] = Field(
+        description="`session`: trade the web session cookie for a first token pair; "
+        "`refresh_token`: rotate a refresh token"
+    )
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul] | None = (
+        None
+    )
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+    refresh_token: str = Field(description="Single use: each refresh returns the next one")
+
+
+class TokenRevoke(Strict):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
+
+
+# --- people's integrations (issue 4) -------------------------------------------------------
+
+IntegrationProvider = Literal["todoist", "google-calendar"]
+
+
+class IntegrationPublic(BaseModel):
+    provider: IntegrationProvider
+    status: Literal["connected", "needs_reconnect", "not_connected"] = Field(
+        description="`needs_reconnect`: the provider refused the token (revoked or expired); "
+        "connect again"
+    )
+    configured: bool = Field(description="False when this server has no OAuth client for it")
+    connected_at: datetime | None = Field(description="When it was connected; null otherwise")
+    changed_at: datetime | None = Field(description="When the status last changed")
+    connect_url: str = Field(description="Open in the browser to connect (or reconnect)")
+
+
+class IntegrationList(BaseModel):
+    integrations: list[IntegrationPublic]
+
+
+# --- Personalizer administration (issue 6) -------------------------------------------------
+
+PersonalizerId = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
+LearningModeName = Literal["Online", "Apprentice", "LoggingOnly"]
+JobStatus = Literal[
+    "Succeeded",
+    "Running",
+    "Failed",
+    "NotSubmitted",
+    "Timeout",
+    "OptimalPolicyApplied",
+    "OnlinePolicyRetained",
+    "Canceled",
+]
+
+
+class ApprenticeModeBatch(PersonalizerModel):
+    number_of_events: int = Field(alias="numberOfEvents")
+    sum_of_rewards: float = Field(alias="sumOfRewards")
+    number_of_imitated_events: int = Field(alias="numberOfImitatedEvents")
+    sum_of_imitated_rewards: float = Field(alias="sumOfImitatedRewards")
+
+
+class ApprenticeModeMetrics(ApprenticeModeBatch):
+    start_time: datetime = Field(alias="startTime")
+    last_processed_event_time: datetime | None = Field(alias="lastProcessedEventTime")
+    last_batch_metrics: ApprenticeModeBatch | None = Field(default=None, alias="lastBatchMetrics")
+
+
+class ServiceConfigurationBase(PersonalizerModel):
+    reward_wait_time: Annotated[str, NoNul] = Field(
+        alias="rewardWaitTime", description="ISO 8601 duration, 5 seconds to 2 days (PT10M)"
+    )
+    default_reward: float = Field(alias="defaultReward", strict=True)
+    reward_aggregation: str = Field(alias="rewardAggregation", description="earliest or sum")
+    exploration_percentage: float = Field(
+        alias="explorationPercentage", strict=True, description="Epsilon, in [0, 1]"
+    )
+    model_export_frequency: str = Field(alias="modelExportFrequency")
+    log_retention_days: int = Field(alias="logRetentionDays", strict=True)
+    log_mirror_enabled: bool | None = Field(default=None, alias="logMirrorEnabled")
+    log_mirror_sas_uri: Annotated[str, NoNul] | None = Field(
+        default=None, alias="logMirrorSasUri", max_length=2048
+    )
+    learning_mode: LearningModeName | None = Field(default=None, alias="learningMode")
+    is_auto_optimization_enabled: bool | None = Field(
+        default=None, alias="isAutoOptimizationEnabled"
+    )
+    auto_optimization_frequency: str | None = Field(default=None, alias="autoOptimizationFrequency")
+    auto_optimization_start_date: datetime | None = Field(
+        default=None, alias="autoOptimizationStartDate"
+    )
+    model_retrain_days: int | None = Field(default=None, alias="modelRetrainDays", strict=True)
+
+
+class ServiceConfigurationUpdate(ServiceConfigurationBase):
+    """Optional fields left out keep their current values."""
+
+
+class ServiceConfigurationPublic(ServiceConfigurationBase):
+    last_configuration_edit_date: datetime | None = Field(
+        default=None, alias="lastConfigurationEditDate"
+    )
+    latest_apprentice_mode_metrics: ApprenticeModeMetrics | None = Field(
+        default=None, alias="latestApprenticeModeMetrics"
+    )
+
+
+class PolicyContract(PersonalizerModel):
+    name: PersonalizerId
+    arguments: Annotated[str, StringConstraints(min_length=1, max_length=1024), NoNul]
+
+
+class PolicyReferenceContract(PersonalizerModel):
+    evaluation_id: PersonalizerId = Field(alias="evaluationId")
+    policy_name: PersonalizerId = Field(alias="policyName")
+
+
+class EvaluationContract(PersonalizerModel):
+    name: PersonalizerId
+    start_time: datetime = Field(alias="startTime")
+    end_time: datetime = Field(alias="endTime")
+    policies: list[PolicyContract] = Field(default_factory=list, max_length=10)
+    enable_policy_optimization: bool = Field(default=False, alias="enablePolicyOptimization")
+    enable_offline_experimentation: bool = Field(
+        default=False, alias="enableOfflineExperimentation", description="v1.0's name"
+    )
+
+
+class PolicyResultSummary(PersonalizerModel):
+    expected_reward: float | None = Field(alias="expectedReward")
+    confidence_interval: list[float | None] = Field(alias="confidenceInterval")
+
+
+class PolicyResultPoint(PolicyResultSummary):
+    time_stamp: datetime = Field(alias="timeStamp")
+
+
+class PolicyResultTimeseries(PersonalizerModel):
+    data: list[PolicyResultPoint]
+
+
+class PolicyResult(PersonalizerModel):
+    name: str
+    arguments: str
+    policy_source: Literal["Online", "Baseline", "Random", "Custom", "OfflineExperimentation"] = (
+        Field(alias="policySource")
+    )
+    summary: PolicyResultSummary
+    timeseries: PolicyResultTimeseries
+
+
+class EvaluationContent(PersonalizerModel):
+    start_time: datetime = Field(alias="startTime")
+    end_time: datetime = Field(alias="endTime")
+    interval_in_minutes: int = Field(alias="intervalInMinutes")
+    value: list[PolicyResult]
+
+
+class PersonalizerEvaluation(PersonalizerModel):
+    id: str
+    name: str
+    description: str | None = None
+    start_time: datetime = Field(alias="startTime")
+    end_time: datetime = Field(alias="endTime")
+    creation_time: datetime = Field(alias="creationTime")
+    status: JobStatus
+    evaluation_type: Literal["Manual", "Auto"] = Field(alias="evaluationType")
+    optimal_policy: str | None = Field(default=None, alias="optimalPolicy")
+    content: EvaluationContent | None = None
+
+
+class PersonalizerEvaluationList(PersonalizerModel):
+    value: list[PersonalizerEvaluation]
+    next_link: str | None = Field(default=None, alias="nextLink")
+
+
+class FeatureImportanceContract(PersonalizerModel):
+    name: PersonalizerId
+    start_time: datetime = Field(alias="startTime")
+    end_time: datetime = Field(alias="endTime")
+
+
+class FeatureScore(PersonalizerModel):
+    namespace: str
+    feature_name: str = Field(alias="featureName")
+    score: float
+
+
+class FeatureImportancePublic(PersonalizerModel):
+    id: str
+    name: str
+    description: str | None = None
+    start_time: datetime = Field(alias="startTime")
+    end_time: datetime = Field(alias="endTime")
+    creation_time: datetime = Field(alias="creationTime")
+    status: JobStatus
+    feature_scores: list[FeatureScore] = Field(default_factory=list, alias="featureScores")
+
+
+class FeatureImportanceList(PersonalizerModel):
+    value: list[FeatureImportancePublic]
+    next_link: str | None = Field(default=None, alias="nextLink")
+
+
+class DateRange(PersonalizerModel):
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None
+
+
+class LogsProperties(PersonalizerModel):
+    date_range: DateRange = Field(alias="dateRange")
+
+
+class ModelProperties(PersonalizerModel):
+    creation_time: datetime = Field(alias="creationTime")
+    last_modified_time: datetime = Field(alias="lastModifiedTime")
+
+
+RoleName = Literal["person", "experimenter", "analyst", "admin"]
+
+
+class ApiKeyCreate(Strict):
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), NoNul
+    ]
+    roles: list[RoleName] = Field(
+        default_factory=list, max_length=4, description="`admin` may administer the service"
+    )
+
+
+class ApiKeyPublic(BaseModel):
+    key_id: str
+    name: str
+    roles: list[RoleName]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="`oo_<key id>_<secret>`: shown only in this answer")

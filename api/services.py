@@ -6,8 +6,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from api.auth.principal import Authenticator, LocalAuthenticator
+from api.auth.signin import SignInAuthenticator
+from api.auth.store import AuthStore
+from api.integration_setup import make_integrations  # people's integrations (issue 4)
 from api.settings import Settings
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
@@ -17,10 +21,14 @@ from bandit.metrics import BUS_ERRORS
 from bandit.policy import Policy
 from bandit.settings import LearnerSettings
 from bandit.store import Store
+from bandit.surface_config import SurfaceConfig, SurfaceConfigs  # Personalizer admin (issue 6)
 from experiments.lifecycle import Experiment, Experiments
 from integrations.catalog import load_catalog
+from integrations.connections import Integrations  # people's integrations (issue 4)
 from integrations.context import TipSource
+from integrations.personal_data import PersonalData, register_core
 from integrations.profiles import People
+from integrations.signals import SignalIngest, SignalWorker, make_signal_bus
 from policies.registry import Registry, validate
 from policies.spec import PolicySpec, PolicySpecError
 from policies.store import PolicyStore
@@ -60,6 +68,14 @@ class Services:
     _running_at: float = -1.0
     _arm_policies: dict[tuple[str, str, str], Policy] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # signals, profile and consent (issue 4): set by `start`
+    signals: SignalIngest = field(init=False)
+    personal_data: PersonalData = field(init=False)
+    signal_worker: SignalWorker | None = field(init=False, default=None)
+    # people's integrations (issue 4): set by `start`
+    integrations: Integrations = field(init=False)
+    # run-time surface configuration, Personalizer admin (issue 6): set by `start`
+    surface_configs: SurfaceConfigs = field(init=False)
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -138,6 +154,8 @@ class Services:
         for thread in self.threads:
             thread.join(timeout=10)
         self.bus.close()
+        self.signals.bus.close()
+        self.integrations.close()
         self.store.engine.dispose()
 
 
@@ -182,12 +200,18 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         experiments=experiments,
         auth=make_authenticator(settings, store),
     )
+    services.surface_configs = surface_configs(store, learner_settings)
     services.refresh_experiments()
+    _start_signals(services)
+    _start_integrations(services)
+    _register_account(services)
     # Load (and in the embedded process, recover) the served models before taking traffic.
     for policy in (services.tips_policy, services.personalizer_policy):
         hub.get(policy.model_key)
     if embedded:
-        services.learner = Learner(store, hub, bus, learner_settings)
+        services.learner = Learner(
+            store, hub, bus, learner_settings, configs=services.surface_configs
+        )
         thread = threading.Thread(
             target=services.learner.run, args=(services.stop_event,), name="learner", daemon=True
         )
@@ -198,6 +222,16 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     thread.start()
     services.threads.append(thread)
     return services
+
+
+def surface_configs(store: Store, learner_settings: LearnerSettings) -> SurfaceConfigs:
+    """Run-time surface configuration (Personalizer admin, issue 6); unconfigured surfaces run
+    with the learner settings."""
+    configs = SurfaceConfigs(
+        store.engine, SurfaceConfig(learner_settings.reward_window, learner_settings.default_reward)
+    )
+    configs.create_schema()
+    return configs
 
 
 def _refresh_models(services: Services) -> None:
@@ -213,5 +247,64 @@ def _refresh_models(services: Services) -> None:
 
 def make_authenticator(settings: Settings, store: Store) -> Authenticator:
     """Local single-user mode until a sign-in provider is configured."""
-    del store  # the sign-in authenticator keeps people, sessions and keys in the store
-    return LocalAuthenticator(settings.personalizer_key)
+    if not settings.signin_providers:
+        return LocalAuthenticator(settings.personalizer_key)
+    auth_store = AuthStore(store.engine)
+    auth_store.create_schema()
+    return SignInAuthenticator(settings, auth_store)
+
+
+def _start_signals(services: Services) -> None:
+    """Signal ingestion, the personal-data registry, and (where the stream is in-process or
+    this is the all-in-one process) the worker that consumes signals and prunes old ones."""
+    settings = services.settings
+    retention = timedelta(days=settings.signal_retention_days)
+    store = services.people.signals
+    store.ensure_indexes()
+    services.signals = SignalIngest(store, make_signal_bus(settings.redis_url), retention=retention)
+    services.personal_data = PersonalData()
+    register_core(
+        services.personal_data,
+        people=services.people,
+        signals=store,
+        tip_title=lambda tip_id: tip.title if (tip := services.tips.tip(tip_id)) else None,
+    )
+    if settings.role == "all" or settings.redis_url is None:
+        worker = SignalWorker(
+            store,
+            services.signals.bus,
+            retention=retention,
+            prune_seconds=settings.signal_prune_seconds,
+        )
+        services.signal_worker = worker
+        thread = threading.Thread(
+            target=worker.run, args=(services.stop_event,), name="signals", daemon=True
+        )
+        thread.start()
+        services.threads.append(thread)
+
+
+def _start_integrations(services: Services) -> None:
+    """Todoist and Google Calendar for people; DELETE /v1/me revokes their tokens first."""
+    services.integrations = make_integrations(services.settings, services.store.engine)
+    services.integrations.create_schema()
+
+    def revoke_tokens(principal: str) -> None:
+        services.integrations.forget_person(principal)
+
+    services.personal_data.add_erase_hook("integrations", revoke_tokens)
+
+
+def _register_account(services: Services) -> None:
+    """In sign-in mode, the account (identities, sessions) is personal data too."""
+    auth = services.auth
+    if not isinstance(auth, SignInAuthenticator):
+        return
+    accounts = auth.store
+    services.personal_data.add_export_section(
+        "account",
+        "Your sign-in account: email, roles, provider identities and sessions (no credentials)",
+        accounts.export_person,
+    )
+    # Last, after the decisions are anonymized: the account goes with everything else.
+    services.personal_data.add_eraser("account", accounts.forget_person)

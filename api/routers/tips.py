@@ -1,34 +1,38 @@
-"""The tips product: one tip, a reaction, signals and the profile."""
+"""The tips product: one tip, a reaction, and the signals that shape the next one."""
 
 from __future__ import annotations
 
 import math
 import uuid
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta, tzinfo
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from api.deps import PersonDecisionDep, PersonDep, ServicesDep, owned_decision
-from api.errors import Conflict
+from api.errors import BadRequest, Conflict
+from api.ratelimit import Bucket, limited
 from api.schemas import (
     FeedbackRequest,
     FeedbackResponse,
-    ProfilePublic,
-    ProfileUpdate,
-    QuietHours,
     RecommendRequest,
     RecommendResponse,
-    SignalAccepted,
     SignalIn,
     TipPublic,
 )
-from api.services import TIPS
+from api.services import TIPS, Services
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
+from integrations.connections import live_candidates, todo_note
 from integrations.context import SIGNAL_FRESHNESS, build_context
-from integrations.profiles import ALL_KINDS, Profile, Signal
+from integrations.profiles import ALL_KINDS
+from integrations.signals import SignalRejected
+from integrations.todoist import Task
 
 router = APIRouter(prefix="/v1", tags=["tips"])
+
+TODO_CANDIDATES = 10
+"""At most this many open tasks join the catalog tips as candidates (most urgent first)."""
 
 
 @router.post(
@@ -54,6 +58,11 @@ def recommend(
                 headers={"Retry-After": str(wait), "X-Next-Tip-At": next_tip.isoformat()},
             )
         context, local = build_context(profile, signals, now)
+        # Todoist and calendar, within one deadline; a slow or failing one is left out.
+        wanted = [k for k in profile.kinds if k in ALL_KINDS] or list(ALL_KINDS)
+        gathered = services.integrations.gather(person, now, profile.zone, todos="todo" in wanted)
+        live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
+        context += live.context
         event_id = uuid.uuid4().hex
         candidates = services.tips.candidates(profile, local, recent, event_id)
         policy, experiment, arm = services.policy_for(TIPS, person)
@@ -63,30 +72,49 @@ def recommend(
             principal=person,
             event_id=event_id,
             context=context,
-            actions=candidates.actions,
-            action_lines=candidates.lines,
+            actions=candidates.actions + live.actions,
+            action_lines=candidates.lines + live.lines,
             activate=not (body and body.defer_activation),
             experiment=experiment,
             arm=arm,
+            missing_sources=gathered.missing,
         )
         decision = outcome.decision
-        tip = services.tips.tip(decision.chosen.id)
-        if tip is None:  # pragma: no cover - candidates come from the catalog
-            raise Conflict(f"tip {decision.chosen.id!r} left the catalog")
         return RecommendResponse(
             event_id=decision.event_id,
-            tip=TipPublic(
-                id=tip.id,
-                kind=tip.kind,
-                title=tip.title,
-                body=tip.body,
-                category=tip.category,
-                effort_minutes=tip.effort_minutes,
-            ),
+            tip=_shown(services, decision.chosen.id, live.tasks, now, profile.zone),
             probability=decision.propensity,
             policy=decision.policy,
             model_version=decision.model_version,
+            missing_sources=list(decision.missing_sources),
         )
+
+
+def _shown(
+    services: Services, action_id: str, tasks: Mapping[str, Task], now: datetime, tz: tzinfo
+) -> TipPublic:
+    """The chosen action as the page shows it; a todo's title comes from the fetched task."""
+    task = tasks.get(action_id)
+    if task is not None:
+        return TipPublic(
+            id=action_id,
+            kind="todo",
+            title=task.title or "A task from Todoist",
+            body=todo_note(task, now, tz),
+            category="todoist",
+            effort_minutes=task.duration_minutes or 0,
+        )
+    tip = services.tips.tip(action_id)
+    if tip is None:  # pragma: no cover - candidates come from the catalog or the tasks
+        raise Conflict(f"tip {action_id!r} left the catalog")
+    return TipPublic(
+        id=tip.id,
+        kind=tip.kind,
+        title=tip.title,
+        body=tip.body,
+        category=tip.category,
+        effort_minutes=tip.effort_minutes,
+    )
 
 
 @router.post("/decisions/{event_id}/activate", status_code=204)
@@ -123,49 +151,16 @@ def feedback(body: FeedbackRequest, services: ServicesDep, person: PersonDep) ->
     )
 
 
-@router.post("/signals", response_model=SignalAccepted, status_code=202)
-def add_signal(body: SignalIn, services: ServicesDep, person: PersonDep) -> SignalAccepted:
-    """A normalized signal (mood, energy, habit_done, custom types) for the context builder."""
-    occurred_at = body.occurred_at or utcnow()
-    services.people.add_signal(person, Signal(body.type, body.value, occurred_at, body.source))
-    return SignalAccepted(type=body.type, value=body.value, occurred_at=occurred_at)
-
-
-def _public(profile: Profile) -> ProfilePublic:
-    quiet = (
-        QuietHours(start=profile.quiet_start, end=profile.quiet_end)
-        if profile.quiet_start and profile.quiet_end
-        else None
-    )
-    return ProfilePublic(
-        timezone=profile.timezone,
-        quiet_hours=quiet,
-        interests=list(profile.interests),
-        kinds=[k for k in profile.kinds if k in ALL_KINDS],
-    )
-
-
-@router.get("/me", response_model=ProfilePublic)
-def read_me(services: ServicesDep, person: PersonDep) -> ProfilePublic:
-    return _public(services.people.profile(person))
-
-
-@router.patch("/me", response_model=ProfilePublic)
-def update_me(body: ProfileUpdate, services: ServicesDep, person: PersonDep) -> ProfilePublic:
-    """Change timezone, quiet hours (null removes them), interests or wanted tip kinds."""
-    current = services.people.profile(person)
-    fields = body.model_fields_set
-    quiet_start, quiet_end = current.quiet_start, current.quiet_end
-    if "quiet_hours" in fields:
-        quiet_start = body.quiet_hours.start if body.quiet_hours else None
-        quiet_end = body.quiet_hours.end if body.quiet_hours else None
-    updated = Profile(
-        principal=person,
-        timezone=body.timezone or current.timezone,
-        quiet_start=quiet_start,
-        quiet_end=quiet_end,
-        interests=tuple(body.interests) if body.interests is not None else current.interests,
-        kinds=tuple(body.kinds) if body.kinds is not None else current.kinds,
-    )
-    services.people.save_profile(updated)
-    return _public(updated)
+@router.post(
+    "/signals",
+    response_model=SignalIn,
+    status_code=202,
+    dependencies=[Depends(limited(Bucket.SIGNALS))],
+)
+def add_signal(body: SignalIn, services: ServicesDep, person: PersonDep) -> SignalIn:
+    """A normalized signal (mood, energy, habit_done, `<namespace>.<name>`): docs/signals.md."""
+    try:
+        stored = services.signals.ingest(person, body)
+    except SignalRejected as exc:
+        raise BadRequest(str(exc), target=exc.field) from None
+    return stored.signal

@@ -34,7 +34,14 @@ def test_recommend_answers_one_tip_and_the_decision_is_already_logged(
     client: TestClient,
 ) -> None:
     answer = recommend(client)
-    assert set(answer) == {"event_id", "tip", "probability", "policy", "model_version"}
+    assert set(answer) == {
+        "event_id",
+        "tip",
+        "probability",
+        "policy",
+        "model_version",
+        "missing_sources",
+    }
     tip = answer["tip"]
     assert set(tip) == {"id", "kind", "title", "body", "category", "effort_minutes"}
     assert tip["kind"] in ("advice", "todo")

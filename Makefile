@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+OIDC := tests/oidc
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: run test check lint types pytest system-deps lock openapi bench clean
@@ -41,7 +42,6 @@ $(VENV)/.installed-dev: $(VENV)/bin/python requirements-dev.lock pyproject.toml
 
 ## the real OpenID provider the sign-in tests start on loopback (node-oidc-provider, pinned by
 ## tests/oidc/package-lock.json)
-OIDC := tests/oidc
 $(OIDC)/node_modules/.installed: $(OIDC)/package.json $(OIDC)/package-lock.json | system-deps
 	cd $(OIDC) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -17,6 +17,9 @@ from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
 app.add_typer(cli_experiments.app, name="experiments")
@@ -38,7 +41,6 @@ def _configure_logging() -> None:
 
 def _run_http(role: str, host: str | None, port: int | None, workers: int) -> None:
     from api.app import create_app
-    from api.settings import Settings
 
     os.environ["OO_ROLE"] = role
     overrides: dict[str, object] = {"role": role}
@@ -46,7 +48,7 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = _settings_or_exit(overrides)
     where = "PostgreSQL" if settings.database_url else f"SQLite at {settings.database}"
     bus = "Redis Streams" if settings.redis_url else "the in-process bus"
     typer.echo(f"oO {role}: {where}, {bus}")
@@ -66,6 +68,20 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         uvicorn.run(
             create_app(settings), host=settings.host, port=settings.port, log_level="warning"
         )
+
+
+def _settings_or_exit(overrides: dict[str, object]) -> Settings:
+    """Settings, or the refusal as one line per problem and exit code 2 (no traceback)."""
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

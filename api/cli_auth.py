@@ -7,7 +7,9 @@ re-read within seconds (their sessions and refresh tokens are revoked when disab
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +20,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.auth.config import KEY_ID, MIN_KEY_BYTES
 from api.auth.principal import Role
 from api.auth.store import ApiKey, AuthStore, Person
 from api.settings import Settings
+from bandit.events import utcnow
 from bandit.store import make_engine
 
 keys_app = typer.Typer(help="API keys for the Personalizer-compatible API.", no_args_is_help=True)
@@ -112,6 +116,26 @@ def create_key(
     _keys_table([issued.key])
     typer.echo(f"key: {issued.secret}")
     typer.echo("Send it as the Ocp-Apim-Subscription-Key header. It is shown only now.", err=True)
+
+
+@keys_app.command("new-token-key")
+def new_token_key(
+    kid: Annotated[
+        str | None, typer.Option(help="Key id; default is today's date, like t20261126")
+    ] = None,
+) -> None:
+    """Print a fresh `kid:base64secret` entry to put at the front of OO_TOKEN_KEYS.
+
+    That setting signs access tokens in sign-in mode; it is not an API key. Nothing is stored.
+    """
+    kid = kid if kid is not None else utcnow().strftime("t%Y%m%d")
+    if not KEY_ID.fullmatch(kid):
+        raise typer.BadParameter(
+            f"must be 1-32 letters, digits, dots, dashes or underscores (got {kid!r})",
+            param_hint="--kid",
+        )
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode().rstrip("=")
+    typer.echo(f"{kid}:{secret}")
 
 
 @keys_app.command("list")

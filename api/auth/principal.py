@@ -76,7 +76,7 @@ class LocalAuthenticator:
     local = True
 
     def __init__(self, static_key: str | None = None) -> None:
-        self._static_key = static_key
+        self._static_key = static_key or None  # an empty key is no key, never a match for ""
 
     def authenticate(self, request: HTTPConnection) -> Principal | None:
         return LOCAL

@@ -1,6 +1,8 @@
 # oO api: stateless HTTP workers. Build from the repository root:
 #   docker build -f infra/docker/api.Dockerfile -t oo-api .
-# NOTE: OO_HOST=0.0.0.0 is refused until sign-in (issue 4) lands; see infra/docker-compose.yml.
+# It binds 0.0.0.0, which only sign-in mode allows: run it with OO_PUBLIC_URL, OO_TOKEN_KEYS and a
+# provider (docs/operations.md, "Sign-in mode"); without them it exits at start naming the gap.
+# Runtime is Python only: web/ is static files served as they are (no Node build step).
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OO_HOST=0.0.0.0 OO_PORT=8000

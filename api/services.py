@@ -26,6 +26,7 @@ from experiments.lifecycle import Experiment, Experiments
 from integrations.catalog import load_catalog
 from integrations.connections import Integrations  # people's integrations (issue 4)
 from integrations.context import TipSource
+from integrations.live_signals import LiveSignals  # integration signals (issue 4)
 from integrations.personal_data import PersonalData, register_core
 from integrations.profiles import People
 from integrations.signals import SignalIngest, SignalWorker, make_signal_bus
@@ -288,6 +289,8 @@ def _start_integrations(services: Services) -> None:
     """Todoist and Google Calendar for people; DELETE /v1/me revokes their tokens first."""
     services.integrations = make_integrations(services.settings, services.store.engine)
     services.integrations.create_schema()
+    # Integrations emit signals too (issue 4): completed tasks, calendar changes.
+    services.integrations.emit_signals(LiveSignals(services.signals))
 
     def revoke_tokens(principal: str) -> None:
         services.integrations.forget_person(principal)

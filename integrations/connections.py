@@ -30,6 +30,7 @@ from bandit.events import Action, FeatureObject
 from bandit.features import line
 from integrations import calendar, todoist
 from integrations.calendar import CalendarClient, FreeBusy, calendar_features
+from integrations.live_signals import LiveSignals
 from integrations.oauth import OAuthProvider, StateStore
 from integrations.providers import ProviderError, ProviderUnavailable, TokenRevoked
 from integrations.todoist import Task, TodoistClient
@@ -106,6 +107,8 @@ class Integrations:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="providers")
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.signals: LiveSignals | None = None
+        """Set by `emit_signals`: what gathering finds changed becomes signals."""
 
     def __repr__(self) -> str:
         return f"Integrations(configured={sorted(self.providers)!r})"
@@ -114,7 +117,14 @@ class Integrations:
         self.states.create_schema()
         tokens_table.create(self.engine, checkfirst=True)
 
+    def emit_signals(self, signals: LiveSignals) -> None:
+        """From now on, gathered tasks and free/busy are observed for signals (off the
+        request path; see `integrations.live_signals`)."""
+        self.signals = signals
+
     def close(self) -> None:
+        if self.signals is not None:
+            self.signals.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.todoist.close()
         self.calendar.close()
@@ -197,6 +207,8 @@ class Integrations:
         self.states.forget(person)
         self.todoist.forget(person)
         self.calendar.forget(person)
+        if self.signals is not None:
+            self.signals.forget(person)
         return count
 
     # ----------------------------------------------------------------------------- status
@@ -221,12 +233,24 @@ class Integrations:
 
     # ------------------------------------------------------------------------ live sources
 
-    def gather(self, person: str, now: datetime, tz: tzinfo, *, todos: bool = True) -> Gathered:
+    def gather(
+        self,
+        person: str,
+        now: datetime,
+        tz: tzinfo,
+        *,
+        todos: bool = True,
+        statuses: Mapping[str, str] | None = None,
+    ) -> Gathered:
         """Tasks and free/busy for this moment, within `deadline_s` all together.
 
         Only connected providers are asked; Todoist only when the person wants todos.
+        `statuses` (provider -> token status, as `People.moment` reads it along with the
+        profile) saves reading them here.
         """
-        rows = {row.provider: row.status for row in self._rows(person)}
+        if statuses is None:
+            statuses = {row.provider: row.status for row in self._rows(person)}
+        rows = dict(statuses)
         wanted = [name for name in PROVIDERS if name in rows]
         if not todos and todoist.PROVIDER in wanted:
             wanted.remove(todoist.PROVIDER)
@@ -273,6 +297,12 @@ class Integrations:
                 free_busy = result
             elif isinstance(result, list):
                 tasks = tuple(result)
+        if self.signals is not None:
+            # Only what was fetched: a provider left out says nothing about what changed.
+            if todoist.PROVIDER in used:
+                self.signals.observe_tasks(person, now, (task.id for task in tasks))
+            if free_busy is not None:
+                self.signals.observe_calendar(person, now, tz, free_busy)
         return Gathered(tasks, free_busy, tuple(used), tuple(sorted(missing)))
 
     def _remaining(self, deadline: float, name: str) -> float:
@@ -339,6 +369,8 @@ class Integrations:
         self._forget_cached(person, name)
 
     def _forget_cached(self, person: str, name: str) -> None:
+        if self.signals is not None:
+            self.signals.forget(person, name)
         if name == todoist.PROVIDER:
             self.todoist.forget(person)
         elif name == calendar.PROVIDER:

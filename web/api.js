@@ -96,6 +96,21 @@ export async function signOut() {
   await call("POST", "/auth/logout");
 }
 
+/** Change the profile: {timezone, quiet_hours, interests, kinds}; resolves to the new profile. */
+export async function updateMe(fields) {
+  return (await call("PATCH", "/v1/me", fields)).json();
+}
+
+/** [{provider, status, configured, connect_url, ...}]: this person's integrations. */
+export async function integrations() {
+  return (await call("GET", "/v1/integrations")).json().then((body) => body.integrations);
+}
+
+/** Revoke and forget one integration's token (204 even when it was not connected). */
+export async function disconnect(provider) {
+  await call("DELETE", `/v1/integrations/${encodeURIComponent(provider)}`);
+}
+
 /** Send a request kept in the outbox: {path, body}. */
 export async function send(request) {
   await call("POST", request.path, request.body);

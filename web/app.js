@@ -1,6 +1,7 @@
 // The black page: one tip, a swipe, the next tip already waiting.
 
 import { ApiError, me, recommend, requests, send, signInOptions, signOut } from "./api.js";
+import { showConnections, syncTimezone } from "./connections.js";
 import { Outbox } from "./outbox.js";
 import { enter, flyOut, place, reducedMotion, still, swipeable } from "./swipe.js";
 
@@ -324,6 +325,7 @@ document.addEventListener("keydown", (event) => {
   const direction = KEYS[event.key];
   if (!direction || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
   if (event.repeat || gesture.dragging) return;
+  if (event.target instanceof Element && event.target.closest("#connections")) return;
   event.preventDefault();
   react(direction);
 });
@@ -369,8 +371,9 @@ document.addEventListener("visibilitychange", () => {
 
 /** False when the server wants a sign-in first; then the page offers its providers instead. */
 async function signedIn() {
+  let profile;
   try {
-    await me();
+    profile = await me();
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       await offerSignIn();
@@ -379,6 +382,9 @@ async function signedIn() {
     return true; // offline or failing: the tip loop says what is wrong and retries
   }
   offerSignOut();
+  // Both quiet and off the tip's path: the first tip does not wait for them.
+  syncTimezone(profile);
+  showConnections();
   return true;
 }
 

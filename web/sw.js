@@ -14,6 +14,7 @@ const SHELL = [
   "api.js",
   "outbox.js",
   "swipe.js",
+  "connections.js",
   "icons/icon-32.png",
   "icons/apple-touch-icon.png",
   "icons/icon-192.png",

@@ -7,6 +7,14 @@ PostgreSQL (fsync on) and Redis, started with infra/local-cluster.
 The mix, in user operations: 60% `/v1/recommend` then `/v1/feedback`, 30% Personalizer rank then
 reward, 10% `/v1/signals`; requests are spread round-robin over the api URLs.
 
+Authenticated as in production (unless `--local`): the cluster runs in sign-in mode (a provider is
+configured but never contacted), `--people` people are created in the auth store and send
+`Authorization: Bearer` access tokens, and the Personalizer calls send an API key made with
+`oo keys create`. So every request goes through token or key verification and the per-principal
+rate limiter (one GCRA script in Redis per budget). People keep the default budgets, which the mix
+stays well under when spread over enough people; the one key's budget is raised so that it does
+not bind (`--key-budget`). A 429 is counted as an error like any other non-success status.
+
 1. Closed loop, concurrency stepped up until throughput stops rising: the peak (HTTP requests/s).
 2. The same for the bare VW predict (`/internal/bench/predict`, same candidates as recommend).
 3. Open loop (requests scheduled at a fixed rate, latency counted from the scheduled moment, so
@@ -19,11 +27,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 import os
+import secrets
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +50,8 @@ from bench.bench_decisions import tip_payload
 
 REACTIONS = ["done", "useful", "later", "dismiss"]
 KINDS = ("recommend", "feedback", "rank", "reward", "signal", "predict")
+SERVER_ERRORS: dict[str, int] = {}
+"""Every 5xx of the whole run by request kind and status: each one is a bug."""
 
 
 @dataclass
@@ -53,7 +67,10 @@ class Sample:
     def record(self, kind: str, seconds: float, status: int, ok: tuple[int, ...]) -> None:
         self.latencies[kind].append(seconds)
         if status not in ok:
-            self.errors[str(status)] = self.errors.get(str(status), 0) + 1
+            name = f"{kind} {status}"
+            self.errors[name] = self.errors.get(name, 0) + 1
+            if status >= 500:
+                SERVER_ERRORS[name] = SERVER_ERRORS.get(name, 0) + 1
 
     def error(self, name: str) -> None:
         self.errors[name] = self.errors.get(name, 0) + 1
@@ -74,44 +91,126 @@ class Sample:
         return ",".join(f"{k}:{v}" for k, v in sorted(self.errors.items())) or "0"
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """Headers per person (taken in turn) and for the Personalizer key, and how they were made."""
+
+    people: list[dict[str, str]]
+    integrator: dict[str, str]
+    mode: str
+
+
+def signin_env(key_budget: str) -> dict[str, str]:
+    """Sign-in mode for the cluster: a provider nobody signs in with (its discovery document is
+    only fetched when someone starts a sign-in), a fresh token key, and the key's budget."""
+    provider = {
+        "discovery_url": "https://id.invalid/.well-known/openid-configuration",
+        "client_id": "oo-bench",
+        "client_secret": "unused",
+        "label": "Load test",
+    }
+    return {
+        "OO_OIDC_PROVIDERS": json.dumps({"bench": provider}),
+        "OO_TOKEN_KEYS": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "OO_PUBLIC_URL": "http://127.0.0.1",
+        "OO_ACCESS_TOKEN_MINUTES": "60",
+        "OO_RATE_LIMIT_PERSONALIZER": key_budget,
+    }
+
+
+def credentials(people: int) -> Credentials:
+    """People in the auth store with access tokens, and an API key from `oo keys create`."""
+    from api.auth.store import AuthStore
+    from api.auth.tokens import AccessTokens
+    from api.deps import KEY_HEADER
+    from api.settings import Settings
+    from bandit.store import make_engine
+
+    settings = Settings()
+    if not settings.signin_providers or not settings.public_url:
+        return Credentials([{}], {}, "local single-user mode: no credentials, no rate limits")
+    run = uuid.uuid4().hex[:8]
+    engine = make_engine(settings.database, pool_size=1)
+    try:
+        store = AuthStore(engine)
+        store.create_schema()
+        tokens = AccessTokens(
+            settings.signin_token_keys,
+            issuer=settings.public_url.rstrip("/"),
+            lifetime_seconds=round(settings.access_token_minutes * 60),
+        )
+        headers = []
+        for n in range(people):
+            person = store.sign_in(
+                provider="bench", issuer="bench-load", subject=f"{run}-{n}", email=None, name=None
+            )
+            headers.append({"Authorization": f"Bearer {tokens.issue(person.id, person.roles)}"})
+    finally:
+        engine.dispose()
+    created = subprocess.run(
+        [sys.executable, "-m", "api.cli", "keys", "create", "--name", f"load-{run}", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    key = json.loads(created.stdout)["key"]
+    budgets = (
+        f"people {settings.rate_limit_default} (signals {settings.rate_limit_signals}), "
+        f"key {settings.rate_limit_personalizer}"
+    )
+    return Credentials(
+        headers,
+        {KEY_HEADER: key},
+        f"sign-in mode: {people} people with access tokens, 1 API key; budgets {budgets}",
+    )
+
+
 class Mix:
     """One user operation per call, chosen by its index: 6 recommend+feedback, 3 rank+reward,
-    1 signal in every 10; api processes taken round-robin."""
+    1 signal in every 10; api processes and people taken in turn."""
 
-    def __init__(self, clients: list[httpx.AsyncClient], tips: dict[str, Any]) -> None:
+    def __init__(
+        self, clients: list[httpx.AsyncClient], tips: dict[str, Any], auth: Credentials
+    ) -> None:
         self.clients = clients
         self.tips = tips
+        self.auth = auth
         self.run_id = uuid.uuid4().hex[:8]
 
     async def __call__(self, i: int, sample: Sample, scheduled: float | None = None) -> None:
         client = self.clients[i % len(self.clients)]
+        person = self.auth.people[(i // 10) % len(self.auth.people)]
         slot = i % 10
         started = scheduled if scheduled is not None else time.perf_counter()
         try:
             if slot < 6:
-                reply = await client.post("/v1/recommend")
+                reply = await client.post("/v1/recommend", headers=person)
                 sample.record("recommend", time.perf_counter() - started, reply.status_code, (200,))
                 if reply.status_code != 200:
                     return
                 started = time.perf_counter()
                 body = {"event_id": reply.json()["event_id"], "reaction": REACTIONS[i % 4]}
-                reply = await client.post("/v1/feedback", json=body)
+                reply = await client.post("/v1/feedback", json=body, headers=person)
                 sample.record("feedback", time.perf_counter() - started, reply.status_code, (200,))
             elif slot < 9:
                 event_id = f"load-{self.run_id}-{i}"
                 body = {**self.tips, "eventId": event_id}
-                reply = await client.post("/personalizer/v1.0/rank", json=body)
+                key = self.auth.integrator
+                reply = await client.post("/personalizer/v1.0/rank", json=body, headers=key)
                 sample.record("rank", time.perf_counter() - started, reply.status_code, (201,))
                 if reply.status_code != 201:
                     return
                 started = time.perf_counter()
                 reply = await client.post(
-                    f"/personalizer/v1.0/events/{event_id}/reward", json={"value": float(i % 2)}
+                    f"/personalizer/v1.0/events/{event_id}/reward",
+                    json={"value": float(i % 2)},
+                    headers=key,
                 )
                 sample.record("reward", time.perf_counter() - started, reply.status_code, (204,))
             else:
                 body = {"type": "mood", "value": float(1 + i % 5), "source": "bench"}
-                reply = await client.post("/v1/signals", json=body)
+                reply = await client.post("/v1/signals", json=body, headers=person)
                 sample.record("signal", time.perf_counter() - started, reply.status_code, (202,))
         except httpx.HTTPError as exc:
             sample.error(type(exc).__name__)
@@ -135,7 +234,7 @@ class Predict:
             sample.error(type(exc).__name__)
 
 
-Operation = Callable[[int, Sample, float | None], Awaitable[None]]
+Operation = Callable[[int, Sample, float | None], Coroutine[Any, Any, None]]
 
 
 async def closed_loop(operation: Operation, *, concurrency: int, seconds: float) -> Sample:
@@ -237,7 +336,8 @@ async def run(args: argparse.Namespace, urls: list[str]) -> None:
     load_before = os.getloadavg()[0]
     limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
     clients = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
-    mix, predict = Mix(clients, tips), Predict(clients, tips)
+    auth = credentials(args.people)
+    mix, predict = Mix(clients, tips, auth), Predict(clients, tips)
     levels = [int(c) for c in args.levels.split(",")]
     try:
         probe = await clients[0].post("/internal/bench/predict", json=tips)
@@ -282,13 +382,15 @@ async def run(args: argparse.Namespace, urls: list[str]) -> None:
         for client in clients:
             await client.aclose()
 
+    candidates = tips["actions"]
+    assert isinstance(candidates, list)
     print(
         f"\n{len(urls)} api processes, 1 learner, Redis; "
         f"{cluster_facts(os.environ['OO_DATABASE_URL'])}; {os.cpu_count()} CPUs shared with "
         f"this load generator (1-min load average {load_before:.1f} before the run, "
         f"{os.getloadavg()[0]:.1f} after)\n"
         "mix per 10 operations: 6 recommend+feedback, 3 rank+reward, "
-        f"1 signal; {len(tips['actions'])} candidates\n"
+        f"1 signal; {len(candidates)} candidates\n{auth.mode}\n"
     )
     print(
         "closed loop, concurrency stepped up; mix and bare predict alternate at each level "
@@ -328,6 +430,15 @@ async def run(args: argparse.Namespace, urls: list[str]) -> None:
     )
     body = learner.json()
     print(f"\nlearner after the run: {body.get('status')}, learned {body.get('learned')}")
+    if SERVER_ERRORS:
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(SERVER_ERRORS.items()))
+        print(f"\n5xx answers (bugs): {errors}; api logs in {os.environ.get('OO_CLUSTER_DIR')}:")
+        for log in sorted(Path(os.environ.get("OO_CLUSTER_DIR", ".")).glob("api-*.log")):
+            print(
+                f"--- {log.name} (last 30 lines)\n" + "\n".join(log.read_text().splitlines()[-30:])
+            )
+    else:
+        print("no 5xx answers")
 
 
 def main() -> None:
@@ -335,10 +446,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--apis", type=int, default=2, help="api processes (own cluster only)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="per closed-loop level")
-    parser.add_argument("--open-seconds", type=float, default=15.0, help="per open-loop rate")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per closed-loop level")
+    parser.add_argument("--open-seconds", type=float, default=10.0, help="per open-loop rate")
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--levels", default="1,2,4,8,16,32,64", help="closed-loop concurrency")
+    parser.add_argument("--levels", default="4,8,16,32,64", help="closed-loop concurrency")
+    parser.add_argument("--people", type=int, default=200, help="people sending the mix")
+    parser.add_argument(
+        "--key-budget", default="1000000/minute", help="the Personalizer key's rate limit"
+    )
+    parser.add_argument(
+        "--local", action="store_true", help="local single-user mode: no sign-in, no limits"
+    )
     args = parser.parse_args()
 
     urls = os.environ.get("OO_CLUSTER_API_URLS", "").split()
@@ -349,6 +467,7 @@ def main() -> None:
             "OO_TEST_PG_FSYNC": "on",
             "OO_BENCH_ENDPOINTS": "1",
             "OO_TIP_COOLDOWN_HOURS": "0",
+            **({} if args.local else signin_env(args.key_budget)),
         }
         script = str(ROOT / "infra" / "local-cluster")
         command = [script, "--apis", str(args.apis), "--base-port", "0", "--"]

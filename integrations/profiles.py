@@ -13,8 +13,10 @@ from bandit.store import Store
 from integrations.signals import CONTEXT_LIMIT, SignalStore, trusted
 from integrations.signals import Signal as Signal  # re-exported: the context builder reads it
 from integrations.tables import ProfileRow
+from integrations.vault_tables import IntegrationTokenRow
 
 profiles = ProfileRow.__table__  # type: ignore[attr-defined]
+integration_tokens = IntegrationTokenRow.__table__  # type: ignore[attr-defined]
 
 ALL_KINDS = ("advice", "todo")
 
@@ -30,6 +32,9 @@ _RECENT_SQL = (
     "SELECT chosen_action, max(created_at) FROM decisions WHERE principal = %s "
     "AND surface = %s AND created_at >= %s GROUP BY chosen_action"
 )
+# The person's integrations (primary key lookup): most people have none, and reading them here
+# saves the recommend path a round trip of its own (Integrations.gather takes the result).
+_CONNECTIONS_SQL = "SELECT provider, status FROM integration_tokens WHERE principal = %s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +123,23 @@ class People:
 
     def moment(
         self, principal: str, surface: str, *, signals_since: datetime, recent_since: datetime
-    ) -> tuple[Profile, dict[str, Signal], dict[str, datetime]]:
+    ) -> tuple[Profile, dict[str, Signal], dict[str, datetime], dict[str, str]]:
         """Everything the decision path reads about a person, in one round trip on PostgreSQL:
-        the profile, the latest signal of each type, and action id -> when it was last chosen.
+        the profile, the latest signal of each type, action id -> when it was last chosen, and
+        integration provider -> token status (what `Integrations.gather` needs to know).
         """
         if self.engine.dialect.name == "sqlite":
             return (
                 self.profile(principal),
                 self.latest_signals(principal, signals_since),
                 self.store.recent_choices(principal, surface, recent_since),
+                self.connections(principal),
             )
         with self.store.raw() as conn, conn.pipeline():
             profile_rows = conn.execute(_PROFILE_SQL, (principal,))
             signal_rows = conn.execute(_SIGNALS_SQL, (principal, signals_since))
             recent_rows = conn.execute(_RECENT_SQL, (principal, surface, recent_since))
+            connection_rows = conn.execute(_CONNECTIONS_SQL, (principal,))
         row = profile_rows.fetchone()
         profile = Profile(principal)
         if row is not None:
@@ -142,7 +150,16 @@ class People:
         latest: dict[str, Signal] = {}
         for kind, value, occurred_at, source in signal_rows.fetchall():
             latest.setdefault(kind, trusted(kind, value, occurred_at, source))
-        return profile, latest, dict(recent_rows.fetchall())
+        connections = dict(connection_rows.fetchall())
+        return profile, latest, dict(recent_rows.fetchall()), connections
+
+    def connections(self, principal: str) -> dict[str, str]:
+        """Integration provider -> token status (`connected`, `needs_reconnect`)."""
+        query = sa.select(integration_tokens.c.provider, integration_tokens.c.status).where(
+            integration_tokens.c.principal == principal
+        )
+        with self.autocommit.connect() as conn:
+            return {row.provider: row.status for row in conn.execute(query)}
 
     def latest_signals(self, principal: str, since: datetime) -> dict[str, Signal]:
         """The newest signal of each type that occurred after `since`."""

@@ -115,6 +115,9 @@ class AuthStore:
         self.engine = engine
         self.clock = clock
         self._listeners: list[Callable[[str], None]] = []
+        # Single reads on the request path (key checks, the person cache) need no transaction:
+        # in autocommit, returning the connection to the pool costs no ROLLBACK round trip.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def on_person_change(self, listener: Callable[[str], None]) -> None:
         """Call `listener(person_id)` after a person's roles or disabled flag change."""
@@ -201,7 +204,7 @@ class AuthStore:
         return str(value) if value is not None else None
 
     def person(self, person_id: str) -> Person | None:
-        with self.engine.connect() as conn:
+        with self._autocommit.connect() as conn:
             row = conn.execute(
                 sa.select(people_table).where(people_table.c.id == person_id)
             ).first()
@@ -477,7 +480,7 @@ class AuthStore:
         key_id, _, secret = rest.partition("_")
         if prefix != KEY_PREFIX or not key_id or not secret or len(key_id) > 32:
             return None
-        with self.engine.connect() as conn:
+        with self._autocommit.connect() as conn:
             row = conn.execute(sa.select(keys_table).where(keys_table.c.key_id == key_id)).first()
         if row is None:
             digest(secret)  # the same work either way

@@ -47,7 +47,7 @@ def recommend(
     with RECOMMEND_LATENCY.time():
         now = utcnow()
         cooldown = timedelta(hours=services.settings.tip_cooldown_hours)
-        profile, signals, recent = services.people.moment(
+        profile, signals, recent, statuses = services.people.moment(
             person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - cooldown
         )
         next_tip = profile.next_tip_at(now)
@@ -60,7 +60,9 @@ def recommend(
         context, local = build_context(profile, signals, now)
         # Todoist and calendar, within one deadline; a slow or failing one is left out.
         wanted = [k for k in profile.kinds if k in ALL_KINDS] or list(ALL_KINDS)
-        gathered = services.integrations.gather(person, now, profile.zone, todos="todo" in wanted)
+        gathered = services.integrations.gather(
+            person, now, profile.zone, todos="todo" in wanted, statuses=statuses
+        )
         live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
         context += live.context
         event_id = uuid.uuid4().hex

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from api import errors, security
 from api.auth import routes as signin
 from api.integration_setup import redact_access_log
-from api.limits import BodyLimit
+from api.limits import BodyLimit, InFlightLimit
 from api.ratelimit import Bucket, limited, rate_limiter
 from api.routers import (
     analysis,
@@ -57,6 +57,7 @@ def create_app(
 
     app = FastAPI(title="oO", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimit, max_in_flight=settings.max_in_flight)
     security.install(app, settings)
     app.state.rate_limiter = rate_limiter(settings)
     per_principal = [Depends(limited(Bucket.DEFAULT))]

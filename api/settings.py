@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     tip_cooldown_hours: float = Field(default=24.0, ge=0)
     max_candidates: int = Field(default=30, ge=2, le=50)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_in_flight: int = Field(
+        default=32,
+        ge=1,
+        description="Requests one process works on at once; past it, 503 + Retry-After",
+    )
     model_refresh_seconds: float = Field(default=1.0, gt=0)
     personalizer_key: str | None = Field(
         default=None, description="When set, Personalizer calls must send it as the key header"

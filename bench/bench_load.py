@@ -51,7 +51,9 @@ from bench.bench_decisions import tip_payload
 REACTIONS = ["done", "useful", "later", "dismiss"]
 KINDS = ("recommend", "feedback", "rank", "reward", "signal", "predict")
 SERVER_ERRORS: dict[str, int] = {}
-"""Every 5xx of the whole run by request kind and status: each one is a bug."""
+"""Every 5xx of the whole run by request kind and status, except capacity 503s: each is a bug."""
+SHED_BY_SERVER: dict[str, int] = {}
+"""503s: an api past OO_MAX_IN_FLIGHT refuses the excess (with Retry-After) by design."""
 
 
 @dataclass
@@ -69,7 +71,9 @@ class Sample:
         if status not in ok:
             name = f"{kind} {status}"
             self.errors[name] = self.errors.get(name, 0) + 1
-            if status >= 500:
+            if status == 503:
+                SHED_BY_SERVER[name] = SHED_BY_SERVER.get(name, 0) + 1
+            elif status >= 500:
                 SERVER_ERRORS[name] = SERVER_ERRORS.get(name, 0) + 1
 
     def error(self, name: str) -> None:
@@ -430,6 +434,9 @@ async def run(args: argparse.Namespace, urls: list[str]) -> None:
     )
     body = learner.json()
     print(f"\nlearner after the run: {body.get('status')}, learned {body.get('learned')}")
+    if SHED_BY_SERVER:
+        shed = ", ".join(f"{k}: {v}" for k, v in sorted(SHED_BY_SERVER.items()))
+        print(f"\nrefused at capacity (503 + Retry-After, by design): {shed}")
     if SERVER_ERRORS:
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(SERVER_ERRORS.items()))
         print(f"\n5xx answers (bugs): {errors}; api logs in {os.environ.get('OO_CLUSTER_DIR')}:")

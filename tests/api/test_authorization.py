@@ -92,7 +92,11 @@ RULES: list[tuple[str, str, Rule]] = [
 ]
 
 # Pages outside the OpenAPI document that still need a principal.
-PAGES = ["/dashboards/experiments", "/dashboards/experiments/some-experiment"]
+PAGES = [
+    "/dashboards/experiments",
+    "/dashboards/experiments/some-experiment",
+    "/dashboards/analysis",
+]
 
 
 def rule_for(method: str, path: str) -> Rule | None:

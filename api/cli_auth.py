@@ -154,7 +154,10 @@ def list_keys(
 
 @keys_app.command("revoke")
 def revoke_key(key_id: str, as_json: JsonFlag = False) -> None:
-    """Revoke a key by its id (the part after `oo_`); calls with it fail from now on."""
+    """Revoke a key by its id (the part after `oo_`).
+
+    Running api processes refuse it within 5 seconds (they trust a checked key that long).
+    """
     with auth_store() as store:
         key = store.revoke_key(key_id)
     if key is None:
@@ -164,6 +167,7 @@ def revoke_key(key_id: str, as_json: JsonFlag = False) -> None:
         _print_json(_key_json(key))
     else:
         _keys_table([key])
+        typer.echo("running api processes refuse this key within 5 seconds")
 
 
 # people -----------------------------------------------------------------------------------

@@ -245,6 +245,7 @@ def revoke_key(
 ) -> ApiKeyPublic:
     """Revoke a key: calls with it fail from now on (revoking twice is harmless)."""
     key = signin.store.revoke_key(key_id)
+    signin.forget_keys()
     if key is None:
         raise NotFound(f"no key has id {key_id!r}", target="key_id")
     return _key_public(key)

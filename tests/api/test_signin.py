@@ -22,7 +22,13 @@ from joserfc.jwk import OctKey
 from api.app import create_app
 from api.auth.config import TokenKey
 from api.auth.principal import Role
-from api.auth.signin import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SignInAuthenticator
+from api.auth.signin import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    KEY_CACHE_SECONDS,
+    SESSION_COOKIE,
+    SignInAuthenticator,
+)
 from api.auth.tokens import AccessTokens
 from tests.api.decision_helpers import actions, personalizer_url, services
 from tests.conftest import Backend, free_port
@@ -442,7 +448,13 @@ def test_personalizer_keys_in_sign_in_mode(app_client: TestClient) -> None:
             personalizer_url("/rank"), json=body, headers={"Ocp-Apim-Subscription-Key": wrong}
         )
         error(refused, 401)
+    # Revoked elsewhere (`oo keys revoke`, another api process): this process trusts its check
+    # for at most KEY_CACHE_SECONDS, then refuses.
+    signin = authenticator(client)
     store.revoke_key(issued.key.key_id)
+    assert client.post(personalizer_url("/rank"), json=body, headers=header).status_code == 201
+    later = time.monotonic() + KEY_CACHE_SECONDS + 1
+    signin._monotonic = lambda: later  # type: ignore[method-assign]
     error(client.post(personalizer_url("/rank"), json=body, headers=header), 401)
 
 

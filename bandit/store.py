@@ -6,6 +6,7 @@ code runs on SQLite (embedded default) and PostgreSQL (production).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -703,28 +704,68 @@ class Store:
         surface: str | None = None,
         batch: int = 1000,
     ) -> Iterator[LoggedDecision]:
-        """Decisions created in [start, end), oldest first, read `batch` rows per query.
+        """Decisions created in [start, end), oldest first, fetched `batch` rows at a time.
 
-        Keyset pagination on (created_at, event_id): every query resumes after the last row
-        seen, so memory is one batch whatever the size of the log.
+        One streamed query (see `_stream`), so memory is one batch whatever the size of the log.
         """
-        filters = _range_filters(start, end, surface)
-        key = sa.tuple_(decisions.c.created_at, decisions.c.event_id)
-        after: tuple[datetime, str] | None = None
-        while True:
-            where = filters if after is None else [*filters, key > after]
-            query = (
-                _LOGGED.where(*where)
-                .order_by(decisions.c.created_at, decisions.c.event_id)
-                .limit(batch)
+        query = _LOGGED.where(*_range_filters(start, end, surface)).order_by(
+            decisions.c.created_at, decisions.c.event_id
+        )
+        for rows in self._stream(query, batch):
+            yield from (_logged(r) for r in rows)
+
+    def iter_settled(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        surface: str | None = None,
+        batch: int = 1000,
+    ) -> Iterator[list[SettledRow]]:
+        """Decisions of [start, end) whose label is settled, oldest first, in lists of `batch`.
+
+        Settled: learned (`learn_seq` and `learned_reward` set), or deferred and never
+        activated. Rows are `SettledRow`s: `context`, `actions` and `pmf` as their stored JSON text,
+        for exports that re-encode them without parsing repeated candidate lists each time.
+        One streamed query, as `iter_logged`.
+        """
+        query = (
+            sa.select(
+                decisions.c.event_id,
+                sa.type_coerce(decisions.c.created_at, sa.Text),
+                sa.cast(decisions.c.context, sa.Text),
+                sa.cast(decisions.c.actions, sa.Text),
+                sa.cast(decisions.c.pmf, sa.Text),
+                decisions.c.chosen_index,
+                decisions.c.learn_seq,
+                decisions.c.learned_reward,
             )
-            with self.autocommit.connect() as conn:
-                rows = [_logged(r) for r in conn.execute(query)]
-            yield from rows
-            if len(rows) < batch:
-                return
-            last = rows[-1].decision
-            after = (last.created_at, last.event_id)
+            .where(
+                sa.or_(
+                    sa.and_(
+                        decisions.c.learn_seq.is_not(None), decisions.c.learned_reward.is_not(None)
+                    ),
+                    decisions.c.activated_at.is_(None),
+                ),
+                *_range_filters(start, end, surface),
+            )
+            .order_by(decisions.c.created_at, decisions.c.event_id)
+        )
+        for raw in self._stream(query, batch):
+            yield [(event_id, _moment(created), *rest) for event_id, created, *rest in raw]
+
+    def _stream(self, query: sa.Select[Any], batch: int) -> Iterator[Sequence[Any]]:
+        """The rows of `query`, `batch` at a time, from one statement.
+
+        PostgreSQL reads through a server-side cursor and SQLite steps its cursor, so one batch
+        is in memory at a time. One statement means one sort: paging with LIMIT re-sorted the
+        whole range for every page (quadratic without an index on the order), and the result
+        is one consistent snapshot. The price: a pooled connection (on PostgreSQL, an open read
+        transaction) is held until the caller has read the rest or closed the iterator.
+        """
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+            yield from result.partitions()
 
     # evaluation -------------------------------------------------------------------------
 
@@ -773,39 +814,60 @@ class Store:
         model_key: str | None = None,
         through_seq: int | None = None,
         batch: int = 1000,
-    ) -> Iterator[list[Any]]:
-        """Learned decisions of [start, end), oldest first, one list of rows per query.
+    ) -> Iterator[list[LearnedRow]]:
+        """Learned decisions of [start, end), oldest first, in lists of `batch` rows.
 
-        Rows carry `event_id, created_at, pmf, chosen_index, learned_reward, vw_example` only
-        (no feature JSON): what counterfactual evaluation replays. Keyset pagination on
-        (created_at, event_id), as `iter_logged`.
+        Each row is `(event_id, created_at, pmf, chosen_index, learned_reward, vw_example)`
+        (no feature JSON): what counterfactual evaluation replays. One streamed query, as
+        `iter_logged`.
+
+        Replay reads every learned decision, so the rows skip SQLAlchemy's per-value result
+        processing: the driver's values are converted here in one pass, and each distinct pmf
+        text is parsed once.
         """
         filters = self._learned_filters(start, end, surface, model_key, through_seq)
         columns = (
             decisions.c.event_id,
-            decisions.c.created_at,
-            decisions.c.pmf,
+            sa.type_coerce(decisions.c.created_at, sa.Text),
+            sa.cast(decisions.c.pmf, sa.Text),
             decisions.c.chosen_index,
             decisions.c.learned_reward,
             decisions.c.vw_example,
         )
-        key = sa.tuple_(decisions.c.created_at, decisions.c.event_id)
-        after: tuple[datetime, str] | None = None
-        while True:
-            where = filters if after is None else [*filters, key > after]
-            query = (
-                sa.select(*columns)
-                .where(*where)
-                .order_by(decisions.c.created_at, decisions.c.event_id)
-                .limit(batch)
-            )
-            with self.autocommit.connect() as conn:
-                rows = list(conn.execute(query))
-            if rows:
-                yield rows
-            if len(rows) < batch:
-                return
-            after = (rows[-1].created_at, rows[-1].event_id)
+        # A logging policy writes few distinct pmfs: parse each once.
+        pmfs: dict[str, tuple[float, ...]] = {}
+        query = (
+            sa.select(*columns)
+            .where(*filters)
+            .order_by(decisions.c.created_at, decisions.c.event_id)
+        )
+        for raw in self._stream(query, batch):
+            if len(pmfs) > 1024:
+                pmfs.clear()
+            yield [
+                (event_id, _moment(created), pmfs.get(pmf) or _pmf(pmfs, pmf), chosen, reward, ex)
+                for event_id, created, pmf, chosen, reward, ex in raw
+            ]
+
+
+SettledRow = tuple[str, datetime, str, str, str, int, int | None, float | None]
+"""`(event_id, created_at, context JSON, actions JSON, pmf JSON, chosen_index, learn_seq,
+learned_reward)`, see `iter_settled`."""
+
+LearnedRow = tuple[str, datetime, tuple[float, ...], int, float, str]
+"""`(event_id, created_at, pmf, chosen_index, learned_reward, vw_example)`, see `iter_learned`."""
+
+
+def _moment(value: str | datetime) -> datetime:
+    """A driver's timestamp as an aware UTC datetime: SQLite returns naive UTC text."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _pmf(known: dict[str, tuple[float, ...]], text: str) -> tuple[float, ...]:
+    pmf = known[text] = tuple(map(float, json.loads(text)))
+    return pmf
 
 
 def _aware(moment: datetime) -> datetime:

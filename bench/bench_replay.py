@@ -11,14 +11,18 @@ replays. Measured in the same run, over the same examples and VW arguments:
 * ``Replay.pmfs`` alone (the candidate's predict-then-learn, pmf rows, labeling included);
 * a whole ``evaluation.run`` of the online policy and the candidate: IPS, SNIPS, DR with both
   intervals and diagnostics, with the default ``action-mean`` DR reward model and with ``vw``;
-* the same whole run reading the events from a SQLite decision log (``evaluation.evaluate``).
+* the same whole run reading the events from a SQLite decision log (``evaluation.evaluate``),
+  and from PostgreSQL when ``OO_TEST_DATABASE_URL`` is set (``infra/scripts/with-services``).
 
+Each path reports wall time and this process's CPU time, best of ``repeat`` runs each. On a
+shared machine the CPU ratio is the steadier one; PostgreSQL's own work is in wall time only.
 Prints figures only; nothing is asserted on time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bandit.events import Action, Decision
 from bandit.features import action_lines, adf_example
 from bandit.store import Learned, Store
-from bench._harness import table
+from bench._harness import fresh_schema, table
 from rewards import evaluation
 from rewards.evaluation import LoggedEvent
 
@@ -100,36 +104,48 @@ def write_store(url: str, events: list[LoggedEvent], k: int) -> Store:
     return store
 
 
-def plain(events: list[LoggedEvent], args: str) -> float:
+Seconds = tuple[float, float]
+"""(wall, CPU of this process)."""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> Seconds:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def plain(events: list[LoggedEvent], args: str) -> Seconds:
     vw = vowpalwabbit.Workspace(f"{args} --quiet")
     unlabeled = [list(e.example) for e in events]
     labeled = [e.labeled() for e in events]
-    began = time.perf_counter()
+    clock = Clock()
     for u, lab in zip(unlabeled, labeled, strict=True):
         vw.predict(u)
         vw.learn(lab)
-    seconds = time.perf_counter() - began
+    seconds = clock.stop()
     vw.finish()
     return seconds
 
 
-def replay_only(events: list[LoggedEvent], args: str, batch: int) -> float:
+def replay_only(events: list[LoggedEvent], args: str, batch: int) -> Seconds:
     replay = evaluation.Replay("candidate", args)
     batches = [evaluation.Batch.of(events[i : i + batch]) for i in range(0, len(events), batch)]
-    began = time.perf_counter()
+    clock = Clock()
     for b in batches:
         replay.pmfs(b)
-    seconds = time.perf_counter() - began
+    seconds = clock.stop()
     replay.close()
     return seconds
 
 
 def whole(
     events: list[LoggedEvent], args: str, batch: int, model: evaluation.RewardModelName
-) -> float:
+) -> Seconds:
     targets: list[evaluation.Target] = [evaluation.Online(), evaluation.Replay("candidate", args)]
     batches = [events[i : i + batch] for i in range(0, len(events), batch)]
-    began = time.perf_counter()
+    clock = Clock()
     evaluation.run(
         batches,
         targets,
@@ -138,14 +154,14 @@ def whole(
         max_weight=float(len(events[0].pmf)),
         reward_model_name=model,
     )
-    return time.perf_counter() - began
+    return clock.stop()
 
 
-def from_store(store: Store, args: str, batch: int) -> float:
+def from_store(store: Store, args: str, batch: int) -> Seconds:
     targets: list[evaluation.Target] = [evaluation.Online(), evaluation.Replay("candidate", args)]
-    began = time.perf_counter()
+    clock = Clock()
     evaluation.evaluate(store, targets, surface="personalizer", batch=batch)
-    return time.perf_counter() - began
+    return clock.stop()
 
 
 def main() -> None:
@@ -161,22 +177,26 @@ def main() -> None:
 
     repeat = options.repeat
 
-    def best(run: Callable[[], float]) -> float:
-        return min(run() for _ in range(repeat))
+    def best(run: Callable[[], Seconds]) -> Seconds:
+        runs = [run() for _ in range(repeat)]
+        return min(w for w, _ in runs), min(c for _, c in runs)
 
     base = best(lambda: plain(events, args))
-    rows: list[tuple[str, float]] = [("plain pyvw predict+learn", base)]
+    rows: list[tuple[str, Seconds]] = [("plain pyvw predict+learn", base)]
     rows.append(("Replay.pmfs (candidate only)", best(lambda: replay_only(events, args, batch))))
     models: tuple[evaluation.RewardModelName, ...] = ("action-mean", "vw")
     for model in models:
         seconds = best(lambda m=model: whole(events, args, batch, m))  # type: ignore[misc]
         rows.append((f"evaluation.run, DR model {model}", seconds))
+    urls = {"SQLite": ""}
+    if os.environ.get("OO_TEST_DATABASE_URL"):
+        urls["PostgreSQL"] = fresh_schema(os.environ["OO_TEST_DATABASE_URL"])
     with tempfile.TemporaryDirectory() as tmp:
-        store = write_store(f"sqlite:///{tmp}/bench.sqlite3", events, options.actions)
-        rows.append(
-            ("evaluation.evaluate from SQLite", best(lambda: from_store(store, args, batch)))
-        )
-        store.engine.dispose()
+        for name, url in urls.items():
+            store = write_store(url or f"sqlite:///{tmp}/bench.sqlite3", events, options.actions)
+            seconds = best(lambda s=store: from_store(s, args, batch))  # type: ignore[misc]
+            rows.append((f"evaluation.evaluate from {name}", seconds))
+            store.engine.dispose()
 
     print(
         f"progressive replay: {options.n:,} events, {options.actions} actions, VW {args!r}, "
@@ -185,10 +205,17 @@ def main() -> None:
     print(
         table(
             [
-                [name, f"{seconds:.2f}", f"{options.n / seconds:,.0f}", f"{base / seconds:.0%}"]
-                for name, seconds in rows
+                [
+                    name,
+                    f"{wall:.2f}",
+                    f"{options.n / wall:,.0f}",
+                    f"{base[0] / wall:.0%}",
+                    f"{cpu:.2f}",
+                    f"{base[1] / cpu:.0%}",
+                ]
+                for name, (wall, cpu) in rows
             ],
-            ["path", "seconds", "events/s", "vs plain"],
+            ["path", "wall s", "events/s", "vs plain", "CPU s", "CPU vs plain"],
         )
     )
 

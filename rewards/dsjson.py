@@ -42,10 +42,11 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any, BinaryIO
 
 from bandit.events import Action, Decision, FeatureObject, Features, JSONValue, validate_pmf
-from bandit.store import LoggedDecision, Store
+from bandit.store import LoggedDecision, SettledRow, Store
 
 ACTION_ID_KEYS = ("_tag", "_id")
 """Keys of a `_multi` object read as the action's id, first found wins (`_tag` is written)."""
@@ -146,7 +147,7 @@ def label(logged: LoggedDecision) -> tuple[float, bool] | None:
     return None
 
 
-def dumps(record: dict[str, Any]) -> str:
+def dumps(record: Any) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -161,20 +162,112 @@ def export_lines(
 ) -> Iterator[str]:
     """DSJSON lines (newline-terminated) of decisions created in [start, end), oldest first.
 
-    Reads the log `batch` decisions at a time (keyset pagination), so memory stays flat at any
-    log size. `on_progress` receives the number of decisions read so far after each batch.
+    Reads the log `batch` settled decisions at a time from one streamed query, so memory stays
+    flat at any log size. `on_progress` receives the number of decisions read so far after
+    each batch. Each line is the one `dumps(to_dsjson(...))` writes, byte for byte.
     """
+    encoder = LineEncoder()
     read = 0
-    for logged in store.iter_logged(start=start, end=end, surface=surface, batch=batch):
-        read += 1
-        settled = label(logged)
-        if settled is not None:
-            reward, skip = settled
-            yield dumps(to_dsjson(logged.decision, reward, skip_learn=skip)) + "\n"
-        if on_progress is not None and read % batch == 0:
+    for rows in store.iter_settled(start=start, end=end, surface=surface, batch=batch):
+        for row in rows:
+            yield encoder.line(row)
+        read += len(rows)
+        if on_progress is not None:
             on_progress(read)
-    if on_progress is not None:
+    if on_progress is not None and read == 0:
         on_progress(read)
+
+
+class LineEncoder:
+    """Settled rows of the log (`Store.iter_settled`) as DSJSON lines.
+
+    Most of the cost of an export is parsing and re-encoding the stored JSON, and the same
+    candidate lists, pmfs (and often contexts) come back decision after decision. Their encoded
+    fragments are remembered by stored text, up to `memo` of each kind, so memory stays bounded.
+    The other fields are spelled directly as `json.dumps` spells them.
+    """
+
+    def __init__(self, memo: int = 256) -> None:
+        self._memo = memo
+        self._contexts: dict[str, tuple[str, FeatureObject | None]] = {}
+        self._actions: dict[str, str] = {}
+        self._choices: dict[tuple[str, int], str] = {}
+
+    def line(self, row: SettledRow) -> str:
+        event_id, created_at, context, actions, pmf, chosen, learn_seq, learned_reward = row
+        if learn_seq is not None and learned_reward is not None:
+            reward, skip = learned_reward, False
+        else:
+            reward, skip = 0.0, True
+        head, safe = self._context(context)
+        multi = self._multi(actions)
+        # A context with a `_multi` key of its own: dict order decides, as in to_dsjson.
+        c = f"{head}{multi}}}" if safe is None else dumps({**safe, "_multi": json.loads(multi)})
+        return (
+            f'{{"_label_cost":{_json_number(-reward if reward else 0.0)},'
+            f"{self._choice(pmf, chosen)}"
+            f'"c":{c},"EventId":{encode_basestring(event_id)},'
+            f'"Timestamp":"{timestamp(created_at)}",'
+            f'{_SKIP_LEARN if skip else ""}"pdrop":0}}\n'
+        )
+
+    def _choice(self, pmf_text: str, chosen: int) -> str:
+        """The fields from `_label_probability` to `p` of one logged pmf and chosen index."""
+        key = (pmf_text, chosen)
+        known = self._choices.get(key)
+        if known is None:
+            pmf = json.loads(pmf_text)
+            order = [chosen, *(i for i in range(len(pmf)) if i != chosen)]
+            known = (
+                f'"_label_probability":{_json_number(pmf[chosen])},'
+                f'"_label_Action":{chosen + 1},"_labelIndex":{chosen},'
+                f'"a":[{",".join([str(i + 1) for i in order])}],'
+                f'"p":[{",".join([_json_number(pmf[i]) for i in order])}],'
+            )
+            self._remember(self._choices, key, known)
+        return known
+
+    def _context(self, text: str) -> tuple[str, FeatureObject | None]:
+        """`c` up to its `_multi` value, e.g. `{"user":{...},"_multi":`; or, when the context
+        has a `_multi` key of its own, `("", its vw-safe object)`."""
+        known = self._contexts.get(text)
+        if known is None:
+            safe = vw_safe(merge(json.loads(text)))
+            if "_multi" in safe:
+                known = ("", safe)
+            else:
+                encoded = dumps(safe)
+                known = (f"{encoded[:-1]},{_MULTI}" if safe else f"{{{_MULTI}", None)
+            self._remember(self._contexts, text, known)
+        return known
+
+    def _multi(self, text: str) -> str:
+        """The encoded `_multi` list of a stored candidate list."""
+        known = self._actions.get(text)
+        if known is None:
+            known = dumps(
+                [{"_tag": a["id"], **vw_safe(merge(a["features"]))} for a in json.loads(text)]
+            )
+            self._remember(self._actions, text, known)
+        return known
+
+    def _remember(self, memo: dict[Any, Any], key: Any, value: Any) -> None:
+        if len(memo) >= self._memo:
+            memo.clear()  # cheaper than LRU bookkeeping; repeated lists come straight back
+        memo[key] = value
+
+
+_MULTI = '"_multi":'
+_SKIP_LEARN = '"_skipLearn":true,'
+
+
+def _json_number(value: float) -> str:
+    """A number as `json.dumps` writes it (`allow_nan=False`)."""
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if not math.isfinite(value):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    return float.__repr__(value)
 
 
 # --- import ----------------------------------------------------------------------------------
@@ -372,7 +465,9 @@ def _load(text: str | bytes, line: int, max_line_bytes: int) -> Any:
     if len(text) > max_line_bytes:
         raise DsjsonError(line, "", f"the line exceeds {max_line_bytes} bytes")
     try:
-        return json.loads(text)
+        # DSJSON is UTF-8: json.loads would guess UTF-16/32 from the first bytes of a line, and
+        # guess differently with and without its newline.
+        return json.loads(text.decode("utf-8-sig") if isinstance(text, bytes) else text)
     except json.JSONDecodeError as exc:
         raise DsjsonError(line, "", f"not valid JSON ({exc.msg})") from None
     except UnicodeDecodeError:

@@ -62,7 +62,7 @@ import numpy as np
 import vowpalwabbit
 
 from bandit.model import LearnExample
-from bandit.store import Store
+from bandit.store import LearnedRow, Store
 from rewards.estimators import Interval, diagnostics, dr, ips, snips
 from rewards.estimators._validation import FloatArray
 
@@ -168,10 +168,7 @@ class Batch:
 
     @classmethod
     def of(cls, events: Sequence[LoggedEvent]) -> Batch:
-        width = max(len(e.pmf) for e in events)
-        p_log_all = np.full((len(events), width), np.nan)
-        for i, e in enumerate(events):
-            p_log_all[i, : len(e.pmf)] = e.pmf
+        p_log_all = _padded([e.pmf for e in events])
         chosen = np.fromiter((e.chosen_index for e in events), dtype=np.intp, count=len(events))
         rows = np.arange(len(events))
         reward = np.fromiter((e.reward for e in events), dtype=np.float64, count=len(events))
@@ -187,15 +184,15 @@ class Batch:
         return np.where(real, 1.0 / counts, np.nan)
 
 
-def _event(row: Any) -> LoggedEvent:
-    pmf = tuple(float(p) for p in row.pmf)
+def _event(row: LearnedRow) -> LoggedEvent:
+    event_id, created_at, pmf, chosen_index, reward, example = row
     return LoggedEvent(
-        event_id=row.event_id,
-        created_at=row.created_at,
-        pmf=pmf,
-        chosen_index=int(row.chosen_index),
-        reward=float(row.learned_reward),
-        example=tuple(row.vw_example.split("\n")),
+        event_id,
+        created_at,
+        pmf,
+        int(chosen_index),
+        float(reward),
+        tuple(example.split("\n")),
     )
 
 
@@ -277,16 +274,26 @@ class Replay:
             raise EvaluationError(f"`policies`: VW refused {args!r} of {name!r}: {exc}") from exc
 
     def pmfs(self, batch: Batch) -> FloatArray:
-        out = np.full_like(batch.p_log_all, np.nan)
         vw = self._vw
-        for i, event in enumerate(batch.events):
-            prediction = vw.predict(list(event.example))
+        predictions = []
+        for event in batch.events:
+            predictions.append(vw.predict(list(event.example)))
             vw.learn(event.labeled())
-            out[i, : len(prediction)] = prediction
-        return _normalized(out)
+        return _normalized(_padded(predictions, batch.p_log_all.shape[1]))
 
     def close(self) -> None:
         self._vw.finish()
+
+
+def _padded(rows: Sequence[Sequence[float]], width: int = 0) -> FloatArray:
+    """`rows` as a float array at least `width` wide, NaN past the end of shorter rows."""
+    width = max(width, *(len(r) for r in rows)) if rows else width
+    if all(len(r) == width for r in rows):
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    out = np.full((len(rows), width), np.nan)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 def _normalized(pmf: FloatArray) -> FloatArray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,16 @@ import vowpalwabbit
 from bandit import features
 from bandit.events import Action, Decision
 from bandit.store import Store, _row, decisions
-from rewards.dsjson import DsjsonError, export_lines, read_dsjson, to_dsjson
+from rewards.dsjson import (
+    DsjsonError,
+    LineEncoder,
+    dumps,
+    export_lines,
+    label,
+    read_dsjson,
+    to_dsjson,
+)
+from tests.conftest import Backend
 
 T0 = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -311,3 +321,44 @@ def _traced_export(store: Store, end: datetime | None, *, batch: int) -> tuple[i
     finally:
         tracemalloc.stop()
     return total, peak
+
+
+def test_export_writes_what_to_dsjson_writes_byte_for_byte(backend: Backend) -> None:
+    # export_lines encodes from the stored JSON text and remembers fragments; the oracle is
+    # the record-at-a-time path over the decisions as logged.
+    store = Store.connect(backend.database_url, pool_size=2)
+    store.create_schema()
+    odd = Decision(
+        event_id='é"\\n\u2028',
+        surface="tips",
+        principal="local",
+        context=[{"_multi": {"x": 1}, "ü": ["a", "ß"]}, {"n": {"v": 1e-300}}],
+        actions=(Action("a\u00e9", []), Action("b", [{"t": {"k": [1, 2.5, None]}}])),
+        pmf=(0.25, 0.75),
+        chosen_index=1,
+        policy="p",
+        model_key="tips:p",
+        model_version=1,
+        created_at=T0,
+        activated_at=T0,
+    )
+    bare = replace(odd, event_id="bare", context=[], pmf=(1, 0), chosen_index=0)
+    rewards = [0.0, 1.0, -0.5]
+    rows = [_learned(make_decision(i, chosen=i % 3), i + 1, rewards[i % 3]) for i in range(6)]
+    rows += [_learned(odd, 7, 0.125), _learned(bare, 8, 2.0)]
+    rows += [_unlearned(make_decision(9, activated=False)), _unlearned(make_decision(10))]
+    _insert(store, rows)
+    oracle = [
+        dumps(to_dsjson(logged.decision, settled[0], skip_learn=settled[1])) + "\n"
+        for logged in store.iter_logged()
+        if (settled := label(logged)) is not None
+    ]
+
+    exported = list(export_lines(store, batch=3))
+    forgetful = LineEncoder(memo=1)  # forgets and re-encodes fragments all along
+    again = [forgetful.line(row) for rows in store.iter_settled(batch=4) for row in rows]
+
+    assert len(oracle) == 9
+    assert exported == oracle
+    assert again == oracle
+    store.engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from api.auth.signin import SignInAuthenticator
 from api.deps import PersonDep, ServicesDep
 from api.schemas import (
     ExportSectionPublic,
@@ -76,4 +77,8 @@ def export_me(services: ServicesDep, person: PersonDep, response: Response) -> P
 def erase_me(services: ServicesDep, person: PersonDep) -> Response:
     """Erase you: tokens, signals and profile are deleted, decisions anonymized. Idempotent."""
     services.personal_data.erase(person)
-    return Response(status_code=204)
+    response = Response(status_code=204)
+    if isinstance(services.auth, SignInAuthenticator):
+        services.auth.forget(person)  # the cached account must not outlive the erasure
+        services.auth.end_session(response)  # the session went with the account
+    return response

@@ -195,7 +195,9 @@ def test_export_and_erasure_cover_the_account(app_client: TestClient) -> None:
     assert account["sessions"] and "token_hash" not in account["sessions"][0]
     assert session_token not in export.text
 
-    assert client.delete("/v1/me", headers=csrf(client)).status_code == 204
+    erased = client.delete("/v1/me", headers=csrf(client))
+    assert erased.status_code == 204
+    assert all("max-age=0" in c.lower() for c in erased.headers.get_list("set-cookie"))
     # The session went with the account; the decision stays, under a pseudonym.
     assert client.get("/v1/me").status_code == 401
     assert authenticator(client).store.person(person) is None

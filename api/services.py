@@ -12,6 +12,7 @@ from api.auth.principal import Authenticator, LocalAuthenticator
 from api.auth.signin import SignInAuthenticator
 from api.auth.store import AuthStore
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
+from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.settings import Settings
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
@@ -77,6 +78,8 @@ class Services:
     integrations: Integrations = field(init=False)
     # run-time surface configuration, Personalizer admin (issue 6): set by `start`
     surface_configs: SurfaceConfigs = field(init=False)
+    # evaluation and policy-search jobs shared by every api process: set by `start`
+    jobs: JobStore = field(init=False)
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -202,6 +205,9 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         auth=make_authenticator(settings, store),
     )
     services.surface_configs = surface_configs(store, learner_settings)
+    services.jobs = JobStore(store.engine)
+    services.jobs.create_schema()
+    services.jobs.fail_abandoned()
     services.refresh_experiments()
     _start_signals(services)
     _start_integrations(services)

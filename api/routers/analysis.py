@@ -92,8 +92,13 @@ def analysis_dashboard(
     message = ""
     if evaluation_id:
         job = jobs.get(evaluation_id)
-        if job.status != "succeeded" or job.result is None:
+        if job.status != "succeeded":
             message = f"evaluation {evaluation_id} is {job.status}: reload when it has finished"
+        elif job.result is None:  # shared jobs table: another api process ran it
+            message = (
+                f"evaluation {evaluation_id} ran on another api process, which holds its charts; "
+                f"its summary is at GET /v1/evaluations/{evaluation_id}"
+            )
         result = job.result
         request = job.request
         form = Form(

@@ -1,18 +1,17 @@
-"""Counterfactual evaluations over the decision log, run as in-memory background jobs.
+"""Counterfactual evaluations over the decision log, run as background jobs.
 
 `POST` validates the request and resolves the policies at once (a bad name is a 400), then runs
-the evaluation in a thread; `GET` shows its status and progress, then the result; `DELETE`
-cancels a running one and forgets it. Jobs live in this process only: they are analysis runs,
-re-run at will, not records (a restart forgets them; with several api workers, ask the one that
-started it, or run `oo evaluate`).
+the evaluation in a thread of the process that accepted it; `GET` shows its status and progress,
+then the result; `DELETE` cancels a running one and forgets it. The job's state lives in the
+shared `jobs` table (`api/jobstore.py`), so every api process answers for it, and a job whose
+process stopped reads as failed.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -21,9 +20,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
 from api.errors import BadRequest, NotFound
+from api.jobstore import JobRow, Tracker
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services import Services
-from bandit.events import utcnow
 from rewards import evaluation
 
 router = APIRouter(
@@ -32,40 +31,25 @@ router = APIRouter(
     dependencies=[Depends(requires(Role.ANALYST))],
 )
 
+KIND = "evaluation"
 MAX_JOBS = 100
 """Finished jobs beyond this many are forgotten, oldest first."""
 
 Status = Literal["running", "succeeded", "failed", "cancelled"]
 
 
-@dataclass
-class Job:
-    id: str
-    request: EvaluationCreate
-    created_at: datetime
-    cancel: threading.Event = field(default_factory=threading.Event)
-    status: Status = "running"
-    done: int = 0
-    total: int = 0
-    finished_at: datetime | None = None
-    error: str | None = None
-    result: evaluation.Evaluation | None = None
-    thread: threading.Thread | None = None
-
-    def public(self) -> EvaluationPublic:
-        return EvaluationPublic(
-            id=self.id,
-            status=self.status,
-            done=self.done,
-            total=self.total,
-            created_at=self.created_at,
-            finished_at=self.finished_at,
-            request=self.request,
-            error=self.error,
-            result=None
-            if self.result is None
-            else EvaluationResult.model_validate(self.result.as_json()),
-        )
+def public(row: JobRow) -> EvaluationPublic:
+    return EvaluationPublic(
+        id=row.id,
+        status="running" if row.status == "queued" else row.status,
+        done=row.done,
+        total=row.total,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        request=EvaluationCreate.model_validate(row.request),
+        error=row.error,
+        result=None if row.result is None else EvaluationResult.model_validate(row.result),
+    )
 
 
 @dataclass(frozen=True)
@@ -79,14 +63,50 @@ class _Either:
         return self.first.is_set() or self.second.is_set()
 
 
-class Jobs:
-    """The evaluation jobs of this process."""
+@dataclass(frozen=True)
+class Job:
+    """One evaluation as the table holds it, with the full result object when this process ran
+    it (the analysis page draws from that; the table keeps the JSON summary)."""
 
-    def __init__(self) -> None:
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+    row: JobRow
+    result: evaluation.Evaluation | None
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def status(self) -> Status:
+        return public(self.row).status
+
+    @property
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @property
+    def request(self) -> EvaluationCreate:
+        return EvaluationCreate.model_validate(self.row.request)
+
+    def public(self) -> EvaluationPublic:
+        return public(self.row)
+
+
+@dataclass(frozen=True)
+class _Running:
+    cancel: threading.Event
+    thread: threading.Thread
+
+
+class Jobs:
+    """Evaluation jobs: state in the shared table, threads of the jobs this process runs."""
+
+    def __init__(self, services: Services) -> None:
+        self.store = services.jobs
+        self._running: dict[str, _Running] = {}
+        self._results: OrderedDict[str, evaluation.Evaluation] = OrderedDict()
         self._lock = threading.Lock()
 
-    def start(self, services: Services, body: EvaluationCreate) -> Job:
+    def start(self, services: Services, body: EvaluationCreate) -> JobRow:
         start, end = _utc(body.start), _utc(body.end)
         if start is not None and end is not None and start >= end:
             raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
@@ -94,14 +114,13 @@ class Jobs:
             targets = evaluation.resolve(body.policies, services.registry)
         except evaluation.EvaluationError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
-        job = Job(id=uuid.uuid4().hex, request=body, created_at=utcnow())
-
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
+        row = self.store.create(KIND, body.model_dump(mode="json"), keep=MAX_JOBS)
+        cancel = threading.Event()
+        tracker = Tracker(self.store, KIND, row.id, cancel)
 
         def work() -> None:
             try:
-                job.result = evaluation.evaluate(
+                result = evaluation.evaluate(
                     services.store,
                     targets,
                     surface=body.surface,
@@ -109,59 +128,66 @@ class Jobs:
                     start=start,
                     end=end,
                     reward_model_name=body.reward_model,
-                    on_progress=progress,
-                    cancel=_Either(job.cancel, services.stop_event),
+                    on_progress=lambda done, total: tracker.report(done, total),
+                    cancel=_Either(cancel, services.stop_event),
                 )
-                job.status = "succeeded"
+                with self._lock:
+                    self._results[row.id] = result
+                    while len(self._results) > MAX_JOBS:
+                        self._results.popitem(last=False)
+                tracker.finish("succeeded", result=result.as_json)
             except evaluation.EvaluationCancelled:
-                job.status = "cancelled"
+                tracker.finish("cancelled")
             except Exception as exc:  # reported on the job; the server keeps serving
-                job.error = f"{type(exc).__name__}: {exc}"
-                job.status = "failed"
+                tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
             finally:
-                job.finished_at = utcnow()
+                with self._lock:
+                    self._running.pop(row.id, None)
 
-        job.thread = threading.Thread(target=work, name=f"evaluation-{job.id}", daemon=True)
+        thread = threading.Thread(target=work, name=f"evaluation-{row.id}", daemon=True)
         with self._lock:
-            self._jobs[job.id] = job
-            self._forget_finished()
-        job.thread.start()
-        return job
+            self._running[row.id] = _Running(cancel, thread)
+        tracker.start()
+        thread.start()
+        return row
+
+    def _job(self, row: JobRow) -> Job:
+        with self._lock:
+            result = self._results.get(row.id) if row.status == "succeeded" else None
+        return Job(row, result)
 
     def get(self, job_id: str) -> Job:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
+        row = self.store.get(KIND, job_id)
+        if row is None:
             raise NotFound(f"no evaluation has id {job_id!r}", target="id")
-        return job
+        return self._job(row)
 
     def all(self) -> list[Job]:
-        with self._lock:
-            return list(self._jobs.values())
+        """Every evaluation kept, oldest first."""
+        return [self._job(row) for row in self.store.all(KIND)]
 
     def delete(self, job_id: str) -> None:
-        job = self.get(job_id)
-        job.cancel.set()
-        if job.thread is not None:
-            job.thread.join(timeout=10)
+        if not self.store.request_cancel(KIND, job_id):
+            raise NotFound(f"no evaluation has id {job_id!r}", target="id")
         with self._lock:
-            self._jobs.pop(job_id, None)
-
-    def _forget_finished(self) -> None:
-        finished = [j.id for j in self._jobs.values() if j.status != "running"]
-        for job_id in finished[: max(0, len(self._jobs) - MAX_JOBS)]:
-            del self._jobs[job_id]
+            running = self._running.get(job_id)
+        if running is not None:  # ours: stop it now; another process's polls its row
+            running.cancel.set()
+            running.thread.join(timeout=10)
+        self.store.delete(KIND, job_id)
+        with self._lock:
+            self._results.pop(job_id, None)
 
 
 _JOBS_LOCK = threading.Lock()
 
 
-def get_jobs(request: Request) -> Jobs:
+def get_jobs(request: Request, services: ServicesDep) -> Jobs:
     """The app's job registry, made on first use (kept on `app.state`)."""
     with _JOBS_LOCK:
         jobs: Jobs | None = getattr(request.app.state, "evaluations", None)
         if jobs is None:
-            jobs = Jobs()
+            jobs = Jobs(services)
             request.app.state.evaluations = jobs
         return jobs
 
@@ -183,12 +209,12 @@ def create_evaluation(
 
     Poll `GET /v1/evaluations/{id}` for progress and the result.
     """
-    return jobs.start(services, body).public()
+    return public(jobs.start(services, body))
 
 
 @router.get("", response_model=list[EvaluationPublic])
 def list_evaluations(jobs: JobsDep) -> list[EvaluationPublic]:
-    """The evaluations this process holds, oldest first."""
+    """Every evaluation kept (of any api process), oldest first."""
     return [job.public() for job in jobs.all()]
 
 

@@ -4,8 +4,9 @@ Service configuration and policy live in the database (`bandit.surface_config`, 
 registry and the surface's default policy), so every api worker and the learner apply them.
 Model import and reset replace the surface model's snapshots and bump its generation, so the
 learner rebuilds from the new model without learning any example twice (ADR 0001).
-Evaluations and feature importances are in-memory background jobs of this process, like
-`/v1/evaluations`: analysis runs over the surface's learned decisions, re-run at will.
+Evaluations and feature importances are background jobs, like `/v1/evaluations`: analysis runs
+over the surface's learned decisions, run by the process that accepted them, their state in the
+shared `jobs` table (`api/jobstore.py`) so every api process answers for them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import math
 import re
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import IntegratorAdminDep, ServicesDep
 from api.errors import ApiError, BadRequest, NotFound
+from api.jobstore import JobIdTaken, JobRow, JobStore, Tracker
 from api.schemas import (
     ApprenticeModeBatch,
     ApprenticeModeMetrics,
@@ -471,64 +472,124 @@ class _Either:
         return self.first.is_set() or self.second.is_set()
 
 
+_TABLE_KIND: dict[JobKind, str] = {
+    "evaluation": "personalizer-evaluation",
+    "importance": "personalizer-importance",
+}
+_STATUS: dict[str, Status] = {
+    "queued": "Running",
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+}
+
+
+def _job_of(kind: JobKind, row: JobRow) -> Job:
+    """A job as the shared table holds it (any api process may have run it)."""
+    request = row.request
+    job = Job(
+        kind,
+        row.id,
+        request["name"],
+        datetime.fromisoformat(request["start"]),
+        datetime.fromisoformat(request["end"]),
+        row.created_at,
+        status=_STATUS[row.status],
+        description=row.error,
+        policies={k: (v[0], v[1]) for k, v in request.get("policies", {}).items()},
+    )
+    if row.result is not None and kind == "evaluation":
+        job.evaluation = PersonalizerEvaluation.model_validate(row.result)
+    elif row.result is not None:
+        job.importance = FeatureImportancePublic.model_validate(row.result)
+    return job
+
+
 class Jobs:
-    def __init__(self) -> None:
-        self._jobs: OrderedDict[tuple[JobKind, str], Job] = OrderedDict()
+    """Evaluations and feature importances: state in the shared `jobs` table, threads of the
+    ones this process runs."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._running: dict[tuple[JobKind, str], Job] = {}
         self._lock = threading.Lock()
 
     def add(self, job: Job, services: Services, work: Callable[[Job], None]) -> Job:
+        kind = _TABLE_KIND[job.kind]
+        request = {
+            "name": job.name,
+            "start": job.start.isoformat(),
+            "end": job.end.isoformat(),
+            "policies": {k: list(v) for k, v in job.policies.items()},
+        }
+        try:
+            self.store.create(kind, request, keep=MAX_JOBS, job_id=job.id)
+        except JobIdTaken:
+            raise JobExists(
+                f"`id` {job.id!r} is already used by another {job.kind}", target="id"
+            ) from None
+        tracker = Tracker(self.store, kind, job.id, job.cancel)
+
+        def outcome() -> dict[str, Any]:
+            done = job.evaluation if job.evaluation is not None else job.importance
+            assert done is not None, "a succeeded job sets its result"
+            return done.model_dump(mode="json", by_alias=True)
+
         def run() -> None:
             try:
                 work(job)
                 job.status = "Succeeded"
+                tracker.finish("succeeded", result=outcome)
             except evaluation.EvaluationCancelled:
                 job.status = "Canceled"
+                tracker.finish("cancelled")
             except Exception as exc:  # reported on the job; the server keeps serving
                 job.description = f"{type(exc).__name__}: {exc}"
                 job.status = "Failed"
+                tracker.finish("failed", error=job.description)
+            finally:
+                with self._lock:
+                    self._running.pop((job.kind, job.id), None)
 
-        with self._lock:
-            if (job.kind, job.id) in self._jobs:
-                raise JobExists(
-                    f"`id` {job.id!r} is already used by another {job.kind}", target="id"
-                )
-            self._jobs[(job.kind, job.id)] = job
-            finished = [k for k, j in self._jobs.items() if j.status != "Running"]
-            for key in finished[: max(0, len(self._jobs) - MAX_JOBS)]:
-                del self._jobs[key]
         job.thread = threading.Thread(target=run, name=f"{job.kind}-{job.id}", daemon=True)
+        with self._lock:
+            self._running[(job.kind, job.id)] = job
+        tracker.start()
         job.thread.start()
         return job
 
     def get(self, kind: JobKind, job_id: str) -> Job:
-        with self._lock:
-            job = self._jobs.get((kind, job_id))
-        if job is None:
+        row = self.store.get(_TABLE_KIND[kind], job_id)
+        if row is None:
             what = "evaluation" if kind == "evaluation" else "feature importance"
             raise JobNotFound(f"no {what} has id {job_id!r}", target="id")
-        return job
+        return _job_of(kind, row)
 
     def all(self, kind: JobKind) -> list[Job]:
-        with self._lock:
-            return [j for (k, _), j in self._jobs.items() if k == kind]
+        return [_job_of(kind, row) for row in self.store.all(_TABLE_KIND[kind])]
 
     def delete(self, kind: JobKind, job_id: str) -> None:
-        job = self.get(kind, job_id)
-        job.cancel.set()
-        if job.thread is not None:
-            job.thread.join(timeout=10)
+        if not self.store.request_cancel(_TABLE_KIND[kind], job_id):
+            what = "evaluation" if kind == "evaluation" else "feature importance"
+            raise JobNotFound(f"no {what} has id {job_id!r}", target="id")
         with self._lock:
-            self._jobs.pop((kind, job_id), None)
+            running = self._running.get((kind, job_id))
+        if running is not None:  # ours: stop it now; another process's polls its row
+            running.cancel.set()
+            if running.thread is not None:
+                running.thread.join(timeout=10)
+        self.store.delete(_TABLE_KIND[kind], job_id)
 
 
 _JOBS_LOCK = threading.Lock()
 
 
-def get_jobs(request: Request) -> Jobs:
+def get_jobs(request: Request, services: ServicesDep) -> Jobs:
     with _JOBS_LOCK:
         jobs: Jobs | None = getattr(request.app.state, "personalizer_jobs", None)
         if jobs is None:
-            jobs = Jobs()
+            jobs = Jobs(services.jobs)
             request.app.state.personalizer_jobs = jobs
         return jobs
 

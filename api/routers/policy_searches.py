@@ -1,10 +1,11 @@
-"""Policy searches: a grid of VW configurations replayed over the log, as in-memory jobs.
+"""Policy searches: a grid of VW configurations replayed over the log, as background jobs.
 
 `POST` validates the grid and budget (a bad value is a 400 naming it) and starts the search in a
 thread; `GET` shows progress, then every candidate with its estimate and the winner; `DELETE`
 cancels and forgets; `POST /{id}/promote` registers a candidate (the winner by default) as a
-policy version and, on request, makes it an A/B arm against the online policy. Jobs live in
-this process only, as evaluations do (`api/routers/evaluations.py`).
+policy version and, on request, makes it an A/B arm against the online policy. Job state lives
+in the shared `jobs` table, as evaluations' does (`api/routers/evaluations.py`); promoting needs
+the process that ran the search.
 
 The operations below (`start_search`, `promote`) are the function API other surfaces reuse.
 """
@@ -12,9 +13,8 @@ The operations below (`start_search`, `promote`) are the function API other surf
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth.principal import Principal, Role
 from api.deps import AnalystDep, ServicesDep, requires
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.jobstore import JobRow, Tracker
 from api.routers import experiments as experiment_ops
 from api.routers import policies as policy_ops
 from api.schemas import (
@@ -36,7 +37,6 @@ from api.schemas import (
     PolicySearchResult,
 )
 from api.services import Services
-from bandit.events import utcnow
 from experiments.lifecycle import ArmSpec, ExperimentNotFound
 from rewards import search
 from rewards.evaluation import EvaluationCancelled
@@ -47,42 +47,54 @@ router = APIRouter(
     dependencies=[Depends(requires(Role.ANALYST))],
 )
 
+KIND = "policy-search"
 MAX_JOBS = 50
 """Finished searches beyond this many are forgotten, oldest first."""
 
 Status = Literal["running", "succeeded", "failed", "cancelled"]
 
 
-@dataclass
+def public(row: JobRow) -> PolicySearchPublic:
+    detail = row.detail or {}
+    return PolicySearchPublic(
+        id=row.id,
+        status="running" if row.status == "queued" else row.status,
+        candidates_done=int(detail.get("candidates_done", 0)),
+        candidates_planned=int(detail.get("candidates_planned", 0)),
+        done=row.done,
+        total=row.total,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        request=PolicySearchCreate.model_validate(row.request),
+        error=row.error,
+        result=None if row.result is None else PolicySearchResult.model_validate(row.result),
+    )
+
+
+@dataclass(frozen=True)
 class SearchJob:
-    id: str
-    request: PolicySearchCreate
-    created_at: datetime
-    cancel: threading.Event = field(default_factory=threading.Event)
-    status: Status = "running"
-    progress: search.Progress = field(default_factory=lambda: search.Progress(0, 0, 0, 0))
-    finished_at: datetime | None = None
-    error: str | None = None
-    result: search.SearchResult | None = None
-    thread: threading.Thread | None = None
+    """One search as the table holds it, with the result object when this process ran it
+    (promoting needs it; the table keeps the JSON)."""
+
+    row: JobRow
+    result: search.SearchResult | None
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def status(self) -> Status:
+        return public(self.row).status
 
     def public(self) -> PolicySearchPublic:
-        p = self.progress
-        return PolicySearchPublic(
-            id=self.id,
-            status=self.status,
-            candidates_done=p.candidates_done,
-            candidates_planned=p.candidates_planned,
-            done=p.events_done,
-            total=p.events_total,
-            created_at=self.created_at,
-            finished_at=self.finished_at,
-            request=self.request,
-            error=self.error,
-            result=None
-            if self.result is None
-            else PolicySearchResult.model_validate(self.result.as_json()),
-        )
+        return public(self.row)
+
+
+@dataclass(frozen=True)
+class _Running:
+    cancel: threading.Event
+    thread: threading.Thread
 
 
 @dataclass(frozen=True)
@@ -116,10 +128,12 @@ def grid_of(body: PolicySearchCreate) -> tuple[search.Grid, search.Budget]:
 
 
 class Searches:
-    """The policy searches of this process."""
+    """Policy searches: state in the shared table, threads of the searches this process runs."""
 
-    def __init__(self) -> None:
-        self._jobs: OrderedDict[str, SearchJob] = OrderedDict()
+    def __init__(self, services: Services) -> None:
+        self.store = services.jobs
+        self._running: dict[str, _Running] = {}
+        self._results: OrderedDict[str, search.SearchResult] = OrderedDict()
         self._lock = threading.Lock()
 
     def start(self, services: Services, body: PolicySearchCreate) -> SearchJob:
@@ -132,14 +146,20 @@ class Searches:
             )
         except search.SearchError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
-        job = SearchJob(id=uuid.uuid4().hex, request=body, created_at=utcnow())
+        row = self.store.create(KIND, body.model_dump(mode="json"), keep=MAX_JOBS)
+        cancel = threading.Event()
+        tracker = Tracker(self.store, KIND, row.id, cancel)
 
         def progress(now: search.Progress) -> None:
-            job.progress = now
+            detail = {
+                "candidates_done": now.candidates_done,
+                "candidates_planned": now.candidates_planned,
+            }
+            tracker.report(now.events_done, now.events_total, detail)
 
         def work() -> None:
             try:
-                job.result = search.search(
+                result = search.search(
                     log,
                     grid,
                     budget=budget,
@@ -147,55 +167,64 @@ class Searches:
                     estimator=body.estimator,
                     reward_model_name=body.reward_model,
                     on_progress=progress,
-                    cancel=_Either(job.cancel, services.stop_event),
+                    cancel=_Either(cancel, services.stop_event),
                 )
-                job.status = "succeeded"
+                with self._lock:
+                    self._results[row.id] = result
+                    while len(self._results) > MAX_JOBS:
+                        self._results.popitem(last=False)
+                tracker.finish("succeeded", result=result.as_json)
             except EvaluationCancelled:
-                job.status = "cancelled"
+                tracker.finish("cancelled")
             except Exception as exc:  # reported on the job; the server keeps serving
-                job.error = f"{type(exc).__name__}: {exc}"
-                job.status = "failed"
+                tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
             finally:
-                job.finished_at = utcnow()
+                with self._lock:
+                    self._running.pop(row.id, None)
 
-        job.thread = threading.Thread(target=work, name=f"policy-search-{job.id}", daemon=True)
+        thread = threading.Thread(target=work, name=f"policy-search-{row.id}", daemon=True)
         with self._lock:
-            self._jobs[job.id] = job
-            finished = [j.id for j in self._jobs.values() if j.status != "running"]
-            for old in finished[: max(0, len(self._jobs) - MAX_JOBS)]:
-                del self._jobs[old]
-        job.thread.start()
-        return job
+            self._running[row.id] = _Running(cancel, thread)
+        tracker.start()
+        thread.start()
+        return SearchJob(row, None)
+
+    def _job(self, row: JobRow) -> SearchJob:
+        with self._lock:
+            result = self._results.get(row.id) if row.status == "succeeded" else None
+        return SearchJob(row, result)
 
     def get(self, job_id: str) -> SearchJob:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
+        row = self.store.get(KIND, job_id)
+        if row is None:
             raise NotFound(f"no policy search has id {job_id!r}", target="id")
-        return job
+        return self._job(row)
 
     def all(self) -> list[SearchJob]:
-        with self._lock:
-            return list(self._jobs.values())
+        return [self._job(row) for row in self.store.all(KIND)]
 
     def delete(self, job_id: str) -> None:
-        job = self.get(job_id)
-        job.cancel.set()
-        if job.thread is not None:
-            job.thread.join(timeout=10)
+        if not self.store.request_cancel(KIND, job_id):
+            raise NotFound(f"no policy search has id {job_id!r}", target="id")
         with self._lock:
-            self._jobs.pop(job_id, None)
+            running = self._running.get(job_id)
+        if running is not None:  # ours: stop it now; another process's polls its row
+            running.cancel.set()
+            running.thread.join(timeout=10)
+        self.store.delete(KIND, job_id)
+        with self._lock:
+            self._results.pop(job_id, None)
 
 
 _LOCK = threading.Lock()
 
 
-def get_searches(request: Request) -> Searches:
+def get_searches(request: Request, services: ServicesDep) -> Searches:
     """The app's searches, made on first use (kept on `app.state`)."""
     with _LOCK:
         searches: Searches | None = getattr(request.app.state, "policy_searches", None)
         if searches is None:
-            searches = Searches()
+            searches = Searches(services)
             request.app.state.policy_searches = searches
         return searches
 
@@ -326,7 +355,7 @@ def create_policy_search(
 
 @router.get("", response_model=list[PolicySearchPublic])
 def list_policy_searches(searches: SearchesDep) -> list[PolicySearchPublic]:
-    """The searches this process holds, oldest first."""
+    """Every search kept (of any api process), oldest first."""
     return [job.public() for job in searches.all()]
 
 
@@ -354,9 +383,16 @@ def promote_policy_search(
     """Register the winner (or `candidate`) as a policy version; with `experiment`, also an arm
     against the online policy (an experimenter's right)."""
     job = searches.get(search_id)
-    if job.status != "succeeded" or job.result is None:
+    if job.status != "succeeded":
         raise Conflict(
             f"policy search {search_id!r} is {job.status}; only a finished one can be promoted",
+            target="id",
+        )
+    if job.result is None:
+        raise Conflict(
+            f"policy search {search_id!r} ran on another api process (or before a restart), "
+            "which holds its candidates' models; promote it there, or register the candidate's "
+            "`args` with POST /v1/policies",
             target="id",
         )
     if body.experiment is not None and not _experimenter(analyst):

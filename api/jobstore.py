@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -243,6 +243,47 @@ class JobStore:
                     .values(status="failed", error=STOPPED, finished_at=now, updated_at=now)
                 ).rowcount
             )
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Set when either event is: a job's own cancel, or the server stopping."""
+
+    first: threading.Event
+    second: threading.Event
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
+
+
+class LocalRuns:
+    """The jobs this process runs, by key: so deleting one here stops it at once (a job run by
+    another process sees its row's cancel flag instead)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[Hashable, tuple[threading.Event, threading.Thread]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: Hashable, cancel: threading.Event, thread: threading.Thread) -> None:
+        with self._lock:
+            self._runs[key] = (cancel, thread)
+        thread.start()
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._runs
+
+    def done(self, key: Hashable) -> None:
+        with self._lock:
+            self._runs.pop(key, None)
+
+    def stop(self, key: Hashable, timeout: float = 10.0) -> None:
+        with self._lock:
+            run = self._runs.get(key)
+        if run is not None:
+            cancel, thread = run
+            cancel.set()
+            thread.join(timeout=timeout)
 
 
 class Tracker:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +35,13 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
 MAX_ACTIONS = 50
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A query or body time in UTC: naive times are taken as UTC, aware ones converted."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Strict(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
 from api.errors import BadRequest, NotFound
-from api.jobstore import JobRow, Tracker
-from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
+from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
+from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult, as_utc
 from api.services import Services
 from rewards import evaluation
 
@@ -53,17 +53,6 @@ def public(row: JobRow) -> EvaluationPublic:
 
 
 @dataclass(frozen=True)
-class _Either:
-    """Cancelled by the job's own event or by the process stopping."""
-
-    first: threading.Event
-    second: threading.Event
-
-    def is_set(self) -> bool:
-        return self.first.is_set() or self.second.is_set()
-
-
-@dataclass(frozen=True)
 class Job:
     """One evaluation as the table holds it, with the full result object when this process ran
     it (the analysis page draws from that; the table keeps the JSON summary)."""
@@ -91,23 +80,17 @@ class Job:
         return public(self.row)
 
 
-@dataclass(frozen=True)
-class _Running:
-    cancel: threading.Event
-    thread: threading.Thread
-
-
 class Jobs:
     """Evaluation jobs: state in the shared table, threads of the jobs this process runs."""
 
     def __init__(self, services: Services) -> None:
         self.store = services.jobs
-        self._running: dict[str, _Running] = {}
+        self._runs = LocalRuns()
         self._results: OrderedDict[str, evaluation.Evaluation] = OrderedDict()
         self._lock = threading.Lock()
 
     def start(self, services: Services, body: EvaluationCreate) -> JobRow:
-        start, end = _utc(body.start), _utc(body.end)
+        start, end = as_utc(body.start), as_utc(body.end)
         if start is not None and end is not None and start >= end:
             raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
         try:
@@ -129,7 +112,7 @@ class Jobs:
                     end=end,
                     reward_model_name=body.reward_model,
                     on_progress=lambda done, total: tracker.report(done, total),
-                    cancel=_Either(cancel, services.stop_event),
+                    cancel=AnyOf(cancel, services.stop_event),
                 )
                 with self._lock:
                     self._results[row.id] = result
@@ -141,14 +124,11 @@ class Jobs:
             except Exception as exc:  # reported on the job; the server keeps serving
                 tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
             finally:
-                with self._lock:
-                    self._running.pop(row.id, None)
+                self._runs.done(row.id)
 
         thread = threading.Thread(target=work, name=f"evaluation-{row.id}", daemon=True)
-        with self._lock:
-            self._running[row.id] = _Running(cancel, thread)
         tracker.start()
-        thread.start()
+        self._runs.start(row.id, cancel, thread)
         return row
 
     def _job(self, row: JobRow) -> Job:
@@ -169,11 +149,7 @@ class Jobs:
     def delete(self, job_id: str) -> None:
         if not self.store.request_cancel(KIND, job_id):
             raise NotFound(f"no evaluation has id {job_id!r}", target="id")
-        with self._lock:
-            running = self._running.get(job_id)
-        if running is not None:  # ours: stop it now; another process's polls its row
-            running.cancel.set()
-            running.thread.join(timeout=10)
+        self._runs.stop(job_id)
         self.store.delete(KIND, job_id)
         with self._lock:
             self._results.pop(job_id, None)
@@ -193,12 +169,6 @@ def get_jobs(request: Request, services: ServicesDep) -> Jobs:
 
 
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @router.post("", response_model=EvaluationPublic, status_code=201)

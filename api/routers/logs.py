@@ -3,7 +3,7 @@ Parquet."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
+from api.schemas import as_utc
 from rewards.dsjson import export_lines
 from rewards.parquet import MEDIA_TYPE as PARQUET
 from rewards.parquet import parquet_chunks
@@ -20,12 +21,6 @@ router = APIRouter(prefix="/v1/logs", tags=["logs"])
 NDJSON = "application/x-ndjson"
 
 Surface = Literal["tips", "personalizer"]  # api.services.SURFACES
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @router.get(
@@ -59,7 +54,7 @@ def export(
     `_skipLearn`; decisions still inside their reward window are left out. Needs the analyst
     role (in local single-user mode, the machine's owner holds every role).
     """
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     if start is not None and end is not None and start >= end:
         raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
     if format == "parquet":

@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import IntegratorAdminDep, ServicesDep
 from api.errors import ApiError, BadRequest, NotFound
-from api.jobstore import JobIdTaken, JobRow, JobStore, Tracker
+from api.jobstore import AnyOf, JobIdTaken, JobRow, JobStore, LocalRuns, Tracker
 from api.schemas import (
     ApprenticeModeBatch,
     ApprenticeModeMetrics,
@@ -463,15 +463,6 @@ class Job:
     thread: threading.Thread | None = None
 
 
-@dataclass(frozen=True)
-class _Either:
-    first: threading.Event
-    second: threading.Event
-
-    def is_set(self) -> bool:
-        return self.first.is_set() or self.second.is_set()
-
-
 _TABLE_KIND: dict[JobKind, str] = {
     "evaluation": "personalizer-evaluation",
     "importance": "personalizer-importance",
@@ -512,8 +503,7 @@ class Jobs:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self._running: dict[tuple[JobKind, str], Job] = {}
-        self._lock = threading.Lock()
+        self._runs = LocalRuns()
 
     def add(self, job: Job, services: Services, work: Callable[[Job], None]) -> Job:
         kind = _TABLE_KIND[job.kind]
@@ -549,14 +539,11 @@ class Jobs:
                 job.status = "Failed"
                 tracker.finish("failed", error=job.description)
             finally:
-                with self._lock:
-                    self._running.pop((job.kind, job.id), None)
+                self._runs.done((job.kind, job.id))
 
         job.thread = threading.Thread(target=run, name=f"{job.kind}-{job.id}", daemon=True)
-        with self._lock:
-            self._running[(job.kind, job.id)] = job
         tracker.start()
-        job.thread.start()
+        self._runs.start((job.kind, job.id), job.cancel, job.thread)
         return job
 
     def get(self, kind: JobKind, job_id: str) -> Job:
@@ -573,12 +560,7 @@ class Jobs:
         if not self.store.request_cancel(_TABLE_KIND[kind], job_id):
             what = "evaluation" if kind == "evaluation" else "feature importance"
             raise JobNotFound(f"no {what} has id {job_id!r}", target="id")
-        with self._lock:
-            running = self._running.get((kind, job_id))
-        if running is not None:  # ours: stop it now; another process's polls its row
-            running.cancel.set()
-            if running.thread is not None:
-                running.thread.join(timeout=10)
+        self._runs.stop((kind, job_id))
         self.store.delete(_TABLE_KIND[kind], job_id)
 
 
@@ -698,7 +680,7 @@ def _start_evaluation(
             surface=PERSONALIZER,
             start=start,
             end=end,
-            cancel=_Either(job.cancel, services.stop_event),
+            cancel=AnyOf(job.cancel, services.stop_event),
         )
         values = []
         for p in result.policies:
@@ -921,7 +903,7 @@ def create_feature_importance(
             surface=PERSONALIZER,
             start=start,
             end=end,
-            cancel=_Either(job.cancel, services.stop_event),
+            cancel=AnyOf(job.cancel, services.stop_event),
         )
         scores = [
             FeatureScore(namespace=s.namespace, feature_name=s.kind, score=s.score)

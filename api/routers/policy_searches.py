@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -23,7 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth.principal import Principal, Role
 from api.deps import AnalystDep, ServicesDep, requires
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.jobstore import JobRow, Tracker
+from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
 from api.routers import experiments as experiment_ops
 from api.routers import policies as policy_ops
 from api.schemas import (
@@ -35,6 +34,7 @@ from api.schemas import (
     PolicySearchPromotion,
     PolicySearchPublic,
     PolicySearchResult,
+    as_utc,
 )
 from api.services import Services
 from experiments.lifecycle import ArmSpec, ExperimentNotFound
@@ -91,27 +91,6 @@ class SearchJob:
         return public(self.row)
 
 
-@dataclass(frozen=True)
-class _Running:
-    cancel: threading.Event
-    thread: threading.Thread
-
-
-@dataclass(frozen=True)
-class _Either:
-    first: threading.Event
-    second: threading.Event
-
-    def is_set(self) -> bool:
-        return self.first.is_set() or self.second.is_set()
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def grid_of(body: PolicySearchCreate) -> tuple[search.Grid, search.Budget]:
     """The request's grid and budget, validated; a bad value is a 400 naming its field."""
     try:
@@ -132,14 +111,14 @@ class Searches:
 
     def __init__(self, services: Services) -> None:
         self.store = services.jobs
-        self._running: dict[str, _Running] = {}
+        self._runs = LocalRuns()
         self._results: OrderedDict[str, search.SearchResult] = OrderedDict()
         self._lock = threading.Lock()
 
     def start(self, services: Services, body: PolicySearchCreate) -> SearchJob:
         """Validate `body`, read the window's summary, and search in a background thread."""
         grid, budget = grid_of(body)
-        start, end = _utc(body.start), _utc(body.end)
+        start, end = as_utc(body.start), as_utc(body.end)
         try:
             log = search.Log.of_store(
                 services.store, surface=body.surface, model_key=body.model_key, start=start, end=end
@@ -167,7 +146,7 @@ class Searches:
                     estimator=body.estimator,
                     reward_model_name=body.reward_model,
                     on_progress=progress,
-                    cancel=_Either(cancel, services.stop_event),
+                    cancel=AnyOf(cancel, services.stop_event),
                 )
                 with self._lock:
                     self._results[row.id] = result
@@ -179,14 +158,11 @@ class Searches:
             except Exception as exc:  # reported on the job; the server keeps serving
                 tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
             finally:
-                with self._lock:
-                    self._running.pop(row.id, None)
+                self._runs.done(row.id)
 
         thread = threading.Thread(target=work, name=f"policy-search-{row.id}", daemon=True)
-        with self._lock:
-            self._running[row.id] = _Running(cancel, thread)
         tracker.start()
-        thread.start()
+        self._runs.start(row.id, cancel, thread)
         return SearchJob(row, None)
 
     def _job(self, row: JobRow) -> SearchJob:
@@ -206,11 +182,7 @@ class Searches:
     def delete(self, job_id: str) -> None:
         if not self.store.request_cancel(KIND, job_id):
             raise NotFound(f"no policy search has id {job_id!r}", target="id")
-        with self._lock:
-            running = self._running.get(job_id)
-        if running is not None:  # ours: stop it now; another process's polls its row
-            running.cancel.set()
-            running.thread.join(timeout=10)
+        self._runs.stop(job_id)
         self.store.delete(KIND, job_id)
         with self._lock:
             self._results.pop(job_id, None)

@@ -85,7 +85,7 @@ def test_another_process_sees_progress_and_cancels_a_running_evaluation(
     assert a.get(f"/v1/evaluations/{job_id}").status_code == 404
     assert stopped.wait(timeout=30), "process A never saw the cancellation"
     registry = a.app.state.evaluations  # type: ignore[attr-defined]
-    wait_until(lambda: job_id not in registry._running)
+    wait_until(lambda: job_id not in registry._runs)
 
 
 def test_another_process_reads_a_search_but_cannot_promote_it(

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
+from bandit.clock import as_utc
 from bandit.events import Action, Decision, Features, utcnow
 from bandit.tables import DecisionRow, ModelSnapshotRow, RewardRow
 
@@ -862,7 +863,7 @@ def _moment(value: str | datetime) -> datetime:
     """A driver's timestamp as an aware UTC datetime: SQLite returns naive UTC text."""
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return as_utc(value, "created_at")
 
 
 def _pmf(known: dict[str, tuple[float, ...]], text: str) -> tuple[float, ...]:

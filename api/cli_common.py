@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from bandit.clock import OutOfRange, as_utc
 
 StartOption = Annotated[
     str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
@@ -41,4 +43,7 @@ def parse_moment(value: str | None, name: str) -> datetime | None:
             f"must be ISO 8601, e.g. 2026-11-25 or 2026-11-25T09:00Z (got {value!r})",
             param_hint=f"--{name}",
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return as_utc(moment, name)
+    except OutOfRange as exc:
+        raise typer.BadParameter(exc.reason, param_hint=f"--{name}") from None

@@ -13,13 +13,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
-from api.auth.principal import Principal, Role
+from api.auth.principal import KEY_HEADER, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.schemas import NoNul
 from api.services import PERSONALIZER, TIPS, Services
 from bandit.store import LoggedDecision
-
-KEY_HEADER = "Ocp-Apim-Subscription-Key"
 
 
 def get_services(request: Request) -> Services:
@@ -34,7 +32,8 @@ def current_principal(request: Request, services: ServicesDep) -> Principal:
     principal = services.auth.authenticate(request)
     if principal is None:
         raise Unauthorized(
-            "sign in first: send the session cookie or an `Authorization: Bearer` access token",
+            "sign in first: send the session cookie, an `Authorization: Bearer` access token, "
+            "or an API key (`Authorization: Bearer oo_…`)",
             target="Authorization",
         )
     request.state.principal = principal
@@ -44,10 +43,17 @@ def current_principal(request: Request, services: ServicesDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
+NOT_A_PERSON = (
+    "this endpoint is for people: it acts on one person's own tips, feedback, signals, profile "
+    "or integrations, and an API key speaks for a script, not a person, whatever its roles; "
+    "send a person's access token (`POST /v1/auth/token`) or their session instead"
+)
+
+
 def current_person(principal: PrincipalDep) -> str:
-    """The person the request speaks for; API keys are not people."""
+    """The person the request speaks for; API keys are not people (ADR 0008)."""
     if not principal.is_person:
-        raise Forbidden("this endpoint is for people; an API key cannot use it")
+        raise Forbidden(NOT_A_PERSON)
     return principal.id
 
 
@@ -60,6 +66,11 @@ def requires(*roles: Role) -> Callable[[Principal], Principal]:
 
     def check(principal: PrincipalDep) -> Principal:
         if not any(principal.has(role) for role in roles):
+            if principal.kind == "key":
+                raise Forbidden(
+                    f"this endpoint needs the {needed} role, which this API key does not carry "
+                    "(an admin creates one that does: `oo keys create --role …`)"
+                )
             raise Forbidden(f"this endpoint needs the {needed} role")
         return principal
 

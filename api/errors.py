@@ -98,6 +98,10 @@ def field_path(loc: Sequence[int | str]) -> str:
     return text or "body"
 
 
+OUT_OF_RANGE = "out_of_range_utc"
+"""The validation error of `api.schemas.Instant`; its message continues the field's name."""
+
+
 def validation_message(exc: RequestValidationError) -> tuple[str, str]:
     errors = exc.errors()
     if not errors:
@@ -105,6 +109,8 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str]:
     first = errors[0]
     path = field_path(first.get("loc", ()))
     message = str(first.get("msg", "invalid value"))
+    if first.get("type") == OUT_OF_RANGE:
+        return path, f"`{path}` {message}"
     message = message.removeprefix("Value error, ")
     if message.startswith("`"):
         # Validators name the field relative to themselves; anchor it at the request's root.

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,7 +19,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from api.errors import OUT_OF_RANGE
+from bandit.clock import OutOfRange, as_utc
 from bandit.features import check_features
 from experiments.stats import ExperimentResults
 from integrations.signals import Signal
@@ -37,11 +40,17 @@ EventId = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
 MAX_ACTIONS = 50
 
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    """A query or body time in UTC: naive times are taken as UTC, aware ones converted."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return as_utc(moment, "time")
+    except OutOfRange as exc:
+        # The field is named by its location (`start`, `startTime`): see api.errors.
+        raise PydanticCustomError(OUT_OF_RANGE, "{reason}", {"reason": exc.reason}) from None
+
+
+Instant = Annotated[datetime, AfterValidator(_in_utc)]
+"""A time on the wire, as every query parameter and body field that carries one takes it: any
+offset in (none means UTC), UTC out; an instant with no UTC spelling is a 400 naming the field."""
 
 
 class Strict(BaseModel):
@@ -348,10 +357,10 @@ class ExperimentResultsPublic(BaseModel):
 
 class EvaluationCreate(Strict):
     surface: Literal["tips", "personalizer"]
-    start: datetime | None = Field(
+    start: Instant | None = Field(
         default=None, description="Decisions created at or after (UTC when no offset)"
     )
-    end: datetime | None = Field(
+    end: Instant | None = Field(
         default=None, description="Decisions created before (UTC when no offset)"
     )
     policies: list[str] = Field(
@@ -437,10 +446,10 @@ class EvaluationPublic(BaseModel):
 
 class PolicySearchCreate(Strict):
     surface: Literal["tips", "personalizer"]
-    start: datetime | None = Field(
+    start: Instant | None = Field(
         default=None, description="Decisions created at or after (UTC when no offset)"
     )
-    end: datetime | None = Field(
+    end: Instant | None = Field(
         default=None, description="Decisions created before (UTC when no offset)"
     )
     model_key: str | None = Field(
@@ -663,7 +672,7 @@ class ServiceConfigurationBase(PersonalizerModel):
         default=None, alias="isAutoOptimizationEnabled"
     )
     auto_optimization_frequency: str | None = Field(default=None, alias="autoOptimizationFrequency")
-    auto_optimization_start_date: datetime | None = Field(
+    auto_optimization_start_date: Instant | None = Field(
         default=None, alias="autoOptimizationStartDate"
     )
     model_retrain_days: int | None = Field(default=None, alias="modelRetrainDays", strict=True)
@@ -694,8 +703,8 @@ class PolicyReferenceContract(PersonalizerModel):
 
 class EvaluationContract(PersonalizerModel):
     name: PersonalizerId
-    start_time: datetime = Field(alias="startTime")
-    end_time: datetime = Field(alias="endTime")
+    start_time: Instant = Field(alias="startTime")
+    end_time: Instant = Field(alias="endTime")
     policies: list[PolicyContract] = Field(default_factory=list, max_length=10)
     enable_policy_optimization: bool = Field(default=False, alias="enablePolicyOptimization")
     enable_offline_experimentation: bool = Field(
@@ -753,8 +762,8 @@ class PersonalizerEvaluationList(PersonalizerModel):
 
 class FeatureImportanceContract(PersonalizerModel):
     name: PersonalizerId
-    start_time: datetime = Field(alias="startTime")
-    end_time: datetime = Field(alias="endTime")
+    start_time: Instant = Field(alias="startTime")
+    end_time: Instant = Field(alias="endTime")
 
 
 class FeatureScore(PersonalizerModel):

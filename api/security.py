@@ -20,8 +20,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth.principal import KEY_HEADER
 from api.auth.signin import CSRF_HEADER
-from api.deps import KEY_HEADER
 from api.ratelimit import STATE_KEY, Verdict
 from api.settings import Settings
 

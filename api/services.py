@@ -20,6 +20,7 @@ from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.metrics import BUS_ERRORS
 from bandit.policy import Policy
+from bandit.private_files import private_folder
 from bandit.settings import LearnerSettings
 from bandit.store import Store
 from bandit.surface_config import SurfaceConfig, SurfaceConfigs  # Personalizer admin (issue 6)
@@ -169,6 +170,8 @@ class PolicyExists(PolicySpecError):
 
 def start(settings: Settings, learner_settings: LearnerSettings | None = None) -> Services:
     learner_settings = learner_settings or LearnerSettings()
+    if settings.database_url is None:  # the embedded default keeps people's data in data_dir
+        private_folder(settings.data_dir)
     store = Store.connect(settings.database)
     store.create_schema()
     policy_store = PolicyStore(store.engine)

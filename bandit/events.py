@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeAlias
+
+from bandit.clock import utcnow as utcnow  # re-exported: the event modules import it from here
 
 JSONScalar: TypeAlias = str | int | float | bool | None
 JSONValue: TypeAlias = JSONScalar | list["JSONValue"] | dict[str, "JSONValue"]
@@ -19,10 +21,6 @@ FeatureObject: TypeAlias = dict[str, JSONValue]
 Features: TypeAlias = list[FeatureObject]
 
 MAX_ID_LENGTH = 256
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

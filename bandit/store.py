@@ -22,7 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
+from bandit.clock import as_utc
 from bandit.events import Action, Decision, Features, utcnow
+from bandit.private_files import private_sqlite
 from bandit.tables import DecisionRow, ModelSnapshotRow, RewardRow
 
 decisions = DecisionRow.__table__  # type: ignore[attr-defined]
@@ -35,7 +37,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(Path(path))  # people's data: owner-only folder and files
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size
         )
@@ -862,7 +864,7 @@ def _moment(value: str | datetime) -> datetime:
     """A driver's timestamp as an aware UTC datetime: SQLite returns naive UTC text."""
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return as_utc(value, "created_at")
 
 
 def _pmf(known: dict[str, tuple[float, ...]], text: str) -> tuple[float, ...]:

@@ -4,13 +4,15 @@ in production). Table rows never leave the service raw: the api maps them to wir
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from bandit.clock import as_utc
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -24,12 +26,12 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
-        return value.astimezone(UTC)
+        return as_utc(value, "a stored time")
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value, "a stored time")  # SQLite gives naive UTC back
 
 
 def _json() -> Any:

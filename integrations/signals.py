@@ -36,6 +36,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import Engine
 
+from bandit.clock import as_utc
 from bandit.events import utcnow
 from integrations.tables import SignalRow
 
@@ -109,12 +110,7 @@ class Signal(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("`occurred_at` must carry a timezone offset, e.g. 2026-11-25T09:00Z")
-        try:
-            value = value.astimezone(UTC)  # stored in UTC, where 9999-12-31T23:00-05:00 overflows
-        except OverflowError:
-            raise ValueError(
-                f"`occurred_at` is out of range in UTC (got {value.isoformat()})"
-            ) from None
+        value = as_utc(value, "occurred_at")  # stored in UTC
         if value > utcnow() + MAX_CLOCK_SKEW:
             raise ValueError(
                 f"`occurred_at` is in the future (got {value.isoformat()}); signals report what "

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Engine
 
 from bandit.events import utcnow
+from bandit.private_files import create_private_file
 from integrations.vault_tables import IntegrationTokenRow, TokenStatus
 
 logger = logging.getLogger(__name__)
@@ -316,15 +317,10 @@ def _local_key(path: Path) -> str:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
     entry = new_key_entry("local")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if not create_private_file(path, entry + "\n"):
         # Another process created it between our read and our create: use theirs.
         return path.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(entry + "\n")
     logger.info("vault: created local key file %s", path)
     return entry
 

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, BinaryIO
 
+from bandit.clock import OutOfRange, as_utc
 from bandit.events import Action, Decision, FeatureObject, Features, JSONValue, validate_pmf
 from bandit.store import LoggedDecision, SettledRow, Store
 
@@ -365,12 +366,14 @@ def _timestamp(value: Any, line: int) -> datetime | None:
         if not isinstance(value, str):
             raise ValueError(value)
         moment = datetime.fromisoformat(value)
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        # OverflowError: a valid time whose UTC falls outside datetime's years 1..9999.
+    except ValueError:
         raise DsjsonError(
             line, "Timestamp", f"`Timestamp` must be ISO 8601 (got {_shown(value)})"
         ) from None
+    try:
+        return as_utc(moment, "Timestamp")
+    except OutOfRange as exc:
+        raise DsjsonError(line, "Timestamp", str(exc)) from None
 
 
 def parse_record(record: Any, line: int) -> ImportedEvent:

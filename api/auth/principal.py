@@ -1,10 +1,11 @@
 """Principals and roles.
 
 A principal is whoever a request speaks for: a signed-in person, an API key (a service account
-such as a Personalizer integrator), or — in local single-user mode — the one person who owns the
-machine. Roles grant surfaces, never data: a person sees only their own decisions whatever their
-roles; `experimenter` opens the experiment endpoints, `analyst` the logs and evaluations, and
-`admin` everything including keys and the Personalizer administration surface.
+such as a Personalizer integrator or an analyst's script), or — in local single-user mode — the
+one person who owns the machine. Roles grant surfaces, never data: a person sees only their own
+decisions whatever their roles; `experimenter` opens the experiment endpoints, `analyst` the
+logs and evaluations, and `admin` everything including keys and the Personalizer administration
+surface. A key holds the roles it was created with, and is never a person (ADR 0008).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 from starlette.requests import HTTPConnection
+
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+"""Where Personalizer's SDKs send their key; oO's API keys may travel in it on every route."""
 
 
 class Role(StrEnum):
@@ -52,9 +56,10 @@ LOCAL = Principal(LOCAL_PERSON, "local", ALL_ROLES)
 class Authenticator(Protocol):
     """Turns a request's credentials into a principal.
 
-    `authenticate` returns None when the request carries no credentials at all and raises
-    `api.errors.Unauthorized` when it carries credentials that do not hold (expired, tampered,
-    revoked, disabled) — the message never says whether a given person exists.
+    `authenticate` (a person's credentials, or an API key) returns None when the request carries
+    no credentials at all and raises `api.errors.Unauthorized` when it carries credentials that
+    do not hold (expired, tampered, revoked, disabled) — the message never says whether a given
+    person or key exists.
     `authenticate_key` checks a Personalizer-style subscription key header value.
     """
 

@@ -4,7 +4,10 @@ Three credentials, checked in this order on every request to a person's or role'
 
 - `Authorization: Bearer <access token>`: an HS256 JWT (see `api.auth.tokens`) for API and
   mobile clients. It is short-lived; the person's disabled flag and roles are re-read (through a
-  cache of a few seconds) so disabling someone locks them out at once.
+  cache of a few seconds) so disabling someone locks them out at once. An API key
+  (`Authorization: Bearer oo_…`, or the Personalizer key header) speaks for a script within the
+  key's roles: an analyst's export, an experimenter's automation. It is never a person
+  (ADR 0008).
 - the `oo_session` cookie of the web page: an opaque random token, stored hashed with its expiry
   and revocation. Unsafe methods must echo the `oo_csrf` cookie in `X-CSRF-Token` (double
   submit; the CSRF token is derived from the session token, so another site cannot plant one).
@@ -33,8 +36,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from api.auth.config import ProviderConfig, parse_emails
-from api.auth.principal import Principal, Role
-from api.auth.store import AuthStore, Person
+from api.auth.principal import KEY_HEADER, Principal, Role
+from api.auth.store import KEY_PREFIX, AuthStore, Person
 from api.auth.tokens import AccessTokens, InvalidToken
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.settings import Settings
@@ -110,9 +113,16 @@ class SignInAuthenticator:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized(
-                    "`Authorization` must be `Bearer <access token>`", target="Authorization"
+                    "`Authorization` must be `Bearer <access token or API key>`",
+                    target="Authorization",
                 )
-            return self.bearer(token.strip())
+            token = token.strip()
+            if token.startswith(f"{KEY_PREFIX}_"):  # access tokens are JWTs: `eyJ…`
+                return self.key(token, "Authorization")
+            return self.bearer(token)
+        key = request.headers.get(KEY_HEADER)
+        if key is not None:
+            return self.key(key, KEY_HEADER)
         person = self.session_person(request)
         if person is None:
             return None
@@ -147,6 +157,21 @@ class SignInAuthenticator:
             self._keys.clear()
 
     # credentials ------------------------------------------------------------------------
+
+    def key(self, presented: str, header: str) -> Principal:
+        """The principal of an API key sent in `header` to a person's or role's route: a
+        script's, within the key's roles."""
+        principal = self.authenticate_key(presented)
+        if principal is None:
+            raise Unauthorized("the API key is not valid or has been revoked", target=header)
+        if principal is STATIC_KEY:
+            # Integrators' SDKs hold it; it was never meant to open people's data on /v1.
+            raise Forbidden(
+                "OO_PERSONALIZER_KEY opens the Personalizer routes only; on /v1 use a key "
+                "with roles (`oo keys create --role …`)",
+                target=header,
+            )
+        return principal
 
     def bearer(self, token: str) -> Principal:
         refused = Unauthorized(

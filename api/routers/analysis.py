@@ -21,6 +21,7 @@ from api.errors import BadRequest
 from api.routers.evaluations import Job, JobsDep
 from api.services import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
+from bandit.clock import OutOfRange, as_utc
 from dashboards.analysis import Choice, Form, analysis_page, window_text
 from rewards import evaluation
 from rewards.evaluation import EstimatorName, Evaluation
@@ -50,7 +51,10 @@ def _moment(value: str, name: str) -> datetime | None:
         raise BadRequest(
             f"`{name}` must be ISO 8601, e.g. 2026-11-25T09:00 (got {value!r})", target=name
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return as_utc(moment, name)
+    except OutOfRange as exc:
+        raise BadRequest(str(exc), target=name) from None
 
 
 def _choice(job: Job) -> Choice:

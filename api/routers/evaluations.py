@@ -21,7 +21,7 @@ from api.auth.principal import Role
 from api.deps import ServicesDep, requires
 from api.errors import BadRequest, NotFound
 from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
-from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult, as_utc
+from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services import Services
 from rewards import evaluation
 
@@ -90,7 +90,7 @@ class Jobs:
         self._lock = threading.Lock()
 
     def start(self, services: Services, body: EvaluationCreate) -> JobRow:
-        start, end = as_utc(body.start), as_utc(body.end)
+        start, end = body.start, body.end
         if start is not None and end is not None and start >= end:
             raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
         try:

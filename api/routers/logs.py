@@ -3,7 +3,6 @@ Parquet."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
-from api.schemas import as_utc
+from api.schemas import Instant
 from rewards.dsjson import export_lines
 from rewards.parquet import MEDIA_TYPE as PARQUET
 from rewards.parquet import parquet_chunks
@@ -41,10 +40,10 @@ def export(
         Query(description="VW DSJSON lines, or Parquet (columns: rewards.parquet)"),
     ] = "dsjson",
     start: Annotated[
-        datetime | None, Query(description="Decisions created at or after (UTC when no offset)")
+        Instant | None, Query(description="Decisions created at or after (UTC when no offset)")
     ] = None,
     end: Annotated[
-        datetime | None, Query(description="Decisions created before (UTC when no offset)")
+        Instant | None, Query(description="Decisions created before (UTC when no offset)")
     ] = None,
     surface: Annotated[Surface | None, Query(description="Only this surface")] = None,
 ) -> StreamingResponse:
@@ -54,7 +53,6 @@ def export(
     `_skipLearn`; decisions still inside their reward window are left out. Needs the analyst
     role (in local single-user mode, the machine's owner holds every role).
     """
-    start, end = as_utc(start), as_utc(end)
     if start is not None and end is not None and start >= end:
         raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
     if format == "parquet":

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -36,6 +36,7 @@ from api.schemas import (
     FeatureImportanceList,
     FeatureImportancePublic,
     FeatureScore,
+    Instant,
     LogsProperties,
     ModelProperties,
     NoNul,
@@ -220,9 +221,7 @@ def update_service_configuration(
             "log_mirror_sas_uri": body.log_mirror_sas_uri,
             "learning_mode": body.learning_mode,
             "auto_optimization_enabled": body.is_auto_optimization_enabled,
-            "auto_optimization_start": _utc(
-                body.auto_optimization_start_date, "autoOptimizationStartDate"
-            ),
+            "auto_optimization_start": body.auto_optimization_start_date,
             "model_retrain_days": body.model_retrain_days,
         }
         if body.auto_optimization_frequency is not None:
@@ -579,20 +578,8 @@ def get_jobs(request: Request, services: ServicesDep) -> Jobs:
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 
 
-def _utc(moment: datetime | None, target: str = "startTime") -> datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise BadRequest(f"`{target}` is out of range (got {moment})", target=target) from None
-
-
-def _window(start: datetime, end: datetime, error: type[ApiError]) -> tuple[datetime, datetime]:
-    begin, finish = _utc(start, "startTime"), _utc(end, "endTime")
-    assert begin is not None and finish is not None
+def _window(begin: datetime, finish: datetime, error: type[ApiError]) -> tuple[datetime, datetime]:
+    """`startTime` and `endTime`, already in UTC (`api.schemas.Instant`), in order."""
     if begin >= finish:
         raise error(
             f"`startTime` ({begin.isoformat()}) must be before `endTime`", target="startTime"
@@ -790,8 +777,8 @@ def get_evaluation(
     evaluation_id: str,
     jobs: JobsDep,
     admin: IntegratorAdminDep,
-    start_time: Annotated[datetime | None, Query(alias="startTime")] = None,
-    end_time: Annotated[datetime | None, Query(alias="endTime")] = None,
+    start_time: Annotated[Instant | None, Query(alias="startTime")] = None,
+    end_time: Annotated[Instant | None, Query(alias="endTime")] = None,
     interval_in_minutes: Annotated[int | None, Query(alias="intervalInMinutes", ge=1)] = None,
     window: Annotated[Literal["Expanding", "Rolling"] | None, Query()] = None,
 ) -> PersonalizerEvaluation:

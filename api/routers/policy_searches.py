@@ -34,7 +34,6 @@ from api.schemas import (
     PolicySearchPromotion,
     PolicySearchPublic,
     PolicySearchResult,
-    as_utc,
 )
 from api.services import Services
 from experiments.lifecycle import ArmSpec, ExperimentNotFound
@@ -118,7 +117,7 @@ class Searches:
     def start(self, services: Services, body: PolicySearchCreate) -> SearchJob:
         """Validate `body`, read the window's summary, and search in a background thread."""
         grid, budget = grid_of(body)
-        start, end = as_utc(body.start), as_utc(body.end)
+        start, end = body.start, body.end
         try:
             log = search.Log.of_store(
                 services.store, surface=body.surface, model_key=body.model_key, start=start, end=end

@@ -18,9 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import HTTPConnection
 
-from api.auth.principal import Principal, Role
-from api.deps import KEY_HEADER
-from tests.api.decision_helpers import assert_error
+from api.auth.principal import KEY_HEADER, Principal, Role
+from api.auth.signin import SignInAuthenticator
+from tests.api.decision_helpers import assert_error, services
+from tests.api.test_signin_admin import SIGN_IN
 
 WHO = "X-Test-Principal"
 
@@ -31,10 +32,15 @@ PRINCIPALS: dict[str, Principal] = {
     "analyst": Principal("ana", "person", frozenset({Role.PERSON, Role.ANALYST})),
     "admin": Principal("root", "person", frozenset({Role.PERSON, Role.ADMIN})),
 }
+KEY_ROLES: dict[str, frozenset[Role]] = {
+    "integrator-key": frozenset(),
+    "person-key": frozenset({Role.PERSON}),  # a key with the person role is still not a person
+    "experimenter-key": frozenset({Role.EXPERIMENTER}),
+    "analyst-key": frozenset({Role.ANALYST}),
+    "admin-key": frozenset({Role.ADMIN}),
+}
 KEYS: dict[str, Principal] = {
-    "integrator-key": Principal("key:int", "key", frozenset()),
-    "admin-key": Principal("key:adm", "key", frozenset({Role.ADMIN})),
-    "analyst-key": Principal("key:ana", "key", frozenset({Role.ANALYST})),
+    name: Principal(f"key:{name}", "key", roles) for name, roles in KEY_ROLES.items()
 }
 
 
@@ -66,10 +72,12 @@ class Rule:
 
 PEOPLE = frozenset({"ada", "bob", "experimenter", "analyst", "admin"})
 PERSON = Rule(PEOPLE)
-EXPERIMENTER = Rule(frozenset({"experimenter", "admin", "admin-key"}))
+EXPERIMENTER = Rule(frozenset({"experimenter", "admin", "experimenter-key", "admin-key"}))
 ANALYST = Rule(frozenset({"analyst", "admin", "analyst-key", "admin-key"}))
-POLICY_AUTHOR = Rule(frozenset({"experimenter", "analyst", "admin", "analyst-key", "admin-key"}))
-INTEGRATOR = Rule(frozenset({"integrator-key", "admin-key", "analyst-key"}), by_key=True)
+POLICY_AUTHOR = Rule(
+    frozenset({"experimenter", "analyst", "admin", "experimenter-key", "analyst-key", "admin-key"})
+)
+INTEGRATOR = Rule(frozenset(KEYS), by_key=True)  # any key ranks; its roles don't matter
 INTEGRATOR_ADMIN = Rule(frozenset({"admin-key"}), by_key=True)
 ADMIN = Rule(frozenset({"admin", "admin-key"}))
 PUBLIC = Rule(frozenset(), by_key=False)
@@ -128,10 +136,14 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "probe-id", path)
 
 
-def call(client: TestClient, method: str, path: str, who: str | None, rule: Rule) -> Any:
-    headers = {} if who is None else {KEY_HEADER if rule.by_key else WHO: who}
+def send(client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
     body = None if method in {"GET", "DELETE"} else {}
     return client.request(method, concrete(path), headers=headers, json=body)
+
+
+def call(client: TestClient, method: str, path: str, who: str | None, rule: Rule) -> Any:
+    headers = {} if who is None else {KEY_HEADER if rule.by_key else WHO: who}
+    return send(client, method, path, headers)
 
 
 def test_every_operation_has_a_rule(guarded: TestClient) -> None:
@@ -182,3 +194,53 @@ def test_a_person_sees_and_reacts_only_to_their_own_decisions(guarded: TestClien
 def test_an_api_key_is_not_a_person(guarded: TestClient) -> None:
     reply = guarded.post("/v1/recommend", headers={WHO: "admin-key"})
     assert_error(reply, 403, "Forbidden", match="for people")
+
+
+# --- real API keys in sign-in mode ----------------------------------------------------------
+
+
+@pytest.fixture
+def signin_client(make_client: Callable[..., TestClient]) -> TestClient:
+    # Rate limits off: the matrix sends hundreds of requests per key.
+    off = {"rate_limit_default": "off", "rate_limit_signals": "off"}
+    return make_client(**SIGN_IN, **off, rate_limit_personalizer="off")
+
+
+def issued_keys(client: TestClient) -> dict[str, str]:
+    """A real key per role (`oo_<id>_<secret>`), as `oo keys create --role …` issues them."""
+    auth = services(client).auth
+    assert isinstance(auth, SignInAuthenticator)
+    return {name: auth.store.create_key(name, roles).secret for name, roles in KEY_ROLES.items()}
+
+
+@pytest.mark.parametrize("backend", ["embedded", "postgres"], indirect=True)
+def test_real_keys_per_role_get_exactly_their_routes(signin_client: TestClient) -> None:
+    """Every operation, every key, through the real authenticator: `Authorization: Bearer oo_…`
+    and the Personalizer key header both carry a key on /v1; person-only routes refuse keys."""
+    client = signin_client
+    keys = issued_keys(client)
+    checked = 0
+    for method, path in operations(client):
+        rule = rule_for(method, path)
+        assert rule is not None
+        if rule is PUBLIC:
+            continue
+        assert send(client, method, path, {}).status_code == 401, (method, path)
+        for name, secret in keys.items():
+            forms = [{KEY_HEADER: secret}]
+            if not rule.by_key:
+                forms.append({"Authorization": f"Bearer {secret}"})
+            for headers in forms:
+                reply = send(client, method, path, headers)
+                where = (method, path, name, next(iter(headers)), reply.text)
+                if rule.admits(name):
+                    assert reply.status_code not in (401, 403), where
+                else:
+                    assert reply.status_code == 403, where
+                    message = reply.json()["error"]["message"]
+                    if rule is PERSON:
+                        assert "is for people" in message, where
+                    elif not rule.by_key:
+                        assert "which this API key does not carry" in message, where
+                checked += 1
+    assert checked > 500

@@ -21,7 +21,7 @@ from joserfc.jwk import OctKey
 
 from api.app import create_app
 from api.auth.config import TokenKey
-from api.auth.principal import Role
+from api.auth.principal import KEY_HEADER, Role
 from api.auth.signin import (
     CSRF_COOKIE,
     CSRF_HEADER,
@@ -33,6 +33,7 @@ from api.auth.tokens import AccessTokens
 from tests.api.decision_helpers import actions, personalizer_url, services
 from tests.conftest import Backend, free_port
 from tests.oidc import provider as oidc
+from tests.rewards.synthetic import write_log
 
 PUBLIC_URL = "http://testserver"  # the TestClient's origin
 HTTPS_URL = "https://testserver"
@@ -493,6 +494,46 @@ def test_admins_manage_keys_over_http(app_client: TestClient) -> None:
     assert client.get("/v1/keys", headers=admin).json() == []
     assert len(client.get("/v1/keys?include_revoked=true", headers=admin).json()) == 1
     assert error(client.delete("/v1/keys/nope", headers=admin), 404)["target"] == "key_id"
+
+
+def test_an_analysts_script_uses_a_key_on_v1_within_its_roles(app_client: TestClient) -> None:
+    client = app_client
+    signin = authenticator(client)
+    write_log(services(client).store, 30)
+    analyst = signin.store.create_key("nightly export", [Role.ANALYST])
+    plain = signin.store.create_key("sdk")
+    for headers in (bearer(analyst.secret), {KEY_HEADER: analyst.secret}):
+        export = client.get("/v1/logs/export", params={"format": "dsjson"}, headers=headers)
+        assert export.status_code == 200, export.text
+        assert len(export.text.splitlines()) == 30
+        created = client.post("/v1/evaluations", json={"surface": "personalizer"}, headers=headers)
+        assert created.status_code == 201, created.text
+        assert client.get(f"/v1/evaluations/{created.json()['id']}", headers=headers).is_success
+
+    # Within its roles: the analyst key is no experimenter, the plain key no analyst.
+    refused = error(client.post("/v1/experiments", json={}, headers=bearer(analyst.secret)), 403)
+    assert "`experimenter` role, which this API key does not carry" in refused["message"]
+    refused = error(client.get("/v1/logs/export", headers={KEY_HEADER: plain.secret}), 403)
+    assert "`analyst` role" in refused["message"]
+    # A key is never a person, whatever its roles.
+    admin = signin.store.create_key("ops", [Role.ADMIN, Role.PERSON])
+    for method, path in (("GET", "/v1/me"), ("POST", "/v1/recommend"), ("POST", "/v1/feedback")):
+        refused = error(client.request(method, path, json={}, headers=bearer(admin.secret)), 403)
+        assert refused["message"].startswith("this endpoint is for people"), refused
+
+    # Keys that do not hold, in either place, name where they were sent.
+    for headers, target in (
+        (bearer(analyst.secret[:-1] + "x"), "Authorization"),
+        (bearer("oo_nope_x"), "Authorization"),
+        ({KEY_HEADER: "oo_nope_x"}, KEY_HEADER),
+        ({KEY_HEADER: ""}, KEY_HEADER),
+    ):
+        assert error(client.get("/v1/logs/export", headers=headers), 401)["target"] == target
+    # Revoked: refused once this process's short trust in the last check has run out.
+    signin.store.revoke_key(analyst.key.key_id)
+    later = time.monotonic() + KEY_CACHE_SECONDS + 1
+    signin._monotonic = lambda: later  # type: ignore[method-assign]
+    assert error(client.get("/v1/logs/export", headers=bearer(analyst.secret)), 401)
 
 
 # --- a provider that fails -------------------------------------------------------------------

@@ -207,3 +207,19 @@ def test_the_static_personalizer_key_is_an_admin_key_in_sign_in_mode(
     assert static is not None and static.kind == "key" and static.has(Role.ADMIN)
     assert auth.authenticate_key("static-key-for-test") is None
     assert auth.authenticate_key(None) is None
+
+
+def test_the_static_personalizer_key_does_not_open_v1(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(personalizer_key="static-key-for-tests", **SIGN_IN)
+    header = {"Ocp-Apim-Subscription-Key": "static-key-for-tests"}
+    assert client.get("/personalizer/v1.0/configurations/service", headers=header).is_success
+    refused = client.get("/v1/logs/export", headers=header)
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["target"] == "Ocp-Apim-Subscription-Key"
+    assert error["message"].startswith("OO_PERSONALIZER_KEY opens the Personalizer routes only")
+    # It is no access token either.
+    bearer = {"Authorization": "Bearer static-key-for-tests"}
+    assert client.get("/v1/logs/export", headers=bearer).status_code == 401

@@ -3,8 +3,9 @@
 A budget such as `30/minute` lets a principal send 30 requests at once and then one every two
 seconds: the generic cell rate algorithm (GCRA, a token bucket that stores one timestamp) keeps,
 per (bucket, principal), the theoretical arrival time `tat` of the next request. A request at
-`now` is allowed when `tat + interval - period <= now`, and then moves `tat` on by one
-interval; otherwise it is refused and may retry after the difference.
+`now` is allowed when `tat + interval - limit * interval <= now`, and then moves `tat` on by
+one interval; otherwise it is refused and may retry after the difference. Times are whole
+microseconds (`api.budget`), so the Python and Lua versions agree exactly at any clock value.
 
 With `OO_REDIS_URL` the check is one Lua script, atomic on the Redis server and timed by the
 server's clock, so several api processes share each principal's budget. Without Redis every
@@ -21,7 +22,6 @@ machine's owner, loopback only) is not limited.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +35,7 @@ from fastapi import Request
 from prometheus_client import Counter
 
 from api.auth.principal import Principal
-from api.budget import Budget
+from api.budget import US, Budget
 from api.deps import IntegratorDep, PrincipalDep
 from api.errors import ApiError
 from api.settings import Settings
@@ -67,24 +67,37 @@ class Verdict:
     allowed: bool
     limit: int
     remaining: int
-    retry_after: float
-    """Seconds until one more request would be allowed (0 when allowed)."""
+    retry_after_us: int
+    """Microseconds until one more request would be allowed (0 when allowed)."""
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until one more request would be allowed (0 when allowed)."""
+        return self.retry_after_us / US
 
     @property
     def retry_after_header(self) -> str:
         # Whole seconds, rounded up: a client that waits exactly this long is served.
-        return str(max(1, math.ceil(self.retry_after - 1e-9)))
+        return str(max(1, -(-self.retry_after_us // US)))
 
 
-def gcra(tat: float | None, now: float, budget: Budget) -> tuple[Verdict, float | None]:
-    """The verdict for a request at `now`, and the new `tat` to store (None when refused)."""
+def gcra(tat: int | None, now: int, budget: Budget) -> tuple[Verdict, int | None]:
+    """The verdict for a request at `now`, and the new `tat` to store (None when refused).
+
+    `tat` and `now` are microseconds on one clock; integers, so the first request of any budget
+    is allowed at any clock value (`interval_us <= burst_us`). `GCRA_SCRIPT` is this function.
+    """
     tat = now if tat is None or tat < now else tat
-    new_tat = tat + budget.interval
-    allow_at = new_tat - budget.period
+    new_tat = tat + budget.interval_us
+    allow_at = new_tat - budget.burst_us
     if allow_at > now:
         return Verdict(False, budget.limit, 0, allow_at - now), None
-    remaining = int((now - allow_at) / budget.interval + 1e-9)
-    return Verdict(True, budget.limit, remaining, 0.0), new_tat
+    remaining = (now - allow_at) // budget.interval_us
+    return Verdict(True, budget.limit, remaining, 0), new_tat
+
+
+def monotonic_us() -> int:
+    return time.monotonic_ns() // 1000
 
 
 class Store(Protocol):
@@ -94,12 +107,15 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """One process's budgets. Entries whose bucket is full again are dropped as it grows."""
+    """One process's budgets. Entries whose bucket is full again are dropped as it grows.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+    `clock` reads whole microseconds (a monotonic clock by default).
+    """
+
+    def __init__(self, clock: Callable[[], int] = monotonic_us, max_keys: int = 100_000):
         self._clock = clock
         self._max_keys = max_keys
-        self._tats: dict[str, float] = {}
+        self._tats: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def check(self, key: str, budget: Budget) -> Verdict:
@@ -116,24 +132,42 @@ class MemoryStore:
         self._tats.clear()
 
 
-# KEYS[1]: the bucket key. ARGV: limit, period (seconds). Returns {allowed, limit, remaining,
-# retry_after as a string} (Redis turns Lua numbers into integers, so the fraction travels as text).
+# `gcra` on Redis. KEYS[1]: the bucket key. ARGV: limit, `Budget.interval_us`, `.burst_us` and
+# optionally `now`; times in whole microseconds, which Lua's doubles hold exactly (below 2**53).
+# Without `now` the clock is Redis' own and the key expires once its bucket is full again; Redis
+# can only expire on its own clock, so with a caller's `now` (tests) the key is kept.
+# Returns {allowed, limit, remaining, retry_after_us}.
 GCRA_SCRIPT = """
 local limit = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local interval = period / limit
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+if now == nil then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
 local new_tat = tat + interval
-local allow_at = new_tat - period
+local allow_at = new_tat - burst
 if allow_at > now then
-  return {0, limit, 0, string.format('%.6f', allow_at - now)}
+  return {0, limit, 0, allow_at - now}
 end
-redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
-           math.max(1, math.ceil((new_tat - now) * 1000)))
-return {1, limit, math.floor((now - allow_at) / interval + 1e-9), '0'}
+if ARGV[4] == nil then
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',
+             math.max(1, math.ceil((new_tat - now) / 1000)))
+else
+  redis.call('SET', KEYS[1], string.format('%d', new_tat))
+end
+-- floor of a division of doubles can land one off near a whole quotient: correct it exactly
+local spare = now - allow_at
+local remaining = math.floor(spare / interval)
+if remaining * interval > spare then
+  remaining = remaining - 1
+elseif (remaining + 1) * interval <= spare then
+  remaining = remaining + 1
+end
+return {1, limit, remaining, 0}
 """
 
 
@@ -142,6 +176,7 @@ class RedisStore:
 
     After a failure Redis is not asked again for `cooldown` seconds (requests are allowed
     meanwhile), so an unreachable Redis costs one timeout per cooldown, not one per request.
+    `clock` (whole microseconds) replaces Redis' clock; tests use it to choose the time.
     """
 
     def __init__(
@@ -151,6 +186,7 @@ class RedisStore:
         prefix: str = "oo:rl:",
         timeout: float = 0.25,
         cooldown: float = 1.0,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self._client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
@@ -159,21 +195,23 @@ class RedisStore:
         self._prefix = prefix
         self._cooldown = cooldown
         self._skip_until = 0.0
+        self._clock = clock
 
     def check(self, key: str, budget: Budget) -> Verdict:
         if time.monotonic() < self._skip_until:
             LIMIT_ERRORS.inc()
-            return Verdict(True, budget.limit, budget.limit, 0.0)
+            return Verdict(True, budget.limit, budget.limit, 0)
+        args = [budget.limit, budget.interval_us, budget.burst_us]
+        if self._clock is not None:
+            args.append(self._clock())
         try:
-            allowed, limit, remaining, retry = self._script(
-                keys=[self._prefix + key], args=[budget.limit, repr(budget.period)]
-            )
+            allowed, limit, remaining, retry = self._script(keys=[self._prefix + key], args=args)
         except redis.RedisError as exc:
             self._skip_until = time.monotonic() + self._cooldown
             LIMIT_ERRORS.inc()
             log.warning("rate limits not checked, Redis failed: %s", type(exc).__name__)
-            return Verdict(True, budget.limit, budget.limit, 0.0)
-        return Verdict(bool(allowed), int(limit), int(remaining), float(retry))
+            return Verdict(True, budget.limit, budget.limit, 0)
+        return Verdict(bool(allowed), int(limit), int(remaining), int(retry))
 
     def close(self) -> None:
         self._client.close()

@@ -9,10 +9,11 @@ queue with the same interface.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -86,7 +87,8 @@ class RedisStreamBus:
 
     A consumer first re-reads its own pending (delivered, unacknowledged) messages, so a learner
     restarted under the same name resumes where it crashed; messages left pending by another
-    consumer for longer than `claim_idle_ms` are claimed.
+    consumer for longer than `claim_idle_ms` are claimed, at the first read and then at most
+    once per `claim_idle_ms` (on `clock`, in seconds).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class RedisStreamBus:
         group: str = GROUP,
         maxlen: int = 1_000_000,
         claim_idle_ms: int = 60_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = redis.Redis.from_url(
             url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=15
@@ -106,7 +109,10 @@ class RedisStreamBus:
         self.maxlen = maxlen
         self.claim_idle_ms = claim_idle_ms
         self._pending_done: set[str] = set()
-        self._last_claim = 0.0
+        self._clock = clock
+        # Not 0: a monotonic clock reads little more than the uptime, and a learner started
+        # within `claim_idle_ms` of boot would leave a dead consumer's messages unclaimed.
+        self._last_claim = -math.inf
 
     def _ensure_group(self) -> None:
         try:
@@ -139,7 +145,7 @@ class RedisStreamBus:
             if messages:
                 return messages
             self._pending_done.add(consumer)
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_claim > self.claim_idle_ms / 1000:
             self._last_claim = now
             claimed = self.client.xautoclaim(

@@ -482,17 +482,30 @@ def _load(text: str | bytes, line: int, max_line_bytes: int) -> Any:
 
 
 def bounded_lines(handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
-    """The lines of a binary file, reading at most `max_line_bytes` + 1 bytes of any line.
+    """The lines of a binary file (with their terminators), reading at most `max_line_bytes`
+    + 2 bytes of any line: room for its content and a `\r\n`.
 
-    The rest of a longer line is skipped in small reads, and its first `max_line_bytes` + 1
+    The rest of a longer line is skipped in small reads, and its first `max_line_bytes` + 2
     bytes are yielded so that `read_dsjson` refuses it by number: memory stays bounded whatever
     the file holds.
     """
-    while line := handle.readline(max_line_bytes + 1):
-        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+    limit = max_line_bytes + 2
+    while line := handle.readline(limit):
+        if len(line) == limit and not line.endswith(b"\n"):
             while (rest := handle.readline(64 * 1024)) and not rest.endswith(b"\n"):
                 pass
         yield line
+
+
+def line_content(line: str | bytes) -> str | bytes:
+    """`line` without its terminator (`\n` or `\r\n`), if it has one.
+
+    `read_dsjson` reads every line through here, so a line reads the same (and a malformed
+    one gets the same message) whether it comes from a file with its newline or alone.
+    """
+    if isinstance(line, bytes):
+        return line[:-2] if line.endswith(b"\r\n") else line.removesuffix(b"\n")
+    return line[:-2] if line.endswith("\r\n") else line.removesuffix("\n")
 
 
 def read_dsjson(
@@ -504,12 +517,16 @@ def read_dsjson(
 ) -> Iterator[ImportedEvent]:
     """Events of DSJSON `lines` (blank lines are skipped), one at a time.
 
+    Each line may end with its terminator or not (`line_content`): file lines and lines
+    given alone read the same.
+
     With `strict`, the first malformed line raises DsjsonError; otherwise malformed lines are
     skipped and handed to `on_error`. Whatever a line holds, the only error is DsjsonError,
     naming the line and the field. Lines longer than `max_line_bytes` are refused unparsed;
     read files through `bounded_lines` so that such a line is never held whole.
     """
-    for number, text in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=1):
+        text = line_content(line)
         if not text.strip():
             continue
         try:

@@ -4,6 +4,9 @@
 every test that takes the `backend` fixture runs once on the embedded default (SQLite file,
 in-process bus) and once on PostgreSQL + Redis. Each PostgreSQL test gets its own schema and a
 flushed Redis, so tests never see each other's rows.
+
+Property tests run under the `ci` Hypothesis profile unless `--hypothesis-profile` names
+another: the same examples on every run, wherever it runs, so a red CI run replays as is.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import hypothesis
 import pytest
 import redis
 import sqlalchemy as sa
@@ -35,6 +39,18 @@ REDIS_URL = os.environ.get("OO_TEST_REDIS_URL")
 
 if os.environ.get("CI") and not (PG_URL and REDIS_URL):
     raise RuntimeError("CI must run the suite through `make test` (PostgreSQL + Redis)")
+
+# `derandomize`: each test draws from a seed fixed by the test itself, not by the run. No example
+# database: a stale local `.hypothesis/` must not change what runs. No deadline: the machine is
+# shared, and a slow example is not a wrong one. `explore` draws afresh on each run; a failure
+# prints the blob that replays it (`@reproduce_failure`), and `--hypothesis-seed` fixes a run.
+hypothesis.settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True
+)
+hypothesis.settings.register_profile(
+    "explore", derandomize=False, database=None, deadline=None, print_blob=True
+)
+hypothesis.settings.load_profile("ci")
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,13 @@ def test_assignment_is_sticky_recorded_and_each_arm_learns_alone(client: TestCli
         reply = client.post(f"/personalizer/v1.0/events/{event_id}/reward", json={"value": 1})
         assert reply.status_code == 204
     learning = services.hub.get("personalizer:vw-softmax:pz/softmax")
-    wait_until(lambda: learning.version >= len(rewarded))
+    # The learner updates the model before it marks the log: the results read the log.
+    wait_until(
+        lambda: (
+            learning.version >= len(rewarded)
+            and all(services.store.get(e).learned_reward is not None for e in rewarded)
+        )
+    )
     assert services.hub.get("personalizer:vw-epsilon:pz/control").version == 0
     assert services.personalizer_policy.model_key == "personalizer:vw-epsilon"
 

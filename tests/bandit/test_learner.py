@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from bandit.bus import EventBus, RedisStreamBus, make_bus
+from bandit.bus import GROUP, STREAM, EventBus, RedisStreamBus, make_bus
 from bandit.events import Action, Decision, utcnow
 from bandit.features import action_lines, adf_example
 from bandit.hub import ModelHub
@@ -207,3 +207,22 @@ def test_pending_stream_messages_survive_a_learner_crash(loop: Loop, backend: Ba
     assert drain(learner) == 1
     logged = loop.store.get("p1")
     assert logged is not None and logged.learned_reward == 1.0
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_dead_consumers_messages_are_claimed_at_the_first_read_even_just_after_boot(
+    loop: Loop, backend: Backend
+) -> None:
+    assert backend.redis_url is not None
+    loop.decide("p1")
+    loop.reward("p1", 1.0)
+    dead = RedisStreamBus(backend.redis_url)
+    (message,) = dead.read("learner-dead", 10, 100)
+    # As if that consumer died two minutes ago, past the default one-minute idle threshold.
+    dead.client.xclaim(STREAM, GROUP, "learner-dead", 0, [message.id], idle=120_000)
+    dead.close()
+    booted = RedisStreamBus(backend.redis_url, clock=lambda: 5.0)  # five seconds of uptime
+    try:
+        assert [m.event_id for m in booted.read("learner-2", 10, 1)] == ["p1"]
+    finally:
+        booted.close()

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from rewards.dsjson import DsjsonError, ImportedEvent, bounded_lines, read_dsjson
+from rewards.dsjson import DsjsonError, ImportedEvent, bounded_lines, line_content, read_dsjson
 
 FIELDS = {
     "",
@@ -281,8 +281,56 @@ def test_bounded_lines_keeps_ordinary_lines_whole() -> None:
     assert list(bounded_lines(io.BytesIO(data), 10)) == [b"a\n", b"b" * 10 + b"\n", b"\n", b"last"]
 
 
+def test_a_line_at_the_limit_reads_whatever_its_terminator() -> None:
+    data = b"b" * 10 + b"\r\n" + b"c" * 10 + b"\n" + b"d" * 11 + b"\r\n" + b"e" * 10
+    lines = list(bounded_lines(io.BytesIO(data), 10))
+    # The third line is cut after 12 bytes, enough to refuse it.
+    assert [line_content(line) for line in lines] == [
+        b"b" * 10,
+        b"c" * 10,
+        b"d" * 11 + b"\r",
+        b"e" * 10,
+    ]
+    errors: list[DsjsonError] = []
+    list(read_dsjson(lines, strict=False, on_error=errors.append, max_line_bytes=10))
+    assert [(e.line, str(e).split(": ")[1]) for e in errors] == [
+        (1, "not valid JSON (Expecting value)"),
+        (2, "not valid JSON (Expecting value)"),
+        (3, "the line exceeds 10 bytes"),
+        (4, "not valid JSON (Expecting value)"),
+    ]
+
+
+def test_line_content_strips_one_terminator_only() -> None:
+    assert [line_content(x) for x in (b"a\r\n", b"a\n", b"a\r", b"a\n\n", b"", b"\n")] == [
+        b"a",
+        b"a",
+        b"a\r",
+        b"a\n",
+        b"",
+        b"",
+    ]
+    assert [line_content(x) for x in ("a\r\n", "a\n", "a")] == ["a", "a", "a"]
+
+
+@FUZZ
+@given(st.binary(max_size=80).map(lambda b: b.replace(b"\n", b" ").removesuffix(b"\r")))
+@example(b'"')  # "Unterminated string" alone, "Invalid control character" with its newline
+@example(b'{"EventId": "a\rb')
+def test_a_line_reads_the_same_with_or_without_its_terminator(line: bytes) -> None:
+    """(A line ending in `\r` followed by `\n` is a `\r\n`-terminated line: not drawn.)"""
+
+    def outcome(text: bytes) -> list[str]:
+        errors: list[DsjsonError] = []
+        events = read_dsjson([text], strict=False, on_error=errors.append)
+        return [repr(e) for e in events] + [str(e) for e in errors]
+
+    assert outcome(line) == outcome(line + b"\n") == outcome(line + b"\r\n")
+
+
 @settings(max_examples=40, deadline=None, database=None)
 @given(st.lists(st.binary(max_size=80) | json_values.map(json.dumps), max_size=6))
+@example([b'"', b""])  # the CLI saw `"\n` (a control character), the reader `"` (unterminated)
 def test_cli_import_reports_every_malformed_line(lines: list[bytes | str]) -> None:
     """`oo logs import` exits 0 or 1 with a summary, never a traceback."""
     raw = [line.encode() if isinstance(line, str) else line for line in lines]

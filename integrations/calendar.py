@@ -4,9 +4,9 @@ The client asks Calendar API v3's ``POST /freeBusy`` for the person's primary ca
 start of their local day to the end of it (at least two hours ahead), and reads the documented
 answer ``{"calendars": {"primary": {"busy": [{"start", "end"}], "errors": [...]}}}``. Only busy
 intervals come back, never titles or attendees; they stay in a short per-principal cache and are
-never stored. The deadline and error model are Todoist's (`integrations.providers`): 401/403
-raise `TokenRevoked`, 429 `RateLimited` (with its Retry-After honoured), anything else that
-goes wrong `ProviderUnavailable`.
+never stored. How Google is asked (HTTP, the deadline, errors, backoff, the cache) is Todoist's
+too (`integrations.provider_client`): 401/403 raise `TokenRevoked`, 429 `RateLimited` (with
+its Retry-After honoured), anything else that goes wrong `ProviderUnavailable`.
 
 The model sees three features in the ``calendar`` namespace: busy in the next two hours, the
 number of meetings today (bucketed) and the minutes to the next free slot (bucketed).
@@ -14,20 +14,14 @@ number of meetings today (bucketed) and the minutes to the next free slot (bucke
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-import httpx
-
 from bandit.events import FeatureObject
-from integrations.providers import ProviderUnavailable, RateLimited, TokenRevoked, retry_after
+from integrations.provider_client import DEFAULT_DEADLINE_S, Deadline, ProviderClient
 from integrations.vault import ProviderToken
 
 logger = logging.getLogger(__name__)
@@ -35,8 +29,6 @@ logger = logging.getLogger(__name__)
 PROVIDER = "google-calendar"
 API_BASE = "https://www.googleapis.com/calendar/v3"
 SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
-CACHE_TTL_S = 60.0
-MAX_CACHED_PRINCIPALS = 10_000
 SOON = timedelta(hours=2)
 LOOKAHEAD = timedelta(hours=3)
 """How far past now an answer reaches at least: two hours for `busy_2h`, plus slack so a
@@ -162,54 +154,15 @@ def _free_bucket(minutes: float, beyond: bool) -> str:
 # ------------------------------------------------------------------------------------ client
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    expires: float
-    fingerprint: bytes
-    key: tuple[datetime, datetime]
-    free_busy: FreeBusy
-
-
-class CalendarClient:
+class CalendarClient(ProviderClient[FreeBusy]):
     """Asks Google for a person's free/busy within a deadline, with a short per-principal cache.
 
+    HTTP, deadline, errors, backoff and cache are `ProviderClient`'s; this asks for the window.
     Thread-safe: api workers share one client (kept on the services, closed on shutdown).
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str = API_BASE,
-        cache_ttl_s: float = CACHE_TTL_S,
-        max_cached: int = MAX_CACHED_PRINCIPALS,
-        clock: Callable[[], float] = time.monotonic,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        if cache_ttl_s < 0:
-            raise ValueError(f"`cache_ttl_s` must be >= 0 (got {cache_ttl_s})")
-        self.cache_ttl_s = cache_ttl_s
-        self.max_cached = max_cached
-        self.clock = clock
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "oO"},
-            follow_redirects=False,
-        )
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._backoff: dict[str, float] = {}
-
-    def __repr__(self) -> str:
-        return f"CalendarClient({str(self._http.base_url)!r}, cached={len(self._cache)})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def forget(self, principal: str) -> None:
-        with self._lock:
-            self._cache.pop(principal, None)
-            self._backoff.pop(principal, None)
+    provider = PROVIDER
+    api_base = API_BASE
 
     def free_busy(
         self,
@@ -218,51 +171,26 @@ class CalendarClient:
         principal: str,
         now: datetime,
         tz: tzinfo,
-        deadline_s: float = 0.3,
+        deadline_s: float = DEFAULT_DEADLINE_S,
     ) -> FreeBusy:
         """Busy intervals of the person's primary calendar around `now`.
 
         Raises `TokenRevoked` (401/403), `RateLimited` (429, and until Retry-After has passed)
         or `ProviderUnavailable` (5xx, network, unreadable answer, `deadline_s` ran out).
         """
-        if not deadline_s > 0:
-            raise ValueError(f"`deadline_s` must be positive (got {deadline_s})")
         start, end = window(now, tz)
-        tick = self.clock()
-        fingerprint = hashlib.sha256(token.access_token.encode()).digest()[:16]
-        with self._lock:
-            cached = self._cache.get(principal)
-            if (
-                cached
-                and cached.expires > tick
-                and cached.fingerprint == fingerprint
-                and cached.key[0] == start
-                and cached.key[1] >= now.astimezone(UTC) + SOON
-            ):
-                self._cache.move_to_end(principal)
-                return cached.free_busy
-            wait_until = self._backoff.get(principal, 0.0)
-            if wait_until > tick:
-                raise RateLimited(wait_until - tick, provider=PROVIDER)
-        try:
-            result = self._ask(token, start, end, deadline_s)
-        except RateLimited as exc:
-            with self._lock:
-                self._backoff[principal] = tick + exc.retry_after
-            raise
-        with self._lock:
-            self._backoff.pop(principal, None)
-            if self.cache_ttl_s > 0:
-                self._cache[principal] = _Cached(
-                    tick + self.cache_ttl_s, fingerprint, (start, end), result
-                )
-                self._cache.move_to_end(principal)
-                while len(self._cache) > self.max_cached:
-                    self._cache.popitem(last=False)
-        return result
+        soon = now.astimezone(UTC) + SOON
+        return self._fetch(
+            token,
+            principal=principal,
+            deadline_s=deadline_s,
+            ask=lambda deadline: self._ask(token, start, end, deadline),
+            # A cached answer serves while it covers this local day and the next two hours.
+            usable=lambda cached: cached.start == start and cached.end >= soon,
+        )
 
     def _ask(
-        self, token: ProviderToken, start: datetime, end: datetime, deadline_s: float
+        self, token: ProviderToken, start: datetime, end: datetime, deadline: Deadline
     ) -> FreeBusy:
         body = {
             "timeMin": start.isoformat().replace("+00:00", "Z"),
@@ -270,30 +198,5 @@ class CalendarClient:
             "timeZone": "UTC",
             "items": [{"id": "primary"}],
         }
-        try:
-            response = self._http.post(
-                "/freeBusy",
-                json=body,
-                headers={"Authorization": f"Bearer {token.access_token}"},
-                timeout=httpx.Timeout(deadline_s),
-            )
-        except httpx.TimeoutException:
-            raise ProviderUnavailable(
-                f"google calendar did not answer within {deadline_s:g}s"
-            ) from None
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"google calendar is unreachable ({type(exc).__name__})"
-            ) from None
-        status = response.status_code
-        if status in (401, 403):
-            raise TokenRevoked(f"google calendar refused the token ({status}); reconnect")
-        if status == 429:
-            raise RateLimited(retry_after(response.headers.get("Retry-After")), provider=PROVIDER)
-        if status != 200:
-            raise ProviderUnavailable(f"google calendar answered {status} to POST /freeBusy")
-        try:
-            busy = parse_free_busy(response.json())
-        except ValueError as exc:
-            raise ProviderUnavailable(f"google calendar answer unreadable: {exc}") from None
+        busy = self._request("POST", "/freeBusy", token, deadline, json=body, parse=parse_free_busy)
         return FreeBusy(start, end, tuple(busy))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -32,6 +32,7 @@ from integrations import calendar, todoist
 from integrations.calendar import CalendarClient, FreeBusy, calendar_features
 from integrations.live_signals import LiveSignals
 from integrations.oauth import OAuthProvider, StateStore
+from integrations.provider_client import ProviderClient
 from integrations.providers import ProviderError, ProviderUnavailable, TokenRevoked
 from integrations.todoist import Task, TodoistClient
 from integrations.vault import (
@@ -46,6 +47,7 @@ from integrations.vault import (
 logger = logging.getLogger(__name__)
 
 PROVIDERS: tuple[str, ...] = (todoist.PROVIDER, calendar.PROVIDER)
+T = TypeVar("T")
 Status = Literal["connected", "needs_reconnect", "not_connected"]
 
 
@@ -100,6 +102,10 @@ class Integrations:
         self.states = StateStore(engine)
         self.todoist = todoist_client
         self.calendar = calendar_client
+        self._clients: dict[str, ProviderClient[Any]] = {
+            todoist.PROVIDER: todoist_client,
+            calendar.PROVIDER: calendar_client,
+        }
         self.deadline_s = deadline_s
         self.clock = clock
         self._vault_factory = vault_factory
@@ -126,8 +132,8 @@ class Integrations:
         if self.signals is not None:
             self.signals.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.todoist.close()
-        self.calendar.close()
+        for client in self._clients.values():
+            client.close()
 
     # ------------------------------------------------------------------------------ vault
 
@@ -205,8 +211,8 @@ class Integrations:
         with self._autocommit.connect() as conn:
             conn.execute(tokens_table.delete().where(tokens_table.c.principal == person))
         self.states.forget(person)
-        self.todoist.forget(person)
-        self.calendar.forget(person)
+        for client in self._clients.values():
+            client.forget(person)
         if self.signals is not None:
             self.signals.forget(person)
         return count
@@ -314,43 +320,64 @@ class Integrations:
     def _fetch_tasks(
         self, person: str, now: datetime, tz: tzinfo, deadline: float
     ) -> list[Task] | None:
-        del now, tz
-        self._remaining(deadline, todoist.PROVIDER)  # queued past the deadline: do nothing
-        stored = self.tokens().load(person, todoist.PROVIDER)
-        if stored is None:
-            return None
-        return self.todoist.fetch_open_tasks(
-            stored.token,
-            principal=person,
-            deadline_s=self._remaining(deadline, todoist.PROVIDER),
+        del tz
+        return self._with_token(
+            todoist.PROVIDER,
+            person,
+            now,
+            deadline,
+            lambda token, deadline_s: self.todoist.fetch_open_tasks(
+                token, principal=person, deadline_s=deadline_s
+            ),
         )
 
     def _fetch_calendar(
         self, person: str, now: datetime, tz: tzinfo, deadline: float
     ) -> FreeBusy | None:
-        name = calendar.PROVIDER
+        return self._with_token(
+            calendar.PROVIDER,
+            person,
+            now,
+            deadline,
+            lambda token, deadline_s: self.calendar.free_busy(
+                token, principal=person, now=now, tz=tz, deadline_s=deadline_s
+            ),
+        )
+
+    def _with_token(
+        self,
+        name: str,
+        person: str,
+        now: datetime,
+        deadline: float,
+        ask: Callable[[ProviderToken, float], T],
+    ) -> T | None:
+        """What `ask` answers with the person's `name` token and the time left; None when
+        not connected.
+
+        The same for every provider: a token about to expire is refreshed first, and one
+        refused before its expiry (a revoked access token, clock skew) is refreshed once and
+        asked again; the fresh token goes back to the vault. Todoist's tokens neither expire
+        nor carry a refresh token, so for Todoist this is one ask.
+        """
         self._remaining(deadline, name)  # queued past the deadline: do nothing
         stored = self.tokens().load(person, name)
         if stored is None:
             return None
         token = stored.token
         if token.expired(now):
-            token = self._refresh(person, token, deadline)
+            token = self._refresh(person, name, token, deadline)
         try:
-            return self.calendar.free_busy(
-                token, principal=person, now=now, tz=tz, deadline_s=self._remaining(deadline, name)
-            )
+            return ask(token, self._remaining(deadline, name))
         except TokenRevoked:
             if not token.refresh_token or name not in self.providers:
                 raise
-        # Refused before its expiry (revoked access token, clock skew): refresh once.
-        token = self._refresh(person, token, deadline)
-        return self.calendar.free_busy(
-            token, principal=person, now=now, tz=tz, deadline_s=self._remaining(deadline, name)
-        )
+        token = self._refresh(person, name, token, deadline)
+        return ask(token, self._remaining(deadline, name))
 
-    def _refresh(self, person: str, token: ProviderToken, deadline: float) -> ProviderToken:
-        name = calendar.PROVIDER
+    def _refresh(
+        self, person: str, name: str, token: ProviderToken, deadline: float
+    ) -> ProviderToken:
         provider = self.providers.get(name)
         if provider is None:
             raise ProviderUnavailable(f"{name} token expired and {name} is not configured")
@@ -371,10 +398,7 @@ class Integrations:
     def _forget_cached(self, person: str, name: str) -> None:
         if self.signals is not None:
             self.signals.forget(person, name)
-        if name == todoist.PROVIDER:
-            self.todoist.forget(person)
-        elif name == calendar.PROVIDER:
-            self.calendar.forget(person)
+        self._clients[name].forget(person)
 
     def _rows(self, person: str) -> list[sa.Row[tuple[str, str, datetime]]]:
         query = sa.select(

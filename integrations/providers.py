@@ -1,5 +1,7 @@
 """What every provider client shares: its error model and the Retry-After reading.
 
+The client itself (HTTP, deadline, backoff, cache) is `integrations.provider_client`.
+
 A recommend never fails because of a provider. Each client raises one of three errors, and the
 caller skips that source for this decision:
 
@@ -32,7 +34,7 @@ class TokenRevoked(ProviderError):
 class RateLimited(ProviderError):
     """429: the provider asked us to wait `retry_after` seconds before asking again."""
 
-    def __init__(self, retry_after: float, *, provider: str = "todoist") -> None:
+    def __init__(self, retry_after: float, *, provider: str) -> None:
         super().__init__(f"{provider} rate limit: retry after {retry_after:.0f}s")
         self.retry_after = retry_after
         self.provider = provider

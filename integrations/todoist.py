@@ -2,8 +2,10 @@
 
 The client speaks Todoist's unified API v1 (``GET /api/v1/tasks``, cursor-paginated
 ``{"results": [...], "next_cursor": ...}``) and also accepts the bare task list of the retired
-REST v2. It is synchronous (httpx) and bounded by a deadline: a recommend waits at most
-`deadline_s` for Todoist and goes on without it otherwise.
+REST v2. How Todoist is asked (HTTP, the deadline, errors, backoff on 429, the cache) is
+`integrations.provider_client`'s, shared with Google Calendar; this module keeps the endpoint,
+the paging and the task format. A recommend waits at most `deadline_s` for Todoist and goes on
+without it otherwise.
 
 Tokens: Todoist's OAuth access tokens do not expire and come without a refresh token, so there
 is nothing to refresh; a token stops working only when the person revokes the app (or we revoke
@@ -19,26 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
-
 from bandit.events import Action, FeatureObject, Features, JSONValue
 from integrations.context import effort
-from integrations.providers import (
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
-    TokenRevoked,
-    retry_after,
-)
+from integrations.provider_client import DEFAULT_DEADLINE_S, Deadline, ProviderClient
 from integrations.vault import ProviderToken
 
 logger = logging.getLogger(__name__)
@@ -47,12 +38,6 @@ PROVIDER = "todoist"
 API_BASE = "https://api.todoist.com/api/v1"
 PAGE_LIMIT = 200
 MAX_PAGES = 5
-CACHE_TTL_S = 60.0
-MAX_CACHED_PRINCIPALS = 10_000
-
-
-TodoistError = ProviderError
-"""Todoist could not be used for this request; messages never contain tokens or titles."""
 
 
 # ------------------------------------------------------------------------------------- tasks
@@ -175,57 +160,18 @@ def _parse_duration(raw: Any) -> int | None:
 # ------------------------------------------------------------------------------------ client
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    expires: float
-    fingerprint: bytes
-    tasks: tuple[Task, ...]
-
-
-class TodoistClient:
+class TodoistClient(ProviderClient[tuple[Task, ...]]):
     """Fetches a person's open tasks within a deadline, with a short per-principal cache.
 
+    HTTP, deadline, errors, backoff and cache are `ProviderClient`'s; this reads the pages.
     Thread-safe: api workers share one client (keep it on ``app.state``, close it on shutdown).
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str = API_BASE,
-        cache_ttl_s: float = CACHE_TTL_S,
-        max_cached: int = MAX_CACHED_PRINCIPALS,
-        clock: Callable[[], float] = time.monotonic,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        if cache_ttl_s < 0:
-            raise ValueError(f"`cache_ttl_s` must be >= 0 (got {cache_ttl_s})")
-        self.cache_ttl_s = cache_ttl_s
-        self.max_cached = max_cached
-        self.clock = clock
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "oO"},
-            follow_redirects=False,
-        )
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._backoff: dict[str, float] = {}
-
-    def __repr__(self) -> str:
-        return f"TodoistClient({str(self._http.base_url)!r}, cached={len(self._cache)})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def forget(self, principal: str) -> None:
-        """Drop what is cached for `principal` (on connect, disconnect and erasure)."""
-        with self._lock:
-            self._cache.pop(principal, None)
-            self._backoff.pop(principal, None)
+    provider = PROVIDER
+    api_base = API_BASE
 
     def fetch_open_tasks(
-        self, token: ProviderToken, *, principal: str, deadline_s: float = 0.3
+        self, token: ProviderToken, *, principal: str, deadline_s: float = DEFAULT_DEADLINE_S
     ) -> list[Task]:
         """The person's open tasks, from the cache when fresh, else from Todoist.
 
@@ -238,58 +184,25 @@ class TodoistClient:
         ProviderUnavailable
             On 5xx, network errors, unreadable answers, or when `deadline_s` runs out.
         """
-        if not deadline_s > 0:
-            raise ValueError(f"`deadline_s` must be positive (got {deadline_s})")
-        now = self.clock()
-        fingerprint = hashlib.sha256(token.access_token.encode()).digest()[:16]
-        with self._lock:
-            cached = self._cache.get(principal)
-            if cached and cached.expires > now and cached.fingerprint == fingerprint:
-                self._cache.move_to_end(principal)
-                return list(cached.tasks)
-            wait_until = self._backoff.get(principal, 0.0)
-            if wait_until > now:
-                raise RateLimited(wait_until - now)
-        try:
-            tasks = self._fetch(token, now + deadline_s, deadline_s)
-        except RateLimited as exc:
-            with self._lock:
-                self._backoff[principal] = now + exc.retry_after
-            raise
-        with self._lock:
-            self._backoff.pop(principal, None)
-            if self.cache_ttl_s > 0:
-                self._cache[principal] = _Cached(now + self.cache_ttl_s, fingerprint, tasks)
-                self._cache.move_to_end(principal)
-                while len(self._cache) > self.max_cached:
-                    self._cache.popitem(last=False)
+        tasks = self._fetch(
+            token,
+            principal=principal,
+            deadline_s=deadline_s,
+            ask=lambda deadline: self._open_tasks(token, deadline),
+        )
         return list(tasks)
 
-    def _fetch(self, token: ProviderToken, deadline: float, deadline_s: float) -> tuple[Task, ...]:
+    def _open_tasks(self, token: ProviderToken, deadline: Deadline) -> tuple[Task, ...]:
         tasks: list[Task] = []
         malformed = 0
         cursor: str | None = None
-        headers = {"Authorization": f"Bearer {token.access_token}"}
         for _page in range(MAX_PAGES):
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                raise ProviderUnavailable(f"todoist did not answer within {deadline_s:g}s")
             params: dict[str, str | int] = {"limit": PAGE_LIMIT}
             if cursor:
                 params["cursor"] = cursor
-            try:
-                response = self._http.get(
-                    "/tasks", params=params, headers=headers, timeout=httpx.Timeout(remaining)
-                )
-            except httpx.TimeoutException:
-                raise ProviderUnavailable(
-                    f"todoist did not answer within {deadline_s:g}s"
-                ) from None
-            except httpx.TransportError as exc:
-                raise ProviderUnavailable(
-                    f"todoist is unreachable ({type(exc).__name__})"
-                ) from None
-            results, cursor = _page_of(response)
+            results, cursor = self._request(
+                "GET", "/tasks", token, deadline, params=params, parse=_page_of
+            )
             for raw in results:
                 try:
                     task = parse_task(raw)
@@ -308,27 +221,14 @@ class TodoistClient:
         return tuple(tasks)
 
 
-def _page_of(response: httpx.Response) -> tuple[list[Any], str | None]:
-    status = response.status_code
-    if status in (401, 403):
-        raise TokenRevoked(f"todoist refused the token ({status}); the person must reconnect")
-    if status == 429:
-        raise RateLimited(retry_after(response.headers.get("Retry-After")))
-    if status >= 500:
-        raise ProviderUnavailable(f"todoist answered {status}")
-    if status != 200:
-        # Any other answer means the API moved under us; skip the source rather than fail.
-        raise ProviderUnavailable(f"todoist answered {status} to GET /tasks")
-    try:
-        body = response.json()
-    except ValueError:
-        raise ProviderUnavailable("todoist answered 200 without a JSON body") from None
+def _page_of(body: Any) -> tuple[list[Any], str | None]:
+    """One page: API v1's ``{"results", "next_cursor"}``, or REST v2's bare list of tasks."""
     if isinstance(body, list):
         return body, None
     if isinstance(body, dict) and isinstance(body.get("results"), list):
         cursor = body.get("next_cursor")
         return body["results"], cursor if isinstance(cursor, str) and cursor else None
-    raise ProviderUnavailable("todoist answered 200 with an unexpected JSON shape")
+    raise ValueError("unexpected JSON shape (neither `results` nor a list of tasks)")
 
 
 # -------------------------------------------------------------------------------- candidates

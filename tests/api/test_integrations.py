@@ -322,6 +322,36 @@ def test_google_calendar_refresh_and_features(
     assert status_of(client, "google-calendar")["status"] == "not_connected"
 
 
+def test_a_google_token_refused_before_its_expiry_is_refreshed_once(
+    make_client: MakeClient, providers: FakeProviders
+) -> None:
+    client = start(make_client, providers)
+    client.patch("/v1/me", json={"kinds": ["advice"], "timezone": "UTC"})
+    connect(client, providers, "google-calendar")
+    services = client.app.state.services  # type: ignore[attr-defined]
+    first = services.integrations.tokens().load("local", "google-calendar").token
+    providers.access_tokens.discard(first.access_token)  # revoked; the refresh token still works
+
+    assert client.post("/v1/recommend").json()["missing_sources"] == []
+    refused, answered = providers.calls_to(FREEBUSY)
+    stored = services.integrations.tokens().load("local", "google-calendar").token
+    assert refused.authorization == f"Bearer {first.access_token}"
+    assert answered.authorization == f"Bearer {stored.access_token}" != refused.authorization
+    assert status_of(client, "google-calendar")["status"] == "connected"
+
+
+def test_a_refused_todoist_token_is_not_refreshed(
+    make_client: MakeClient, providers: FakeProviders
+) -> None:
+    client = start(make_client, providers)
+    connect(client, providers)
+    exchanges = len(providers.calls_to("/todoist/oauth/access_token"))
+    providers.access_tokens.clear()
+    assert client.post("/v1/recommend").json()["missing_sources"] == ["todoist"]
+    assert len(providers.calls_to(TASKS)) == 1
+    assert len(providers.calls_to("/todoist/oauth/access_token")) == exchanges
+
+
 def test_unconfigured_provider_names_the_setting(make_client: MakeClient) -> None:
     client = make_client()
     answer = client.get("/v1/integrations/todoist/connect", follow_redirects=False)

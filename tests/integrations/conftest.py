@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -103,20 +104,7 @@ def _handler(fake: FakeTodoist) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-            reply = fake.answer(parts.path, query, self.headers.get("Authorization"))
-            if reply.delay_s:
-                time.sleep(reply.delay_s)
-            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-            try:
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up first (the deadline tests)
+            send(self, fake.answer(parts.path, query, self.headers.get("Authorization")))
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -124,16 +112,42 @@ def _handler(fake: FakeTodoist) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def send(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+    """Answer `reply` the way the providers do: after its delay, as JSON, with its headers."""
+    if reply.delay_s:
+        time.sleep(reply.delay_s)
+    payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+    try:
+        handler.send_response(reply.status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up first (the deadline tests)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` on a loopback port, in a thread, while the block runs; yields its root URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    host, port = server.server_address[:2]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host!s}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def todoist() -> Iterator[FakeTodoist]:
     fake = FakeTodoist()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    host, port = server.server_address[:2]
-    fake.base_url = f"http://{host!s}:{port}/api/v1"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_handler(fake)) as url:
+        fake.base_url = f"{url}/api/v1"
+        yield fake

@@ -23,17 +23,16 @@ import hashlib
 import json
 import secrets
 import threading
-import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.integrations.conftest import Reply, todoist_task
+from tests.integrations.conftest import Reply, send, serving, todoist_task
 
 CLIENT_ID = "oo-client-id-4711"
 CLIENT_SECRET = "oo-client-secret-s3cr3t-0815"
@@ -209,20 +208,7 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
                 form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             call = Call(method, parts.path, query, form, body, self.headers.get("Authorization"))
-            reply = fake.answer(call)
-            if reply.delay_s:
-                time.sleep(reply.delay_s)
-            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-            try:
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up first (the deadline tests)
+            send(self, fake.answer(call))
 
         def do_GET(self) -> None:
             self._serve("GET")
@@ -242,13 +228,6 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(name="providers")
 def providers_fixture() -> Iterator[FakeProviders]:
     fake = FakeProviders(tasks=[todoist_task(f"81{i:04d}", f"Task number {i}") for i in range(3)])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    host, port = server.server_address[:2]
-    fake.url = f"http://{host!s}:{port}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_handler(fake)) as url:
+        fake.url = url
+        yield fake

@@ -17,18 +17,8 @@ import pytest
 from bandit.events import Action
 from bandit.features import line
 from bandit.store import make_engine
-from integrations.todoist import (
-    Due,
-    ProviderUnavailable,
-    RateLimited,
-    Task,
-    TodoistClient,
-    TokenRevoked,
-    parse_task,
-    retry_after,
-    todo_candidates,
-    todo_titles,
-)
+from integrations.providers import ProviderUnavailable, RateLimited, TokenRevoked, retry_after
+from integrations.todoist import Due, Task, TodoistClient, parse_task, todo_candidates, todo_titles
 from integrations.vault import ProviderToken, TokenStore, Vault, VaultKey
 from tests.conftest import free_port
 from tests.integrations.conftest import FakeTodoist, Reply, todoist_task

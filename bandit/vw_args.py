@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -74,13 +75,16 @@ class Number:
         if not pattern.match(text):
             raise ValueError(f"needs {self.describe()} (got {text!r})")
         value = int(text) if self.integer else float(text)
-        if (
-            not math.isfinite(value)
-            or value > self.high
-            or value < self.low
-            or (self.low_open and value == self.low)
-        ):
-            raise ValueError(f"needs {self.describe()} (got {text!r})")
+        # VW keeps floats in single precision: bound what it will hold, not only what was written.
+        held = value if isinstance(value, int) else _single(value)
+        for number in (value, held):
+            if (
+                not math.isfinite(number)
+                or number > self.high
+                or number < self.low
+                or (self.low_open and number == self.low)
+            ):
+                raise ValueError(f"needs {self.describe()} (got {text!r})")
         return str(value) if isinstance(value, int) else canonical_number(value)
 
     def describe(self) -> str:
@@ -126,6 +130,15 @@ class Namespaces:
 
 
 ValueType = Flag | Number | Choice | Namespaces
+
+
+def _single(value: float) -> float:
+    """`value` as a C float holds it (VW's float options)."""
+    try:
+        single: float = struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        return math.inf
+    return single
 
 
 def canonical_number(value: float) -> str:
@@ -243,7 +256,7 @@ OPTIONS: tuple[Option, ...] = (
         spell_short=True,
     ),
     _option("power_t", Number(0.0, 10.0), "learning rate decay exponent"),
-    _option("initial_t", Number(0.0, 1e12), "initial example count of the decay"),
+    _option("initial_t", Number(0.0, 1e9), "initial example count of the decay"),
     _option("decay_learning_rate", Number(0.0, 10.0), "learning rate decay between passes"),
     _option("l1", Number(0.0, 100.0), "L1 regularization"),
     _option("l2", Number(0.0, 100.0), "L2 regularization"),
@@ -555,9 +568,10 @@ def _check_size(args: VwArgs, spelled_as: dict[Option, str]) -> None:
     interactions = [s for s in args.settings if s.option.long in _INTERACTION_OPTIONS]
     count = sum(len(s.values) for s in interactions)
     if count > MAX_INTERACTIONS:
+        spelled = spelled_as[interactions[0].option]
         raise VwArgsError(
-            f"{count} interactions: oO allows at most {MAX_INTERACTIONS}",
-            target=spelled_as[interactions[0].option],
+            f"{spelled}: {count} interactions; oO allows at most {MAX_INTERACTIONS}",
+            target=spelled,
         )
     bits = args.find("--bit_precision")
     if bits is None:

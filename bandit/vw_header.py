@@ -22,7 +22,7 @@ lda                   u32
 ngrams                u32 count, then 3 bytes each
 skips                 u32 count, then 3 bytes each
 options               u32 length (<= 100 MiB), then that many bytes, NUL-terminated
-checksum              u32 (verified by VW itself)
+checksum              u32 length (4), then the u32 (VW verifies it)
 ====================  =========================================================
 
 Anything this reader does not understand exactly — an older or malformed file, a string
@@ -112,5 +112,7 @@ def header_options(data: bytes) -> str:
     saved = reader.string("options", MAX_OPTIONS)
     if saved:
         options += f" {saved}"
+    if reader.u32("checksum") != 4:
+        raise HeaderError("the header's checksum is not 4 bytes long")
     reader.take(4, "checksum")
     return options

@@ -213,3 +213,15 @@ def test_only_the_model_module_builds_vw_workspaces() -> None:
                 if any(name.split(".")[0] == "vowpalwabbit" for name in names):
                     importers.append(str(path.relative_to(ROOT)))
     assert importers == ["bandit/model.py"]
+
+
+def test_the_adr_table_lists_exactly_the_allowed_options() -> None:
+    adr = (ROOT / "docs/adr/0008-vw-arguments-from-an-allow-list.md").read_text()
+    rows = [line for line in adr.splitlines() if line.startswith("| `")]
+    expected = []
+    for option in OPTIONS:
+        names = ", ".join(f"`{name}`" for name in sorted(option.names, key=len))
+        value = "flag" if isinstance(option.value, Flag) else option.value.describe()
+        value += "; repeatable" if option.listed else ""
+        expected.append(f"| {names} | {value} | {option.help} |")
+    assert rows == expected

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from bandit.model import Model
 from bandit.store import Snapshot, Store
+from experiments.lifecycle import ArmSpec, Experiments
 from policies.store import policies as policies_table
 from tests.api.decision_helpers import actions, personalizer_url
 from tests.bandit.vw_forge import Header
@@ -341,3 +342,23 @@ def test_snapshots_with_refused_headers_are_not_loaded(client: TestClient, tmp_p
     assert services.hub.get(key).version == 0
     assert not out.exists()
     _serving(client)
+
+
+def test_a_running_arm_on_a_refused_spec_gets_a_clear_error(
+    backend: Backend, make_client: MakeClient
+) -> None:
+    """An experiment started before the gate, on a spec the gate now refuses."""
+    _store_raw(backend, "old-attack", "--cb_explore_adf --sendto 127.0.0.1:9")
+    client = make_client()
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    before_the_gate = Experiments(services.store.engine, ("tips", "personalizer"), lambda _: True)
+    arms = [ArmSpec("control", "old-attack", 1), ArmSpec("treatment", "old-attack", 1)]
+    before_the_gate.create("old", "personalizer", arms)
+    before_the_gate.start("old")
+    services.refresh_experiments()
+    ranked = client.post(personalizer_url("/rank"), json={"actions": actions("a", "b")})
+    assert ranked.status_code == 409
+    error = ranked.json()["error"]
+    assert (error["code"], error["target"]) == ("PolicyNotServed", "policy")
+    assert "'old-attack' is not served" in error["message"] and "--sendto" in error["message"]
+    assert client.get("/health").status_code == 200

@@ -47,8 +47,8 @@ class VwArgsError(ValueError):
 
 # --- the value types -------------------------------------------------------------------------
 
-_DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
-_UNSIGNED = re.compile(r"^\+?\d{1,20}$")
+_DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$", re.ASCII)
+_UNSIGNED = re.compile(r"^\+?\d{1,20}$", re.ASCII)
 _NAMESPACE_CHARS = re.compile(r"^[A-Za-z0-9_]+$")
 _INTERACTION_CHARS = re.compile(r"^[A-Za-z0-9_:]+$")
 
@@ -383,7 +383,7 @@ def split_command_line(text: str) -> list[str]:
 _STRTOF = re.compile(
     r"^\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|"
     r"\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 

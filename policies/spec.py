@@ -61,6 +61,7 @@ class PolicySpec:
                 f"`kind` must be one of {KINDS} (got {self.kind!r})", target="kind"
             )
         if self.kind == "vw":
+            # The spec keeps the allow-list's canonical text: stored, compared and served as such.
             object.__setattr__(self, "args", vw_args(self.args))
         if self.kind == "random" and self.args:
             raise PolicySpecError("`args` must be empty for a random policy", target="args")

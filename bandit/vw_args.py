@@ -23,6 +23,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 ADR = "docs/adr/0008-vw-arguments-from-an-allow-list.md"
 
@@ -527,8 +528,11 @@ def _next_option(tokens: list[str], at: int) -> tuple[Option, str, list[str], in
     return option, spelled, values, at
 
 
+@lru_cache(maxsize=1024)
 def parse(text: str) -> VwArgs:
     """Gate `text`: the canonical arguments if every token is an allowed option or its value.
+
+    Pure, so cached: serving reads a policy's arguments on every decision.
 
     Raises
     ------

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from api.cli import app as cli
 from bandit.model import Model
 from bandit.store import Snapshot, Store
 from experiments.lifecycle import ArmSpec, Experiments
@@ -362,3 +364,18 @@ def test_a_running_arm_on_a_refused_spec_gets_a_clear_error(
     assert (error["code"], error["target"]) == ("PolicyNotServed", "policy")
     assert "'old-attack' is not served" in error["message"] and "--sendto" in error["message"]
     assert client.get("/health").status_code == 200
+
+
+def test_the_cli_refuses_a_stored_spec_the_gate_refuses(backend: Backend, arena: Path) -> None:
+    if backend.name != "embedded":
+        pytest.skip("the CLI reads whichever database it is given; one backend is enough")
+    out = arena / "written"
+    _store_raw(backend, "old-attack", f"--cb_explore_adf --readable_model={out}")
+    refused = CliRunner().invoke(
+        cli,
+        ["evaluate", "--policy", "old-attack", "--database-url", backend.database_url],
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "'old-attack' is not served" in refused.output
+    assert "--readable_model" in refused.output
+    _untouched(arena)

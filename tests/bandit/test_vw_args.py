@@ -10,7 +10,8 @@ import pytest
 import vowpalwabbit
 
 from bandit.model import Model, ModelError, workspace
-from bandit.vw_args import OPTIONS, Flag, VwArgsError, gate, parse, split_command_line
+from bandit.vw_args import VwArgsError, gate, parse, split_command_line
+from bandit.vw_options import OPTIONS, Flag
 from tests.bandit import vw_help
 
 ROOT = Path(__file__).resolve().parents[2]

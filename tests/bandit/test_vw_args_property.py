@@ -14,18 +14,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bandit.model import ModelError, workspace
-from bandit.vw_args import (
-    OPTIONS,
-    Choice,
-    Flag,
-    Namespaces,
-    Number,
-    Option,
-    VwArgsError,
-    gate,
-    parse,
-    split_command_line,
-)
+from bandit.vw_args import VwArgsError, gate, parse, split_command_line
+from bandit.vw_options import OPTIONS, Choice, Flag, Namespaces, Number, Option
 from tests.bandit import vw_help
 
 SEEDED = settings(

@@ -25,7 +25,7 @@ from api.settings import Settings
 from bandit.features import action_lines, adf_example
 from bandit.store import Store
 from policies.registry import PolicyLoader, Registry
-from policies.spec import PolicySpec
+from policies.spec import StoredSpec
 from policies.store import PolicyStore
 from rewards import evaluation
 from rewards.dsjson import ImportedEvent, bounded_lines, read_dsjson
@@ -35,7 +35,7 @@ from rewards.evaluation import Evaluation, LoggedEvent, RewardModelName
 def _loader(policies: PolicyStore) -> PolicyLoader:
     """Registered policies; none when the database has no policy table (an exported copy)."""
 
-    def find(name: str) -> PolicySpec | None:
+    def find(name: str) -> StoredSpec | None:
         try:
             return policies.get(name)
         except DBAPIError:

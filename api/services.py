@@ -11,6 +11,7 @@ from datetime import timedelta
 from api.auth.principal import Authenticator, LocalAuthenticator
 from api.auth.signin import SignInAuthenticator
 from api.auth.store import AuthStore
+from api.errors import Conflict
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.settings import Settings
@@ -96,9 +97,14 @@ class Services:
         key = (surface, experiment.name, arm.name)
         policy = self._arm_policies.get(key)
         if policy is None:
-            policy = self.registry.build(
-                arm.policy, surface, self.hub, experiment=experiment.name, arm=arm.name
-            )
+            try:
+                policy = self.registry.build(
+                    arm.policy, surface, self.hub, experiment=experiment.name, arm=arm.name
+                )
+            except PolicySpecError as exc:  # a stored spec the VW allow-list refuses
+                raise PolicyNotServed(
+                    f"experiment {experiment.name!r}, arm {arm.name!r}: {exc}"
+                ) from None
             self._arm_policies[key] = policy
         return policy, experiment.name, arm.name
 
@@ -118,6 +124,8 @@ class Services:
             shipped = self.experiments.default_policies()
             for surface in SURFACES:
                 name = shipped.get(surface)
+                if name is not None and self.registry.refusal(name) is not None:
+                    continue  # logged at start-up; the surface keeps its configured policy
                 if name is not None and name != self.default_policy(surface).name:
                     policy = self.registry.build(name, surface, self.hub)
                     if surface == TIPS:
@@ -133,11 +141,10 @@ class Services:
         idempotent, and the version keeps its model). Otherwise the spec is validated (VW builds
         and predicts with its arguments), stored as the next version and served.
         """
-        history = self.registry.versions(spec.name)
-        for existing in history:
+        for existing in self.registry.versions(spec.name):
             if (existing.kind, existing.args) == (spec.kind, spec.args):
                 return existing, False
-        version = replace(spec, version=history[-1].version + 1 if history else 1)
+        version = replace(spec, version=self.registry.next_version(spec.name))
         validate(version)
         if not self.policies.insert(version):
             raise PolicyExists(
@@ -168,6 +175,15 @@ class PolicyExists(PolicySpecError):
     """Another request registered the same version of that name first."""
 
 
+class PolicyNotServed(Conflict):
+    """A request needs a stored policy the VW allow-list refuses (stored before it existed)."""
+
+    code = "PolicyNotServed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, target="policy")
+
+
 def start(settings: Settings, learner_settings: LearnerSettings | None = None) -> Services:
     learner_settings = learner_settings or LearnerSettings()
     if settings.database_url is None:  # the embedded default keeps people's data in data_dir
@@ -178,6 +194,8 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     registry = Registry(loader=policy_store.get, history=policy_store.versions)
     for spec in policy_store.all():
         registry.add(spec)
+    for refused in registry.refused():
+        log.warning("policy %r is not served: %s", refused.id, refused.reason)
     experiments = Experiments(
         store.engine,
         SURFACES,
@@ -199,9 +217,9 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         decider=Decider(store),
         tips=TipSource(load_catalog(), max_candidates=settings.max_candidates),
         rewards=settings.rewards,
-        tips_policy=registry.build(shipped.get(TIPS, settings.tips_policy), TIPS, hub),
-        personalizer_policy=registry.build(
-            shipped.get(PERSONALIZER, settings.personalizer_policy), PERSONALIZER, hub
+        tips_policy=_surface_policy(registry, hub, TIPS, shipped, settings.tips_policy),
+        personalizer_policy=_surface_policy(
+            registry, hub, PERSONALIZER, shipped, settings.personalizer_policy
         ),
         policies=policy_store,
         experiments=experiments,
@@ -232,6 +250,30 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     thread.start()
     services.threads.append(thread)
     return services
+
+
+def _surface_policy(
+    registry: Registry, hub: ModelHub, surface: str, shipped: dict[str, str], configured: str
+) -> Policy:
+    """The surface's shipped policy, or its configured one (`OO_TIPS_POLICY`,
+    `OO_PERSONALIZER_POLICY`) where none was shipped or the shipped one is refused.
+
+    Raises
+    ------
+    ValueError
+        When the configured policy is unknown or refused: a settings error naming the variable.
+    """
+    name = shipped.get(surface)
+    if name is not None:
+        refusal = registry.refusal(name)
+        if refusal is None:
+            return registry.build(name, surface, hub)
+        log.warning("%s: serving %r instead of the refused %r", surface, configured, name)
+    try:
+        return registry.build(configured, surface, hub)
+    except PolicySpecError as exc:
+        variable = f"OO_{surface.upper()}_POLICY"
+        raise ValueError(f"`{variable}` names {configured!r}, which cannot serve: {exc}") from exc
 
 
 def surface_configs(store: Store, learner_settings: LearnerSettings) -> SurfaceConfigs:

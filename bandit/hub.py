@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 from bandit.metrics import MODEL_VERSION
-from bandit.model import LearnExample, Model
+from bandit.model import LearnExample, Model, ModelError
 from bandit.store import Learnable, Store
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,20 @@ class ModelHub:
         if args is None:
             return None
         snapshot = self.store.latest_snapshot(model_key)
-        if snapshot is None:
-            model, through = Model(args), 0
-        else:
-            model, through = (
-                Model(snapshot.args, data=snapshot.data, version=snapshot.version),
-                snapshot.through_seq,
-            )
+        model: Model | None = None
+        through = 0
+        if snapshot is not None:
+            try:
+                model = Model(snapshot.args, data=snapshot.data, version=snapshot.version)
+                through = snapshot.through_seq
+            except ModelError as exc:
+                # A snapshot whose header the VW allow-list refuses (imported before it existed)
+                # is never loaded: the model starts over from the log it still has.
+                log.warning(
+                    "model %s: snapshot %d not loaded: %s", model_key, snapshot.version, exc
+                )
+        if model is None:
+            model = Model(args)
         if self.replay:
             replayed = 0
             batch: list[LearnExample] = []
@@ -92,7 +99,11 @@ class ModelHub:
                 snapshot = self.store.latest_snapshot(key)
                 if snapshot is None:
                     continue
-                fresh = Model(snapshot.args, data=snapshot.data, version=snapshot.version)
+                try:
+                    fresh = Model(snapshot.args, data=snapshot.data, version=snapshot.version)
+                except ModelError as exc:
+                    log.warning("model %s: snapshot %d not loaded: %s", key, snapshot.version, exc)
+                    continue
                 with self._lock:
                     self._models[key] = fresh
                 MODEL_VERSION.labels(key).set(fresh.version)

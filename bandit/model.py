@@ -3,6 +3,9 @@
 VW workspaces are not thread-safe, so every call goes through one lock. The version is the
 number of examples the model has learned: it names the model state exactly, because the
 learner applies examples in one recorded order (see `bandit.learner`).
+
+This is the only module that builds VW workspaces (`workspace`, `Model`): every argument string
+and every model header goes through the allow-list of `bandit.vw_args` first.
 """
 
 from __future__ import annotations
@@ -17,10 +20,17 @@ import vowpalwabbit
 
 from bandit.events import Features
 from bandit.features import adf_example
+from bandit.vw_args import VwArgsError, parse
+from bandit.vw_header import HeaderError, header_options
 
 
 class ModelError(ValueError):
-    """The VW arguments or a serialized model could not be used."""
+    """The VW arguments or a serialized model could not be used; `target` is the VW option at
+    fault when the allow-list refused one (as spelled), else None."""
+
+    def __init__(self, message: str, *, target: str | None = None) -> None:
+        super().__init__(message)
+        self.target = target
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +54,24 @@ class LearnExample:
         return lines
 
 
-def _quiet(args: str) -> str:
-    return args if "--quiet" in args.split() else f"{args} --quiet"
+def workspace(args: str) -> vowpalwabbit.Workspace:
+    """A quiet VW workspace built from `args`, once the allow-list has passed them.
 
+    VW is handed the gate's canonical tokens as a list, never the text: nothing the gate did not
+    read (quotes, escapes, other whitespace) reaches VW's own parsing.
 
-def _workspace(args: str) -> vowpalwabbit.Workspace:
+    Raises
+    ------
+    ModelError
+        When the allow-list refuses `args` (`target` names the option) or VW does.
+    """
     try:
-        return vowpalwabbit.Workspace(_quiet(args))
+        gated = parse(args)
+    except VwArgsError as exc:
+        raise ModelError(str(exc), target=exc.target) from exc
+    tokens = gated.tokens if "--quiet" in gated else [*gated.tokens, "--quiet"]
+    try:
+        return vowpalwabbit.Workspace(arg_list=tokens)
     except Exception as exc:  # VW raises plain RuntimeError/ValueError with its own message
         raise ModelError(f"VW refused the arguments {args!r}: {exc}") from exc
 
@@ -62,7 +83,7 @@ class Model:
         self.args = args
         self.version = version
         self._lock = threading.Lock()
-        self._vw = _workspace(args) if data is None else _load(data)
+        self._vw = workspace(args) if data is None else _load(data)
 
     def predict(self, context: Features, action_lines: Sequence[str]) -> list[float]:
         """The pmf over `action_lines`, in their order."""
@@ -108,12 +129,27 @@ class Model:
 
 
 def _load(data: bytes) -> vowpalwabbit.Workspace:
+    """A workspace from model bytes whose header options the allow-list passes.
+
+    VW applies the options in a model's header when it loads it (`bandit.vw_header`), so they
+    are read and gated before VW sees the bytes.
+    """
+    try:
+        options = header_options(data)
+    except HeaderError as exc:
+        raise ModelError(f"the model bytes are not a VW model VW can load: {exc}") from exc
+    try:
+        parse(options)
+    except VwArgsError as exc:
+        raise ModelError(
+            f"the model's header asks VW for options oO does not allow: {exc}", target=exc.target
+        ) from exc
     fd, path = tempfile.mkstemp(prefix="oo-model-")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         try:
-            return vowpalwabbit.Workspace(f"--quiet -i {path}")
+            return vowpalwabbit.Workspace(arg_list=["--quiet", "-i", path])
         except Exception as exc:
             raise ModelError(f"the model bytes are not a VW model VW can load: {exc}") from exc
     finally:

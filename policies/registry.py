@@ -9,6 +9,9 @@ from either form. `{policy}` is the spec's id (`name` for version 1, `name@vN` a
 Ids are exact: `find("name")` is version 1, as it was before versions existed, wherever it is
 stored (model keys, experiment arms, shipped defaults, settings). Only `latest` and `pin` resolve
 a bare name to its newest version, for input that means "this policy as registered now".
+
+Stored versions the allow-list refuses (`RefusedSpec`) are held apart: `find` does not see them,
+`get` and `build` refuse them by name with the reason, and they still count for numbering.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from bandit.hub import ModelHub
 from bandit.model import Model, ModelError
 from bandit.policy import Policy
 from policies import random, rule, vw
-from policies.spec import PolicySpec, PolicySpecError, canonical_id, parse_id
+from policies.spec import (
+    PolicySpec,
+    PolicySpecError,
+    RefusedSpec,
+    StoredSpec,
+    canonical_id,
+    parse_id,
+)
 
 # Why this default: docs/adr/0002-default-exploration.md.
 DEFAULT_VW_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
@@ -53,10 +63,10 @@ BUILTIN: tuple[PolicySpec, ...] = (
     ),
 )
 
-PolicyLoader = Callable[[str], PolicySpec | None]
+PolicyLoader = Callable[[str], StoredSpec | None]
 """Looks a policy up by id where registrations persist (another process may have added it)."""
 
-HistoryLoader = Callable[[str], Sequence[PolicySpec]]
+HistoryLoader = Callable[[str], Sequence[StoredSpec]]
 """Every persisted version of a name, oldest first."""
 
 # Probe example for validation: a spec must not only build but also predict.
@@ -101,7 +111,8 @@ def offending_option(args: str, message: str) -> str:
 
 
 def validate(spec: PolicySpec) -> None:
-    """Refuse a spec that could not serve: VW arguments are built into a workspace and probed.
+    """Refuse a spec that could not serve: VW arguments (gated when the spec was made) are built
+    into a workspace and probed, so combinations VW itself refuses are caught too.
 
     Raises
     ------
@@ -119,7 +130,7 @@ def validate(spec: PolicySpec) -> None:
     try:
         model = Model(spec.args)
     except ModelError as exc:
-        option = offending_option(spec.args, str(exc))
+        option = exc.target or offending_option(spec.args, str(exc))
         what = "the arguments" if option == "args" else option
         raise PolicySpecError(
             f"`args`: VW refused {what}: {exc.__cause__ or exc}", target=option
@@ -145,38 +156,65 @@ class Registry:
         history: HistoryLoader | None = None,
     ) -> None:
         self._specs: dict[str, PolicySpec] = {}
+        self._refused: dict[str, RefusedSpec] = {}
         self._loader = loader
         self._history = history
         for spec in specs:
             self.add(spec)
 
-    def add(self, spec: PolicySpec) -> None:
+    def add(self, spec: StoredSpec) -> None:
+        if isinstance(spec, RefusedSpec):
+            self._refused[spec.id] = spec
+            return
         if spec.id in self._specs and self._specs[spec.id] != spec:
             raise PolicySpecError(f"`name` {spec.id!r} is already registered with another spec")
         self._specs[spec.id] = spec
 
     def find(self, policy_id: str) -> PolicySpec | None:
-        """The version `policy_id` names exactly (a bare name is version 1)."""
+        """The version `policy_id` names exactly (a bare name is version 1); None when unknown
+        or refused."""
         try:
             policy_id = canonical_id(policy_id)
         except PolicySpecError:
             return None
         spec = self._specs.get(policy_id)
-        if spec is None and self._loader is not None:
-            spec = self._loader(policy_id)
-            if spec is not None:
-                self._specs[spec.id] = spec
+        if spec is None and policy_id not in self._refused and self._loader is not None:
+            loaded = self._loader(policy_id)
+            if loaded is not None:
+                self.add(loaded)
+                spec = self._specs.get(policy_id)
         return spec
 
     def get(self, policy_id: str) -> PolicySpec:
         spec = self.find(policy_id)
-        if spec is None:
-            known = ", ".join(sorted(self._specs))
-            raise PolicySpecError(f"unknown policy {policy_id!r} (known: {known})", target="policy")
-        return spec
+        if spec is not None:
+            return spec
+        refused = self.refusal(policy_id)
+        if refused is not None:
+            raise refused
+        known = ", ".join(sorted(self._specs))
+        raise PolicySpecError(f"unknown policy {policy_id!r} (known: {known})", target="policy")
+
+    def refusal(self, policy_id: str) -> PolicySpecError | None:
+        """Why the stored version `policy_id` names is not served, or None if it is not refused."""
+        try:
+            refused = self._refused.get(canonical_id(policy_id))
+        except PolicySpecError:
+            return None
+        if refused is None:
+            return None
+        return PolicySpecError(
+            f"policy {refused.id!r} is not served: the allow-list refuses its stored spec: "
+            f"{refused.reason}",
+            target="policy",
+        )
+
+    def refused(self) -> list[RefusedSpec]:
+        """Stored versions that are not served, by id."""
+        return sorted(self._refused.values(), key=lambda spec: (spec.name, spec.version))
 
     def versions(self, name: str) -> list[PolicySpec]:
-        """Every version of `name`, oldest first (empty when unknown)."""
+        """Every served version of `name`, oldest first (empty when unknown)."""
         if self._history is not None:
             for spec in self._history(name):
                 self.add(spec)
@@ -184,6 +222,13 @@ class Registry:
             (spec for spec in self._specs.values() if spec.name == name),
             key=lambda spec: spec.version,
         )
+
+    def next_version(self, name: str) -> int:
+        """The version a new registration of `name` gets: after every stored one, refused ones
+        included."""
+        served = [spec.version for spec in self.versions(name)]
+        refused = [spec.version for spec in self._refused.values() if spec.name == name]
+        return max(served + refused, default=0) + 1
 
     def latest(self, name: str) -> PolicySpec | None:
         versions = self.versions(name)

@@ -12,11 +12,11 @@ Personalizer's service configuration changes serving without changing the learne
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from bandit.events import Action, Features
 from bandit.policy import Policy
+from bandit.vw_args import parse
 
 EXPLORATION_ALGORITHMS = frozenset(
     {
@@ -33,86 +33,29 @@ EXPLORATION_ALGORITHMS = frozenset(
 )
 """VW exploration options other than epsilon-greedy; epsilon means nothing to them."""
 
-_EPSILON = re.compile(r"(?:^|\s)--epsilon(?:\s+|=)(\S+)")
+# These read gated arguments (a spec's, or a client's once its spec is made); text the
+# allow-list refuses raises `bandit.vw_args.VwArgsError`.
 
 
 def is_epsilon_greedy(args: str) -> bool:
     """True when `args` explore epsilon-greedily (VW's default for `--cb_explore_adf`)."""
-    return not (set(args.replace("=", " ").split()) & EXPLORATION_ALGORITHMS)
+    gated = parse(args)
+    return not any(algorithm in gated for algorithm in EXPLORATION_ALGORITHMS)
 
 
 def epsilon_of(args: str) -> float | None:
-    """The `--epsilon` value in `args`, or None when absent or not a number."""
-    match = _EPSILON.search(args)
-    if match is None:
-        return None
-    try:
-        return float(match.group(1))
-    except ValueError:
-        return None
+    """The `--epsilon` value in `args`, or None when absent."""
+    return parse(args).number("--epsilon")
 
 
 def without_epsilon(args: str) -> str:
     """`args` without their `--epsilon` option (for comparing what a model learns)."""
-    return " ".join(_EPSILON.sub(" ", args).split())
+    return str(parse(args).without("--epsilon"))
 
 
 def with_epsilon(args: str, epsilon: float) -> str:
     """`args` with `--epsilon` set to `epsilon` (inserted after `--cb_explore_adf`)."""
-    value = f"{epsilon:.6g}"
-    if _EPSILON.search(args):
-        return " ".join(_EPSILON.sub(f" --epsilon {value}", args).split())
-    tokens = args.split()
-    at = tokens.index("--cb_explore_adf") + 1 if "--cb_explore_adf" in tokens else len(tokens)
-    return " ".join([*tokens[:at], "--epsilon", value, *tokens[at:]])
-
-
-IO_OPTIONS = frozenset(
-    {
-        "-d",
-        "--data",
-        "-f",
-        "--final_regressor",
-        "-i",
-        "--initial_regressor",
-        "--readable_model",
-        "--invert_hash",
-        "--audit_regressor",
-        "-c",
-        "--cache",
-        "--cache_file",
-        "-p",
-        "--predictions",
-        "-r",
-        "--raw_predictions",
-        "--daemon",
-        "--port",
-        "--pid_file",
-        "--port_file",
-        "--dictionary",
-        "--dictionary_path",
-        "--feature_mask",
-        "--input_feature_regularizer",
-        "--output_feature_regularizer_binary",
-        "--output_feature_regularizer_text",
-        "--extra_metrics",
-        "--save_per_pass",
-        "--json",
-        "--dsjson",
-        "--flatbuffer",
-    }
-)
-"""VW options that read or write files, open sockets or change the input format: learning
-settings sent by a client must not touch the server's file system or how examples parse."""
-
-
-def io_option(args: str) -> str | None:
-    """The first option of `args` in `IO_OPTIONS` (also as `--opt=value`), or None."""
-    for token in args.split():
-        name = token.split("=", 1)[0]
-        if name in IO_OPTIONS:
-            return name
-    return None
+    return str(parse(args).with_value("--epsilon", f"{epsilon:.6g}", after="--cb_explore_adf"))
 
 
 LOGGING_ONLY_KEY = "{surface}:LoggingOnly"

@@ -5,6 +5,9 @@ spec's `id` names one version unambiguously: the bare name for version 1 (so bui
 version 1, and everything logged before versions existed keep their ids), `name@vN` after.
 Decisions log the id as their policy and model keys embed it, so two versions never share a
 model. Names cannot contain '@', so ids never collide with names.
+
+A VW spec's arguments pass the allow-list of `bandit.vw_args` when the spec is made, and the
+spec keeps the canonical text the gate returns: that is what is stored, compared and served.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from bandit.vw_args import VwArgsError, parse
 
 PolicyKind = Literal["random", "vw", "rule"]
 KINDS: tuple[PolicyKind, ...] = ("random", "vw", "rule")
@@ -55,17 +60,64 @@ class PolicySpec:
             raise PolicySpecError(
                 f"`kind` must be one of {KINDS} (got {self.kind!r})", target="kind"
             )
-        if self.kind == "vw" and "--cb_explore_adf" not in self.args.split():
-            raise PolicySpecError(
-                "`args` of a VW policy must include --cb_explore_adf", target="args"
-            )
+        if self.kind == "vw":
+            # The spec keeps the allow-list's canonical text: stored, compared and served as such.
+            object.__setattr__(self, "args", vw_args(self.args))
         if self.kind == "random" and self.args:
             raise PolicySpecError("`args` must be empty for a random policy", target="args")
 
     @property
     def id(self) -> str:
         """`name` for version 1, `name@vN` after: what decisions log and model keys embed."""
-        return self.name if self.version == 1 else f"{self.name}@v{self.version}"
+        return spec_id(self.name, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedSpec:
+    """A stored spec that cannot be made now, e.g. VW arguments stored before the allow-list
+    existed: it keeps its version number, and is never served."""
+
+    name: str
+    version: int
+    reason: PolicySpecError
+
+    @property
+    def id(self) -> str:
+        return spec_id(self.name, self.version)
+
+
+StoredSpec = PolicySpec | RefusedSpec
+
+
+def stored(name: str, kind: str, args: str, description: str, version: int) -> StoredSpec:
+    """The spec a stored row holds, or a `RefusedSpec` saying why it cannot serve."""
+    try:
+        return PolicySpec(name, kind, args, description, version)  # type: ignore[arg-type]
+    except PolicySpecError as exc:
+        return RefusedSpec(name, version, exc)
+
+
+def spec_id(name: str, version: int) -> str:
+    return name if version == 1 else f"{name}@v{version}"
+
+
+def vw_args(text: str, field: str = "args") -> str:
+    """`text` as the canonical arguments of a VW policy: gated, with `--cb_explore_adf`.
+
+    Raises
+    ------
+    PolicySpecError
+        `target` the refused option as spelled (or `field` when the fault is no one option's).
+    """
+    try:
+        args = parse(text)
+    except VwArgsError as exc:
+        raise PolicySpecError(f"`{field}`: {exc}", target=exc.target or field) from None
+    if "--cb_explore_adf" not in args:
+        raise PolicySpecError(
+            f"`{field}` of a VW policy must include --cb_explore_adf", target=field
+        )
+    return str(args)
 
 
 def parse_id(policy_id: str) -> tuple[str, int]:

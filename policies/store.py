@@ -1,4 +1,8 @@
-"""Registered policy specs persist in the `policies` table and load at start-up."""
+"""Registered policy specs persist in the `policies` table and load at start-up.
+
+Rows that no longer make a spec (VW arguments stored before the allow-list, which it refuses)
+load as `RefusedSpec`s: they keep their version numbers and are never served.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,28 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bandit.events import utcnow
-from policies.spec import PolicyKind, PolicySpec, PolicySpecError, parse_id
+from policies.spec import PolicySpec, PolicySpecError, StoredSpec, parse_id, stored
 from policies.tables import PolicyRow
 
 policies = cast(sa.Table, PolicyRow.__table__)  # type: ignore[attr-defined]
 
 
-def _spec(row: Any) -> PolicySpec:
-    return PolicySpec(
-        row.name, cast(PolicyKind, row.kind), row.args, row.description, int(row.version)
-    )
+def _spec(row: Any) -> StoredSpec:
+    return stored(row.name, row.kind, row.args, row.description, int(row.version))
 
 
 class PolicyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def all(self) -> list[PolicySpec]:
+    def all(self) -> list[StoredSpec]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(policies).order_by(policies.c.name, policies.c.version)
             ).all()
         return [_spec(row) for row in rows]
 
-    def get(self, policy_id: str) -> PolicySpec | None:
+    def get(self, policy_id: str) -> StoredSpec | None:
         """The version `policy_id` names (`name` is version 1, `name@vN` version N)."""
         try:
             name, version = parse_id(policy_id)
@@ -44,7 +46,7 @@ class PolicyStore:
             ).first()
         return _spec(row) if row is not None else None
 
-    def versions(self, name: str) -> list[PolicySpec]:
+    def versions(self, name: str) -> list[StoredSpec]:
         """Every stored version of `name`, oldest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -59,9 +59,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import numpy as np
-import vowpalwabbit
 
-from bandit.model import LearnExample
+from bandit.model import LearnExample, ModelError, workspace
 from bandit.store import LearnedRow, Store
 from rewards.estimators import Interval, diagnostics, dr, ips, snips
 from rewards.estimators._validation import FloatArray
@@ -107,6 +106,10 @@ class Specs(Protocol):
     import `policies` (packages import downward only)."""
 
     def find(self, name: str) -> Spec | None: ...
+
+    def refusal(self, name: str) -> Exception | None:
+        """Why a stored spec `find` does not return is not served (the VW allow-list refuses
+        it), or None."""
 
     def __iter__(self) -> Iterator[Spec]: ...
 
@@ -267,11 +270,10 @@ class Replay:
     def __init__(self, name: str, args: str) -> None:
         self.name = name
         self.args = args
-        quiet = args if "--quiet" in args.split() else f"{args} --quiet"
         try:
-            self._vw = vowpalwabbit.Workspace(quiet)
-        except Exception as exc:  # VW raises plain RuntimeError/ValueError with its own message
-            raise EvaluationError(f"`policies`: VW refused {args!r} of {name!r}: {exc}") from exc
+            self._vw = workspace(args)  # the allow-list first, then VW
+        except ModelError as exc:
+            raise EvaluationError(f"`policies`: {name!r} cannot be replayed: {exc}") from exc
 
     def pmfs(self, batch: Batch) -> FloatArray:
         vw = self._vw
@@ -310,6 +312,9 @@ def _target(name: str, registry: Specs) -> Target:
     if name == BASELINE:
         return Baseline()
     spec = registry.find(name)
+    refusal = registry.refusal(name) if spec is None else None
+    if refusal is not None:
+        raise EvaluationError(f"`policies`: {refusal}")
     if spec is None:
         known = ", ".join(sorted({*DEFAULT_POLICIES, ONLINE, *(s.name for s in registry)}))
         raise EvaluationError(f"`policies`: unknown policy {name!r} (known: {known})")
@@ -396,7 +401,7 @@ class VwRegressor:
     """A progressive VW ``--cb_adf`` regressor of each candidate's cost."""
 
     def __init__(self, args: str = REWARD_MODEL_ARGS) -> None:
-        self._vw = vowpalwabbit.Workspace(args)
+        self._vw = workspace(args)
 
     def predict_learn(self, batch: Batch) -> FloatArray:
         out = np.full_like(batch.p_log_all, np.nan)

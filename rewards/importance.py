@@ -27,24 +27,22 @@ importance; here the model is refit without the column and valued off-policy.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import numpy as np
-import vowpalwabbit
 
-from bandit.model import LearnExample
+from bandit.model import LearnExample, ModelError, workspace
 from bandit.store import Store
+from bandit.vw_args import VwArgsError, parse
 from rewards import evaluation
 from rewards.estimators._validation import FloatArray
 
 Kind = Literal["context", "action"]
 DEFAULT_NAMESPACE = "_"
 FULL = "full"
-_EPSILON = re.compile(r"--epsilon(?:\s+|=)\S+")
 
 
 def _parts(line: str) -> tuple[str, list[str]]:
@@ -98,17 +96,14 @@ class Ablated:
         self.group = group
         self.greedy = greedy
         self.name = FULL if group is None else f"{group[0]}:{group[1]}"
-        if greedy:
-            # Epsilon only mixes uniform mass into the pmf (up to all of it): the model's choice
-            # is what its pmf puts the most on without it.
-            args = _EPSILON.sub("--epsilon 0", args)
-        quiet = args if "--quiet" in args.split() else f"{args} --quiet"
         try:
-            self._vw = vowpalwabbit.Workspace(quiet)
-        except Exception as exc:  # VW raises plain RuntimeError/ValueError
-            raise evaluation.EvaluationError(
-                f"`arguments`: VW refused {args!r}: {exc}", target="arguments"
-            ) from exc
+            if greedy and "--epsilon" in parse(args):
+                # Epsilon only mixes uniform mass into the pmf (up to all of it): the model's
+                # choice is what its pmf puts the most on without it.
+                args = str(parse(args).with_value("--epsilon", "0"))
+            self._vw = workspace(args)  # the allow-list first, then VW
+        except (VwArgsError, ModelError) as exc:
+            raise evaluation.EvaluationError(f"`arguments`: {exc}", target="arguments") from exc
 
     def pmfs(self, batch: evaluation.Batch) -> FloatArray:
         out = np.full_like(batch.p_log_all, np.nan)

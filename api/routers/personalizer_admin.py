@@ -63,14 +63,8 @@ from bandit.surface_config import (
     replace_model,
 )
 from policies.registry import validate
-from policies.serving import (
-    epsilon_of,
-    io_option,
-    is_epsilon_greedy,
-    with_epsilon,
-    without_epsilon,
-)
-from policies.spec import PolicySpec, PolicySpecError
+from policies.serving import epsilon_of, is_epsilon_greedy, with_epsilon, without_epsilon
+from policies.spec import PolicySpec, PolicySpecError, vw_args
 from rewards import evaluation, importance, search
 
 v1 = APIRouter(prefix="/personalizer/v1.0", tags=["personalizer-admin"])
@@ -247,22 +241,17 @@ def _policy_public(services: Services) -> PolicyContract:
 
 
 def _apply_policy(services: Services, name: str, arguments: str) -> PolicyContract:
-    """Serve `arguments` on the surface. A change of `--epsilon` alone keeps the model (it only
-    changes exploration); any other change starts a new policy version with a fresh model."""
-    arguments = " ".join(arguments.split())
-    refused = io_option(arguments)
-    if refused is not None:
-        raise InvalidPolicy(
-            f"`arguments`: {refused} reads or writes files; learning settings cannot use it",
-            target=refused,
-        )
-    epsilon = epsilon_of(arguments)
-    if "--epsilon" in arguments.split() and (epsilon is None or not 0.0 <= epsilon <= 1.0):
-        raise InvalidPolicy("`arguments`: --epsilon must be a number in [0, 1]", target="--epsilon")
+    """Serve `arguments` (through the VW allow-list) on the surface. A change of `--epsilon`
+    alone keeps the model (it only changes exploration); any other change starts a new policy
+    version with a fresh model."""
     current = _policy_spec(services)
     try:
-        candidate = PolicySpec(POLICY_NAME, "vw", arguments, description=f"Personalizer {name!r}")
-        if current.kind == "vw" and without_epsilon(current.args) == without_epsilon(arguments):
+        candidate = PolicySpec(
+            POLICY_NAME, "vw", " ".join(arguments.split()), description=f"Personalizer {name!r}"
+        )
+        if current.kind == "vw" and without_epsilon(current.args) == without_epsilon(
+            candidate.args
+        ):
             spec = current
         else:
             validate(candidate)
@@ -275,7 +264,8 @@ def _apply_policy(services: Services, name: str, arguments: str) -> PolicyContra
         services.experiments.set_default(PERSONALIZER, spec.id)
         services.refresh_experiments()
     config = services.surface_configs.read(PERSONALIZER)[0]
-    exploration = epsilon if is_epsilon_greedy(arguments) and epsilon is not None else None
+    epsilon = epsilon_of(candidate.args)
+    exploration = epsilon if is_epsilon_greedy(candidate.args) else None
     services.surface_configs.put(
         PERSONALIZER, replace(config, exploration=exploration, policy_name=name)
     )
@@ -623,29 +613,19 @@ def _start_evaluation(
     ]
     try:
         for i, policy in enumerate(body.policies):
-            refused = io_option(policy.arguments)
-            if refused is not None:
-                raise InvalidContract(
-                    f"`policies[{i}].arguments`: {refused} reads or writes files; "
-                    "learning settings cannot use it",
-                    target=f"policies[{i}].arguments",
-                )
+            field = f"policies[{i}].arguments"
             try:
-                PolicySpec(POLICY_NAME, "vw", policy.arguments)
+                arguments = vw_args(" ".join(policy.arguments.split()), field)
             except PolicySpecError as exc:
-                raise InvalidContract(
-                    f"`policies[{i}].arguments`: {exc}".replace("`args` ", ""),
-                    target=f"policies[{i}].arguments",
-                ) from None
+                raise InvalidContract(str(exc), target=field) from None
             name = f"custom-{i}"
             try:
-                targets.append(evaluation.Replay(name, policy.arguments))
+                targets.append(evaluation.Replay(name, arguments))
             except evaluation.EvaluationError as exc:
                 raise InvalidContract(
-                    f"`policies[{i}].arguments`: {str(exc).removeprefix('`policies`: ')}",
-                    target=f"policies[{i}].arguments",
+                    f"`{field}`: {str(exc).removeprefix('`policies`: ')}", target=field
                 ) from None
-            policies[name] = (policy.name, policy.arguments)
+            policies[name] = (policy.name, arguments)
         if body.enable_policy_optimization or body.enable_offline_experimentation:
             # A few learning settings from the policy-search grid, in its seeded order.
             for candidate in search.Grid().candidates(seed=0)[:OPTIMIZATION_CANDIDATES]:

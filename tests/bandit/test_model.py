@@ -37,8 +37,11 @@ def test_serialize_round_trip_predicts_the_same() -> None:
 
 
 def test_bad_arguments_and_bytes_are_refused() -> None:
-    with pytest.raises(ModelError, match="VW refused the arguments"):
+    with pytest.raises(ModelError, match="unrecognised option '--no_such_option'") as gated:
         Model("--cb_explore_adf --no_such_option 3")
+    assert gated.value.target == "--no_such_option"
+    with pytest.raises(ModelError, match="VW refused the arguments"):  # allowed, but not together
+        Model("--cb_explore_adf --squarecb --cb_type ips")
     with pytest.raises(ModelError, match="not a VW model"):
         Model(ARGS, data=b"not a model")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bandit.events import Action
@@ -44,7 +46,7 @@ def test_each_exploration_algorithm_validates_and_predicts(algorithm: str) -> No
     ],
 )
 def test_bad_vw_arguments_name_the_option(args: str, option: str) -> None:
-    with pytest.raises(PolicySpecError, match=f"VW refused {option}") as caught:
+    with pytest.raises(PolicySpecError, match=f"^`args`: .*{re.escape(option)}") as caught:
         validate(PolicySpec("bad", "vw", args))
     assert caught.value.target == option
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from bandit.events import Action, Features
+from bandit.vw_args import VwArgsError
 from policies import serving
 
 
@@ -45,8 +46,11 @@ def test_arguments() -> None:
     )
     assert serving.is_epsilon_greedy(args)
     assert not serving.is_epsilon_greedy("--cb_explore_adf --squarecb")
-    assert serving.io_option("--cb_explore_adf -q :: --final_regressor=/x") == "--final_regressor"
-    assert serving.io_option(args) is None
+    assert serving.without_epsilon("--cb_explore_adf --epsilon=0.3 --quadratic ::") == (
+        "--cb_explore_adf -q ::"
+    )
+    with pytest.raises(VwArgsError, match="--final_regressor reads or writes files"):
+        serving.epsilon_of("--cb_explore_adf -q :: --final_regressor=/x")
 
 
 def test_explore_mixes_epsilon_around_the_most_probable_action() -> None:

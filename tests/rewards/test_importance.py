@@ -119,7 +119,9 @@ def test_cancel_and_bad_arguments() -> None:
             max_weight=3.0,
             cancel=Cancelled(),
         )
-    with pytest.raises(evaluation.EvaluationError, match="`arguments`: VW refused"):
+    with pytest.raises(
+        evaluation.EvaluationError, match="`arguments`: unrecognised option '--no_such_option'"
+    ):
         importance.importance(
             _batches(events),
             "--cb_explore_adf --no_such_option",

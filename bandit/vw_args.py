@@ -6,7 +6,7 @@ options a model file's header would add when it is loaded (`bandit.vw_header`). 
 in `bandit.vw_options.OPTIONS` pass, each with a typed, bounded value; anything else (an option
 that names a file, a port or a host, a positional that VW would read as data, an unknown
 spelling) is refused with a `VwArgsError` naming it. Why an allow-list and not a blocklist:
-docs/adr/0008-vw-arguments-from-an-allow-list.md.
+docs/adr/0009-vw-arguments-from-an-allow-list.md.
 
 Text is split and read the way VW reads its own command line (`VW::split_command_line` and
 `options_cli`): tokens split on spaces, quotes group, a backslash escapes the next character;
@@ -32,7 +32,7 @@ from bandit.vw_options import (
     Option,
 )
 
-ADR = "docs/adr/0008-vw-arguments-from-an-allow-list.md"
+ADR = "docs/adr/0009-vw-arguments-from-an-allow-list.md"
 
 MAX_TEXT = 4096
 """Longest argument text read (a model header's options string included)."""

@@ -1,6 +1,6 @@
 """The allow-list of VW options oO builds workspaces with: each option, its spellings, and the
 type and bounds of its value (`bandit.vw_args` reads text against it). Why these and why an
-allow-list: docs/adr/0008-vw-arguments-from-an-allow-list.md, whose table a test keeps equal to
+allow-list: docs/adr/0009-vw-arguments-from-an-allow-list.md, whose table a test keeps equal to
 `OPTIONS`.
 """
 

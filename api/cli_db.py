@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -168,6 +169,38 @@ def downgrade(
     typer.echo(f"took {_shown(url)} down from {outcome.before} to {outcome.after}:")
     for reverted in outcome.applied:
         typer.echo(f"  undid {reverted}")
+
+
+@db_app.command("wait")
+def wait(
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Give up after this many seconds (exit code 1)")
+    ] = 600.0,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Wait until the database is at this oO's head (or ahead of it); migrates nothing.
+
+    For a Kubernetes init container: the api and learner pods start once the upgrade Job has
+    run, instead of failing until it has.
+    """
+    url = _url(database_url)
+    deadline = time.monotonic() + timeout
+    announced = False
+    while True:
+        try:
+            refusal = db.status(url).refusal()
+        except OperationalError as exc:  # the database is not up yet: keep waiting
+            refusal = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+        if refusal is None:
+            typer.echo(f"{_shown(url)} is ready for this oO")
+            return
+        if time.monotonic() >= deadline:
+            typer.echo(f"error: {refusal}", err=True)
+            raise typer.Exit(1)
+        if not announced:
+            typer.echo(f"waiting: {refusal}", err=True)
+            announced = True
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
 
 @db_app.command("history")

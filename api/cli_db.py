@@ -51,8 +51,8 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _revisions(revisions: tuple[db.Revision, ...]) -> list[dict[str, str]]:
-    return [{"id": r.id, "title": r.title} for r in revisions]
+def _revisions(revisions: tuple[db.Revision, ...]) -> list[dict[str, Any]]:
+    return [{"id": r.id, "title": r.title, "reversible": not r.irreversible} for r in revisions]
 
 
 def _print_json(value: dict[str, Any]) -> None:
@@ -211,4 +211,4 @@ def history(as_json: JsonFlag = False) -> None:
         _print_json({"revisions": _revisions(revisions), "head": db.head()})
         return
     for revision in revisions:
-        typer.echo(str(revision))
+        typer.echo(f"{revision}{'  [cannot go down]' if revision.irreversible else ''}")

@@ -26,6 +26,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine, make_url
 
@@ -60,6 +61,10 @@ class SchemaNotReady(MigrationError):
 class Revision:
     id: str
     title: str
+    down: str | None = None
+    """The revision before it (None for the first)."""
+    irreversible: str | None = None
+    """Why it cannot go down, when it cannot."""
 
     def __str__(self) -> str:
         return f"{self.id} ({self.title})"
@@ -127,7 +132,11 @@ def _scripts(location: Path) -> ScriptDirectory:
 
 def _revision(script: Script) -> Revision:
     title = (script.doc or "").strip().splitlines()[0] if script.doc else ""
-    return Revision(script.revision, title)
+    down = script.down_revision
+    if isinstance(down, tuple | list):  # a merge; `_scripts` allows one head, not merges
+        raise MigrationError(f"revision {script.revision} merges {down}; keep the history linear")
+    reason = getattr(script.module, "irreversible", None)
+    return Revision(script.revision, title, down, str(reason) if reason else None)
 
 
 def history(location: Path = MIGRATIONS) -> list[Revision]:
@@ -140,11 +149,19 @@ def head(location: Path = MIGRATIONS) -> str:
     return _scripts(location).get_heads()[0]
 
 
-def _path(location: Path, upper: str | None, lower: str | None) -> list[Script]:
-    """Revisions after `lower` up to `upper`, newest first (None: below the first)."""
-    scripts = _scripts(location)
-    found = scripts.iterate_revisions(upper or "base", lower or "base")
-    return [s for s in found if isinstance(s, Script)]
+def _path(location: Path, upper: str | None, lower: str | None) -> list[Script] | None:
+    """Revisions after `lower` up to `upper`, newest first (None: below the first); None when
+    `lower` is not below `upper`."""
+    try:
+        found = _scripts(location).iterate_revisions(upper or "base", lower or "base")
+        return [s for s in found if isinstance(s, Script)]
+    except RevisionError:
+        return None
+
+
+def _pending(location: Path, target: str, current: str | None) -> tuple[Revision, ...]:
+    """What upgrading from `current` to `target` runs, in order (empty when already past)."""
+    return tuple(_revision(s) for s in reversed(_path(location, target, current) or []))
 
 
 def _resolve(location: Path, spec: str) -> str | None:
@@ -181,13 +198,13 @@ def _status(connection: Connection, location: Path) -> Status:
     if current is None:
         tables = set(inspector.get_table_names()) & _known_tables()
         state: State = "unversioned" if tables else "empty"
-        pending = tuple(_revision(s) for s in reversed(_path(location, target, None)))
+        pending = _pending(location, target, None)
         return Status(state, None, target, pending)
     try:
         scripts.get_revision(current)
     except CommandError:
         return Status("ahead", current, target, ())
-    pending = tuple(_revision(s) for s in reversed(_path(location, target, current)))
+    pending = _pending(location, target, current)
     return Status("behind" if pending else "current", current, target, pending)
 
 
@@ -195,7 +212,7 @@ def status(url: str, *, location: Path = MIGRATIONS) -> Status:
     """Where the database at `url` stands (read only)."""
     path = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
     if path and path != ":memory:" and not Path(path).exists():  # looking creates no file
-        pending = tuple(_revision(s) for s in reversed(_path(location, head(location), None)))
+        pending = _pending(location, head(location), None)
         return Status("empty", None, head(location), pending)
     engine = make_engine(url, pool_size=1)
     try:
@@ -211,6 +228,11 @@ def _migration_engine(url: str) -> Engine:
     pysqlite opens transactions lazily, and never for DDL; here the driver's own handling is
     off and every transaction starts with BEGIN IMMEDIATE, which takes SQLite's write lock at
     once, so a second migrating process waits (busy timeout) instead of interleaving.
+
+    Foreign keys are off while SQLite migrates (it cannot switch them inside a transaction):
+    batch mode rebuilds a table by copying it, and dropping the original would otherwise
+    delete, or refuse for, every row that references it. :func:`_check_references` verifies
+    them before the run commits, as SQLite's own procedure for schema changes does.
     """
     engine = make_engine(url, pool_size=1)
     if engine.dialect.name == "sqlite":
@@ -218,6 +240,7 @@ def _migration_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA foreign_keys=OFF")
 
         @sa.event.listens_for(engine, "begin")
         def _write_lock(connection: Connection) -> None:
@@ -249,6 +272,19 @@ def _locked(url: str, on_wait: Callable[[], None]) -> Iterator[Connection]:
                 connection.commit()
     finally:
         engine.dispose()
+
+
+def _check_references(connection: Connection) -> None:
+    """SQLite: every foreign key still points at a row (raises, so the run rolls back)."""
+    if connection.dialect.name != "sqlite":
+        return  # PostgreSQL checked every statement as it ran
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise MigrationError(
+            f"the migration left {len(broken)} rows of {', '.join(tables)} pointing at nothing; "
+            "nothing was changed"
+        )
 
 
 def _drift(connection: Connection) -> tuple[str, ...]:
@@ -289,7 +325,7 @@ def upgrade(
             target = _resolve(location, revision)
             if target is None:
                 raise MigrationError("`revision` base is below the first revision")
-            applied = tuple(_revision(s) for s in reversed(_path(location, target, before.current)))
+            applied = _pending(location, target, before.current)
             if before.current is not None and not applied and target != before.current:
                 raise MigrationError(
                     f"the database is at {before.current}, past {target}; "
@@ -297,6 +333,7 @@ def upgrade(
                 )
             if applied:
                 command.upgrade(_config(location, connection), target)
+                _check_references(connection)
         adopted = before.state == "unversioned" and bool(applied)
         drift = _drift(connection) if adopted and target == head(location) else ()
         connection.rollback()
@@ -327,17 +364,18 @@ def downgrade(
         if target is not None and target == before.current:
             return Outcome(before.current, target, ())
         undone = _path(location, before.current, target)
-        if target is not None and not undone:
+        if undone is None:
             raise MigrationError(
                 f"the database is at {before.current}, below {target}; use `{UPGRADE} {target}`"
             )
         for script in undone:
-            reason = getattr(script.module, "irreversible", None)
-            if reason:
+            step = _revision(script)
+            if step.irreversible:
                 raise MigrationError(
-                    f"revision {_revision(script)} cannot go down: {reason}; nothing was changed"
+                    f"revision {step} cannot go down: {step.irreversible}; nothing was changed"
                 )
         command.downgrade(_config(location, connection), target or "base")
+        _check_references(connection)
     reverted = tuple(_revision(s) for s in undone)
     log.info("database taken down to %s: %s", target, ", ".join(str(r) for r in reverted))
     return Outcome(before.current, target, reverted)
@@ -351,13 +389,14 @@ def prepare(url: str, *, location: Path = MIGRATIONS) -> Status:
     naming `oo db upgrade`, when it is behind the code. A database ahead of the code is fine:
     during a rolling deploy the previous release runs on the next one's expanded schema.
     """
-    if make_url(url).get_backend_name() == "sqlite":
+    found = status(url, location=location)
+    if found.refusal() is not None and make_url(url).get_backend_name() == "sqlite":
         outcome = upgrade(url, location=location)
         if outcome.adopted:
             log.info("adopted a database made before migrations; its tables and rows are kept")
         for difference in outcome.drift:
             log.warning("the adopted database differs from this oO's tables: %s", difference)
-    found = status(url, location=location)
+        found = status(url, location=location)
     refusal = found.refusal()
     if refusal is not None:
         raise SchemaNotReady(refusal)

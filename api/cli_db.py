@@ -203,6 +203,21 @@ def wait(
         time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
 
+@db_app.command("revision")
+def revision(
+    message: Annotated[str, typer.Argument(help="What the revision does, e.g. 'add timing'")],
+    autogenerate: Annotated[
+        bool, typer.Option(help="Draft the operations from the code's tables")
+    ] = False,
+) -> None:
+    """For developers: write the next revision into api/db/migrations/versions."""
+    try:
+        path = db.new_revision(message, autogenerate=autogenerate)
+    except db.MigrationError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {path}; read it, complete it, and test it up and down")
+
+
 @db_app.command("history")
 def history(as_json: JsonFlag = False) -> None:
     """The revisions this oO carries, oldest first."""

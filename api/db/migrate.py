@@ -381,6 +381,32 @@ def downgrade(
     return Outcome(before.current, target, reverted)
 
 
+def new_revision(message: str, *, autogenerate: bool = False, location: Path = MIGRATIONS) -> Path:
+    """Write the next revision (`NNNN_message.py`) into `location`'s versions and return it.
+
+    With `autogenerate`, its operations are what a scratch SQLite database at head lacks to
+    match the code's tables: a draft to read and complete (PostgreSQL-only details, data moves,
+    the expand/contract split), never to commit unread.
+    """
+    import tempfile
+
+    number = f"{int(head(location)) + 1:04d}"
+    config = _config(location)
+    with tempfile.TemporaryDirectory(prefix="oo-revision-") as scratch:
+        url = f"sqlite:///{Path(scratch) / 'head.sqlite3'}"
+        upgrade(url, location=location)
+        engine = _migration_engine(url)
+        try:
+            with engine.connect() as connection:
+                config.attributes["connection"] = connection
+                script = command.revision(config, message, autogenerate=autogenerate, rev_id=number)
+        finally:
+            engine.dispose()
+    _scripts.cache_clear()
+    assert isinstance(script, Script)
+    return Path(script.path)
+
+
 def prepare(url: str, *, location: Path = MIGRATIONS) -> Status:
     """Make sure a process may run on the database at `url`.
 

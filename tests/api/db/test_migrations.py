@@ -326,3 +326,21 @@ def test_history_is_linear_and_oldest_first() -> None:
         assert later.down == earlier.id
     assert REVISIONS[-1].id == db.head()
     assert all(r.title for r in REVISIONS)
+
+
+def test_a_new_revision_follows_the_head_and_runs_both_ways(tmp_path: Path) -> None:
+    location = tmp_path / "migrations"
+    shutil.copytree(db.MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
+    path = db.new_revision("add timing", autogenerate=True, location=location)
+    following = f"{int(db.head()) + 1:04d}"
+    assert path.name == f"{following}_add_timing.py"
+    text = path.read_text()
+    assert f"down_revision = '{db.head()}'" in text
+    assert "irreversible: str | None = None" in text
+    # The code's tables and the migrations agree, so the draft has nothing to do.
+    assert "op." not in text
+    added = db.history(location)[-1]
+    assert (added.id, added.down, added.title) == (following, db.head(), "add timing")
+    url = f"sqlite:///{tmp_path / 'oo.sqlite3'}"
+    assert db.upgrade(url, location=location).after == following
+    assert db.downgrade(url, db.head(), location=location).after == db.head()

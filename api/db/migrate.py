@@ -29,6 +29,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
 from api.db.schema import metadata
 from bandit.store import make_engine
@@ -267,9 +268,12 @@ def _locked(url: str, on_wait: Callable[[], None]) -> Iterator[Connection]:
             try:
                 yield connection
             finally:
-                connection.rollback()
-                connection.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_KEY)))
-                connection.commit()
+                try:
+                    connection.rollback()
+                    connection.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_KEY)))
+                    connection.commit()
+                except DBAPIError:
+                    pass  # the connection is gone, and the session's lock went with it
     finally:
         engine.dispose()
 

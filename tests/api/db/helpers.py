@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,14 @@ from tests.conftest import PG_URL
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RELEASE_0 = "release-0"
+"""The last release before migrations: its databases have no `alembic_version`."""
+RELEASES = tuple(sorted(path.stem for path in FIXTURES.glob("release-*.json")))
+"""Every release whose databases the upgrade test starts from (fixtures/make_fixtures.py)."""
 
 
-def release_counts(backend: str) -> dict[str, int]:
+def release_counts(backend: str, release: str = RELEASE_0) -> dict[str, int]:
     """The rows of every table in a release fixture, as its script counted them."""
-    counts: dict[str, int] = json.loads((FIXTURES / f"{RELEASE_0}.json").read_text())[backend]
+    counts: dict[str, int] = json.loads((FIXTURES / f"{release}.json").read_text())[backend]
     return counts
 
 
@@ -44,12 +46,6 @@ def load_dump(url: str, dump: Path) -> None:
             raw.close()
     finally:
         engine.dispose()
-
-
-def copy_release_sqlite(tmp_path: Path) -> str:
-    target = tmp_path / "release.sqlite3"
-    shutil.copyfile(FIXTURES / f"{RELEASE_0}.sqlite3", target)
-    return f"sqlite:///{target}"
 
 
 def row_counts(url: str) -> dict[str, int]:

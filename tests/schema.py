@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from api import db
 from bandit.store import make_engine
@@ -30,10 +30,15 @@ _CHANGES = ("CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE")
 def _recorded_upgrade(url: str) -> tuple[str, ...]:
     """Upgrade `url` to head and return the statements that changed it, in order."""
     statements: list[str] = []
+    target = make_url(url)
 
     def record(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, _many: bool
+        conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, _many: bool
     ) -> None:
+        # Only the migrating engine's statements: a thread left by an earlier test may be
+        # writing to its own database meanwhile.
+        if conn.engine.url != target:
+            return
         if statement.lstrip().upper().startswith(_CHANGES):
             assert not parameters, f"a migration statement with parameters: {statement}"
             statements.append(statement.strip())

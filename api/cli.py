@@ -15,6 +15,8 @@ import uvicorn
 
 from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
+from api.cli_common import ready_database
+from api.cli_db import db_app  # schema migrations
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
 
@@ -28,6 +30,7 @@ app.add_typer(cli_vault.vault_app, name="vault")
 app.add_typer(keys_app, name="keys")  # sign-in (issue 4)
 app.add_typer(people_app, name="people")
 app.add_typer(signals_app, name="signals")
+app.add_typer(db_app, name="db")
 app.command("evaluate")(cli_evaluate.evaluate)
 app.command("search-policies")(search_policies)
 
@@ -37,6 +40,8 @@ def _configure_logging() -> None:
         level=os.environ.get("OO_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # api.db logs what an upgrade at start ran; alembic's own progress lines would repeat it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _run_http(role: str, host: str | None, port: int | None, workers: int) -> None:
@@ -49,6 +54,7 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
     if port is not None:
         overrides["port"] = port
     settings = _settings_or_exit(overrides)
+    ready_database(settings.database)
     where = "PostgreSQL" if settings.database_url else f"SQLite at {settings.database}"
     bus = "Redis Streams" if settings.redis_url else "the in-process bus"
     typer.echo(f"oO {role}: {where}, {bus}")
@@ -116,6 +122,7 @@ def learner(
     _configure_logging()
     from api.learner_process import run_learner
 
+    ready_database(_settings_or_exit({}).database)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

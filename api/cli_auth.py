@@ -23,6 +23,7 @@ from rich.table import Table
 from api.auth.config import KEY_ID, MIN_KEY_BYTES
 from api.auth.principal import Role
 from api.auth.store import ApiKey, AuthStore, Person
+from api.cli_common import ready_database
 from api.settings import Settings
 from bandit.events import utcnow
 from bandit.store import make_engine
@@ -36,11 +37,9 @@ ROLE_NAMES = ", ".join(role.value for role in Role)
 
 @contextmanager
 def auth_store() -> Iterator[AuthStore]:
-    engine = make_engine(Settings().database, pool_size=1)
+    engine = make_engine(ready_database(Settings().database), pool_size=1)
     try:
-        store = AuthStore(engine)
-        store.create_schema()
-        yield store
+        yield AuthStore(engine)
     finally:
         engine.dispose()
 

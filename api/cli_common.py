@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from api.db import MigrationError, prepare
 from bandit.clock import OutOfRange, as_utc
 
 StartOption = Annotated[
@@ -18,6 +19,17 @@ EndOption = Annotated[
     str | None, typer.Option(help="Decisions created before (ISO 8601; UTC if no offset)")
 ]
 SurfaceOption = Annotated[str | None, typer.Option(help="Only this surface: tips, personalizer")]
+
+
+def ready_database(url: str) -> str:
+    """`url`, once its schema suits this code: the embedded SQLite file is upgraded in place;
+    a PostgreSQL behind the code is refused in one line naming `oo db upgrade` (exit code 1)."""
+    try:
+        prepare(url)
+    except MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return url
 
 
 def counting_progress(*, disable: bool) -> Progress:

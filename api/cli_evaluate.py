@@ -20,7 +20,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
-from api.cli_common import EndOption, StartOption, SurfaceOption, counting_progress, parse_moment
+from api.cli_common import (
+    EndOption,
+    StartOption,
+    SurfaceOption,
+    counting_progress,
+    parse_moment,
+    ready_database,
+)
 from api.settings import Settings
 from bandit.features import action_lines, adf_example
 from bandit.store import Store
@@ -136,7 +143,7 @@ def evaluate(
             f"must be action-mean or vw (got {reward_model!r})", param_hint="--reward-model"
         )
     names = policy or list(evaluation.DEFAULT_POLICIES)
-    store = Store.connect(database_url or Settings().database, pool_size=1)
+    store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
         registry = Registry(loader=_loader(PolicyStore(store.engine)))
         try:

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from api.cli_common import ready_database
 from api.errors import ApiError
 from api.routers.experiments import create, public, results, transition
 from api.schemas import ArmIn, ExperimentCreate, ExperimentPublic, ExperimentResultsPublic
@@ -44,8 +45,7 @@ class Database:
 
 @contextmanager
 def database() -> Iterator[Database]:
-    store = Store.connect(Settings().database, pool_size=2)
-    store.create_schema()
+    store = Store.connect(ready_database(Settings().database), pool_size=2)
     policy_store = PolicyStore(store.engine)
     registry = Registry(loader=policy_store.get, history=policy_store.versions)
     try:

@@ -34,7 +34,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from api.cli_common import EndOption, StartOption, SurfaceOption, parse_moment
+from api.cli_common import EndOption, StartOption, SurfaceOption, parse_moment, ready_database
 from api.settings import Settings
 from bandit.store import Store
 from rewards.dsjson import DsjsonError, ImportedEvent, bounded_lines, export_lines, read_dsjson
@@ -74,7 +74,7 @@ def export(
     since, until = parse_moment(start, "start"), parse_moment(end, "end")
     if since is not None and until is not None and since >= until:
         raise typer.BadParameter("must be before --end", param_hint="--start")
-    store = Store.connect(database_url or Settings().database, pool_size=1)
+    store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     console = Console(stderr=True)
     written = 0
     try:

@@ -17,7 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli_common import EndOption, StartOption, SurfaceOption, counting_progress, parse_moment
+from api.cli_common import (
+    EndOption,
+    StartOption,
+    SurfaceOption,
+    counting_progress,
+    parse_moment,
+    ready_database,
+)
 from api.cli_evaluate import _file_events
 from api.settings import Settings
 from bandit.store import Store
@@ -121,7 +128,7 @@ def search_policies(
         raise typer.BadParameter(str(exc), param_hint=f"--{hint}") from None
     chosen: EstimatorName = estimator  # type: ignore[assignment]
     model: RewardModelName = "vw" if reward_model == "vw" else "action-mean"
-    store = Store.connect(database_url or Settings().database, pool_size=1)
+    store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
         if log is not None:
             path = log

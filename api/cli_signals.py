@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_common import ready_database
 from api.settings import Settings
 from bandit.store import make_engine
-from integrations.signals import SignalStore, signals_table
+from integrations.signals import SignalStore
 
 signals_app = typer.Typer(help="Signals: retention.", no_args_is_help=True)
 
@@ -38,11 +39,9 @@ def prune(
     """Delete signals that occurred before the retention period."""
     settings = Settings()
     days = retention_days or settings.signal_retention_days
-    engine = make_engine(database_url or settings.database, pool_size=1)
+    engine = make_engine(ready_database(database_url or settings.database), pool_size=1)
     store = SignalStore(engine)
     try:
-        signals_table.create(engine, checkfirst=True)
-        store.ensure_indexes()
         with Progress(
             TextColumn("pruning signals"),
             TextColumn("{task.completed:,} deleted"),

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
+from api.cli_common import ready_database
 from api.settings import Settings
 from bandit.store import make_engine
 from integrations.vault import (
@@ -55,10 +56,9 @@ def rotate(
     except VaultConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    engine = make_engine(database_url or Settings().database, pool_size=1)
+    engine = make_engine(ready_database(database_url or Settings().database), pool_size=1)
     store = TokenStore(engine, vault)
     try:
-        store.create_schema()
         with Progress(
             TextColumn("rotating to key {task.fields[kid]}"),
             TextColumn("{task.completed:,} tokens checked"),

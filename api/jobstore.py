@@ -117,9 +117,6 @@ class JobStore:
         self.engine = engine
         self.owner = owner or process_id()
 
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine, tables=[jobs])
-
     def create(
         self, kind: str, request: dict[str, Any], *, keep: int, job_id: str | None = None
     ) -> JobRow:

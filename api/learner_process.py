@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.db import prepare
 from api.services import surface_configs
 from api.settings import Settings
 from bandit.bus import make_bus
@@ -63,8 +64,8 @@ def health_app(learner: Learner, settings: Settings) -> FastAPI:
 def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
     settings = Settings()
     learner_settings = LearnerSettings()
+    prepare(settings.database)  # refuses a PostgreSQL behind the code: `oo db upgrade` first
     store = Store.connect(settings.database, pool_size=4)
-    store.create_schema()
     registry = Registry(loader=PolicyStore(store.engine).get)
     hub = ModelHub(store, registry.args_for, replay=True)
     for name in (settings.tips_policy, settings.personalizer_policy):
@@ -86,7 +87,6 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
     http.start()
     # signals (issue 4): consume the signals stream and prune past the retention period
     signal_store = SignalStore(store.engine)
-    signal_store.ensure_indexes()
     signal_bus = make_signal_bus(settings.redis_url)
     signal_worker = SignalWorker(
         signal_store,

@@ -11,6 +11,7 @@ from datetime import timedelta
 from api.auth.principal import Authenticator, LocalAuthenticator
 from api.auth.signin import SignInAuthenticator
 from api.auth.store import AuthStore
+from api.db import prepare
 from api.errors import Conflict
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
@@ -188,8 +189,10 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     learner_settings = learner_settings or LearnerSettings()
     if settings.database_url is None:  # the embedded default keeps people's data in data_dir
         private_folder(settings.data_dir)
+    # The embedded SQLite file is upgraded here; PostgreSQL must be at head already (a process
+    # never migrates a database its replicas share): SchemaNotReady names `oo db upgrade`.
+    prepare(settings.database)
     store = Store.connect(settings.database)
-    store.create_schema()
     policy_store = PolicyStore(store.engine)
     registry = Registry(loader=policy_store.get, history=policy_store.versions)
     for spec in policy_store.all():
@@ -227,7 +230,6 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     )
     services.surface_configs = surface_configs(store, learner_settings)
     services.jobs = JobStore(store.engine)
-    services.jobs.create_schema()
     services.jobs.fail_abandoned()
     services.refresh_experiments()
     _start_signals(services)
@@ -279,11 +281,9 @@ def _surface_policy(
 def surface_configs(store: Store, learner_settings: LearnerSettings) -> SurfaceConfigs:
     """Run-time surface configuration (Personalizer admin, issue 6); unconfigured surfaces run
     with the learner settings."""
-    configs = SurfaceConfigs(
+    return SurfaceConfigs(
         store.engine, SurfaceConfig(learner_settings.reward_window, learner_settings.default_reward)
     )
-    configs.create_schema()
-    return configs
 
 
 def _refresh_models(services: Services) -> None:
@@ -301,9 +301,7 @@ def make_authenticator(settings: Settings, store: Store) -> Authenticator:
     """Local single-user mode until a sign-in provider is configured."""
     if not settings.signin_providers:
         return LocalAuthenticator(settings.personalizer_key)
-    auth_store = AuthStore(store.engine)
-    auth_store.create_schema()
-    return SignInAuthenticator(settings, auth_store)
+    return SignInAuthenticator(settings, AuthStore(store.engine))
 
 
 def _start_signals(services: Services) -> None:
@@ -312,7 +310,6 @@ def _start_signals(services: Services) -> None:
     settings = services.settings
     retention = timedelta(days=settings.signal_retention_days)
     store = services.people.signals
-    store.ensure_indexes()
     services.signals = SignalIngest(store, make_signal_bus(settings.redis_url), retention=retention)
     services.personal_data = PersonalData()
     register_core(
@@ -339,7 +336,6 @@ def _start_signals(services: Services) -> None:
 def _start_integrations(services: Services) -> None:
     """Todoist and Google Calendar for people; DELETE /v1/me revokes their tokens first."""
     services.integrations = make_integrations(services.settings, services.store.engine)
-    services.integrations.create_schema()
     # Integrations emit signals too (issue 4): completed tasks, calendar changes.
     services.integrations.emit_signals(LiveSignals(services.signals))
 

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from psycopg.types.json import Json
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel
 
 from bandit.clock import as_utc
 from bandit.events import Action, Decision, Features, utcnow
@@ -277,9 +276,6 @@ class Store:
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Store:
         return cls(make_engine(url, pool_size=pool_size))
-
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
 
     @contextmanager
     def _write(self, *, single: bool = False) -> Iterator[Connection]:

@@ -273,9 +273,6 @@ class SurfaceConfigs:
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine, tables=[table])
-
     def _row(self, surface: str) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(table).where(table.c.surface == surface)).first()

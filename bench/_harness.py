@@ -30,14 +30,18 @@ def database_url() -> str:
 
 
 def fresh_schema(url: str) -> str:
-    """A new empty schema, so every benchmark starts from an empty log."""
+    """A new schema at head (`oo db upgrade`), so every benchmark starts from an empty log."""
+    from api import db
+
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
     separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+    fresh = f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+    db.upgrade(fresh)
+    return fresh
 
 
 def free_port() -> int:

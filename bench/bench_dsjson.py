@@ -183,7 +183,6 @@ def main() -> None:
 
     url = fresh_schema(database_url())
     store = Store.connect(url, pool_size=2)
-    store.create_schema()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     inserted = insert(store, args.events, start)
 

@@ -42,7 +42,6 @@ def main() -> None:
 
     url = fresh_schema(database_url())
     store = Store.connect(url)
-    store.create_schema()
     experiments = Experiments(store.engine, ("tips", "personalizer"), lambda name: True)
     arms = [ArmSpec("control", "vw-epsilon", 1), ArmSpec("squarecb", "vw-squarecb", 1)]
     experiment = experiments.start(experiments.create("bench", "tips", arms).name)

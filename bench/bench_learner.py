@@ -96,7 +96,6 @@ def main() -> None:
         return elapsed
 
     store = Store.connect(fresh_schema(database_url()))
-    store.create_schema()
     window = timedelta(hours=2)
     for d, r in zip(decisions, rewards, strict=True):
         store.insert_decision(d)

@@ -136,8 +136,7 @@ def credentials(people: int) -> Credentials:
     run = uuid.uuid4().hex[:8]
     engine = make_engine(settings.database, pool_size=1)
     try:
-        store = AuthStore(engine)
-        store.create_schema()
+        store = AuthStore(engine)  # the deployment's database, at head (`oo db upgrade`)
         tokens = AccessTokens(
             settings.signin_token_keys,
             issuer=settings.public_url.rstrip("/"),

@@ -35,6 +35,7 @@ import vowpalwabbit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api import db
 from bandit.events import Action, Decision
 from bandit.features import action_lines, adf_example
 from bandit.store import Learned, Store
@@ -77,8 +78,8 @@ def make_events(n: int, k: int, seed: int = 3) -> list[Decision | LoggedEvent]:
 
 
 def write_store(url: str, events: list[LoggedEvent], k: int) -> Store:
+    db.upgrade(url)  # a SQLite file; a PostgreSQL schema from fresh_schema is at head already
     store = Store.connect(url, pool_size=2)
-    store.create_schema()
     actions = tuple(Action(id=f"a{j}", features=[]) for j in range(k))
     marks = []
     for i, e in enumerate(events):

@@ -119,10 +119,6 @@ class Integrations:
     def __repr__(self) -> str:
         return f"Integrations(configured={sorted(self.providers)!r})"
 
-    def create_schema(self) -> None:
-        self.states.create_schema()
-        tokens_table.create(self.engine, checkfirst=True)
-
     def emit_signals(self, signals: LiveSignals) -> None:
         """From now on, gathered tasks and free/busy are observed for signals (off the
         request path; see `integrations.live_signals`)."""

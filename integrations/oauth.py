@@ -76,9 +76,6 @@ class StateStore:
         self.ttl = ttl
         self.clock = clock
 
-    def create_schema(self) -> None:
-        states_table.create(self.engine, checkfirst=True)
-
     def issue(self, principal: str, provider: str, *, code_verifier: str | None = None) -> str:
         state = secrets.token_urlsafe(32)
         now = self.clock()

@@ -201,11 +201,6 @@ class SignalStore:
         self.engine = engine
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    def ensure_indexes(self) -> None:
-        """Create the indexes on a table made before they existed (create_all skips them)."""
-        for index in signals_table.indexes:
-            index.create(self.engine, checkfirst=True)
-
     def add(self, principal: str, signal: Signal, received_at: datetime) -> int:
         with self.engine.begin() as conn:
             result = conn.execute(

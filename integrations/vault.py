@@ -411,9 +411,6 @@ class TokenStore:
     def __repr__(self) -> str:
         return f"TokenStore({self.engine.url!r}, {self.vault!r})"
 
-    def create_schema(self) -> None:
-        tokens_table.create(self.engine, checkfirst=True)
-
     def save(self, principal: str, provider: str, token: ProviderToken) -> None:
         """Seal and store `token`, replacing any previous one; the row becomes connected."""
         _check_identity(principal, provider)

@@ -1,7 +1,8 @@
 """The `policies` table: policy spec versions registered at run time (built-ins are not stored).
 
-One row per (name, version). `create_all` does not alter an existing table: a database created
-before versions needs `version INTEGER NOT NULL DEFAULT 1` added to the table and its key.
+One row per (name, version). Migrations (`api/db`) make and change the table. A database made
+before versions (and before migrations) lacks `version INTEGER NOT NULL DEFAULT 1` in the table
+and its key; `oo db upgrade` lists that as drift when it adopts such a database.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 `make test` starts PostgreSQL and Redis and exports OO_TEST_DATABASE_URL / OO_TEST_REDIS_URL;
 every test that takes the `backend` fixture runs once on the embedded default (SQLite file,
 in-process bus) and once on PostgreSQL + Redis. Each PostgreSQL test gets its own schema and a
-flushed Redis, so tests never see each other's rows.
+flushed Redis, so tests never see each other's rows. Both databases come at head, made by the
+migrations (tests/schema.py), as `oo db upgrade` makes them in production.
 
 Property tests run under the `ci` Hypothesis profile unless `--hypothesis-profile` names
 another: the same examples on every run, wherever it runs, so a red CI run replays as is.
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import hypothesis
 import pytest
@@ -33,6 +33,7 @@ from api.app import create_app
 from api.settings import Settings
 from bandit.settings import LearnerSettings
 from tests.browser import chromium, open_page, screenshot  # noqa: F401 - shared browser fixtures
+from tests.schema import migrated, schema_url
 
 PG_URL = os.environ.get("OO_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("OO_TEST_REDIS_URL")
@@ -70,19 +71,19 @@ class Backend:
 
 
 def _pg_schema_url(schema: str) -> str:
+    """A new schema at head, and the URL that works in it."""
     assert PG_URL is not None
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
-    separator = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+    return migrated(schema_url(PG_URL, schema), server_url=PG_URL)
 
 
 @pytest.fixture(params=["embedded", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "embedded":
-        yield Backend("embedded", f"sqlite:///{tmp_path / 'oo.sqlite3'}", None)
+        yield Backend("embedded", migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"), None)
         return
     if not (PG_URL and REDIS_URL):
         pytest.skip("PostgreSQL + Redis not configured (run through `make test`)")

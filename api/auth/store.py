@@ -28,7 +28,6 @@ identities_table = IdentityRow.__table__  # type: ignore[attr-defined]
 sessions_table = SessionRow.__table__  # type: ignore[attr-defined]
 refresh_table = RefreshTokenRow.__table__  # type: ignore[attr-defined]
 keys_table = ApiKeyRow.__table__  # type: ignore[attr-defined]
-TABLES = (people_table, identities_table, sessions_table, refresh_table, keys_table)
 
 KEY_PREFIX = "oo"
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -126,10 +125,6 @@ class AuthStore:
     def _changed(self, person_id: str) -> None:
         for listener in self._listeners:
             listener(person_id)
-
-    def create_schema(self) -> None:
-        for table in TABLES:
-            table.create(self.engine, checkfirst=True)
 
     # people ----------------------------------------------------------------------------
 

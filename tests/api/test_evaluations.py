@@ -15,6 +15,7 @@ from bandit.store import Store
 from tests.api.decision_helpers import services
 from tests.conftest import Backend, wait_until
 from tests.rewards.synthetic import START, write_log
+from tests.schema import migrated
 
 POLICY_KEYS = {"name", "kind", "estimates", "diagnostics", "verdict"}
 
@@ -120,9 +121,8 @@ def test_cli_evaluates_the_database_as_json_and_as_a_table(
 ) -> None:
     if backend.name != "embedded":
         pytest.skip("the CLI reads whichever database it is given; one backend is enough")
-    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    url = migrated(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
     store = Store.connect(url, pool_size=1)
-    store.create_schema()
     write_log(store, 300, seed=9)
     store.engine.dispose()
     runner = CliRunner()
@@ -160,9 +160,8 @@ def test_cli_evaluates_the_database_as_json_and_as_a_table(
 def test_cli_evaluates_an_exported_dsjson_log(backend: Backend, tmp_path: Path) -> None:
     if backend.name != "embedded":
         pytest.skip("files need no database backend")
-    url = f"sqlite:///{tmp_path / 'dsjson.sqlite3'}"
+    url = migrated(f"sqlite:///{tmp_path / 'dsjson.sqlite3'}")
     store = Store.connect(url, pool_size=1)
-    store.create_schema()
     rewards = write_log(store, 200, seed=10)
     store.engine.dispose()
     runner = CliRunner()

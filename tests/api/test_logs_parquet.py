@@ -20,6 +20,7 @@ from rewards.parquet import MEDIA_TYPE, SCHEMA, parquet_chunks
 from tests.api.decision_helpers import services
 from tests.conftest import Backend
 from tests.rewards.synthetic import START, decisions, write_log
+from tests.schema import migrated
 
 
 def _log(store: Store) -> None:
@@ -96,9 +97,8 @@ def test_an_unknown_format_names_the_field(client: TestClient) -> None:
 def test_cli_exports_parquet(backend: Backend, tmp_path: Path) -> None:
     if backend.name != "embedded":
         pytest.skip("the CLI reads whichever database it is given; one backend is enough")
-    url = f"sqlite:///{tmp_path / 'parquet.sqlite3'}"
+    url = migrated(f"sqlite:///{tmp_path / 'parquet.sqlite3'}")
     store = Store.connect(url, pool_size=1)
-    store.create_schema()
     _log(store)
     store.engine.dispose()
     runner = CliRunner()

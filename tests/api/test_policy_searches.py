@@ -16,6 +16,7 @@ from bandit.store import Store
 from tests.api.decision_helpers import services
 from tests.conftest import Backend, wait_until
 from tests.rewards.synthetic import write_log as synthetic_log
+from tests.schema import migrated
 
 # The synthetic log rewards each group's favourite candidate: only `-q ::` can learn it.
 GRID = {
@@ -173,9 +174,8 @@ def test_delete_cancels_and_forgets(client: TestClient) -> None:
 def test_cli_searches_the_database(backend: Backend, tmp_path: Path) -> None:
     if backend.name != "embedded":
         pytest.skip("the CLI reads whichever database it is given; one backend is enough")
-    url = f"sqlite:///{tmp_path / 'search.sqlite3'}"
+    url = migrated(f"sqlite:///{tmp_path / 'search.sqlite3'}")
     store = Store.connect(url, pool_size=1)
-    store.create_schema()
     write_log(store, 1500, seed=24)
     store.engine.dispose()
     runner = CliRunner()

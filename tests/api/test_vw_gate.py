@@ -236,7 +236,6 @@ def test_model_import_refuses_a_header_with_io_options(
 def _store_raw(backend: Backend, name: str, args: str, version: int = 1) -> None:
     """A row as an older oO stored it, bypassing today's spec checks."""
     store = Store.connect(backend.database_url)
-    store.create_schema()
     with store.engine.begin() as conn:
         conn.execute(
             sa.insert(policies_table).values(

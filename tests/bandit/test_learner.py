@@ -70,7 +70,6 @@ class Loop:
 @pytest.fixture
 def loop(backend: Backend) -> Iterator[Loop]:
     store = Store.connect(backend.database_url)
-    store.create_schema()
     bus = make_bus(backend.redis_url)
     settings = LearnerSettings(reward_wait_seconds=600, sweep_grace_seconds=0)
     yield Loop(store, Registry(), bus, settings)

@@ -17,9 +17,7 @@ DEFAULTS = SurfaceConfig(timedelta(seconds=600), 0.0)
 
 
 def _configs(loop: Loop) -> SurfaceConfigs:  # noqa: F811 - the fixture's name
-    configs = SurfaceConfigs(loop.store.engine, DEFAULTS, ttl=0.0)
-    configs.create_schema()
-    return configs
+    return SurfaceConfigs(loop.store.engine, DEFAULTS, ttl=0.0)
 
 
 def test_the_learner_rebuilds_from_a_model_replaced_elsewhere(loop: Loop) -> None:  # noqa: F811

@@ -18,6 +18,7 @@ from bandit.surface_config import (
     format_duration,
     parse_duration,
 )
+from tests.schema import migrated
 
 DEFAULTS = SurfaceConfig(timedelta(minutes=10), 0.0)
 
@@ -62,9 +63,8 @@ def test_validation_names_the_field() -> None:
 
 
 def test_storage_generation_and_apprentice_counters(tmp_path: Path) -> None:
-    store = Store.connect(f"sqlite:///{tmp_path / 'oo.sqlite3'}", pool_size=2)
+    store = Store.connect(migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"), pool_size=2)
     configs = SurfaceConfigs(store.engine, DEFAULTS, ttl=0.0)
-    configs.create_schema()
     assert configs.get("personalizer") == DEFAULTS
     assert configs.configured() == {}
     assert configs.apprentice("personalizer") is None

@@ -23,7 +23,6 @@ ARMS = [ArmSpec("control", "vw-epsilon", 1), ArmSpec("softmax", "vw-softmax", 1)
 @pytest.fixture
 def experiments(backend: Backend) -> Iterator[Experiments]:
     store = Store.connect(backend.database_url)
-    store.create_schema()
     yield Experiments(store.engine, ("tips", "personalizer"), POLICIES.__contains__)
     store.engine.dispose()
 

@@ -193,9 +193,12 @@ def _known_variables() -> set[str]:
 
 def test_compose_has_every_service_with_a_health_check() -> None:
     services = _compose()["services"]
-    assert set(services) >= {"db", "redis", "api", "learner", "prometheus", "grafana"}
+    assert set(services) >= {"db", "redis", "migrate", "api", "learner", "prometheus", "grafana"}
     for name, service in services.items():
         assert "healthcheck" in service, f"{name} has no healthcheck"
+        if service.get("restart") == "no":  # a one-shot: it exits, nothing to check
+            assert service["healthcheck"] == {"disable": True}, name
+            continue
         assert service["healthcheck"]["test"], name
     assert services["db"]["image"].startswith("postgres:15")
     assert "pg_isready" in str(services["db"]["healthcheck"]["test"])
@@ -281,6 +284,32 @@ def test_compose_learner_gets_no_sign_in_or_vault_key(monkeypatch: pytest.Monkey
     settings = _settings_from(environ, monkeypatch)
     assert not settings.signin_providers
     LearnerSettings()
+
+
+def test_compose_migrates_once_before_the_api_and_the_learner_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    migrate = _service("migrate")
+    assert migrate["command"] == ["oo", "db", "upgrade"]
+    assert migrate["restart"] == "no"
+    assert migrate.get("deploy", {}).get("replicas", 1) == 1
+    # The api's image: the same code, so the same migrations.
+    assert migrate["build"] == _service("api")["build"]
+    assert migrate["image"] == _service("api")["image"]
+    assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+    for name in ("api", "learner"):
+        assert _service(name)["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }, name
+    # The shared settings only, and they make valid settings with the right database.
+    environ = _container_env("migrate", SITE | PROVIDERS["google"] | PROVIDERS["oidc"])
+    assert not set(environ) & (_secret_variables() - {"OO_DATABASE_URL", "OO_REDIS_URL"})
+    assert (
+        environ["OO_DATABASE_URL"]
+        == _container_env("api", SITE | PROVIDERS["google"])["OO_DATABASE_URL"]
+    )
+    settings = _settings_from(environ, monkeypatch)
+    assert urlsplit(settings.database).hostname == "db"
 
 
 def test_compose_api_runs_several_workers_and_binds_all_interfaces() -> None:
@@ -456,6 +485,47 @@ def test_k8s_learner_is_a_single_replica_that_never_overlaps() -> None:
     assert service["spec"]["selector"].items() <= labels.items()
     assert _port_number(container, service["spec"]["ports"][0]["targetPort"]) == PORTS["learner"]
     assert not [d for d in _k8s() if d["kind"] == "HorizontalPodAutoscaler"]
+
+
+def test_k8s_upgrade_job_runs_once_before_the_api_and_the_learner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job = _k8s_one("Job", "oo-db-upgrade")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert job["spec"].get("parallelism", 1) == 1
+    assert job["spec"].get("completions", 1) == 1
+    assert job["spec"]["backoffLimit"] >= 1
+    # A finished Job goes away by itself, so the next release's `kubectl apply` can create it.
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    (container,) = pod["containers"]
+    assert container["args"] == ["oo", "db", "upgrade"]
+    api = _container(_k8s_one("Deployment", "oo-api"))
+    assert container["image"] == api["image"]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "oo-config"}},
+        {"secretRef": {"name": "oo-secrets"}},
+    ]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # Every pod of the api and the learner waits for the schema before its process starts.
+    for name in ("oo-api", "oo-learner"):
+        deployment = _k8s_one("Deployment", name)
+        (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert init["args"][:3] == ["oo", "db", "wait"], name
+        assert init["image"] == _container(deployment)["image"], name
+        assert init["envFrom"] == container["envFrom"], name
+        assert init["securityContext"]["readOnlyRootFilesystem"] is True, name
+    # The Job's settings are valid, the database comes from the shared Secret.
+    filled = {
+        "OO_DATABASE_URL": "postgresql+psycopg://oo:pw@postgres:5432/oo",
+        "OO_REDIS_URL": "redis://redis:6379/0",
+    }
+    environ: dict[str, str] = dict(_k8s_one("ConfigMap", "oo-config")["data"])
+    environ |= {k: filled.get(k, "") for k in _k8s_one("Secret", "oo-secrets")["stringData"]}
+    settings = _settings_from(environ, monkeypatch)
+    assert urlsplit(settings.database).hostname == "postgres"
 
 
 def test_k8s_config_flows_through_configmap_and_secret() -> None:

@@ -146,7 +146,6 @@ def test_calendar_signals_only_when_the_values_change(
 @pytest.fixture
 def store(backend: Backend) -> Iterator[SignalStore]:
     db = Store.connect(backend.database_url, pool_size=2)
-    db.create_schema()
     yield SignalStore(db.engine)
     db.engine.dispose()
 

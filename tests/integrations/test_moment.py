@@ -20,7 +20,6 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def store(backend: Backend) -> Iterator[Store]:
     db = Store.connect(backend.database_url, pool_size=2)
-    db.create_schema()
     yield db
     db.engine.dispose()
 

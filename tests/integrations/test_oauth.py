@@ -21,12 +21,12 @@ from tests.integrations.providers import (  # noqa: F401 - the fixture
     providers_fixture,
     s256,
 )
+from tests.schema import migrated
 
 
 def test_a_state_is_single_use_across_processes(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'states.sqlite3'}")
+    engine = make_engine(migrated(f"sqlite:///{tmp_path / 'states.sqlite3'}"))
     one, other = StateStore(engine), StateStore(engine)  # two api processes, one database
-    one.create_schema()
     state = one.issue("alice", "todoist")
     with pytest.raises(StateRejected, match="another flow"):
         other.consume(state, "bob", "todoist")
@@ -105,9 +105,8 @@ def test_revoke_is_best_effort(providers: FakeProviders) -> None:
 def test_pkce_verifier_is_kept_server_side_and_sent_with_the_code(
     providers: FakeProviders, tmp_path: Path
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'states.sqlite3'}")
+    engine = make_engine(migrated(f"sqlite:///{tmp_path / 'states.sqlite3'}"))
     states = StateStore(engine)
-    states.create_schema()
     provider = replace(google(providers), pkce=True)
     verifier = provider.new_code_verifier()
     assert verifier is not None and 43 <= len(verifier) <= 128

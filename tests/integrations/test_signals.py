@@ -38,10 +38,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def store(backend: Backend) -> Iterator[SignalStore]:
     db = Store.connect(backend.database_url, pool_size=2)
-    db.create_schema()
-    signals = SignalStore(db.engine)
-    signals.ensure_indexes()
-    yield signals
+    yield SignalStore(db.engine)
     db.engine.dispose()
 
 

@@ -22,6 +22,7 @@ from integrations.todoist import Due, Task, TodoistClient, parse_task, todo_cand
 from integrations.vault import ProviderToken, TokenStore, Vault, VaultKey
 from tests.conftest import free_port
 from tests.integrations.conftest import FakeTodoist, Reply, todoist_task
+from tests.schema import migrated
 
 SECRET = "tdst-9a8b7c6d5e4f30211203f4e5d6c7b8a9"
 TOKEN = ProviderToken(SECRET)
@@ -398,10 +399,9 @@ def test_connect_fetch_revoke_disconnect_cycle_never_logs_the_token(
     todoist: FakeTodoist, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
-    engine = make_engine(f"sqlite:///{tmp_path / 'oo.sqlite3'}", pool_size=1)
+    engine = make_engine(migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"), pool_size=1)
     old, new = VaultKey("old", os.urandom(32)), VaultKey("new", os.urandom(32))
     store = TokenStore(engine, Vault([old]))
-    store.create_schema()
     client = TodoistClient(base_url=todoist.base_url, cache_ttl_s=0)
     todoist.tokens.add(SECRET)
     todoist.tasks = [todoist_task("1", "Private errand")]

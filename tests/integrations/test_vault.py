@@ -30,6 +30,7 @@ from integrations.vault import (
     rotate,
     tokens_table,
 )
+from tests.schema import migrated
 
 SECRET = "tdst-4c2f9e1b7a0d4e8f9a6b5c3d2e1f0a9b"
 REFRESH = "rfr-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -56,13 +57,11 @@ def token() -> ProviderToken:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> sa.Engine:
-    return make_engine(f"sqlite:///{tmp_path / 'vault.sqlite3'}", pool_size=1)
+    return make_engine(migrated(f"sqlite:///{tmp_path / 'vault.sqlite3'}"), pool_size=1)
 
 
 def store_with(engine: sa.Engine, *keys: VaultKey) -> TokenStore:
-    store = TokenStore(engine, Vault(keys))
-    store.create_schema()
-    return store
+    return TokenStore(engine, Vault(keys))
 
 
 # ------------------------------------------------------------------------------- round trip

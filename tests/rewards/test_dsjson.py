@@ -25,6 +25,7 @@ from rewards.dsjson import (
     to_dsjson,
 )
 from tests.conftest import Backend
+from tests.schema import migrated
 
 T0 = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -162,9 +163,7 @@ def _vw(objects: list[dict[str, Any]]) -> list[str]:
 
 
 def _store(tmp_path: Path) -> Store:
-    store = Store.connect(f"sqlite:///{tmp_path / 'log.sqlite3'}")
-    store.create_schema()
-    return store
+    return Store.connect(migrated(f"sqlite:///{tmp_path / 'log.sqlite3'}"))
 
 
 def _insert(store: Store, rows: list[dict[str, Any]]) -> None:
@@ -327,7 +326,6 @@ def test_export_writes_what_to_dsjson_writes_byte_for_byte(backend: Backend) -> 
     # export_lines encodes from the stored JSON text and remembers fragments; the oracle is
     # the record-at-a-time path over the decisions as logged.
     store = Store.connect(backend.database_url, pool_size=2)
-    store.create_schema()
     odd = Decision(
         event_id='é"\\n\u2028',
         surface="tips",

@@ -18,14 +18,14 @@ from rewards import evaluation
 from rewards.estimators import Interval
 from rewards.evaluation import EstimatorResult, LoggedEvent, Verdict
 from tests.rewards.synthetic import START, events, truth, write_log
+from tests.schema import migrated
 
 LEARNER = PolicySpec("greedy-learner", "vw", "--cb_explore_adf --epsilon 0.05 -q ::")
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store.connect(f"sqlite:///{tmp_path / 'log.sqlite3'}", pool_size=2)
-    store.create_schema()
+    store = Store.connect(migrated(f"sqlite:///{tmp_path / 'log.sqlite3'}"), pool_size=2)
     yield store
     store.engine.dispose()
 
@@ -33,8 +33,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def uniform_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, list[float]]]:
     path = tmp_path_factory.mktemp("uniform") / "log.sqlite3"
-    store = Store.connect(f"sqlite:///{path}", pool_size=2)
-    store.create_schema()
+    store = Store.connect(migrated(f"sqlite:///{path}"), pool_size=2)
     rewards = write_log(store, 3000, seed=11)
     yield store, rewards
     store.engine.dispose()

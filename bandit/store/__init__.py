@@ -1,0 +1,52 @@
+"""The decision log: durable decisions, rewards, learning state and model snapshots.
+
+`bandit` owns these tables: every other package reads and writes them through `Store`, whose
+methods come from one module per concern:
+
+- `database`: the engine (SQLite pragmas, pool), connections and the write discipline;
+- `writes`: the write path — log a decision, activate it, record its reward;
+- `lookups`: the request path's reads — a decision by event id, a person's recent choices;
+- `learning`: the learner's reads and learning marks;
+- `snapshots`: model snapshots;
+- `retention`: a surface's log range and deleting what no model still needs;
+- `streams`: ranges of the log in one cursor, for exports and counterfactual evaluation.
+
+`records` holds the typed records they hand out; `rows` the tables, private to this package.
+"""
+
+from __future__ import annotations
+
+from bandit.store.database import make_engine
+from bandit.store.learning import Learning
+from bandit.store.lookups import Lookups
+from bandit.store.records import (
+    Learnable,
+    Learned,
+    LearnedRow,
+    LoggedDecision,
+    RewardOutcome,
+    SettledRow,
+    Snapshot,
+)
+from bandit.store.retention import Retention
+from bandit.store.streams import Streams
+from bandit.store.writes import Writes
+
+__all__ = [
+    "Learnable",
+    "Learned",
+    "LearnedRow",
+    "LoggedDecision",
+    "RewardOutcome",
+    "SettledRow",
+    "Snapshot",
+    "Store",
+    "make_engine",
+]
+
+
+class Store(Writes, Lookups, Learning, Retention, Streams):
+    """Reads and writes the decision log. Thread-safe; one instance per process.
+
+    `Store.connect(url)` opens it; every part shares one engine and one write lock.
+    """

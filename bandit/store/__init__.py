@@ -9,21 +9,26 @@ methods come from one module per concern:
 - `learning`: the learner's reads and learning marks;
 - `snapshots`: model snapshots;
 - `retention`: a surface's log range and deleting what no model still needs;
-- `streams`: ranges of the log in one cursor, for exports and counterfactual evaluation.
+- `streams`: ranges of the log in one cursor, for exports and counterfactual evaluation;
+- `arms`: per-arm aggregates of an experiment.
 
 `records` holds the typed records they hand out; `rows` the tables, private to this package.
 """
 
 from __future__ import annotations
 
+from bandit.store.arms import Arms
 from bandit.store.database import make_engine
 from bandit.store.learning import Learning
 from bandit.store.lookups import Lookups
 from bandit.store.records import (
+    ArmAggregate,
     Learnable,
     Learned,
     LearnedRow,
     LoggedDecision,
+    PrePeriodSums,
+    RewardBucket,
     RewardOutcome,
     SettledRow,
     Snapshot,
@@ -33,10 +38,13 @@ from bandit.store.streams import Streams
 from bandit.store.writes import Writes
 
 __all__ = [
+    "ArmAggregate",
     "Learnable",
     "Learned",
     "LearnedRow",
     "LoggedDecision",
+    "PrePeriodSums",
+    "RewardBucket",
     "RewardOutcome",
     "SettledRow",
     "Snapshot",
@@ -45,7 +53,7 @@ __all__ = [
 ]
 
 
-class Store(Writes, Lookups, Learning, Retention, Streams):
+class Store(Writes, Lookups, Learning, Retention, Streams, Arms):
     """Reads and writes the decision log. Thread-safe; one instance per process.
 
     `Store.connect(url)` opens it; every part shares one engine and one write lock.

@@ -72,3 +72,47 @@ learned_reward)`, see `iter_settled`."""
 
 LearnedRow = tuple[str, datetime, tuple[float, ...], int, float, str]
 """`(event_id, created_at, pmf, chosen_index, learned_reward, vw_example)`, see `iter_learned`."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrePeriodSums:
+    """Sums over the units of an arm that have a pre-period value `x` (their covariate), with
+    `y` each unit's in-experiment mean learned reward; see `arm_aggregates`."""
+
+    units: int
+    sum_x: float
+    sum_xx: float
+    sum_xy: float
+    sum_y: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArmAggregate:
+    """Per-unit sufficient statistics of one arm's learned decisions in an experiment.
+
+    Each unit contributes its decision count `n`, its mean learned reward and the share of its
+    decisions with the counted reaction; the fields are sums of those over the arm's units.
+    """
+
+    arm: str
+    units: int
+    decisions: int
+    reward_sum: float
+    reward_sq: float
+    reaction_sum: float
+    reaction_sq: float
+    n_sq: float
+    pre_period: PrePeriodSums | None
+    """None when no pre-period was asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class RewardBucket:
+    """An arm's learned decisions created in [start, start + bucket): count, sum and sum of
+    squares of their learned rewards."""
+
+    arm: str
+    start: datetime
+    n: int
+    total: float
+    squares: float

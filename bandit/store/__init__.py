@@ -10,7 +10,8 @@ methods come from one module per concern:
 - `snapshots`: model snapshots;
 - `retention`: a surface's log range and deleting what no model still needs;
 - `streams`: ranges of the log in one cursor, for exports and counterfactual evaluation;
-- `arms`: per-arm aggregates of an experiment.
+- `arms`: per-arm aggregates of an experiment;
+- `people`: a person's decisions for their export, and their pseudonymization on erasure.
 
 `records` holds the typed records they hand out; `rows` the tables, private to this package.
 """
@@ -21,12 +22,15 @@ from bandit.store.arms import Arms
 from bandit.store.database import make_engine
 from bandit.store.learning import Learning
 from bandit.store.lookups import Lookups
+from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
 from bandit.store.records import (
     ArmAggregate,
     Learnable,
     Learned,
     LearnedRow,
     LoggedDecision,
+    PersonalDecision,
+    PersonalReaction,
     PrePeriodSums,
     RewardBucket,
     RewardOutcome,
@@ -38,11 +42,14 @@ from bandit.store.streams import Streams
 from bandit.store.writes import Writes
 
 __all__ = [
+    "PSEUDONYM_PREFIX",
     "ArmAggregate",
     "Learnable",
     "Learned",
     "LearnedRow",
     "LoggedDecision",
+    "PersonalDecision",
+    "PersonalReaction",
     "PrePeriodSums",
     "RewardBucket",
     "RewardOutcome",
@@ -53,7 +60,7 @@ __all__ = [
 ]
 
 
-class Store(Writes, Lookups, Learning, Retention, Streams, Arms):
+class Store(Writes, Lookups, Learning, Retention, Streams, Arms, PersonLog):
     """Reads and writes the decision log. Thread-safe; one instance per process.
 
     `Store.connect(url)` opens it; every part shares one engine and one write lock.

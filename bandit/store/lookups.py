@@ -3,14 +3,20 @@ shown (the context builder's recency features)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from bandit.store.database import Database
 from bandit.store.records import LoggedDecision
 from bandit.store.rows import _LOGGED, _logged, decisions
+
+_RECENT_SQL = (
+    "SELECT chosen_action, max(created_at) FROM decisions WHERE principal = %s "
+    "AND surface = %s AND created_at >= %s GROUP BY chosen_action"
+)
 
 
 class Lookups(Database):
@@ -43,3 +49,12 @@ class Lookups(Database):
             rows = conn.execute(query).all()
         tz = since.tzinfo
         return {r[0]: (r[1] if r[1].tzinfo else r[1].replace(tzinfo=tz)) for r in rows}
+
+    def queue_recent_choices(
+        self, conn: Any, principal: str, surface: str, since: datetime
+    ) -> Callable[[], dict[str, datetime]]:
+        """Send `recent_choices` on `conn`, a PostgreSQL connection from `raw()`; the returned
+        function reads the answer. In a psycopg pipeline the query shares the caller's round
+        trip: call the function after the pipeline block."""
+        cursor = conn.execute(_RECENT_SQL, (principal, surface, since))
+        return lambda: dict(cursor.fetchall())

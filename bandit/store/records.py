@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bandit.events import Decision
+from bandit.events import Decision, Features
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +116,33 @@ class RewardBucket:
     n: int
     total: float
     squares: float
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalReaction:
+    reaction: str | None
+    reward: float
+    at: datetime
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalDecision:
+    """A decision about a person as their data export shows it: what was chosen among which
+    candidates with which probabilities, and their reaction. No features of the candidates."""
+
+    event_id: str
+    surface: str
+    created_at: datetime
+    context: Features
+    action_ids: list[str]
+    pmf: list[float]
+    chosen_action: str
+    propensity: float
+    policy: str
+    model_version: int
+    experiment: str | None
+    arm: str | None
+    missing_sources: list[str]
+    activated_at: datetime | None
+    reaction: PersonalReaction | None

@@ -30,7 +30,8 @@ from fastapi.testclient import TestClient
 from api.simulate import HttpLoop, Loop, RouteLoop, Trace, run
 from api.simulate.worlds import World, WorldSpec
 from bandit.settings import LearnerSettings
-from rewards.search import DEFAULT_EXPLORATIONS, Candidate as GridCandidate
+from rewards.search import DEFAULT_EXPLORATIONS
+from rewards.search import Candidate as GridCandidate
 
 Path_ = Literal["routes", "asgi"]
 KEY_HEADER = {"Ocp-Apim-Subscription-Key": "simulation"}

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bandit.events import Features
+from bandit.events import Features, JSONValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,10 +221,10 @@ class World:
 
     def features(self, ctx: Context) -> Features:
         """The context as Personalizer's `contextFeatures`: one object per namespace."""
-        grouped: dict[str, dict[str, object]] = {}
+        grouped: dict[str, dict[str, JSONValue]] = {}
         for feature, level in zip(self.spec.features, ctx, strict=True):
             grouped.setdefault(feature.namespace, {})[feature.name] = feature.levels[level]
-        return [{namespace: values} for namespace, values in grouped.items()]  # type: ignore[misc]
+        return [{namespace: values} for namespace, values in grouped.items()]
 
     def probabilities(self, ctx: Context, t: int = 0) -> np.ndarray:
         """The click probability of every action for `ctx` at decision `t`, shape (actions,)."""

@@ -33,7 +33,7 @@ from bandit.settings import LearnerSettings
 from rewards.search import DEFAULT_EXPLORATIONS
 from rewards.search import Candidate as GridCandidate
 
-Path_ = Literal["routes", "asgi"]
+CallPath = Literal["routes", "asgi"]
 KEY_HEADER = {"Ocp-Apim-Subscription-Key": "simulation"}
 COLD = 200
 EARLY = 1000
@@ -175,7 +175,7 @@ def run_pair(
     *,
     seed: int = 0,
     decisions: int | None = None,
-    path: Path_ = "routes",
+    path: CallPath = "routes",
     on_event: Callable[[int], None] | None = None,
 ) -> Result:
     """One candidate (None: the surface's defaults, untouched) on one world, on a fresh app.

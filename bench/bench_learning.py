@@ -111,7 +111,7 @@ def sdk_run(candidate: Candidate | None, decisions: int, seed: int) -> Result:
             "OO_RATE_LIMIT_PERSONALIZER": "off",
             "OO_RATE_LIMIT_DEFAULT": "off",
         }
-        with server(["serve"], env, port):
+        with server(["serve"], env, port, stdout=sys.stderr):
             url = f"http://127.0.0.1:{port}"
             credential = AzureKeyCredential("simulation")
             if candidate is not None:

@@ -30,7 +30,7 @@ from fastapi.testclient import TestClient
 from api.simulate import HttpLoop, Loop, RouteLoop, Trace, run
 from api.simulate.worlds import World, WorldSpec
 from bandit.settings import LearnerSettings
-from rewards.search import DEFAULT_EXPLORATIONS
+from rewards.search import DEFAULT_EXPLORATIONS, Exploration
 from rewards.search import Candidate as GridCandidate
 
 CallPath = Literal["routes", "asgi"]
@@ -52,7 +52,8 @@ class Candidate:
     exploration: float | None = None
 
 
-def _grid(exploration: Any) -> str:
+def _grid(exploration: Exploration) -> str:
+    """The search grid's arguments for `exploration`, with MTR and all quadratic interactions."""
     return GridCandidate(0, exploration, ("::",), None, "mtr").args
 
 

@@ -202,6 +202,8 @@ def test_assignment_is_sticky_recorded_and_each_arm_learns_alone(client: TestCli
         assert reply.status_code == 204
     learning = services.hub.get("personalizer:vw-softmax:pz/softmax")
     wait_until(lambda: learning.version >= len(rewarded))
+    # The model learns a batch before its marks commit: results count the committed marks.
+    wait_until(lambda: all(services.store.get(e).learn_seq is not None for e in rewarded))
     assert services.hub.get("personalizer:vw-epsilon:pz/control").version == 0
     assert services.personalizer_policy.model_key == "personalizer:vw-squarecb"
 

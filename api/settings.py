@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     role: Literal["all", "api"] = Field(
         default="all", description="all: api + learner in one process; api: serve only"
     )
-    # Why this default: docs/adr/0010-exploration-default-from-the-simulation-suite.md.
+    # Why this default: docs/adr/0011-exploration-default-from-the-simulation-suite.md.
     tips_policy: str = DEFAULT_POLICY
     personalizer_policy: str = DEFAULT_POLICY
     reaction_rewards: str = Field(

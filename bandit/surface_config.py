@@ -42,7 +42,7 @@ AGGREGATIONS: tuple[Aggregation, ...] = ("earliest", "sum")
 DEFAULT_EXPLORATION = 0.05
 """The exploration share of a surface nobody configured (Personalizer's `explorationPercentage`):
 epsilon for epsilon-greedy policies, the uniform floor of other explorers. Chosen by the
-simulation suite (ADR 0010); Personalizer's own default was 0.2. A stored configuration keeps
+simulation suite (ADR 0011); Personalizer's own default was 0.2. A stored configuration keeps
 the share it holds (a stored null keeps meaning "the policy's own epsilon")."""
 
 MIN_REWARD_WAIT = timedelta(seconds=5)

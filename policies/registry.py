@@ -32,11 +32,11 @@ from policies.spec import (
     parse_id,
 )
 
-# The epsilon-greedy policy of ADR 0002 (the default until ADR 0010).
+# The epsilon-greedy policy of ADR 0002 (the default until ADR 0011).
 DEFAULT_VW_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
 DEFAULT_POLICY = "vw-squarecb"
 """What a surface serves unless configured: SquareCB under the surface's uniform floor
-(`bandit.surface_config.DEFAULT_EXPLORATION`), chosen by the simulation suite (ADR 0010)."""
+(`bandit.surface_config.DEFAULT_EXPLORATION`), chosen by the simulation suite (ADR 0011)."""
 
 BUILTIN: tuple[PolicySpec, ...] = (
     PolicySpec("random", "random", description="Uniform over the candidates (the v0)."),

@@ -7,7 +7,7 @@ Personalizer's service configuration changes serving without changing the learne
   epsilon, so the model is kept; only the pmf changes). Any other VW explorer (SquareCB, RegCB,
   softmax, bagging, cover) keeps its own adaptive pmf and gets that share mixed in as a floor,
   pmf' = (1 - share) pmf + share / K, so every candidate keeps probability >= share / K and the
-  logs stay evaluable (ADR 0010); it is never re-mixed with epsilon-greedy on top;
+  logs stay evaluable (ADR 0011); it is never re-mixed with epsilon-greedy on top;
 - *Apprentice* mode: the baseline (first) action is served with probability 1, and the decision
   is learned into the policy's model as usual, so the policy learns while imitating;
 - *LoggingOnly* mode: the policy serves as usual, but its decisions are logged under a model key

@@ -167,7 +167,7 @@ SUITE: tuple[WorldSpec, ...] = (
         delay=20,
     ),
 )
-"""The worlds the default exploration is chosen on (ADR 0010)."""
+"""The worlds the default exploration is chosen on (ADR 0011)."""
 
 WORLDS = {spec.name: spec for spec in SUITE}
 

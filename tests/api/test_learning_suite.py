@@ -1,4 +1,4 @@
-"""The learning suite's worlds and figures, and the exploration default it chose (ADR 0010).
+"""The learning suite's worlds and figures, and the exploration default it chose (ADR 0011).
 
 The full suite runs in `make bench` (`bench/bench_learning.py`); here, the worlds' truths, the
 ceiling arithmetic by hand, and one small seeded run of each default through the server.

@@ -79,7 +79,7 @@ def test_service_configuration_takes_effect(live_server: StartServer) -> None:
     config = admin.get_service_configuration()
     assert config["rewardWaitTime"] == "PT10M"
     assert config["rewardAggregation"] == "earliest"
-    assert config["explorationPercentage"] == DEFAULT_EXPLORATION  # ADR 0010
+    assert config["explorationPercentage"] == DEFAULT_EXPLORATION  # ADR 0011
     assert config["learningMode"] == "Online"
     assert config["logRetentionDays"] == -1
 
@@ -128,7 +128,7 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
     live = live_server()
     admin, client = _clients(live)
     policy = admin.get_policy()
-    assert policy == {"name": "vw-squarecb", "arguments": SQUARECB_ARGS}  # ADR 0010
+    assert policy == {"name": "vw-squarecb", "arguments": SQUARECB_ARGS}  # ADR 0011
 
     # Only the exploration changes: same model, new epsilon.
     admin.update_policy({"name": "greedy", "arguments": EPSILON_ARGS})

@@ -107,7 +107,7 @@ def test_storage_generation_and_apprentice_counters(tmp_path: Path) -> None:
 def test_a_new_surface_gets_the_default_exploration_and_a_stored_one_keeps_its_own(
     tmp_path: Path,
 ) -> None:
-    """ADR 0010: the default share applies where nothing is stored; a configuration stored
+    """ADR 0011: the default share applies where nothing is stored; a configuration stored
     before it (exploration null: the policy's own epsilon) or set since keeps its value."""
     store = Store.connect(migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"))
     configs = SurfaceConfigs(store.engine, DEFAULTS, ttl=0.0)

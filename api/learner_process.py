@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.db import prepare
 from api.services import surface_configs
 from api.settings import Settings
+from bandit import model_keys
 from bandit.bus import make_bus
 from bandit.hub import ModelHub
 from bandit.learner import Learner
@@ -72,7 +73,7 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
         spec = registry.get(name)
         for surface in ("tips", "personalizer"):
             if spec.kind == "vw":
-                hub.get(f"{surface}:{spec.id}")
+                hub.get(model_keys.build(surface, spec.id))
     learner = Learner(
         store,
         hub,

@@ -32,6 +32,7 @@ from bandit.events import utcnow
 from bandit.hub import ModelHub, learn_example
 from bandit.metrics import JOIN_LAG, LEARNED, LEARNER_BATCH, MODEL_VERSION
 from bandit.model import LearnExample
+from bandit.model_keys import surface_of
 from bandit.settings import LearnerSettings
 from bandit.store import Learnable, Learned, Snapshot, Store
 from bandit.surface_config import ApprenticeCounts, SurfaceConfig, SurfaceConfigs
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 
 RETENTION_CHECK_SECONDS = 600.0
 """How often decisions past their surface's log retention are deleted."""
-
-
-def surface_of(model_key: str) -> str:
-    return model_key.split(":", 1)[0]
 
 
 class Learner:

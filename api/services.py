@@ -14,6 +14,7 @@ from api.auth.store import AuthStore
 from api.db import prepare
 from api.errors import Conflict
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
+from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.settings import Settings
 from bandit.bus import EventBus, make_bus
@@ -83,6 +84,7 @@ class Services:
     surface_configs: SurfaceConfigs = field(init=False)
     # evaluation and policy-search jobs shared by every api process: set by `start`
     jobs: JobStore = field(init=False)
+    runner: JobRunner = field(init=False)
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -231,6 +233,7 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     services.surface_configs = surface_configs(store, learner_settings)
     services.jobs = JobStore(store.engine)
     services.jobs.fail_abandoned()
+    services.runner = JobRunner(services.jobs, services.stop_event)
     services.refresh_experiments()
     _start_signals(services)
     _start_integrations(services)

@@ -15,6 +15,7 @@ from api.db import prepare
 from api.services import surface_configs
 from api.settings import Settings
 from bandit import model_keys
+from bandit.apprentice import Imitation
 from bandit.bus import make_bus
 from bandit.hub import ModelHub
 from bandit.learner import Learner
@@ -74,12 +75,14 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
         for surface in ("tips", "personalizer"):
             if spec.kind == "vw":
                 hub.get(model_keys.build(surface, spec.id))
+    configs = surface_configs(store, learner_settings)  # Personalizer admin (issue 6)
     learner = Learner(
         store,
         hub,
         make_bus(settings.redis_url),
         learner_settings,
-        configs=surface_configs(store, learner_settings),  # Personalizer admin (issue 6)
+        configs=configs,
+        watchers=[Imitation(configs)],  # apprentice-mode metrics
     )
     server = uvicorn.Server(
         uvicorn.Config(health_app(learner, settings), host=host, port=port, log_level="warning")

@@ -17,6 +17,7 @@ from api.integration_setup import make_integrations  # people's integrations (is
 from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.settings import Settings
+from bandit.apprentice import Imitation
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
 from bandit.hub import ModelHub
@@ -242,8 +243,9 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     for policy in (services.tips_policy, services.personalizer_policy):
         hub.get(policy.model_key)
     if embedded:
+        configs = services.surface_configs
         services.learner = Learner(
-            store, hub, bus, learner_settings, configs=services.surface_configs
+            store, hub, bus, learner_settings, configs=configs, watchers=[Imitation(configs)]
         )
         thread = threading.Thread(
             target=services.learner.run, args=(services.stop_event,), name="learner", daemon=True

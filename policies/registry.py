@@ -68,10 +68,6 @@ PolicyLoader = Callable[[str], StoredSpec | None]
 HistoryLoader = Callable[[str], Sequence[StoredSpec]]
 """Every persisted version of a name, oldest first."""
 
-# Probe example for validation: a spec must not only build but also predict.
-_PROBE_CONTEXT: list[dict[str, object]] = [{"probe": {"x": 1}}]
-_PROBE_LINES = ("|a y:1", "|a z:1")
-
 
 def offending_option(args: str, message: str) -> str:
     """The VW option a refusal message is about, e.g. `--foo` in "unrecognised option '--foo'".
@@ -123,8 +119,8 @@ def validate(spec: PolicySpec) -> None:
             f"`args`: VW refused {what}: {exc.__cause__ or exc}", target=option
         ) from exc
     try:
-        model.predict(_PROBE_CONTEXT, _PROBE_LINES)  # type: ignore[arg-type]
-    except Exception as exc:  # VW raises plain RuntimeErrors at predict time
+        model.probe()  # a spec must not only build but also predict
+    except ModelError as exc:
         raise PolicySpecError(
             f"`args`: VW cannot predict with {spec.args!r}: {exc}", target="args"
         ) from exc

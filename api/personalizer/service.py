@@ -37,7 +37,7 @@ from api.services import PERSONALIZER, Services
 from bandit.apprentice import ApprenticeCounts
 from bandit.events import utcnow
 from bandit.model import Model, ModelError
-from bandit.surface_config import ConfigError, SurfaceConfig
+from bandit.surface_config import DEFAULT_EXPLORATION, ConfigError, SurfaceConfig
 from policies.registry import validate
 from policies.serving import epsilon_of, is_epsilon_greedy, with_epsilon, without_epsilon
 from policies.spec import PolicySpec, PolicySpecError
@@ -69,13 +69,16 @@ class Personalizer:
         return services.registry.get(services.default_policy(PERSONALIZER).name)
 
     def exploration(self, spec: PolicySpec, settings: SurfaceConfig) -> float:
-        """The exploration the surface serves with (what Personalizer calls the percentage)."""
+        """The share the surface spreads uniformly (what Personalizer calls the percentage):
+        epsilon for an epsilon-greedy policy, the floor of any other VW explorer."""
         if spec.kind == "random":
             return 1.0
-        if spec.kind != "vw" or not is_epsilon_greedy(spec.args):
+        if spec.kind != "vw":
             return 0.0
         if settings.exploration is not None:
             return settings.exploration
+        if not is_epsilon_greedy(spec.args):
+            return DEFAULT_EXPLORATION
         own = epsilon_of(spec.args)
         return VW_DEFAULT_EPSILON if own is None else own
 
@@ -107,12 +110,10 @@ class Personalizer:
                     f"`explorationPercentage` must be in [0, 1] (got {exploration})",
                     target="explorationPercentage",
                 )
-            if not math.isclose(exploration, self.exploration(spec, current)) and not (
-                spec.kind == "vw" and is_epsilon_greedy(spec.args)
-            ):
+            if not math.isclose(exploration, self.exploration(spec, current)) and spec.kind != "vw":
                 raise WireError(
-                    "`explorationPercentage` can only change for an epsilon-greedy policy; "
-                    f"the policy explores with {spec.args or spec.kind!r}",
+                    "`explorationPercentage` can only change for a VW policy (epsilon of "
+                    f"epsilon-greedy, the floor of other explorers); the policy is {spec.kind!r}",
                     target="explorationPercentage",
                 )
             settings = replace(

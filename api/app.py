@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from api import errors, security
+from api import errors, personalizer, security
 from api.auth import routes as signin
 from api.integration_setup import redact_access_log
 from api.limits import BodyLimit, InFlightLimit
@@ -22,8 +22,6 @@ from api.routers import (
     logs,
     me,
     ops,
-    personalizer,
-    personalizer_admin,
     policies,
     policy_searches,
     tips,
@@ -68,10 +66,7 @@ def create_app(
     app.include_router(tips.router, dependencies=per_principal)
     app.include_router(me.router, dependencies=per_principal)
     app.include_router(integrations.router, dependencies=per_principal)
-    app.include_router(personalizer.v1, dependencies=per_key)
-    app.include_router(personalizer.preview, dependencies=per_key)
-    app.include_router(personalizer_admin.v1, dependencies=per_key)
-    app.include_router(personalizer_admin.preview, dependencies=per_key)
+    personalizer.mount(app, dependencies=per_key)
     app.include_router(policies.router, dependencies=per_principal)
     app.include_router(experiments.router, dependencies=per_principal)
     app.include_router(dashboards.router)

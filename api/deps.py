@@ -15,6 +15,7 @@ from fastapi import Depends, Header, Path, Request
 
 from api.auth.principal import KEY_HEADER, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
+from api.job_runner import JobRunner
 from api.schemas import NoNul
 from api.services import PERSONALIZER, TIPS, Services
 from bandit.store import LoggedDecision
@@ -26,6 +27,14 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_job_runner(services: ServicesDep) -> JobRunner:
+    """The process's background-job runner (evaluations, searches, Personalizer jobs)."""
+    return services.runner
+
+
+JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
 def current_principal(request: Request, services: ServicesDep) -> Principal:

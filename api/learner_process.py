@@ -14,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.db import prepare
 from api.services import surface_configs
 from api.settings import Settings
+from bandit import model_keys
+from bandit.apprentice import Imitation
 from bandit.bus import make_bus
 from bandit.hub import ModelHub
 from bandit.learner import Learner
@@ -72,13 +74,15 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
         spec = registry.get(name)
         for surface in ("tips", "personalizer"):
             if spec.kind == "vw":
-                hub.get(f"{surface}:{spec.id}")
+                hub.get(model_keys.build(surface, spec.id))
+    configs = surface_configs(store, learner_settings)  # Personalizer admin (issue 6)
     learner = Learner(
         store,
         hub,
         make_bus(settings.redis_url),
         learner_settings,
-        configs=surface_configs(store, learner_settings),  # Personalizer admin (issue 6)
+        configs=configs,
+        watchers=[Imitation(configs)],  # apprentice-mode metrics
     )
     server = uvicorn.Server(
         uvicorn.Config(health_app(learner, settings), host=host, port=port, log_level="warning")

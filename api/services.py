@@ -14,8 +14,10 @@ from api.auth.store import AuthStore
 from api.db import prepare
 from api.errors import Conflict
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
+from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.settings import Settings
+from bandit.apprentice import Imitation
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
 from bandit.hub import ModelHub
@@ -84,6 +86,7 @@ class Services:
     surface_configs: SurfaceConfigs = field(init=False)
     # evaluation and policy-search jobs shared by every api process: set by `start`
     jobs: JobStore = field(init=False)
+    runner: JobRunner = field(init=False)
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -246,6 +249,7 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     services.surface_configs = surface_configs(store, learner_settings)
     services.jobs = JobStore(store.engine)
     services.jobs.fail_abandoned()
+    services.runner = JobRunner(services.jobs, services.stop_event)
     services.refresh_experiments()
     _start_signals(services)
     _start_integrations(services)
@@ -254,8 +258,9 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     for policy in (services.tips_policy, services.personalizer_policy):
         hub.get(policy.model_key)
     if embedded:
+        configs = services.surface_configs
         services.learner = Learner(
-            store, hub, bus, learner_settings, configs=services.surface_configs
+            store, hub, bus, learner_settings, configs=configs, watchers=[Imitation(configs)]
         )
         thread = threading.Thread(
             target=services.learner.run, args=(services.stop_event,), name="learner", daemon=True

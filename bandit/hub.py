@@ -3,6 +3,9 @@
 The learner (and the embedded all-in-one process) recovers a model as the newest snapshot plus
 a replay of everything learned after it, so no learned example is lost or applied twice. An api
 process only loads snapshots and refreshes when the learner publishes a newer one.
+
+A serving model can also be replaced from outside the learner (Personalizer's model import and
+reset): :meth:`ModelHub.install` makes new bytes the model of every process (ADR 0007).
 """
 
 from __future__ import annotations
@@ -10,10 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
+from bandit.events import utcnow
 from bandit.metrics import MODEL_VERSION
 from bandit.model import LearnExample, Model, ModelError
-from bandit.store import Learnable, Store
+from bandit.model_keys import surface_of
+from bandit.store import Learnable, Snapshot, Store
+
+if TYPE_CHECKING:
+    from bandit.surface_config import SurfaceConfigs
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +129,35 @@ class ModelHub:
         with self._lock:
             self._models[model_key] = model
         MODEL_VERSION.labels(model_key).set(model.version)
+
+    def install(
+        self,
+        model_key: str,
+        args: str,
+        data: bytes,
+        configs: SurfaceConfigs,
+        *,
+        paused: AbstractContextManager[None] | None = None,
+    ) -> int:
+        """Make `data` the model of `model_key` in every process, with no example learned twice.
+
+        The new snapshot replaces every older one of the model, covers every learning mark
+        issued so far, and has a version above any served one (so api processes load it by
+        version). The bump of the surface's model generation in `configs` makes a learner in
+        another process rebuild from it and replay only what it learns after; `paused` holds
+        this process's learner between batches meanwhile. Returns the new model version.
+        """
+        with paused or nullcontext():
+            current = self.get(model_key)
+            latest = self.store.latest_snapshot(model_key)
+            version = 1 + max(
+                current.version if current is not None else 0,
+                latest.version if latest is not None else 0,
+            )
+            self.store.replace_snapshots(
+                Snapshot(model_key, args, version, self.store.max_learn_seq(), utcnow(), data)
+            )
+            configs.new_model(surface_of(model_key))
+            self.forget(model_key)
+            self.get(model_key)
+        return version

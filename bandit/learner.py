@@ -13,9 +13,9 @@ learned with the default reward; a decision never activated is never learned. A 
 configuration (`bandit.surface_config`) says "sum" is learned when its window closes, with the sum
 of the rewards that arrived in time. The reward window and default reward are per surface too.
 
-In apprentice mode the api serves the baseline (first) action with probability 1 and the learner
-learns those decisions as usual; before learning each one it asks the model which action it
-would have chosen, and counts how often that is the baseline (the imitation or match rate).
+The learner learns whatever is logged under a key its hub builds a model for, whatever mode the
+surface serves in. Watchers (:class:`Watcher`) see the model just before it learns an example
+they asked for; apprentice-mode metrics are one (`bandit.apprentice.Imitation`).
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bandit.bus import EventBus
 from bandit.events import utcnow
 from bandit.hub import ModelHub, learn_example
 from bandit.metrics import JOIN_LAG, LEARNED, LEARNER_BATCH, MODEL_VERSION
-from bandit.model import LearnExample
+from bandit.model import LearnExample, Model
+from bandit.model_keys import surface_of
 from bandit.settings import LearnerSettings
 from bandit.store import Learnable, Learned, Snapshot, Store
-from bandit.surface_config import ApprenticeCounts, SurfaceConfig, SurfaceConfigs
+from bandit.surface_config import SurfaceConfig, SurfaceConfigs
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,22 @@ RETENTION_CHECK_SECONDS = 600.0
 """How often decisions past their surface's log retention are deleted."""
 
 
-def surface_of(model_key: str) -> str:
-    return model_key.split(":", 1)[0]
+class Watcher(Protocol):
+    """Sees a model just before it learns an example the watcher asked for."""
+
+    def wants(self, item: Learnable) -> bool:
+        """Whether to be shown `item`'s example before its model learns it."""
+        ...
+
+    def before_learning(self, model_key: str, model: Model, example: LearnExample) -> None: ...
+
+    def committed(self, at: datetime) -> None:
+        """The batch shown since the last call is durably marked learned."""
+        ...
+
+    def rolled_back(self) -> None:
+        """The batch shown since the last call was not marked (it will be learned again)."""
+        ...
 
 
 class Learner:
@@ -54,12 +70,14 @@ class Learner:
         bus: EventBus,
         settings: LearnerSettings,
         configs: SurfaceConfigs | None = None,
+        watchers: Sequence[Watcher] = (),
     ) -> None:
         self.store = store
         self.hub = hub
         self.bus = bus
         self.settings = settings
         self.configs = configs
+        self.watchers = tuple(watchers)
         # The model generation of each surface this learner's models come from (a surface
         # without a configuration row is at generation 0).
         self._generations: dict[str, int] = (
@@ -91,7 +109,7 @@ class Learner:
             logged = self.store.learnables(event_ids)
             logged.sort(key=lambda item: order[item.event_id])
             batches: dict[str, list[LearnExample]] = {}
-            apprentice: dict[str, set[int]] = {}
+            watched: dict[str, set[int]] = {}
             marks: list[Learned] = []
             now = utcnow()
             for item in logged:
@@ -107,30 +125,14 @@ class Learner:
                 LEARNED.labels(item.model_key, source).inc()
                 if self.hub.get(item.model_key) is not None:
                     examples = batches.setdefault(item.model_key, [])
-                    if config.learning_mode == "Apprentice" and _served_baseline(item):
-                        apprentice.setdefault(item.model_key, set()).add(len(examples))
+                    if any(watcher.wants(item) for watcher in self.watchers):
+                        watched.setdefault(item.model_key, set()).add(len(examples))
                     examples.append(learn_example(item, reward))
-            counts: dict[str, ApprenticeCounts] = {}
             try:
                 for model_key, examples in batches.items():
                     model = self.hub.get(model_key)
-                    if model is None:
-                        continue
-                    imitating = apprentice.get(model_key)
-                    if not imitating:
-                        MODEL_VERSION.labels(model_key).set(model.learn(examples))
-                        continue
-                    tally = ApprenticeCounts()
-                    for i, example in enumerate(examples):
-                        if i in imitating:
-                            # The would-be choice comes before the model learns the event.
-                            hit = model.greedy(example.lines) == 0
-                            tally += ApprenticeCounts(
-                                1, example.reward, int(hit), example.reward if hit else 0.0
-                            )
-                        MODEL_VERSION.labels(model_key).set(model.learn([example]))
-                    surface = surface_of(model_key)
-                    counts[surface] = counts.get(surface, ApprenticeCounts()) + tally
+                    if model is not None:
+                        self._learn(model_key, model, examples, watched.get(model_key, set()))
                 self.store.mark_learned(marks, at=now)
             except Exception:
                 # The models may hold examples the log does not mark as learned: rebuild them
@@ -138,10 +140,29 @@ class Learner:
                 for model_key in batches:
                     self.hub.forget(model_key)
                 self.seq = self.store.max_learn_seq()
+                for watcher in self.watchers:
+                    watcher.rolled_back()
                 raise
             self.learned += len(marks)
-        self._record_apprentice(counts, now)
+            for watcher in self.watchers:
+                watcher.committed(now)
         return len(marks)
+
+    def _learn(
+        self, model_key: str, model: Model, examples: list[LearnExample], watched: set[int]
+    ) -> None:
+        """Learn `examples` in order, showing the watched ones to the watchers first."""
+        begin = 0
+        for i in sorted(watched):
+            if begin < i:
+                model.learn(examples[begin:i])
+            for watcher in self.watchers:
+                watcher.before_learning(model_key, model, examples[i])
+            model.learn([examples[i]])
+            begin = i + 1
+        if begin < len(examples):
+            model.learn(examples[begin:])
+        MODEL_VERSION.labels(model_key).set(model.version)
 
     def _reward_for(
         self, item: Learnable, allow_default: bool, config: SurfaceConfig
@@ -162,15 +183,6 @@ class Learner:
         if self.configs is None:
             return self._defaults()
         return self.configs.get(surface)
-
-    def _record_apprentice(self, counts: dict[str, ApprenticeCounts], now: datetime) -> None:
-        if self.configs is None:
-            return
-        for surface, tally in counts.items():
-            try:
-                self.configs.add_apprentice(surface, tally, now)
-            except Exception:  # metrics only; the learned marks are already durable
-                log.warning("could not record apprentice metrics of %s", surface, exc_info=True)
 
     def sweep(self) -> int:
         """Close expired reward windows and pick up rewards whose message was lost.
@@ -304,8 +316,3 @@ class Learner:
             self.publish_snapshots()
         except Exception:
             log.exception("final snapshot failed; the next start replays from the log")
-
-
-def _served_baseline(item: Learnable) -> bool:
-    """Served in apprentice mode: the first action, drawn with probability 1."""
-    return item.chosen_index == 0 and item.propensity >= 1.0 - 1e-9

@@ -76,6 +76,10 @@ def workspace(args: str) -> vowpalwabbit.Workspace:
         raise ModelError(f"VW refused the arguments {args!r}: {exc}") from exc
 
 
+_PROBE_CONTEXT: Features = [{"probe": {"x": 1}}]
+_PROBE_LINES = ("|a y:1", "|a z:1")
+
+
 class Model:
     """One learnable policy model: predict a pmf over actions, learn from rewarded decisions."""
 
@@ -94,6 +98,22 @@ class Model:
         total = sum(pmf)
         # VW returns float32 probabilities; renormalize so the logged pmf sums to 1 in double.
         return [p / total for p in pmf] if total > 0 else [1.0 / len(pmf)] * len(pmf)
+
+    def probe(self) -> None:
+        """Predict on a made-up example of two actions, to refuse a model that builds but cannot
+        serve (a model of another reduction, or options VW only refuses at predict time).
+
+        Raises
+        ------
+        ModelError
+            With VW's reason, or the count of probabilities predicted when it is not 2.
+        """
+        try:
+            pmf = self.predict(_PROBE_CONTEXT, _PROBE_LINES)
+        except Exception as exc:  # VW raises plain RuntimeErrors at predict time
+            raise ModelError(str(exc)) from exc
+        if len(pmf) != len(_PROBE_LINES):
+            raise ModelError(f"it predicted {len(pmf)} probabilities for 2 actions")
 
     def greedy(self, lines: Sequence[str]) -> int:
         """The index of the action this model would choose on a logged ADF example (its most

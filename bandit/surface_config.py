@@ -1,27 +1,32 @@
-"""Run-time configuration of one decision surface, shared by every process through the database.
+"""Run-time settings of one decision surface, shared by every process through the database.
 
-Personalizer lets its operator change the reward wait time, the default reward, how several
-rewards of one event combine, the exploration share and the learning mode while the loop runs.
+What the loop acts on can change while it runs: the reward wait, the default reward, how several
+rewards of one event combine, the exploration share, the learning mode and the log retention.
 Those settings live in one row per surface (`surface_configs`), so the api workers (which apply
 exploration and the learning mode when they rank, and the reward window when a reward arrives)
-and the learner (which closes windows, applies the default reward and aggregates rewards) read
-the same values. Processes cache a row for `ttl` seconds.
+and the learner (which closes windows, applies the default reward, aggregates rewards and prunes
+logs) read the same values. Processes cache a row for `ttl` seconds. Errors name the field as
+this module spells it (`reward_wait`); a front door maps them to its own wire names.
+
+The row's JSON also keeps what a front door stores beside the settings without the loop acting
+on it (:meth:`SurfaceConfigs.extra`: the Personalizer API's echo-only fields, see
+`api.personalizer.config`); this module stores those keys and never reads them.
 
 The row also carries the model *generation*: a counter bumped whenever the surface's model is
-replaced from outside the learner (imported or reset). A learner in another process sees the
-counter move and rebuilds its models from the newest snapshot (see `bandit.learner`), so an
-imported model is never overwritten by the old one and no example is learned twice.
+replaced from outside the learner (`bandit.hub.ModelHub.install`). A learner in another process
+sees the counter move and rebuilds its models from the newest snapshot (see `bandit.learner`),
+so an imported model is never overwritten by the old one and no example is learned twice.
 
-Apprentice-mode metrics are counters in the same row, incremented atomically by the learner.
+Apprentice-mode metrics (`bandit.apprentice`) are counters in the same row, incremented
+atomically, restarted whenever apprentice mode is entered.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -29,9 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
+from bandit.apprentice import ApprenticeCounts, ApprenticeMetrics
 from bandit.events import utcnow
-from bandit.hub import ModelHub
-from bandit.store import Snapshot, Store
 from bandit.tables import UTCDateTime
 
 LearningMode = Literal["Online", "Apprentice", "LoggingOnly"]
@@ -48,61 +52,34 @@ the share it holds (a stored null keeps meaning "the policy's own epsilon")."""
 MIN_REWARD_WAIT = timedelta(seconds=5)
 MAX_REWARD_WAIT = timedelta(days=2)
 
-_DURATION = re.compile(
-    r"^P(?!$)(?:(?P<days>\d+(?:\.\d+)?)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
+_NOTHING = object()
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g} seconds"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
 
 
 class ConfigError(ValueError):
-    """A configuration value that cannot be used; `target` names the field (wire spelling)."""
+    """A setting that cannot be used: `target` names the field, `problem` says what is wrong
+    with it, `got` is the value refused (when there is one), for a front door to spell in its
+    own terms."""
 
-    def __init__(self, message: str, *, target: str) -> None:
-        super().__init__(message)
+    def __init__(self, target: str, problem: str, got: object = _NOTHING) -> None:
         self.target = target
-
-
-def parse_duration(text: str, target: str) -> timedelta:
-    """An ISO 8601 duration of days, hours, minutes and seconds (`PT10M`, `P1DT2H`).
-
-    Years, months and weeks are refused: their length is not fixed.
-    """
-    match = _DURATION.match(text.strip().upper()) if isinstance(text, str) else None
-    if match is None:
-        raise ConfigError(
-            f"`{target}` must be an ISO 8601 duration such as PT10M or P1DT2H (got {text!r})",
-            target=target,
-        )
-    parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
-    try:
-        return timedelta(**parts)
-    except OverflowError:
-        raise ConfigError(
-            f"`{target}` is too long a duration (got {text!r})", target=target
-        ) from None
-
-
-def format_duration(value: timedelta) -> str:
-    """`timedelta(minutes=10)` -> `PT10M`; the shortest ISO 8601 spelling."""
-    total = value.total_seconds()
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    date = f"{int(days)}D" if days else ""
-    clock = ""
-    if hours:
-        clock += f"{int(hours)}H"
-    if minutes:
-        clock += f"{int(minutes)}M"
-    if seconds or not (date or clock):
-        clock += f"{seconds:g}S"
-    return f"P{date}" + (f"T{clock}" if clock else "")
+        self.problem = problem
+        self.got = None if got is _NOTHING else got
+        self.has_value = got is not _NOTHING
+        suffix = f" (got {_plain(got)})" if got is not _NOTHING else ""
+        super().__init__(f"`{target}` {problem}{suffix}")
 
 
 @dataclass(frozen=True, slots=True)
 class SurfaceConfig:
-    """What Personalizer calls the service configuration, for one surface."""
+    """The settings the loop acts on, for one surface."""
 
     reward_wait: timedelta
     default_reward: float
@@ -111,121 +88,55 @@ class SurfaceConfig:
     """The share spread uniformly: epsilon for epsilon-greedy policies, the floor mixed into
     any other explorer's pmf (`policies.serving`). None leaves an epsilon-greedy policy's own
     `--epsilon` and floors other explorers at `DEFAULT_EXPLORATION`."""
-    model_export_frequency: timedelta = timedelta(minutes=5)
     log_retention_days: int = -1
-    log_mirror_enabled: bool = False
-    log_mirror_sas_uri: str | None = None
+    """Decisions older than this many days are deleted by the learner; -1 keeps them."""
     learning_mode: LearningMode = "Online"
-    auto_optimization_enabled: bool = False
-    auto_optimization_frequency: timedelta = timedelta(days=7)
-    auto_optimization_start: datetime | None = None
-    model_retrain_days: int = 0
-    policy_name: str | None = None
-    """The name the operator gave the policy (Personalizer's `{name, arguments}`)."""
-    edited_at: datetime | None = None
 
     def validate(self) -> None:
-        """Refuse values Personalizer refuses; the error names the field as the wire spells it."""
+        """Refuse values the loop cannot run with; the error names the field."""
         if not MIN_REWARD_WAIT <= self.reward_wait <= MAX_REWARD_WAIT:
             raise ConfigError(
-                "`rewardWaitTime` must be between 5 seconds and 2 days "
-                f"(got {format_duration(self.reward_wait)})",
-                target="rewardWaitTime",
+                "reward_wait", "must be between 5 seconds and 2 days", self.reward_wait
             )
         if not -1.0 <= self.default_reward <= 1.0:
-            raise ConfigError(
-                f"`defaultReward` must be in [-1, 1] (got {self.default_reward})",
-                target="defaultReward",
-            )
+            raise ConfigError("default_reward", "must be in [-1, 1]", self.default_reward)
         if self.reward_aggregation not in AGGREGATIONS:
             raise ConfigError(
-                f"`rewardAggregation` must be one of {', '.join(AGGREGATIONS)} "
-                f"(got {self.reward_aggregation!r})",
-                target="rewardAggregation",
+                "reward_aggregation",
+                f"must be one of {', '.join(AGGREGATIONS)}",
+                self.reward_aggregation,
             )
         if self.exploration is not None and not 0.0 <= self.exploration <= 1.0:
-            raise ConfigError(
-                f"`explorationPercentage` must be in [0, 1] (got {self.exploration})",
-                target="explorationPercentage",
-            )
-        if self.model_export_frequency <= timedelta(0):
-            raise ConfigError(
-                "`modelExportFrequency` must be a positive duration", target="modelExportFrequency"
-            )
+            raise ConfigError("exploration", "must be in [0, 1]", self.exploration)
         if self.log_retention_days != -1 and self.log_retention_days < 1:
             raise ConfigError(
-                "`logRetentionDays` must be -1 (keep forever) or at least 1 "
-                f"(got {self.log_retention_days})",
-                target="logRetentionDays",
+                "log_retention_days",
+                "must be -1 (keep forever) or at least 1",
+                self.log_retention_days,
             )
         if self.learning_mode not in LEARNING_MODES:
             raise ConfigError(
-                f"`learningMode` must be one of {', '.join(LEARNING_MODES)} "
-                f"(got {self.learning_mode!r})",
-                target="learningMode",
-            )
-        if self.auto_optimization_frequency <= timedelta(0):
-            raise ConfigError(
-                "`autoOptimizationFrequency` must be a positive duration",
-                target="autoOptimizationFrequency",
-            )
-        if self.model_retrain_days < 0:
-            raise ConfigError(
-                f"`modelRetrainDays` must be 0 or more (got {self.model_retrain_days})",
-                target="modelRetrainDays",
+                "learning_mode", f"must be one of {', '.join(LEARNING_MODES)}", self.learning_mode
             )
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
-        for key, value in values.items():
-            if isinstance(value, timedelta):
-                values[key] = value.total_seconds()
-            elif isinstance(value, datetime):
-                values[key] = value.isoformat()
+        values["reward_wait"] = self.reward_wait.total_seconds()
         return values
 
     @classmethod
-    def from_json(cls, values: dict[str, Any], defaults: SurfaceConfig) -> SurfaceConfig:
+    def from_json(cls, values: Mapping[str, Any], defaults: SurfaceConfig) -> SurfaceConfig:
         out: dict[str, Any] = {}
         for key, default in asdict(defaults).items():
             value = values.get(key, default)
-            if isinstance(default, timedelta) and not isinstance(value, timedelta):
+            if key == "reward_wait" and not isinstance(value, timedelta):
                 value = timedelta(seconds=float(value))
-            elif key in ("auto_optimization_start", "edited_at") and isinstance(value, str):
-                value = datetime.fromisoformat(value)
             out[key] = value
         return cls(**out)
 
 
-@dataclass(frozen=True, slots=True)
-class ApprenticeCounts:
-    """Events learned in apprentice mode, and those where the policy would have imitated the
-    baseline (chosen the same action), with the rewards of each."""
-
-    events: int = 0
-    rewards: float = 0.0
-    imitated_events: int = 0
-    imitated_rewards: float = 0.0
-
-    def __add__(self, other: ApprenticeCounts) -> ApprenticeCounts:
-        return ApprenticeCounts(
-            self.events + other.events,
-            self.rewards + other.rewards,
-            self.imitated_events + other.imitated_events,
-            self.imitated_rewards + other.imitated_rewards,
-        )
-
-    @property
-    def match_rate(self) -> float | None:
-        return self.imitated_events / self.events if self.events else None
-
-
-@dataclass(frozen=True, slots=True)
-class ApprenticeMetrics:
-    start: datetime
-    total: ApprenticeCounts
-    last_batch: ApprenticeCounts
-    last_event_at: datetime | None
+SETTINGS = frozenset(f.name for f in fields(SurfaceConfig))
+"""The JSON keys of a stored row that are settings; the others are a front door's `extra`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,17 +253,24 @@ class SurfaceConfigs:
                 self._cache[surface] = _Cached(config, generation, now)
         return out
 
-    def put(self, surface: str, config: SurfaceConfig) -> SurfaceConfig:
-        """Store a validated configuration; entering apprentice mode restarts its metrics."""
+    def put(
+        self, surface: str, config: SurfaceConfig, *, extra: Mapping[str, Any] | None = None
+    ) -> SurfaceConfig:
+        """Store validated settings, with `extra` JSON values beside them (keys that are not
+        settings; those not given keep their stored values). Entering apprentice mode restarts
+        its metrics."""
         config.validate()
+        clash = SETTINGS.intersection(extra or {})
+        if clash:
+            raise ValueError(f"`extra` must not hold settings (got {sorted(clash)})")
         now = utcnow()
-        config = replace(config, edited_at=now)
         with self.engine.begin() as conn:
             self._ensure(conn, surface)
             previous = conn.execute(
                 sa.select(table.c.config).where(table.c.surface == surface)
             ).scalar_one()
-            values: dict[str, Any] = {"config": config.as_json(), "updated_at": now}
+            stored = {**previous, **(extra or {}), **config.as_json()}
+            values: dict[str, Any] = {"config": stored, "updated_at": now}
             if (
                 config.learning_mode == "Apprentice"
                 and previous.get("learning_mode") != "Apprentice"
@@ -362,6 +280,13 @@ class SurfaceConfigs:
         with self._lock:
             self._cache.pop(surface, None)
         return config
+
+    def extra(self, surface: str) -> dict[str, Any]:
+        """The JSON values stored beside the surface's settings (empty until some are)."""
+        row = self._row(surface)
+        if row is None:
+            return {}
+        return {k: v for k, v in row.config.items() if k not in SETTINGS}
 
     def new_model(self, surface: str) -> ModelLineage:
         """Record that the surface's model was replaced from outside the learner."""
@@ -440,38 +365,3 @@ def _reset_apprentice(now: datetime) -> dict[str, Any]:
         "apprentice_last_batch": {},
         "apprentice_last_event_at": None,
     }
-
-
-def replace_model(
-    store: Store,
-    hub: ModelHub,
-    configs: SurfaceConfigs,
-    surface: str,
-    model_key: str,
-    args: str,
-    data: bytes,
-    *,
-    paused: AbstractContextManager[None] | None = None,
-) -> int:
-    """Make `data` the model of `model_key` in every process, with no example learned twice.
-
-    The new snapshot replaces every older one of the model, covers every learning mark issued
-    so far, and has a version above any served one (so api processes load it by version). The
-    generation bump makes a learner in another process rebuild from it and replay only what
-    it learns after; `paused` holds this process's learner between batches meanwhile. Returns
-    the new model version.
-    """
-    with paused or nullcontext():
-        current = hub.get(model_key)
-        latest = store.latest_snapshot(model_key)
-        version = 1 + max(
-            current.version if current is not None else 0,
-            latest.version if latest is not None else 0,
-        )
-        store.replace_snapshots(
-            Snapshot(model_key, args, version, store.max_learn_seq(), utcnow(), data)
-        )
-        configs.new_model(surface)
-        hub.forget(model_key)
-        hub.get(model_key)
-    return version

@@ -1,10 +1,8 @@
 """The policy registry: built-in specs, validation, and the construction of policies from specs.
 
-Model keys are `"{surface}:{policy}"`, so each surface (the tips product, the
-Personalizer-compatible loop) learns its own model for each policy. An experiment's arm learns
-its own model under `"{surface}:{policy}:{experiment}/{arm}"`; `policy_of` reads the policy
-from either form. `{policy}` is the spec's id (`name` for version 1, `name@vN` after; see
-`policies.spec`), so each version learns its own model.
+Each policy version learns its own model per surface (and per experiment arm), under the
+model key `bandit.model_keys` builds from the spec's id (`name` for version 1, `name@vN` after;
+see `policies.spec`).
 
 Ids are exact: `find("name")` is version 1, as it was before versions existed, wherever it is
 stored (model keys, experiment arms, shipped defaults, settings). Only `latest` and `pin` resolve
@@ -19,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from bandit import model_keys
 from bandit.hub import ModelHub
 from bandit.model import Model, ModelError
 from bandit.policy import Policy
@@ -73,22 +72,6 @@ PolicyLoader = Callable[[str], StoredSpec | None]
 HistoryLoader = Callable[[str], Sequence[StoredSpec]]
 """Every persisted version of a name, oldest first."""
 
-# Probe example for validation: a spec must not only build but also predict.
-_PROBE_CONTEXT: list[dict[str, object]] = [{"probe": {"x": 1}}]
-_PROBE_LINES = ("|a y:1", "|a z:1")
-
-
-def model_key(
-    surface: str, policy: str, experiment: str | None = None, arm: str | None = None
-) -> str:
-    if experiment is None or arm is None:
-        return f"{surface}:{policy}"
-    return f"{surface}:{policy}:{experiment}/{arm}"
-
-
-def policy_of(key: str) -> str:
-    return key.split(":", 2)[1]
-
 
 def offending_option(args: str, message: str) -> str:
     """The VW option a refusal message is about, e.g. `--foo` in "unrecognised option '--foo'".
@@ -140,8 +123,8 @@ def validate(spec: PolicySpec) -> None:
             f"`args`: VW refused {what}: {exc.__cause__ or exc}", target=option
         ) from exc
     try:
-        model.predict(_PROBE_CONTEXT, _PROBE_LINES)  # type: ignore[arg-type]
-    except Exception as exc:  # VW raises plain RuntimeErrors at predict time
+        model.probe()  # a spec must not only build but also predict
+    except ModelError as exc:
         raise PolicySpecError(
             f"`args`: VW cannot predict with {spec.args!r}: {exc}", target="args"
         ) from exc
@@ -258,7 +241,7 @@ class Registry:
 
     def args_for(self, key: str) -> str | None:
         """VW arguments for a model key, or None when its policy learns no model."""
-        spec = self.find(policy_of(key))
+        spec = self.find(model_keys.policy_of(key))
         return spec.args if spec is not None and spec.kind == "vw" else None
 
     def build(
@@ -271,7 +254,7 @@ class Registry:
         arm: str | None = None,
     ) -> Policy:
         spec = self.get(name)
-        key = model_key(surface, spec.id, experiment, arm)
+        key = model_keys.build(surface, spec.id, experiment, arm)
         if spec.kind == "random":
             return random.Policy(spec.id, key)
         if spec.kind == "rule":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bandit import model_keys
 from bandit.events import Action, Features
 from bandit.policy import Policy
 from bandit.surface_config import DEFAULT_EXPLORATION
@@ -61,10 +62,6 @@ def without_epsilon(args: str) -> str:
 def with_epsilon(args: str, epsilon: float) -> str:
     """`args` with `--epsilon` set to `epsilon` (inserted after `--cb_explore_adf`)."""
     return str(parse(args).with_value("--epsilon", f"{epsilon:.6g}", after="--cb_explore_adf"))
-
-
-LOGGING_ONLY_KEY = "{surface}:LoggingOnly"
-"""Not a policy id (ids are lowercase), so no registry builds a model for it."""
 
 
 class _Wrapped:
@@ -138,7 +135,7 @@ class LoggingOnly(_Wrapped):
 
     def __init__(self, inner: Policy, surface: str) -> None:
         super().__init__(inner)
-        self._key = LOGGING_ONLY_KEY.format(surface=surface)
+        self._key = model_keys.unlearned(surface)
 
     @property
     def model_key(self) -> str:

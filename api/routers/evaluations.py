@@ -1,26 +1,25 @@
 """Counterfactual evaluations over the decision log, run as background jobs.
 
 `POST` validates the request and resolves the policies at once (a bad name is a 400), then runs
-the evaluation in a thread of the process that accepted it; `GET` shows its status and progress,
-then the result; `DELETE` cancels a running one and forgets it. The job's state lives in the
-shared `jobs` table (`api/jobstore.py`), so every api process answers for it, and a job whose
-process stopped reads as failed.
+the evaluation on the shared job runner (`api/job_runner.py`) in a thread of the process that
+accepted it; `GET` shows its status and progress, then the result; `DELETE` cancels a running
+one and forgets it. Every api process answers for a job, and a job whose process stopped reads
+as failed.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from api.auth.principal import Role
-from api.deps import ServicesDep, requires
+from api.deps import JobRunnerDep, ServicesDep, requires
 from api.errors import BadRequest, NotFound
-from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
+from api.job_runner import JobContext, JobKind, JobRunner
+from api.jobstore import JobRow
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services import Services
 from rewards import evaluation
@@ -80,14 +79,20 @@ class Job:
         return public(self.row)
 
 
-class Jobs:
-    """Evaluation jobs: state in the shared table, threads of the jobs this process runs."""
+def _stored(result: evaluation.Evaluation) -> dict[str, Any]:
+    return result.as_json()
 
-    def __init__(self, services: Services) -> None:
-        self.store = services.jobs
-        self._runs = LocalRuns()
-        self._results: OrderedDict[str, evaluation.Evaluation] = OrderedDict()
-        self._lock = threading.Lock()
+
+EVALUATIONS = JobKind[evaluation.Evaluation](
+    KIND, keep=MAX_JOBS, to_json=_stored, cancelled=(evaluation.EvaluationCancelled,)
+)
+
+
+class Jobs:
+    """Evaluation jobs, as the shared job runner holds them."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
 
     def start(self, services: Services, body: EvaluationCreate) -> JobRow:
         start, end = body.start, body.end
@@ -97,75 +102,39 @@ class Jobs:
             targets = evaluation.resolve(body.policies, services.registry)
         except evaluation.EvaluationError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
-        row = self.store.create(KIND, body.model_dump(mode="json"), keep=MAX_JOBS)
-        cancel = threading.Event()
-        tracker = Tracker(self.store, KIND, row.id, cancel)
 
-        def work() -> None:
-            try:
-                result = evaluation.evaluate(
-                    services.store,
-                    targets,
-                    surface=body.surface,
-                    model_key=body.model_key,
-                    start=start,
-                    end=end,
-                    reward_model_name=body.reward_model,
-                    on_progress=lambda done, total: tracker.report(done, total),
-                    cancel=AnyOf(cancel, services.stop_event),
-                )
-                with self._lock:
-                    self._results[row.id] = result
-                    while len(self._results) > MAX_JOBS:
-                        self._results.popitem(last=False)
-                tracker.finish("succeeded", result=result.as_json)
-            except evaluation.EvaluationCancelled:
-                tracker.finish("cancelled")
-            except Exception as exc:  # reported on the job; the server keeps serving
-                tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
-            finally:
-                self._runs.done(row.id)
+        def work(job: JobContext) -> evaluation.Evaluation:
+            return evaluation.evaluate(
+                services.store,
+                targets,
+                surface=body.surface,
+                model_key=body.model_key,
+                start=start,
+                end=end,
+                reward_model_name=body.reward_model,
+                on_progress=lambda done, total: job.report(done, total),
+                cancel=job.cancel,
+            )
 
-        thread = threading.Thread(target=work, name=f"evaluation-{row.id}", daemon=True)
-        tracker.start()
-        self._runs.start(row.id, cancel, thread)
-        return row
-
-    def _job(self, row: JobRow) -> Job:
-        with self._lock:
-            result = self._results.get(row.id) if row.status == "succeeded" else None
-        return Job(row, result)
+        return self.runner.submit(EVALUATIONS, body.model_dump(mode="json"), work)
 
     def get(self, job_id: str) -> Job:
-        row = self.store.get(KIND, job_id)
-        if row is None:
+        job = self.runner.get(EVALUATIONS, job_id)
+        if job is None:
             raise NotFound(f"no evaluation has id {job_id!r}", target="id")
-        return self._job(row)
+        return Job(job.row, job.result)
 
     def all(self) -> list[Job]:
         """Every evaluation kept, oldest first."""
-        return [self._job(row) for row in self.store.all(KIND)]
+        return [Job(job.row, job.result) for job in self.runner.list(EVALUATIONS)]
 
     def delete(self, job_id: str) -> None:
-        if not self.store.request_cancel(KIND, job_id):
+        if not self.runner.cancel(EVALUATIONS, job_id):
             raise NotFound(f"no evaluation has id {job_id!r}", target="id")
-        self._runs.stop(job_id)
-        self.store.delete(KIND, job_id)
-        with self._lock:
-            self._results.pop(job_id, None)
 
 
-_JOBS_LOCK = threading.Lock()
-
-
-def get_jobs(request: Request, services: ServicesDep) -> Jobs:
-    """The app's job registry, made on first use (kept on `app.state`)."""
-    with _JOBS_LOCK:
-        jobs: Jobs | None = getattr(request.app.state, "evaluations", None)
-        if jobs is None:
-            jobs = Jobs(services)
-            request.app.state.evaluations = jobs
-        return jobs
+def get_jobs(runner: JobRunnerDep) -> Jobs:
+    return Jobs(runner)
 
 
 JobsDep = Annotated[Jobs, Depends(get_jobs)]

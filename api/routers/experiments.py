@@ -25,6 +25,7 @@ from api.schemas import (
     ShipRequest,
 )
 from api.services import Services
+from bandit import model_keys
 from bandit.store import Store
 from experiments.lifecycle import (
     ArmSpec,
@@ -35,7 +36,6 @@ from experiments.lifecycle import (
     Experiments,
 )
 from experiments.results import days_running, experiment_results, winner
-from policies.registry import model_key
 
 router = APIRouter(
     prefix="/v1/experiments",
@@ -137,7 +137,7 @@ def results(store: Store, experiment: Experiment) -> ExperimentResultsPublic:
             ArmModel(
                 name=a.name,
                 policy=a.policy,
-                model_key=model_key(experiment.surface, a.policy, experiment.name, a.name),
+                model_key=model_keys.build(experiment.surface, a.policy, experiment.name, a.name),
             )
             for a in experiment.arms
         ],

@@ -8,7 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from api.deps import ServicesDep
 from api.errors import NotFound
-from api.schemas import BenchPredictRequest, Health, HealthCheck, RankedAction
+from api.personalizer.schemas import BenchPredictRequest, RankedAction
+from api.schemas import Health, HealthCheck
 from bandit.events import Action
 from bandit.features import action_lines
 

@@ -3,26 +3,25 @@
 `POST` validates the grid and budget (a bad value is a 400 naming it) and starts the search in a
 thread; `GET` shows progress, then every candidate with its estimate and the winner; `DELETE`
 cancels and forgets; `POST /{id}/promote` registers a candidate (the winner by default) as a
-policy version and, on request, makes it an A/B arm against the online policy. Job state lives
-in the shared `jobs` table, as evaluations' does (`api/routers/evaluations.py`); promoting needs
-the process that ran the search.
+policy version and, on request, makes it an A/B arm against the online policy. Searches run on
+the shared job runner (`api/job_runner.py`), as evaluations do; promoting needs the process that
+ran the search.
 
 The operations below (`start_search`, `promote`) are the function API other surfaces reuse.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from api.auth.principal import Principal, Role
-from api.deps import AnalystDep, ServicesDep, requires
+from api.deps import AnalystDep, JobRunnerDep, ServicesDep, requires
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
+from api.job_runner import JobContext, JobKind, JobRunner
+from api.jobstore import JobRow
 from api.routers import experiments as experiment_ops
 from api.routers import policies as policy_ops
 from api.schemas import (
@@ -105,14 +104,20 @@ def grid_of(body: PolicySearchCreate) -> tuple[search.Grid, search.Budget]:
     return grid, budget
 
 
-class Searches:
-    """Policy searches: state in the shared table, threads of the searches this process runs."""
+def _stored(result: search.SearchResult) -> dict[str, Any]:
+    return result.as_json()
 
-    def __init__(self, services: Services) -> None:
-        self.store = services.jobs
-        self._runs = LocalRuns()
-        self._results: OrderedDict[str, search.SearchResult] = OrderedDict()
-        self._lock = threading.Lock()
+
+SEARCHES = JobKind[search.SearchResult](
+    KIND, keep=MAX_JOBS, to_json=_stored, cancelled=(EvaluationCancelled,)
+)
+
+
+class Searches:
+    """Policy searches, as the shared job runner holds them."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
 
     def start(self, services: Services, body: PolicySearchCreate) -> SearchJob:
         """Validate `body`, read the window's summary, and search in a background thread."""
@@ -124,80 +129,45 @@ class Searches:
             )
         except search.SearchError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
-        row = self.store.create(KIND, body.model_dump(mode="json"), keep=MAX_JOBS)
-        cancel = threading.Event()
-        tracker = Tracker(self.store, KIND, row.id, cancel)
 
-        def progress(now: search.Progress) -> None:
-            detail = {
-                "candidates_done": now.candidates_done,
-                "candidates_planned": now.candidates_planned,
-            }
-            tracker.report(now.events_done, now.events_total, detail)
+        def work(job: JobContext) -> search.SearchResult:
+            def progress(now: search.Progress) -> None:
+                detail = {
+                    "candidates_done": now.candidates_done,
+                    "candidates_planned": now.candidates_planned,
+                }
+                job.report(now.events_done, now.events_total, detail)
 
-        def work() -> None:
-            try:
-                result = search.search(
-                    log,
-                    grid,
-                    budget=budget,
-                    seed=body.seed,
-                    estimator=body.estimator,
-                    reward_model_name=body.reward_model,
-                    on_progress=progress,
-                    cancel=AnyOf(cancel, services.stop_event),
-                )
-                with self._lock:
-                    self._results[row.id] = result
-                    while len(self._results) > MAX_JOBS:
-                        self._results.popitem(last=False)
-                tracker.finish("succeeded", result=result.as_json)
-            except EvaluationCancelled:
-                tracker.finish("cancelled")
-            except Exception as exc:  # reported on the job; the server keeps serving
-                tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
-            finally:
-                self._runs.done(row.id)
+            return search.search(
+                log,
+                grid,
+                budget=budget,
+                seed=body.seed,
+                estimator=body.estimator,
+                reward_model_name=body.reward_model,
+                on_progress=progress,
+                cancel=job.cancel,
+            )
 
-        thread = threading.Thread(target=work, name=f"policy-search-{row.id}", daemon=True)
-        tracker.start()
-        self._runs.start(row.id, cancel, thread)
+        row = self.runner.submit(SEARCHES, body.model_dump(mode="json"), work)
         return SearchJob(row, None)
 
-    def _job(self, row: JobRow) -> SearchJob:
-        with self._lock:
-            result = self._results.get(row.id) if row.status == "succeeded" else None
-        return SearchJob(row, result)
-
     def get(self, job_id: str) -> SearchJob:
-        row = self.store.get(KIND, job_id)
-        if row is None:
+        job = self.runner.get(SEARCHES, job_id)
+        if job is None:
             raise NotFound(f"no policy search has id {job_id!r}", target="id")
-        return self._job(row)
+        return SearchJob(job.row, job.result)
 
     def all(self) -> list[SearchJob]:
-        return [self._job(row) for row in self.store.all(KIND)]
+        return [SearchJob(job.row, job.result) for job in self.runner.list(SEARCHES)]
 
     def delete(self, job_id: str) -> None:
-        if not self.store.request_cancel(KIND, job_id):
+        if not self.runner.cancel(SEARCHES, job_id):
             raise NotFound(f"no policy search has id {job_id!r}", target="id")
-        self._runs.stop(job_id)
-        self.store.delete(KIND, job_id)
-        with self._lock:
-            self._results.pop(job_id, None)
 
 
-_LOCK = threading.Lock()
-
-
-def get_searches(request: Request, services: ServicesDep) -> Searches:
-    """The app's searches, made on first use (kept on `app.state`)."""
-    with _LOCK:
-        searches: Searches | None = getattr(request.app.state, "policy_searches", None)
-        if searches is None:
-            searches = Searches(services)
-            request.app.state.policy_searches = searches
-        return searches
+def get_searches(runner: JobRunnerDep) -> Searches:
+    return Searches(runner)
 
 
 SearchesDep = Annotated[Searches, Depends(get_searches)]

@@ -97,8 +97,8 @@ class RouteLoop:
     services: Any
 
     def rank(self, body: dict[str, Any]) -> dict[str, Any]:
-        from api.routers import personalizer
-        from api.schemas import RankRequest
+        from api.personalizer import decisions as personalizer
+        from api.personalizer.schemas import RankRequest
         from api.services import PERSONALIZER
 
         answer = personalizer.rank(RankRequest.model_validate(body), self.services, PERSONALIZER)
@@ -107,8 +107,8 @@ class RouteLoop:
 
     def reward(self, event_id: str, value: float) -> None:
         from api.deps import integrator_decision
-        from api.routers import personalizer
-        from api.schemas import RewardRequest
+        from api.personalizer import decisions as personalizer
+        from api.personalizer.schemas import RewardRequest
         from api.services import PERSONALIZER
 
         logged = integrator_decision(event_id, self.services, PERSONALIZER)

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 import rewards.evaluation
 from api import jobstore
 from api.jobstore import JobStore, jobs
+from api.routers.evaluations import EVALUATIONS
 from bandit.events import utcnow
 from rewards.evaluation import EvaluationCancelled
 from tests.api.decision_helpers import personalizer_url, services
@@ -84,8 +85,8 @@ def test_another_process_sees_progress_and_cancels_a_running_evaluation(
     assert b.delete(f"/v1/evaluations/{job_id}").status_code == 204
     assert a.get(f"/v1/evaluations/{job_id}").status_code == 404
     assert stopped.wait(timeout=30), "process A never saw the cancellation"
-    registry = a.app.state.evaluations  # type: ignore[attr-defined]
-    wait_until(lambda: job_id not in registry._runs)
+    runner = services(a).runner
+    wait_until(lambda: not runner.running_here(EVALUATIONS, job_id))
 
 
 def test_another_process_reads_a_search_but_cannot_promote_it(

@@ -9,7 +9,7 @@ from datetime import timedelta
 from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.model import Model
-from bandit.surface_config import SurfaceConfig, SurfaceConfigs, replace_model
+from bandit.surface_config import SurfaceConfig, SurfaceConfigs
 from policies.registry import DEFAULT_VW_ARGS
 from tests.bandit.test_learner import KEY, Loop, loop  # noqa: F401 - the shared fixture
 
@@ -36,9 +36,7 @@ def test_the_learner_rebuilds_from_a_model_replaced_elsewhere(loop: Loop) -> Non
     fresh = Model(DEFAULT_VW_ARGS)
     data, _ = fresh.serialize()
     fresh.close()
-    version = replace_model(
-        loop.store, api_hub, _configs(loop), "personalizer", KEY, DEFAULT_VW_ARGS, data
-    )
+    version = api_hub.install(KEY, DEFAULT_VW_ARGS, data, _configs(loop))
     assert version == 6
     assert api_hub.get(KEY).version == 6
 

@@ -1,4 +1,5 @@
-"""Surface configuration: ISO 8601 durations, validation, storage, apprentice counters."""
+"""Surface settings: validation, storage, apprentice counters (the wire spelling of the same
+settings is tested in tests/api/test_personalizer_wire.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from bandit.apprentice import ApprenticeCounts
 from bandit.events import utcnow
 from bandit.store import Store
 from bandit.surface_config import (
     DEFAULT_EXPLORATION,
-    ApprenticeCounts,
     ConfigError,
     SurfaceConfig,
     SurfaceConfigs,
-    format_duration,
-    parse_duration,
     table,
 )
 from tests.schema import migrated
@@ -25,38 +24,13 @@ from tests.schema import migrated
 DEFAULTS = SurfaceConfig(timedelta(minutes=10), 0.0)
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds", "canonical"),
-    [
-        ("PT10M", 600, "PT10M"),
-        ("pt5s", 5, "PT5S"),
-        ("P1DT2H", 93600, "P1DT2H"),
-        ("P2D", 172800, "P2D"),
-        ("PT1.5S", 1.5, "PT1.5S"),
-        ("PT0S", 0, "PT0S"),
-    ],
-)
-def test_durations(text: str, seconds: float, canonical: str) -> None:
-    value = parse_duration(text, "rewardWaitTime")
-    assert value.total_seconds() == seconds
-    assert format_duration(value) == canonical
-
-
-@pytest.mark.parametrize("text", ["P1M", "P1Y", "PT", "P", "10 minutes", "PT-5S", "P1W"])
-def test_durations_of_no_fixed_length_or_not_iso_are_refused(text: str) -> None:
-    with pytest.raises(ConfigError, match=r"`rewardWaitTime` must be an ISO 8601 duration"):
-        parse_duration(text, "rewardWaitTime")
-    with pytest.raises(ConfigError, match="too long"):
-        parse_duration("P999999999999D", "rewardWaitTime")
-
-
 def test_validation_names_the_field() -> None:
     DEFAULTS.validate()
     cases = {
-        "rewardWaitTime": replace(DEFAULTS, reward_wait=timedelta(seconds=4)),
-        "defaultReward": replace(DEFAULTS, default_reward=-1.5),
-        "explorationPercentage": replace(DEFAULTS, exploration=1.01),
-        "logRetentionDays": replace(DEFAULTS, log_retention_days=-2),
+        "reward_wait": replace(DEFAULTS, reward_wait=timedelta(seconds=4)),
+        "default_reward": replace(DEFAULTS, default_reward=-1.5),
+        "exploration": replace(DEFAULTS, exploration=1.01),
+        "log_retention_days": replace(DEFAULTS, log_retention_days=-2),
     }
     for target, config in cases.items():
         with pytest.raises(ConfigError, match=f"`{target}`") as refused:
@@ -74,9 +48,10 @@ def test_storage_generation_and_apprentice_counters(tmp_path: Path) -> None:
     stored = configs.put(
         "personalizer",
         replace(DEFAULTS, reward_aggregation="sum", learning_mode="Apprentice", exploration=0.3),
+        extra={"policy_name": "mine"},
     )
     assert configs.get("personalizer") == stored
-    assert stored.edited_at is not None
+    assert configs.extra("personalizer") == {"policy_name": "mine"}
     assert configs.get("tips") == DEFAULTS  # other surfaces keep the defaults
     assert configs.configured() == {"personalizer": (stored, 0)}
 

@@ -8,8 +8,10 @@ import pytest
 
 from bandit.events import Action
 from bandit.model import Model
+from bandit.model_keys import build as model_key
+from bandit.model_keys import policy_of
 from policies import rule
-from policies.registry import BUILTIN, Registry, model_key, offending_option, policy_of, validate
+from policies.registry import BUILTIN, Registry, offending_option, validate
 from policies.spec import PolicySpec, PolicySpecError, parse_id
 
 EXPLORATION = {

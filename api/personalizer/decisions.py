@@ -1,24 +1,22 @@
-"""The Azure Personalizer-compatible decision surface (v1.0 and 2022-09-01-preview paths)."""
+"""Personalizer's decisions: rank, reward and activate, under both path styles."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
 from api.errors import BadRequest
-from api.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
+from api.personalizer.routing import PathStyles
+from api.personalizer.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
 from api.services import PERSONALIZER
 from bandit.decide import EventIdConflict
 from bandit.events import Action, Decision
 from bandit.features import action_lines
 from bandit.metrics import RANK_LATENCY, REWARDS
 
-API_VERSIONS = ("2022-09-01-preview",)
-
-v1 = APIRouter(prefix="/personalizer/v1.0", tags=["personalizer"])
-preview = APIRouter(prefix="/personalizer", tags=["personalizer"])
+router = PathStyles(tags=["personalizer"])
 
 
 def _ranking(decision: Decision) -> RankResponse:
@@ -30,6 +28,7 @@ def _ranking(decision: Decision) -> RankResponse:
     )
 
 
+@router.post("/rank", summary="Rank", status_code=201, response_model=RankResponse)
 def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) -> RankResponse:
     """Choose one action. The first action that is not excluded is the baseline."""
     with RANK_LATENCY.time():
@@ -58,6 +57,7 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
         return _ranking(outcome.decision)
 
 
+@router.post("/events/{event_id}/reward", summary="Reward", status_code=204)
 def reward(body: RewardRequest, logged: IntegratorDecisionDep, services: ServicesDep) -> Response:
     """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts."""
     event_id = logged.decision.event_id
@@ -76,33 +76,9 @@ def reward(body: RewardRequest, logged: IntegratorDecisionDep, services: Service
     return Response(status_code=204)
 
 
+@router.post("/events/{event_id}/activate", summary="Activate", status_code=204)
 def activate(logged: IntegratorDecisionDep, services: ServicesDep) -> Response:
     """The chosen action of a deferred event was shown: a reward is now expected."""
     if services.store.activate(logged.decision.event_id):
         services.publish("activate", logged.decision.event_id)
     return Response(status_code=204)
-
-
-for router, version in ((v1, "v1"), (preview, "preview")):
-    router.add_api_route(
-        "/rank",
-        rank,
-        methods=["POST"],
-        status_code=201,
-        response_model=RankResponse,
-        operation_id=f"personalizer_rank_{version}",
-    )
-    router.add_api_route(
-        "/events/{event_id}/reward",
-        reward,
-        methods=["POST"],
-        status_code=204,
-        operation_id=f"personalizer_reward_{version}",
-    )
-    router.add_api_route(
-        "/events/{event_id}/activate",
-        activate,
-        methods=["POST"],
-        status_code=204,
-        operation_id=f"personalizer_activate_{version}",
-    )

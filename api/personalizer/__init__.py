@@ -1,0 +1,35 @@
+"""The Azure AI Personalizer-compatible API (facts: `shared/PERSONALIZER.md`, decision: ADR 0003).
+
+Every route is written once and served under both of Personalizer's path styles,
+`/personalizer/v1.0/...` and `/personalizer/...?api-version=2022-09-01-preview`
+(`routing.PathStyles`).
+
+- `decisions`: rank, reward, activate;
+- `admin`: service configuration, policy, model, logs, over the `service.Personalizer` service;
+- `evaluations`: offline evaluations and feature importances, over `jobs.PersonalizerJobs`
+  (background jobs on the shared runner, `api.job_runner`);
+- `schemas` and `wire`: the camelCase bodies and ISO 8601 durations, which live only here;
+  `config`: the fields Personalizer configures that the loop does not act on yet; `errors`:
+  Personalizer's error codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI
+
+
+def mount(app: FastAPI, *, dependencies: Sequence[Any] = ()) -> None:
+    """Include every Personalizer route (each router serves both path styles itself)."""
+    from api.personalizer import admin, decisions, evaluations
+
+    for router in (
+        decisions.router,
+        admin.router,
+        evaluations.shared,
+        evaluations.v1_only,
+        evaluations.preview_only,
+    ):
+        app.include_router(router, dependencies=list(dependencies))

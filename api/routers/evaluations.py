@@ -23,7 +23,10 @@ from api.errors import BadRequest, NotFound
 from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services import Services
-from rewards import evaluation
+from rewards.ope import runs
+from rewards.ope.errors import EvaluationCancelled, EvaluationError
+from rewards.ope.results import Evaluation
+from rewards.ope.targets import resolve
 
 router = APIRouter(
     prefix="/v1/evaluations",
@@ -58,7 +61,7 @@ class Job:
     it (the analysis page draws from that; the table keeps the JSON summary)."""
 
     row: JobRow
-    result: evaluation.Evaluation | None
+    result: Evaluation | None
 
     @property
     def id(self) -> str:
@@ -86,7 +89,7 @@ class Jobs:
     def __init__(self, services: Services) -> None:
         self.store = services.jobs
         self._runs = LocalRuns()
-        self._results: OrderedDict[str, evaluation.Evaluation] = OrderedDict()
+        self._results: OrderedDict[str, Evaluation] = OrderedDict()
         self._lock = threading.Lock()
 
     def start(self, services: Services, body: EvaluationCreate) -> JobRow:
@@ -94,8 +97,8 @@ class Jobs:
         if start is not None and end is not None and start >= end:
             raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
         try:
-            targets = evaluation.resolve(body.policies, services.registry)
-        except evaluation.EvaluationError as exc:
+            targets = resolve(body.policies, services.registry)
+        except EvaluationError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
         row = self.store.create(KIND, body.model_dump(mode="json"), keep=MAX_JOBS)
         cancel = threading.Event()
@@ -103,7 +106,7 @@ class Jobs:
 
         def work() -> None:
             try:
-                result = evaluation.evaluate(
+                result = runs.evaluate(
                     services.store,
                     targets,
                     surface=body.surface,
@@ -119,7 +122,7 @@ class Jobs:
                     while len(self._results) > MAX_JOBS:
                         self._results.popitem(last=False)
                 tracker.finish("succeeded", result=result.as_json)
-            except evaluation.EvaluationCancelled:
+            except EvaluationCancelled:
                 tracker.finish("cancelled")
             except Exception as exc:  # reported on the job; the server keeps serving
                 tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")

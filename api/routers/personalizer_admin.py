@@ -65,7 +65,12 @@ from bandit.surface_config import (
 from policies.registry import validate
 from policies.serving import epsilon_of, is_epsilon_greedy, with_epsilon, without_epsilon
 from policies.spec import PolicySpec, PolicySpecError, vw_args
-from rewards import evaluation, importance, search
+from rewards.ope import importance
+from rewards.ope.errors import EvaluationCancelled, EvaluationError
+from rewards.ope.grid import Grid
+from rewards.ope.results import PolicyResult as PolicyEvaluation
+from rewards.ope.runs import evaluate
+from rewards.ope.targets import BASELINE, ONLINE, RANDOM, Baseline, Online, Replay, Target, Uniform
 
 v1 = APIRouter(prefix="/personalizer/v1.0", tags=["personalizer-admin"])
 preview = APIRouter(prefix="/personalizer", tags=["personalizer-admin"])
@@ -520,7 +525,7 @@ class Jobs:
                 work(job)
                 job.status = "Succeeded"
                 tracker.finish("succeeded", result=outcome)
-            except evaluation.EvaluationCancelled:
+            except EvaluationCancelled:
                 job.status = "Canceled"
                 tracker.finish("cancelled")
             except Exception as exc:  # reported on the job; the server keeps serving
@@ -577,7 +582,7 @@ def _window(begin: datetime, finish: datetime, error: type[ApiError]) -> tuple[d
     return begin, finish
 
 
-def _summary(result: evaluation.PolicyResult) -> dict[str, Any]:
+def _summary(result: PolicyEvaluation) -> dict[str, Any]:
     ips = result.estimate("ips")
 
     def finite(x: float) -> float | None:
@@ -597,19 +602,19 @@ def _start_evaluation(
     config = services.surface_configs.read(PERSONALIZER)[0]
     online_name = config.policy_name or spec.name
     policies: dict[str, tuple[str, str]] = {
-        evaluation.ONLINE: (online_name, _effective_args(spec, config)),
-        evaluation.BASELINE: ("Baseline", ""),
-        evaluation.RANDOM: ("Random", ""),
+        ONLINE: (online_name, _effective_args(spec, config)),
+        BASELINE: ("Baseline", ""),
+        RANDOM: ("Random", ""),
     }
     sources = {
-        evaluation.ONLINE: "Online",
-        evaluation.BASELINE: "Baseline",
-        evaluation.RANDOM: "Random",
+        ONLINE: "Online",
+        BASELINE: "Baseline",
+        RANDOM: "Random",
     }
-    targets: list[evaluation.Target] = [
-        evaluation.Online(),
-        evaluation.Baseline(),
-        evaluation.Uniform(),
+    targets: list[Target] = [
+        Online(),
+        Baseline(),
+        Uniform(),
     ]
     try:
         for i, policy in enumerate(body.policies):
@@ -620,17 +625,17 @@ def _start_evaluation(
                 raise InvalidContract(str(exc), target=field) from None
             name = f"custom-{i}"
             try:
-                targets.append(evaluation.Replay(name, arguments))
-            except evaluation.EvaluationError as exc:
+                targets.append(Replay(name, arguments))
+            except EvaluationError as exc:
                 raise InvalidContract(
                     f"`{field}`: {str(exc).removeprefix('`policies`: ')}", target=field
                 ) from None
             policies[name] = (policy.name, arguments)
         if body.enable_policy_optimization or body.enable_offline_experimentation:
             # A few learning settings from the policy-search grid, in its seeded order.
-            for candidate in search.Grid().candidates(seed=0)[:OPTIMIZATION_CANDIDATES]:
+            for candidate in Grid().candidates(seed=0)[:OPTIMIZATION_CANDIDATES]:
                 name = f"optimization-{candidate.index}"
-                targets.append(evaluation.Replay(name, candidate.args))
+                targets.append(Replay(name, candidate.args))
                 policies[name] = (f"optimized-{candidate.index}", candidate.args)
                 sources[name] = "OfflineExperimentation"
     except BaseException:
@@ -641,7 +646,7 @@ def _start_evaluation(
 
     def work(job: Job) -> None:
         # `evaluate` closes the targets whatever happens.
-        result = evaluation.evaluate(
+        result = evaluate(
             services.store,
             targets,
             surface=PERSONALIZER,

@@ -26,6 +26,7 @@ from api.cli_common import (
     parse_moment,
     ready_database,
 )
+from api.evaluation_wire import evaluation_result
 from api.settings import Settings
 from bandit.store import Store
 from policies.registry import PolicyLoader, Registry
@@ -113,7 +114,7 @@ def evaluate(
     finally:
         store.engine.dispose()
     if as_json:
-        json.dump(result.as_json(), sys.stdout, indent=2)
+        json.dump(evaluation_result(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     _print(result)

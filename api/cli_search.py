@@ -25,6 +25,7 @@ from api.cli_common import (
     parse_moment,
     ready_database,
 )
+from api.evaluation_wire import search_result
 from api.settings import Settings
 from bandit.store import Store
 from rewards.ope import search
@@ -162,7 +163,7 @@ def search_policies(
     finally:
         store.engine.dispose()
     if as_json:
-        json.dump(result.as_json(), sys.stdout, indent=2)
+        json.dump(search_result(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     _print(result)

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
 from api.errors import BadRequest, NotFound
+from api.evaluation_wire import evaluation_result
 from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services import Services
@@ -121,7 +122,7 @@ class Jobs:
                     self._results[row.id] = result
                     while len(self._results) > MAX_JOBS:
                         self._results.popitem(last=False)
-                tracker.finish("succeeded", result=result.as_json)
+                tracker.finish("succeeded", result=lambda: evaluation_result(result))
             except EvaluationCancelled:
                 tracker.finish("cancelled")
             except Exception as exc:  # reported on the job; the server keeps serving

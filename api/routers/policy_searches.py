@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth.principal import Principal, Role
 from api.deps import AnalystDep, ServicesDep, requires
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.evaluation_wire import search_result
 from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
 from api.routers import experiments as experiment_ops
 from api.routers import policies as policy_ops
@@ -153,7 +154,7 @@ class Searches:
                     self._results[row.id] = result
                     while len(self._results) > MAX_JOBS:
                         self._results.popitem(last=False)
-                tracker.finish("succeeded", result=result.as_json)
+                tracker.finish("succeeded", result=lambda: search_result(result))
             except EvaluationCancelled:
                 tracker.finish("cancelled")
             except Exception as exc:  # reported on the job; the server keeps serving

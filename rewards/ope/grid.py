@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Literal
+from typing import Literal
 
 from rewards.ope.errors import EvaluationError
 
@@ -171,17 +171,6 @@ class Candidate:
         if self.learning_rate is not None:
             parts.append(f"-l {self.learning_rate:g}")
         return " ".join(parts)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "args": self.args,
-            "exploration": str(self.exploration),
-            "interactions": list(self.interactions),
-            "learning_rate": self.learning_rate,
-            "cb_type": self.cb_type,
-        }
 
 
 DEFAULT_EXPLORATIONS = (

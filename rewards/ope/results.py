@@ -4,6 +4,7 @@
 beats the online policy's and its lower 95% bound is above the online policy's lower bound, on
 the ``verdict_estimator`` (IPS by default) with Gaussian intervals.
 
+These are domain records; their wire form (JSON, NaN as null) is `api`'s concern.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from rewards.estimators import Interval, diagnostics
 
@@ -93,62 +94,6 @@ class Evaluation:
         passing = [p for p in self.policies if p.verdict.recommended]
         passing.sort(key=lambda p: -p.estimate(self.verdict_estimator).value)
         return [p.name for p in passing]
-
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the shape of the API's ``EvaluationResult``); NaN/inf -> None."""
-        return {
-            "n": self.n,
-            "surface": self.surface,
-            "model_key": self.model_key,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-            "alpha": self.alpha,
-            "reward_range": list(self.reward_range),
-            "max_weight": _finite(self.max_weight),
-            "reward_model": self.reward_model,
-            "verdict_estimator": self.verdict_estimator,
-            "recommended": self.recommended,
-            "seconds": self.seconds,
-            "policies": [policy_json(p) for p in self.policies],
-        }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _interval_json(interval: Interval, method: str) -> dict[str, Any]:
-    return {"method": method, "low": _finite(interval.low), "high": _finite(interval.high)}
-
-
-def policy_json(p: PolicyResult) -> dict[str, Any]:
-    """One policy's result as JSON (the API's ``PolicyEvaluationPublic``)."""
-    w = p.diagnostics.weights
-    return {
-        "name": p.name,
-        "kind": p.kind,
-        "estimates": [
-            {
-                "estimator": e.estimator,
-                "value": _finite(e.value),
-                "intervals": [
-                    _interval_json(e.gaussian, "gaussian"),
-                    _interval_json(e.second, e.second_method),
-                ],
-            }
-            for e in p.estimates
-        ],
-        "diagnostics": {
-            "ess": _finite(w.ess),
-            "ess_ratio": _finite(w.ess_ratio),
-            "min_weight": _finite(w.min),
-            "max_weight": _finite(w.max),
-            "mean_weight": _finite(w.mean),
-            "low_overlap_share": _finite(p.diagnostics.low_overlap_share),
-            "low_overlap_threshold": p.diagnostics.threshold,
-        },
-        "verdict": {"recommended": p.verdict.recommended, "reason": p.verdict.reason},
-    }
 
 
 def verdict(candidate: EstimatorResult, online: EstimatorResult) -> Verdict:

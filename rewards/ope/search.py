@@ -28,12 +28,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from rewards.ope.errors import EvaluationCancelled, EvaluationError
 from rewards.ope.grid import Budget, Candidate, Grid, SearchError
 from rewards.ope.logged import Log
-from rewards.ope.results import EstimatorName, PolicyResult, policy_json
+from rewards.ope.results import EstimatorName, PolicyResult
 from rewards.ope.reward_models import RewardModelName
 from rewards.ope.runs import CancelFlag, run_log
 from rewards.ope.targets import Online, Replay, Target
@@ -113,36 +113,6 @@ class SearchResult:
                 target="candidate",
             )
         return found
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready (the API's ``PolicySearchResult``); NaN/inf -> None."""
-        winner, leader = self.winner, self.leader
-        return {
-            "n": self.n,
-            "alpha": self.alpha,
-            "estimator": self.estimator,
-            "reward_model": self.reward_model,
-            "grid_size": self.grid_size,
-            "seed": self.seed,
-            "stopped": self.stopped,
-            "seconds": self.seconds,
-            "surface": self.surface,
-            "model_key": self.model_key,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-            "online": None if self.online is None else policy_json(self.online),
-            "winner": None if winner is None else winner.candidate.index,
-            "leader": None if leader is None else leader.candidate.index,
-            "trials": [
-                {
-                    "candidate": t.candidate.as_json(),
-                    "seconds": t.seconds,
-                    "error": t.error,
-                    "result": None if t.result is None else policy_json(t.result),
-                }
-                for t in self.trials
-            ],
-        }
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import vowpalwabbit
 
+from api.evaluation_wire import evaluation_result
 from bandit.store import Store
 from policies.registry import Registry
 from policies.spec import PolicySpec
@@ -107,7 +108,7 @@ def test_a_learning_candidate_is_recommended_over_a_uniform_online_log(
 
 
 def test_the_result_is_json_ready(result: Evaluation) -> None:
-    body = result.as_json()
+    body = evaluation_result(result)
     assert [p["name"] for p in body["policies"]] == ["online", "baseline", "random", LEARNER.name]
     first = body["policies"][1]["estimates"]
     assert [e["estimator"] for e in first] == ["ips", "snips", "dr"]
@@ -235,4 +236,4 @@ def test_bad_requests_name_the_argument(store: Store) -> None:
 def test_an_empty_range_gives_nan_estimates(store: Store) -> None:
     result = evaluate(store, resolve(["baseline"], Registry()))
     assert result.n == 0
-    assert result.as_json()["policies"][0]["estimates"][0]["value"] is None
+    assert evaluation_result(result)["policies"][0]["estimates"][0]["value"] is None

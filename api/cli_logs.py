@@ -6,8 +6,8 @@
 `import` validates and summarizes a DSJSON file (ours, VW's learning loop's or Personalizer's):
 how many events, their date range, actions per event, mean reward, and every malformed line.
 It writes nothing to the database: counterfactual evaluation, the consumer of imported logs,
-streams events straight from the file with `rewards.dsjson.read_dsjson`, so a table would only
-be a second copy of the file whose shape nothing needs yet.
+streams events straight from the file with `rewards.logs.dsjson_import.read_dsjson`, so a
+table would only be a second copy of the file whose shape nothing needs yet.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from rich.table import Table
 from api.cli_common import EndOption, StartOption, SurfaceOption, parse_moment, ready_database
 from api.settings import Settings
 from bandit.store import Store
-from rewards.dsjson import DsjsonError, ImportedEvent, bounded_lines, export_lines, read_dsjson
-from rewards.parquet import write_parquet
+from rewards.logs.dsjson_export import export_lines
+from rewards.logs.dsjson_import import DsjsonError, ImportedEvent, bounded_lines, read_dsjson
+from rewards.logs.parquet import write_parquet
 
 app = typer.Typer(help="Decision logs: DSJSON export and import.", no_args_is_help=True)
 

@@ -25,11 +25,14 @@ from api.cli_common import (
     parse_moment,
     ready_database,
 )
-from api.cli_evaluate import _file_events
+from api.evaluation_wire import search_result
 from api.settings import Settings
 from bandit.store import Store
-from rewards import search
-from rewards.evaluation import EstimatorName, RewardModelName
+from rewards.ope import search
+from rewards.ope.grid import Budget, Exploration, Grid, SearchError
+from rewards.ope.logged import Log
+from rewards.ope.results import EstimatorName
+from rewards.ope.reward_models import RewardModelName
 
 
 def _learning_rate(text: str) -> float | None:
@@ -106,10 +109,10 @@ def search_policies(
         raise typer.BadParameter(
             f"must be action-mean or vw (got {reward_model!r})", param_hint="--reward-model"
         )
-    defaults = search.Grid()
+    defaults = Grid()
     try:
-        grid = search.Grid(
-            explorations=tuple(search.Exploration.parse(e) for e in exploration)
+        grid = Grid(
+            explorations=tuple(Exploration.parse(e) for e in exploration)
             if exploration
             else defaults.explorations,
             interactions=tuple(_interactions(i) for i in interactions)
@@ -120,8 +123,8 @@ def search_policies(
             else defaults.learning_rates,
             cb_types=tuple(cb_type) if cb_type else defaults.cb_types,  # type: ignore[arg-type]
         )
-        budget = search.Budget(max_candidates, max_seconds)
-    except search.SearchError as exc:
+        budget = Budget(max_candidates, max_seconds)
+    except SearchError as exc:
         hint = {"explorations": "exploration", "learning_rates": "learning-rate"}.get(
             exc.target, exc.target.replace("_", "-").rstrip("s")
         )
@@ -131,10 +134,9 @@ def search_policies(
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
         if log is not None:
-            path = log
-            source = search.Log.of_events(lambda: _file_events(path), batch=batch)
+            source = Log.of_dsjson(log, batch=batch)
         else:
-            source = search.Log.of_store(
+            source = Log.of_store(
                 store, surface=surface, model_key=model_key, start=since, end=until, batch=batch
             )
         with counting_progress(disable=as_json) as progress:
@@ -161,7 +163,7 @@ def search_policies(
     finally:
         store.engine.dispose()
     if as_json:
-        json.dump(result.as_json(), sys.stdout, indent=2)
+        json.dump(search_result(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     _print(result)

@@ -292,7 +292,7 @@ class EvaluationCreate(Strict):
         default=None, max_length=256, description="Only decisions logged by this model"
     )
     reward_model: Literal["action-mean", "vw"] = Field(
-        default="action-mean", description="DR's reward model (see rewards.evaluation)"
+        default="action-mean", description="DR's reward model (see rewards.ope.reward_models)"
     )
 
 
@@ -401,7 +401,7 @@ class PolicySearchCreate(Strict):
         default="ips", description="The estimator the winner is chosen on"
     )
     reward_model: Literal["action-mean", "vw"] = Field(
-        default="action-mean", description="DR's reward model (see rewards.evaluation)"
+        default="action-mean", description="DR's reward model (see rewards.ope.reward_models)"
     )
 
 

@@ -115,13 +115,31 @@ class Model:
         if len(pmf) != len(_PROBE_LINES):
             raise ModelError(f"it predicted {len(pmf)} probabilities for 2 actions")
 
+    def scores(self, lines: Sequence[str]) -> list[float]:
+        """VW's prediction on a logged ADF example (shared line first), one number per action in
+        the logged order, without learning from it: the pmf of a `--cb_explore_adf` model (as
+        VW returns it, in single precision), each action's cost for a `--cb_adf` regressor."""
+        with self._lock:
+            prediction = self._vw.predict(list(lines))
+        return [float(p) for p in prediction]
+
     def greedy(self, lines: Sequence[str]) -> int:
         """The index of the action this model would choose on a logged ADF example (its most
         probable one; the first on ties), without learning from it."""
-        with self._lock:
-            prediction = self._vw.predict(list(lines))
-        pmf = [float(p) for p in prediction]
+        pmf = self.scores(lines)
         return max(range(len(pmf)), key=lambda i: (pmf[i], -i))
+
+    def replay(self, example: LearnExample) -> list[float]:
+        """One step of progressive validation: the `scores` of `example`'s lines, then learn it.
+
+        The scores are predicted before the model has seen the example, so a replay over a log
+        never scores an event with a model that learned it (counterfactual evaluation).
+        """
+        with self._lock:
+            prediction = self._vw.predict(list(example.lines))
+            self._vw.learn(example.labeled())
+            self.version += 1
+        return [float(p) for p in prediction]
 
     def learn(self, examples: Sequence[LearnExample]) -> int:
         """Learn `examples` in order and return the new version."""

@@ -5,12 +5,13 @@
 Seeds N learned decisions (10 candidates each) into a fresh PostgreSQL schema with one COPY,
 then measures:
 
-- export: `rewards.dsjson.export_lines` (one streamed query, DSJSON lines encoded from the
-  stored JSON text) into a file, beside a baseline that streams the same rows with one
+- export: `rewards.logs.dsjson_export.export_lines` (one streamed query, DSJSON lines encoded
+  from the stored JSON text) into a file, beside a baseline that streams the same rows with one
   server-side cursor and `json.dumps` each row's columns as they come;
-- import: `rewards.dsjson.read_dsjson` over the exported file, beside `json.loads` of each line;
-- Parquet: `rewards.parquet.write_parquet` (row groups of 5,000, zstd) of the same decisions,
-  and reading it back one record batch at a time with pyarrow.
+- import: `rewards.logs.dsjson_import.read_dsjson` over the exported file, beside `json.loads`
+  of each line;
+- Parquet: `rewards.logs.parquet.write_parquet` (row groups of 5,000, zstd) of the same
+  decisions, and reading it back one record batch at a time with pyarrow.
 
 Each phase runs in a fresh process; its peak memory is the growth of that process's peak RSS
 (VmHWM) over its RSS when the phase starts. The export is measured once more after adding an
@@ -41,8 +42,9 @@ from bandit.events import Action, Decision
 from bandit.store import Store
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions
 from bench._harness import database_url, fresh_schema, table
-from rewards.dsjson import export_lines, read_dsjson
-from rewards.parquet import write_parquet
+from rewards.logs.dsjson_export import export_lines
+from rewards.logs.dsjson_import import read_dsjson
+from rewards.logs.parquet import write_parquet
 
 N_ACTIONS = 10
 CHUNK = 5000

@@ -9,9 +9,9 @@ replays. Measured in the same run, over the same examples and VW arguments:
 * plain pyvw: ``predict(lines)`` then ``learn(labeled lines)`` per event, labels prepared before
   the clock starts (the goal: replay at >= 80% of its speed);
 * ``Replay.pmfs`` alone (the candidate's predict-then-learn, pmf rows, labeling included);
-* a whole ``evaluation.run`` of the online policy and the candidate: IPS, SNIPS, DR with both
+* a whole ``rewards.ope.runs.run`` of the online policy and the candidate: IPS, SNIPS, DR with both
   intervals and diagnostics, with the default ``action-mean`` DR reward model and with ``vw``;
-* the same whole run reading the events from a SQLite decision log (``evaluation.evaluate``),
+* the same whole run reading the events from a SQLite decision log (``rewards.ope.runs.evaluate``),
   and from PostgreSQL when ``OO_TEST_DATABASE_URL`` is set (``infra/scripts/with-services``).
 
 Each path reports wall time and this process's CPU time, best of ``repeat`` runs each. On a
@@ -40,8 +40,10 @@ from bandit.events import Action, Decision
 from bandit.features import action_lines, adf_example
 from bandit.store import Learned, Store
 from bench._harness import fresh_schema, table
-from rewards import evaluation
-from rewards.evaluation import LoggedEvent
+from rewards.ope.logged import Batch, LoggedEvent
+from rewards.ope.reward_models import RewardModelName
+from rewards.ope.runs import evaluate, run
+from rewards.ope.targets import Online, Replay, Target
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -131,8 +133,8 @@ def plain(events: list[LoggedEvent], args: str) -> Seconds:
 
 
 def replay_only(events: list[LoggedEvent], args: str, batch: int) -> Seconds:
-    replay = evaluation.Replay("candidate", args)
-    batches = [evaluation.Batch.of(events[i : i + batch]) for i in range(0, len(events), batch)]
+    replay = Replay("candidate", args)
+    batches = [Batch.of(events[i : i + batch]) for i in range(0, len(events), batch)]
     clock = Clock()
     for b in batches:
         replay.pmfs(b)
@@ -141,13 +143,11 @@ def replay_only(events: list[LoggedEvent], args: str, batch: int) -> Seconds:
     return seconds
 
 
-def whole(
-    events: list[LoggedEvent], args: str, batch: int, model: evaluation.RewardModelName
-) -> Seconds:
-    targets: list[evaluation.Target] = [evaluation.Online(), evaluation.Replay("candidate", args)]
+def whole(events: list[LoggedEvent], args: str, batch: int, model: RewardModelName) -> Seconds:
+    targets: list[Target] = [Online(), Replay("candidate", args)]
     batches = [events[i : i + batch] for i in range(0, len(events), batch)]
     clock = Clock()
-    evaluation.run(
+    run(
         batches,
         targets,
         total=len(events),
@@ -159,9 +159,9 @@ def whole(
 
 
 def from_store(store: Store, args: str, batch: int) -> Seconds:
-    targets: list[evaluation.Target] = [evaluation.Online(), evaluation.Replay("candidate", args)]
+    targets: list[Target] = [Online(), Replay("candidate", args)]
     clock = Clock()
-    evaluation.evaluate(store, targets, surface="personalizer", batch=batch)
+    evaluate(store, targets, surface="personalizer", batch=batch)
     return clock.stop()
 
 
@@ -185,10 +185,10 @@ def main() -> None:
     base = best(lambda: plain(events, args))
     rows: list[tuple[str, Seconds]] = [("plain pyvw predict+learn", base)]
     rows.append(("Replay.pmfs (candidate only)", best(lambda: replay_only(events, args, batch))))
-    models: tuple[evaluation.RewardModelName, ...] = ("action-mean", "vw")
+    models: tuple[RewardModelName, ...] = ("action-mean", "vw")
     for model in models:
         seconds = best(lambda m=model: whole(events, args, batch, m))  # type: ignore[misc]
-        rows.append((f"evaluation.run, DR model {model}", seconds))
+        rows.append((f"runs.run, DR model {model}", seconds))
     urls = {"SQLite": ""}
     if os.environ.get("OO_TEST_DATABASE_URL"):
         urls["PostgreSQL"] = fresh_schema(os.environ["OO_TEST_DATABASE_URL"])
@@ -196,7 +196,7 @@ def main() -> None:
         for name, url in urls.items():
             store = write_store(url or f"sqlite:///{tmp}/bench.sqlite3", events, options.actions)
             seconds = best(lambda s=store: from_store(s, args, batch))  # type: ignore[misc]
-            rows.append((f"evaluation.evaluate from {name}", seconds))
+            rows.append((f"runs.evaluate from {name}", seconds))
             store.engine.dispose()
 
     print(

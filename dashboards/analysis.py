@@ -1,6 +1,6 @@
 """The analyst's page: counterfactual estimates of policies side by side, drawn.
 
-One evaluation (:class:`rewards.evaluation.Evaluation`, from a finished `POST /v1/evaluations`
+One evaluation (:class:`rewards.ope.results.Evaluation`, from a finished `POST /v1/evaluations`
 job or run for the window the analyst picks) becomes a forest plot — one row per policy, its
 estimate and 95% interval, the online policy's estimate as the reference line — a table of the
 same numbers with the overlap diagnostics (ESS, share of target mass on well-logged candidates,
@@ -18,7 +18,7 @@ from html import escape
 
 from dashboards.charts import Frame, Series, empty_chart, nice_ticks, point, svg_band_chart
 from dashboards.experiments import HOUR, NARROW, WIDE, bucket_seconds, fmt, fmt_pct, page, swatch
-from rewards.evaluation import ESTIMATORS, EstimatorName, Evaluation, PolicyResult
+from rewards.ope.results import ESTIMATORS, EstimatorName, Evaluation, PolicyResult
 
 PATH = "/dashboards/analysis"
 

@@ -35,7 +35,12 @@ from api.personalizer.service import Personalizer
 from api.services import PERSONALIZER
 from bandit.events import utcnow
 from policies.spec import PolicySpecError, vw_args
-from rewards import evaluation, importance, search
+from rewards.ope import importance
+from rewards.ope.errors import EvaluationCancelled, EvaluationError
+from rewards.ope.grid import Grid
+from rewards.ope.results import PolicyResult as PolicyEvaluation
+from rewards.ope.runs import evaluate
+from rewards.ope.targets import BASELINE, ONLINE, RANDOM, Baseline, Online, Replay, Target, Uniform
 
 MAX_JOBS = 100
 OPTIMIZATION_CANDIDATES = 6
@@ -60,13 +65,13 @@ EVALUATIONS = JobKind[PersonalizerEvaluation](
     "personalizer-evaluation",
     keep=MAX_JOBS,
     to_json=_wire,
-    cancelled=(evaluation.EvaluationCancelled,),
+    cancelled=(EvaluationCancelled,),
 )
 IMPORTANCES = JobKind[FeatureImportancePublic](
     "personalizer-importance",
     keep=MAX_JOBS,
     to_json=_wire,
-    cancelled=(evaluation.EvaluationCancelled,),
+    cancelled=(EvaluationCancelled,),
 )
 
 
@@ -135,7 +140,7 @@ def window(begin: datetime, finish: datetime, error: type[ApiError]) -> tuple[da
     return begin, finish
 
 
-def _summary(result: evaluation.PolicyResult) -> dict[str, Any]:
+def _summary(result: PolicyEvaluation) -> dict[str, Any]:
     ips = result.estimate("ips")
 
     def finite(x: float) -> float | None:
@@ -188,19 +193,19 @@ class PersonalizerJobs:
         start, end = window(body.start_time, body.end_time, InvalidContract)
         online_name, online_args = self.personalizer.online_policy()
         policies: dict[str, tuple[str, str]] = {
-            evaluation.ONLINE: (online_name, online_args),
-            evaluation.BASELINE: ("Baseline", ""),
-            evaluation.RANDOM: ("Random", ""),
+            ONLINE: (online_name, online_args),
+            BASELINE: ("Baseline", ""),
+            RANDOM: ("Random", ""),
         }
         sources = {
-            evaluation.ONLINE: "Online",
-            evaluation.BASELINE: "Baseline",
-            evaluation.RANDOM: "Random",
+            ONLINE: "Online",
+            BASELINE: "Baseline",
+            RANDOM: "Random",
         }
-        targets: list[evaluation.Target] = [
-            evaluation.Online(),
-            evaluation.Baseline(),
-            evaluation.Uniform(),
+        targets: list[Target] = [
+            Online(),
+            Baseline(),
+            Uniform(),
         ]
         try:
             for i, policy in enumerate(body.policies):
@@ -209,9 +214,9 @@ class PersonalizerJobs:
                 policies[name] = (policy.name, arguments)
             if body.enable_policy_optimization or body.enable_offline_experimentation:
                 # A few learning settings from the policy-search grid, in its seeded order.
-                for candidate in search.Grid().candidates(seed=0)[:OPTIMIZATION_CANDIDATES]:
+                for candidate in Grid().candidates(seed=0)[:OPTIMIZATION_CANDIDATES]:
                     name = f"optimization-{candidate.index}"
-                    targets.append(evaluation.Replay(name, candidate.args))
+                    targets.append(Replay(name, candidate.args))
                     policies[name] = (f"optimized-{candidate.index}", candidate.args)
                     sources[name] = "OfflineExperimentation"
         except BaseException:
@@ -223,7 +228,7 @@ class PersonalizerJobs:
 
         def work(job: JobContext) -> PersonalizerEvaluation:
             # `evaluate` closes the targets whatever happens.
-            result = evaluation.evaluate(
+            result = evaluate(
                 store, targets, surface=PERSONALIZER, start=start, end=end, cancel=job.cancel
             )
             values = []
@@ -276,7 +281,7 @@ class PersonalizerJobs:
             raise
 
     @staticmethod
-    def _replay(targets: list[evaluation.Target], name: str, i: int, text: str) -> str:
+    def _replay(targets: list[Target], name: str, i: int, text: str) -> str:
         """Add a replay of the contract's `policies[i].arguments`; the gated arguments."""
         where = f"policies[{i}].arguments"
         try:
@@ -284,8 +289,8 @@ class PersonalizerJobs:
         except PolicySpecError as exc:
             raise InvalidContract(str(exc), target=where) from None
         try:
-            targets.append(evaluation.Replay(name, arguments))
-        except evaluation.EvaluationError as exc:
+            targets.append(Replay(name, arguments))
+        except EvaluationError as exc:
             raise InvalidContract(
                 f"`{where}`: {str(exc).removeprefix('`policies`: ')}", target=where
             ) from None

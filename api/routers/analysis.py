@@ -23,8 +23,10 @@ from api.services import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from bandit.clock import OutOfRange, as_utc
 from dashboards.analysis import Choice, Form, analysis_page, window_text
-from rewards import evaluation
-from rewards.evaluation import EstimatorName, Evaluation
+from rewards.ope.errors import EvaluationError
+from rewards.ope.results import EstimatorName, Evaluation
+from rewards.ope.runs import evaluate
+from rewards.ope.targets import BASELINE, RANDOM, resolve
 
 router = APIRouter(prefix="/dashboards", include_in_schema=False)
 
@@ -69,7 +71,7 @@ def _policy_names(services: Services) -> list[str]:
     """Built-in baseline and random, then every registered random or VW policy version."""
     for spec in services.policies.all():  # registrations of other processes join the registry
         services.registry.add(spec)
-    names = [evaluation.BASELINE, evaluation.RANDOM]
+    names = [BASELINE, RANDOM]
     for spec in sorted(services.registry, key=lambda s: (s.name, s.version)):
         if spec.kind in ("random", "vw") and spec.id not in names:
             names.append(spec.id)
@@ -128,12 +130,10 @@ def analysis_dashboard(
             )
         else:
             try:
-                targets = evaluation.resolve(wanted, services.registry)
-            except evaluation.EvaluationError as exc:
+                targets = resolve(wanted, services.registry)
+            except EvaluationError as exc:
                 raise BadRequest(str(exc), target="policy") from None
-            result = evaluation.evaluate(
-                services.store, targets, surface=surface, start=since, end=until
-            )
+            result = evaluate(services.store, targets, surface=surface, start=since, end=until)
     else:
         form = Form(estimator=chosen)
     page = analysis_page(result, form=form, choices=choices, policies=names, message=message)

@@ -18,11 +18,15 @@ from fastapi import APIRouter, Depends, Response
 from api.auth.principal import Role
 from api.deps import JobRunnerDep, ServicesDep, requires
 from api.errors import BadRequest, NotFound
+from api.evaluation_wire import evaluation_result
 from api.job_runner import JobContext, JobKind, JobRunner
 from api.jobstore import JobRow
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services import Services
-from rewards import evaluation
+from rewards.ope.errors import EvaluationCancelled, EvaluationError
+from rewards.ope.results import Evaluation
+from rewards.ope.runs import evaluate
+from rewards.ope.targets import resolve
 
 router = APIRouter(
     prefix="/v1/evaluations",
@@ -57,7 +61,7 @@ class Job:
     it (the analysis page draws from that; the table keeps the JSON summary)."""
 
     row: JobRow
-    result: evaluation.Evaluation | None
+    result: Evaluation | None
 
     @property
     def id(self) -> str:
@@ -79,12 +83,12 @@ class Job:
         return public(self.row)
 
 
-def _stored(result: evaluation.Evaluation) -> dict[str, Any]:
-    return result.as_json()
+def _stored(result: Evaluation) -> dict[str, Any]:
+    return evaluation_result(result)
 
 
-EVALUATIONS = JobKind[evaluation.Evaluation](
-    KIND, keep=MAX_JOBS, to_json=_stored, cancelled=(evaluation.EvaluationCancelled,)
+EVALUATIONS = JobKind[Evaluation](
+    KIND, keep=MAX_JOBS, to_json=_stored, cancelled=(EvaluationCancelled,)
 )
 
 
@@ -99,12 +103,12 @@ class Jobs:
         if start is not None and end is not None and start >= end:
             raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
         try:
-            targets = evaluation.resolve(body.policies, services.registry)
-        except evaluation.EvaluationError as exc:
+            targets = resolve(body.policies, services.registry)
+        except EvaluationError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
 
-        def work(job: JobContext) -> evaluation.Evaluation:
-            return evaluation.evaluate(
+        def work(job: JobContext) -> Evaluation:
+            return evaluate(
                 services.store,
                 targets,
                 surface=body.surface,

@@ -11,9 +11,9 @@ from fastapi.responses import StreamingResponse
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
 from api.schemas import Instant
-from rewards.dsjson import export_lines
-from rewards.parquet import MEDIA_TYPE as PARQUET
-from rewards.parquet import parquet_chunks
+from rewards.logs.dsjson_export import export_lines
+from rewards.logs.parquet import MEDIA_TYPE as PARQUET
+from rewards.logs.parquet import parquet_chunks
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
 

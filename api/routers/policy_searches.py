@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Response
 from api.auth.principal import Principal, Role
 from api.deps import AnalystDep, JobRunnerDep, ServicesDep, requires
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.evaluation_wire import search_result
 from api.job_runner import JobContext, JobKind, JobRunner
 from api.jobstore import JobRow
 from api.routers import experiments as experiment_ops
@@ -36,8 +37,10 @@ from api.schemas import (
 )
 from api.services import Services
 from experiments.lifecycle import ArmSpec, ExperimentNotFound
-from rewards import search
-from rewards.evaluation import EvaluationCancelled
+from rewards.ope import search
+from rewards.ope.errors import EvaluationCancelled, EvaluationError
+from rewards.ope.grid import Budget, Exploration, Grid, SearchError
+from rewards.ope.logged import Log
 
 router = APIRouter(
     prefix="/v1/policy-searches",
@@ -89,23 +92,23 @@ class SearchJob:
         return public(self.row)
 
 
-def grid_of(body: PolicySearchCreate) -> tuple[search.Grid, search.Budget]:
+def grid_of(body: PolicySearchCreate) -> tuple[Grid, Budget]:
     """The request's grid and budget, validated; a bad value is a 400 naming its field."""
     try:
-        grid = search.Grid(
-            explorations=tuple(search.Exploration.parse(e) for e in body.explorations),
+        grid = Grid(
+            explorations=tuple(Exploration.parse(e) for e in body.explorations),
             interactions=tuple(tuple(pairs) for pairs in body.interactions),
             learning_rates=tuple(body.learning_rates),
             cb_types=tuple(body.cb_types),
         )
-        budget = search.Budget(body.max_candidates, body.max_seconds)
-    except search.SearchError as exc:
+        budget = Budget(body.max_candidates, body.max_seconds)
+    except SearchError as exc:
         raise BadRequest(str(exc), target=exc.target) from None
     return grid, budget
 
 
 def _stored(result: search.SearchResult) -> dict[str, Any]:
-    return result.as_json()
+    return search_result(result)
 
 
 SEARCHES = JobKind[search.SearchResult](
@@ -124,10 +127,10 @@ class Searches:
         grid, budget = grid_of(body)
         start, end = body.start, body.end
         try:
-            log = search.Log.of_store(
+            log = Log.of_store(
                 services.store, surface=body.surface, model_key=body.model_key, start=start, end=end
             )
-        except search.SearchError as exc:
+        except EvaluationError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
 
         def work(job: JobContext) -> search.SearchResult:
@@ -187,7 +190,7 @@ def promote(
     if body.candidate is not None:
         try:
             trial = result.trial(body.candidate)
-        except search.SearchError as exc:
+        except SearchError as exc:
             raise BadRequest(str(exc), target=exc.target) from None
     else:
         winner = result.winner

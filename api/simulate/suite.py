@@ -10,7 +10,7 @@ every reward sent, so a run does not depend on how fast the learner thread was s
 Figures per pair: the share of the oracle's lift over random captured in the first 200 and the
 first 1,000 decisions (cold start) and in the last 1,000, and the importance-weight bound of the
 log (1 / the smallest logged propensity). Candidates come from the policy-search grid
-(`rewards.search.DEFAULT_EXPLORATIONS`) plus floored variants of its adaptive explorers.
+(`rewards.ope.grid.DEFAULT_EXPLORATIONS`) plus floored variants of its adaptive explorers.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from fastapi.testclient import TestClient
 from api.simulate import HttpLoop, Loop, RouteLoop, Trace, run
 from api.simulate.worlds import World, WorldSpec
 from bandit.settings import LearnerSettings
-from rewards.search import DEFAULT_EXPLORATIONS, Exploration
-from rewards.search import Candidate as GridCandidate
+from rewards.ope.grid import DEFAULT_EXPLORATIONS, Exploration
+from rewards.ope.grid import Candidate as GridCandidate
 
 CallPath = Literal["routes", "asgi"]
 KEY_HEADER = {"Ocp-Apim-Subscription-Key": "simulation"}

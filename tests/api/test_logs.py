@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from rewards.dsjson import read_dsjson
+from rewards.logs.dsjson_import import read_dsjson
 from tests.conftest import Backend, wait_until
 
 NDJSON = "application/x-ndjson"

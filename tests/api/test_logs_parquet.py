@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli
 from bandit.store import Store
-from rewards.parquet import MEDIA_TYPE, SCHEMA, parquet_chunks
+from rewards.logs.parquet import MEDIA_TYPE, SCHEMA, parquet_chunks
 from tests.api.decision_helpers import services
 from tests.conftest import Backend
 from tests.rewards.synthetic import START, decisions, write_log

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import rewards.evaluation
+import rewards.ope.runs
 from api import jobstore
 from api.jobstore import JobStore, jobs
 from api.routers.evaluations import EVALUATIONS
 from bandit.events import utcnow
-from rewards.evaluation import EvaluationCancelled
+from rewards.ope.errors import EvaluationCancelled
 from tests.api.decision_helpers import personalizer_url, services
 from tests.api.test_policy_searches import GRID
 from tests.api.test_policy_searches import write_log as recent_log
@@ -73,7 +73,7 @@ def test_another_process_sees_progress_and_cancels_a_running_evaluation(
             time.sleep(0.01)
         raise AssertionError("never cancelled")
 
-    monkeypatch.setattr(rewards.evaluation, "evaluate", until_cancelled)
+    monkeypatch.setattr(rewards.ope.runs, "evaluate", until_cancelled)
     a, b = make_client(), make_client()
     job_id = a.post("/v1/evaluations", json={"surface": "personalizer"}).json()["id"]
 

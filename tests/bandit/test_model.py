@@ -49,3 +49,27 @@ def test_bad_arguments_and_bytes_are_refused() -> None:
 def test_the_label_goes_on_the_chosen_action_as_a_cost() -> None:
     example = LearnExample(["shared |u a", "|x 1", "|x 2"], 1, 0.25, 0.5)
     assert example.labeled() == ["shared |u a", "|x 1", "0:-0.5:0.25 |x 2"]
+
+
+def test_replay_scores_a_logged_example_before_learning_it() -> None:
+    model, twin = Model(ARGS), Model(ARGS)
+    rewarded = LearnExample(EXAMPLE, 2, 1 / 3, 1.0)
+    # `scores` leaves the model as it was: the same example scores the same, version unchanged.
+    assert model.scores(EXAMPLE) == model.scores(EXAMPLE) == [pytest.approx(1 / 3)] * 3
+    assert model.version == 0
+    for _ in range(30):
+        before = twin.scores(EXAMPLE)
+        twin.learn([rewarded])
+        assert model.replay(rewarded) == before  # predicted, then learned, as `twin` did
+    assert model.version == twin.version == 30
+    assert model.scores(EXAMPLE) == twin.scores(EXAMPLE)
+    assert model.greedy(EXAMPLE) == 2
+
+
+def test_a_regressor_scores_each_action_with_its_cost() -> None:
+    regressor = Model("--cb_adf --cb_type mtr")
+    for _ in range(50):
+        regressor.replay(LearnExample(EXAMPLE, 1, 1 / 3, 1.0))
+    costs = regressor.scores(EXAMPLE)
+    assert len(costs) == 3
+    assert costs[1] == pytest.approx(-1.0, abs=0.1)  # the reward 1 is learned as cost -1

@@ -23,7 +23,9 @@ from dashboards.analysis import ForestRow, reward_series, svg_forest
 from dashboards.charts import Frame
 from dashboards.experiments import DAY, HOUR
 from policies.registry import Registry
-from rewards.evaluation import LoggedEvent, resolve, run
+from rewards.ope.logged import LoggedEvent
+from rewards.ope.runs import run
+from rewards.ope.targets import resolve
 from tests.api.decision_helpers import services
 from tests.browser import DESKTOP, PHONE, SCREENSHOTS
 from tests.conftest import LiveServer, wait_until

@@ -16,7 +16,7 @@ import numpy as np
 from bandit.events import Action, Decision
 from bandit.features import action_lines, adf_example
 from bandit.store import Learned, Store
-from rewards.evaluation import LoggedEvent
+from rewards.ope.logged import LoggedEvent
 
 CLICK = np.array([[0.1, 0.3, 0.7], [0.7, 0.2, 0.1]])
 """Click probability by group (row) and candidate (column)."""

@@ -16,15 +16,8 @@ from bandit import features
 from bandit.events import Action, Decision
 from bandit.store import Store
 from bandit.store.rows import _row, decisions
-from rewards.dsjson import (
-    DsjsonError,
-    LineEncoder,
-    dumps,
-    export_lines,
-    label,
-    read_dsjson,
-    to_dsjson,
-)
+from rewards.logs.dsjson_export import LineEncoder, dumps, export_lines, label, to_dsjson
+from rewards.logs.dsjson_import import DsjsonError, read_dsjson
 from tests.conftest import Backend
 from tests.schema import migrated
 

@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from rewards.dsjson import DsjsonError, ImportedEvent, bounded_lines, line_content, read_dsjson
+from rewards.logs.dsjson_import import (
+    DsjsonError,
+    ImportedEvent,
+    bounded_lines,
+    line_content,
+    read_dsjson,
+)
 
 FIELDS = {
     "",

@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 import vowpalwabbit
 
+from api.evaluation_wire import evaluation_result
 from bandit.store import Store
 from policies.registry import Registry
 from policies.spec import PolicySpec
-from rewards import evaluation
 from rewards.estimators import Interval
-from rewards.evaluation import EstimatorResult, LoggedEvent, Verdict
+from rewards.ope.errors import EvaluationCancelled, EvaluationError
+from rewards.ope.logged import Batch, LoggedEvent
+from rewards.ope.results import EstimatorResult, Evaluation, Verdict, verdict
+from rewards.ope.reward_models import ActionMean
+from rewards.ope.runs import evaluate, run
+from rewards.ope.targets import Baseline, Online, Replay, Target, Uniform, resolve
 from tests.rewards.synthetic import START, events, truth, write_log
 from tests.schema import migrated
 
@@ -40,11 +45,11 @@ def uniform_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stor
 
 
 @pytest.fixture(scope="module")
-def result(uniform_log: tuple[Store, list[float]]) -> evaluation.Evaluation:
+def result(uniform_log: tuple[Store, list[float]]) -> Evaluation:
     store, _ = uniform_log
     registry = Registry([*Registry(), LEARNER])
-    targets = evaluation.resolve(["baseline", "random", LEARNER.name], registry)
-    return evaluation.evaluate(store, targets, surface="personalizer", batch=500)
+    targets = resolve(["baseline", "random", LEARNER.name], registry)
+    return evaluate(store, targets, surface="personalizer", batch=500)
 
 
 @pytest.mark.parametrize("epsilon", [1.0, 0.5])
@@ -54,12 +59,12 @@ def test_baseline_and_random_estimates_cover_their_true_values(epsilon: float) -
     covered: dict[tuple[str, str, str], int] = {}
     for seed in range(replications):
         log = events(400, seed=seed, epsilon=epsilon)
-        targets: list[evaluation.Target] = [
-            evaluation.Online(),
-            evaluation.Baseline(),
-            evaluation.Uniform(),
+        targets: list[Target] = [
+            Online(),
+            Baseline(),
+            Uniform(),
         ]
-        result = evaluation.run(
+        result = run(
             [log[:200], log[200:]],
             targets,
             total=len(log),
@@ -77,7 +82,7 @@ def test_baseline_and_random_estimates_cover_their_true_values(epsilon: float) -
 
 
 def test_online_ips_is_the_mean_logged_reward(
-    uniform_log: tuple[Store, list[float]], result: evaluation.Evaluation
+    uniform_log: tuple[Store, list[float]], result: Evaluation
 ) -> None:
     _, rewards = uniform_log
     online = result.policy("online")
@@ -90,7 +95,7 @@ def test_online_ips_is_the_mean_logged_reward(
 
 
 def test_a_learning_candidate_is_recommended_over_a_uniform_online_log(
-    result: evaluation.Evaluation,
+    result: Evaluation,
 ) -> None:
     learner = result.policy(LEARNER.name)
     assert learner.kind == "vw"
@@ -102,8 +107,8 @@ def test_a_learning_candidate_is_recommended_over_a_uniform_online_log(
     assert learner.diagnostics.low_overlap_share == 0.0
 
 
-def test_the_result_is_json_ready(result: evaluation.Evaluation) -> None:
-    body = result.as_json()
+def test_the_result_is_json_ready(result: Evaluation) -> None:
+    body = evaluation_result(result)
     assert [p["name"] for p in body["policies"]] == ["online", "baseline", "random", LEARNER.name]
     first = body["policies"][1]["estimates"]
     assert [e["estimator"] for e in first] == ["ips", "snips", "dr"]
@@ -117,7 +122,7 @@ def test_the_verdict_needs_both_a_better_mean_and_a_higher_lower_bound() -> None
 
     def candidate(value: float, low: float) -> Verdict:
         mine = EstimatorResult("ips", value, Interval(low, 0.9), Interval(low, 0.9), "x")
-        return evaluation.verdict(mine, online)
+        return verdict(mine, online)
 
     assert candidate(0.6, 0.5).recommended is True
     assert candidate(0.6, 0.4).recommended is False  # wider interval: lower bound below
@@ -142,12 +147,9 @@ def test_replay_predicts_every_event_before_learning_it(batch: int) -> None:
     # had seen event i would already prefer "second" at event i.
     events = [_event(i, 1, 1.0) for i in range(5)]
     args = "--cb_explore_adf --epsilon 0.1"
-    replay = evaluation.Replay("r", args)
+    replay = Replay("r", args)
     got = np.vstack(
-        [
-            replay.pmfs(evaluation.Batch.of(events[i : i + batch]))
-            for i in range(0, len(events), batch)
-        ]
+        [replay.pmfs(Batch.of(events[i : i + batch])) for i in range(0, len(events), batch)]
     )
     replay.close()
     for i in range(len(events)):
@@ -166,7 +168,7 @@ def test_replay_predicts_every_event_before_learning_it(batch: int) -> None:
 
 def test_the_reward_model_predicts_before_it_learns() -> None:
     events = [_event(0, 1, 1.0), _event(1, 1, 1.0), _event(2, 0, 0.0)]
-    r_hat = evaluation.ActionMean().predict_learn(evaluation.Batch.of(events))
+    r_hat = ActionMean().predict_learn(Batch.of(events))
     np.testing.assert_allclose(r_hat[0], [0.0, 0.0])  # nothing seen yet
     np.testing.assert_allclose(r_hat[1], [1.0, 1.0])  # "second" seen once; "first" the mean
     np.testing.assert_allclose(r_hat[2], [1.0, 1.0])
@@ -182,9 +184,9 @@ def test_cancellation_stops_between_batches(store: Store) -> None:
         if done >= 100:
             cancel.set()
 
-    targets = evaluation.resolve(["random", "vw-epsilon"], Registry())
-    with pytest.raises(evaluation.EvaluationCancelled, match="after 100 of 400") as caught:
-        evaluation.evaluate(store, targets, batch=100, on_progress=progress, cancel=cancel)
+    targets = resolve(["random", "vw-epsilon"], Registry())
+    with pytest.raises(EvaluationCancelled, match="after 100 of 400") as caught:
+        evaluate(store, targets, batch=100, on_progress=progress, cancel=cancel)
     assert caught.value.done == 100
     assert seen == [(0, 400), (100, 400)]
 
@@ -193,12 +195,12 @@ def test_the_time_range_and_surface_select_the_events(store: Store) -> None:
     write_log(store, 50, seed=1)
     write_log(store, 30, seed=2, surface="tips", model_key="tips:synthetic", seq=2_000_000)
     write_log(store, 20, seed=4, learned=False, seq=3_000_000)  # not learned: never evaluated
-    targets = evaluation.resolve([], Registry())
-    assert evaluation.evaluate(store, targets, surface="personalizer").n == 50
-    targets = evaluation.resolve([], Registry())
-    assert evaluation.evaluate(store, targets, surface="tips").n == 30
-    targets = evaluation.resolve([], Registry())
-    window = evaluation.evaluate(
+    targets = resolve([], Registry())
+    assert evaluate(store, targets, surface="personalizer").n == 50
+    targets = resolve([], Registry())
+    assert evaluate(store, targets, surface="tips").n == 30
+    targets = resolve([], Registry())
+    window = evaluate(
         store,
         targets,
         surface="personalizer",
@@ -211,8 +213,8 @@ def test_the_time_range_and_surface_select_the_events(store: Store) -> None:
 
 def test_the_dr_vw_reward_model_runs(store: Store) -> None:
     write_log(store, 200, seed=5)
-    targets = evaluation.resolve(["baseline"], Registry())
-    result = evaluation.evaluate(store, targets, reward_model_name="vw")
+    targets = resolve(["baseline"], Registry())
+    result = evaluate(store, targets, reward_model_name="vw")
     dr = result.policy("baseline").estimate("dr")
     assert 0.0 <= dr.value <= 1.0
     assert result.reward_model == "vw"
@@ -220,18 +222,18 @@ def test_the_dr_vw_reward_model_runs(store: Store) -> None:
 
 def test_bad_requests_name_the_argument(store: Store) -> None:
     registry = Registry()
-    with pytest.raises(evaluation.EvaluationError, match="unknown policy 'nope'"):
-        evaluation.resolve(["nope"], registry)
-    with pytest.raises(evaluation.EvaluationError, match="'most-urgent-todo' is a rule policy"):
-        evaluation.resolve(["most-urgent-todo"], registry)
-    with pytest.raises(evaluation.EvaluationError, match="names 'baseline' twice"):
-        evaluation.resolve(["baseline", "baseline"], registry)
-    with pytest.raises(evaluation.EvaluationError, match="`start`") as caught:
-        evaluation.evaluate(store, [evaluation.Online()], start=START, end=START)
+    with pytest.raises(EvaluationError, match="unknown policy 'nope'"):
+        resolve(["nope"], registry)
+    with pytest.raises(EvaluationError, match="'most-urgent-todo' is a rule policy"):
+        resolve(["most-urgent-todo"], registry)
+    with pytest.raises(EvaluationError, match="names 'baseline' twice"):
+        resolve(["baseline", "baseline"], registry)
+    with pytest.raises(EvaluationError, match="`start`") as caught:
+        evaluate(store, [Online()], start=START, end=START)
     assert caught.value.target == "start"
 
 
 def test_an_empty_range_gives_nan_estimates(store: Store) -> None:
-    result = evaluation.evaluate(store, evaluation.resolve(["baseline"], Registry()))
+    result = evaluate(store, resolve(["baseline"], Registry()))
     assert result.n == 0
-    assert result.as_json()["policies"][0]["estimates"][0]["value"] is None
+    assert evaluation_result(result)["policies"][0]["estimates"][0]["value"] is None

@@ -10,8 +10,9 @@ import pytest
 
 from bandit.events import Action
 from bandit.features import action_lines, adf_example
-from rewards import evaluation, importance
-from rewards.evaluation import LoggedEvent
+from rewards.ope import importance
+from rewards.ope.errors import EvaluationCancelled, EvaluationError
+from rewards.ope.logged import LoggedEvent
 
 ARGS = "--cb_explore_adf --epsilon 0.1 --cb_type mtr -q ::"
 ITEMS = ("a", "b", "c")
@@ -110,7 +111,7 @@ def test_cancel_and_bad_arguments() -> None:
         def is_set(self) -> bool:
             return True
 
-    with pytest.raises(evaluation.EvaluationCancelled):
+    with pytest.raises(EvaluationCancelled):
         importance.importance(
             _batches(events),
             ARGS,
@@ -120,7 +121,7 @@ def test_cancel_and_bad_arguments() -> None:
             cancel=Cancelled(),
         )
     with pytest.raises(
-        evaluation.EvaluationError, match="`arguments`: unrecognised option '--no_such_option'"
+        EvaluationError, match="`arguments`: unrecognised option '--no_such_option'"
     ):
         importance.importance(
             _batches(events),

@@ -6,8 +6,10 @@ import itertools
 
 import pytest
 
-from rewards.evaluation import EvaluationCancelled
-from rewards.search import Budget, Exploration, Grid, Log, Progress, SearchError, search
+from rewards.ope.errors import EvaluationCancelled
+from rewards.ope.grid import Budget, Exploration, Grid, SearchError
+from rewards.ope.logged import Log
+from rewards.ope.search import Progress, search
 from tests.rewards.synthetic import events, truth
 
 # Rewards depend on the person's group *and* the candidate: only a model that crosses the

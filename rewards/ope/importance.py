@@ -5,8 +5,8 @@ A feature group is a VW namespace: a top-level key of a context or action featur
 value drops when the policy must do without it.
 
 For each namespace :math:`g` of the context (the shared line) and of the actions (the action
-lines) seen in the window, a fresh workspace with the policy's arguments is replayed
-progressively over the logged events (predict, then learn; see :mod:`rewards.evaluation`) on
+lines) seen in the window, a fresh model with the policy's arguments is replayed
+progressively over the logged events (predict, then learn; see :mod:`rewards.ope.targets`) on
 examples from which :math:`g` was removed, interactions included. The same replay on the full
 examples is the reference. By default each replay is valued by its model's greedy choice, so
 the policy's exploration (which may be uniform while logging) does not hide what it learned.
@@ -27,18 +27,22 @@ importance; here the model is refit without the column and valued off-policy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import numpy as np
 
-from bandit.model import LearnExample, ModelError, workspace
+from bandit.model import Model, ModelError
 from bandit.store import Store
 from bandit.vw_args import VwArgsError, parse
-from rewards import evaluation
 from rewards.estimators._validation import FloatArray
+from rewards.ope.errors import EvaluationError
+from rewards.ope.logged import Batch, Batches, Log
+from rewards.ope.results import EstimatorName
+from rewards.ope.runs import CancelFlag, ProgressCallback, run
+from rewards.ope.targets import Online, Target, close_all, normalized
 
 Kind = Literal["context", "action"]
 DEFAULT_NAMESPACE = "_"
@@ -101,35 +105,26 @@ class Ablated:
                 # Epsilon only mixes uniform mass into the pmf (up to all of it): the model's
                 # choice is what its pmf puts the most on without it.
                 args = str(parse(args).with_value("--epsilon", "0"))
-            self._vw = workspace(args)  # the allow-list first, then VW
+            self._model = Model(args)  # the allow-list first, then VW
         except (VwArgsError, ModelError) as exc:
-            raise evaluation.EvaluationError(f"`arguments`: {exc}", target="arguments") from exc
+            raise EvaluationError(f"`arguments`: {exc}", target="arguments") from exc
 
-    def pmfs(self, batch: evaluation.Batch) -> FloatArray:
+    def pmfs(self, batch: Batch) -> FloatArray:
         out = np.full_like(batch.p_log_all, np.nan)
-        vw = self._vw
+        replay = self._model.replay
         for i, event in enumerate(batch.events):
             lines = event.example if self.group is None else without(event.example, *self.group)
-            prediction = vw.predict(list(lines))
-            vw.learn(
-                LearnExample(lines, event.chosen_index, event.propensity, event.reward).labeled()
-            )
+            prediction = replay(event.learn_example(lines))
             if self.greedy:
-                scores = list(prediction)
-                best = max(range(len(scores)), key=lambda j: (scores[j], -j))
-                out[i, : len(scores)] = 0.0
+                best = max(range(len(prediction)), key=lambda j: (prediction[j], -j))
+                out[i, : len(prediction)] = 0.0
                 out[i, best] = 1.0
             else:
                 out[i, : len(prediction)] = prediction
-        totals = np.nansum(out, axis=1, keepdims=True)
-        width = (~np.isnan(out)).sum(axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            normalized = np.where(totals > 0.0, out / totals, 1.0 / width)
-        clipped: FloatArray = np.clip(normalized, 0.0, 1.0)
-        return clipped
+        return normalized(out)
 
     def close(self) -> None:
-        self._vw.finish()
+        self._model.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +140,10 @@ class FeatureScore:
 @dataclass(frozen=True, slots=True)
 class Importance:
     n: int
-    estimator: evaluation.EstimatorName
+    estimator: EstimatorName
     full_value: float
     scores: tuple[FeatureScore, ...]
     """Descending by score, then by drop."""
-
-
-Batches = Callable[[], Iterable[Sequence[evaluation.LoggedEvent]]]
-"""Makes a fresh pass over the logged events, oldest first (called twice)."""
 
 
 def scores(drops: Sequence[float]) -> list[float]:
@@ -169,17 +160,18 @@ def importance(
     total: int,
     reward_range: tuple[float, float],
     max_weight: float,
-    estimator: evaluation.EstimatorName = "dr",
+    estimator: EstimatorName = "dr",
     greedy: bool = True,
-    on_progress: evaluation.ProgressCallback | None = None,
-    cancel: evaluation.CancelFlag | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
 ) -> Importance:
     """Leave-one-namespace-out importance of every namespace of the logged events.
 
     Parameters
     ----------
     batches
-        Two passes are made: one to find the namespaces, one to replay.
+        Makes a fresh pass over the logged events; two are made: one to find the namespaces,
+        one to replay.
     args
         The VW ``--cb_explore_adf`` arguments of the policy whose features are scored.
     greedy
@@ -200,15 +192,14 @@ def importance(
     ordered = sorted(groups)
     if not ordered:
         return Importance(0, estimator, math.nan, ())
-    targets: list[evaluation.Target] = [evaluation.Online()]
+    targets: list[Target] = [Online()]
     try:
         targets.append(Ablated(args, None, greedy=greedy))
         targets.extend(Ablated(args, group, greedy=greedy) for group in ordered)
     except BaseException:
-        for target in targets:
-            target.close()
+        close_all(targets)
         raise
-    result = evaluation.run(
+    result = run(
         batches(),
         targets,
         total=total,
@@ -237,34 +228,20 @@ def from_store(
     surface: str | None,
     start: datetime | None,
     end: datetime | None,
-    estimator: evaluation.EstimatorName = "dr",
+    estimator: EstimatorName = "dr",
     batch: int = 1000,
-    on_progress: evaluation.ProgressCallback | None = None,
-    cancel: evaluation.CancelFlag | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
 ) -> Importance:
-    """:func:`importance` over the learned decisions of [start, end) on `surface`."""
-    count, r_min, r_max, p_min, last_seq = store.learned_summary(
-        start=start, end=end, surface=surface
-    )
-    reward_range, max_weight = evaluation.ranges(r_min, r_max, p_min)
-
-    def passes() -> Iterable[Sequence[evaluation.LoggedEvent]]:
-        return evaluation.store_batches(
-            store,
-            start=start,
-            end=end,
-            surface=surface,
-            model_key=None,
-            through_seq=last_seq,
-            batch=batch,
-        )
-
+    """:func:`importance` over the learned decisions of [start, end) on `surface`
+    (:meth:`rewards.ope.logged.Log.of_store`)."""
+    log = Log.of_store(store, surface=surface, start=start, end=end, batch=batch)
     return importance(
-        passes,
+        log.batches,
         args,
-        total=count,
-        reward_range=reward_range,
-        max_weight=max_weight,
+        total=log.total,
+        reward_range=log.reward_range,
+        max_weight=log.max_weight,
         estimator=estimator,
         on_progress=on_progress,
         cancel=cancel,

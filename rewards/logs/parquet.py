@@ -1,8 +1,8 @@
 """Decisions with their rewards as Parquet, for notebooks: the DSJSON export's rows, columnar.
 
-The same decisions as :func:`rewards.dsjson.export_lines` (settled ones only, oldest first, the
-same labels), one row each, written one row group at a time with pyarrow so that memory holds
-one row group whatever the size of the log. Columns:
+The same decisions as :func:`rewards.logs.dsjson_export.export_lines` (settled ones only,
+oldest first, the same labels), one row each, written one row group at a time with pyarrow so
+that memory holds one row group whatever the size of the log. Columns:
 
 ``event_id``, ``timestamp`` (UTC, microseconds), ``surface``, ``policy``, ``model_key``,
 ``model_version``, ``experiment``, ``arm``
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bandit.store import LoggedDecision, Store
-from rewards.dsjson import label
+from rewards.logs.dsjson_export import label
 
 SCHEMA = pa.schema(
     [

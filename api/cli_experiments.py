@@ -24,7 +24,7 @@ from api.cli_common import ready_database
 from api.errors import ApiError
 from api.routers.experiments import create, public, results, transition
 from api.schemas import ArmIn, ExperimentCreate, ExperimentPublic, ExperimentResultsPublic
-from api.services import SURFACES
+from api.services.process import SURFACES
 from api.settings import Settings
 from bandit.store import Store
 from experiments.lifecycle import Experiments

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.db import prepare
-from api.services import surface_configs
+from api.services.process import surface_configs
 from api.settings import Settings
 from bandit.bus import make_bus
 from bandit.hub import ModelHub

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
 from api.routers.evaluations import Job, JobsDep
-from api.services import Services
+from api.services.process import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from bandit.clock import OutOfRange, as_utc
 from dashboards.analysis import Choice, Form, analysis_page, window_text

@@ -22,7 +22,7 @@ from api.deps import ServicesDep, requires
 from api.errors import BadRequest, NotFound
 from api.jobstore import AnyOf, JobRow, LocalRuns, Tracker
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
-from api.services import Services
+from api.services.process import Services
 from rewards import evaluation
 
 router = APIRouter(

@@ -24,7 +24,7 @@ from api.schemas import (
     ExperimentUpdate,
     ShipRequest,
 )
-from api.services import Services
+from api.services.process import Services
 from bandit.store import Store
 from experiments.lifecycle import (
     ArmSpec,

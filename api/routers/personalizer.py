@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
 from api.errors import BadRequest
 from api.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
-from api.services import PERSONALIZER
+from api.services.process import PERSONALIZER
 from bandit.decide import EventIdConflict
 from bandit.events import Action, Decision
 from bandit.features import action_lines

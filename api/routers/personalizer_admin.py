@@ -51,7 +51,7 @@ from api.schemas import (
     ServiceConfigurationPublic,
     ServiceConfigurationUpdate,
 )
-from api.services import PERSONALIZER, Services
+from api.services.process import PERSONALIZER, Services
 from bandit.events import utcnow
 from bandit.model import Model, ModelError
 from bandit.surface_config import (

@@ -18,7 +18,7 @@ from api.auth.principal import Role
 from api.deps import ServicesDep, requires
 from api.errors import BadRequest, Conflict, NotFound
 from api.schemas import PolicyCreate, PolicyHistory, PolicyPublic
-from api.services import PolicyExists, Services
+from api.services.process import PolicyExists, Services
 from policies.registry import BUILTIN
 from policies.spec import PolicySpec, PolicySpecError
 

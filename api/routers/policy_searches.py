@@ -35,7 +35,7 @@ from api.schemas import (
     PolicySearchPublic,
     PolicySearchResult,
 )
-from api.services import Services
+from api.services.process import Services
 from experiments.lifecycle import ArmSpec, ExperimentNotFound
 from rewards import search
 from rewards.evaluation import EvaluationCancelled

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.services import PERSONALIZER
+from api.services.process import PERSONALIZER
 from api.settings import Settings
 from bandit.events import Action
 from tests.api.decision_helpers import (

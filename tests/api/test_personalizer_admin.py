@@ -18,7 +18,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from fastapi.testclient import TestClient
 
-from api.services import PERSONALIZER
+from api.services.process import PERSONALIZER
 from tests.api.decision_helpers import actions, personalizer_url
 from tests.conftest import LiveServer, wait_until
 

@@ -21,11 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli_common import ready_database
-from api.errors import ApiError
+from api.errors import KIND_ANSWERS
 from api.routers.experiments import create, public, results, transition
 from api.schemas import ArmIn, ExperimentCreate, ExperimentPublic, ExperimentResultsPublic
 from api.services.process import SURFACES
 from api.settings import Settings
+from bandit.errors import DomainError
 from bandit.store import Store
 from experiments.lifecycle import Experiments
 from policies.registry import Registry
@@ -57,8 +58,9 @@ def database() -> Iterator[Database]:
                 pin_policy=registry.pin,
             ),
         )
-    except ApiError as exc:
-        typer.echo(f"error ({exc.status}, {exc.target}): {exc.message}", err=True)
+    except DomainError as exc:
+        status, _ = KIND_ANSWERS[exc.kind]  # the status the API answers the same refusal with
+        typer.echo(f"error ({status}, {exc.target}): {exc.message}", err=True)
         raise typer.Exit(1) from None
     finally:
         store.engine.dispose()

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
+from bandit.errors import DomainError
 from bandit.events import utcnow
 from bandit.hub import ModelHub
 from bandit.store import Snapshot, Store
@@ -49,12 +50,11 @@ _DURATION = re.compile(
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(DomainError, ValueError):
     """A configuration value that cannot be used; `target` names the field (wire spelling)."""
 
     def __init__(self, message: str, *, target: str) -> None:
-        super().__init__(message)
-        self.target = target
+        super().__init__(message, target=target)
 
 
 def parse_duration(text: str, target: str) -> timedelta:

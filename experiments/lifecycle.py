@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from bandit.errors import DomainError, Kind
 from bandit.events import utcnow
 from experiments.assignment import Arm, allocate, arm_for_bucket, bucket
 from experiments.tables import DefaultPolicyRow, ExperimentRow
@@ -47,20 +48,21 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SALT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(DomainError, ValueError):
     """Bad experiment input; `target` names the field."""
 
     def __init__(self, message: str, *, target: str) -> None:
-        super().__init__(message)
-        self.target = target
+        super().__init__(message, target=target)
 
 
 class ExperimentNotFound(ExperimentError):
-    pass
+    kind = Kind.NOT_FOUND
 
 
 class ExperimentConflict(ExperimentError):
-    """The request does not fit the experiment's state (HTTP 409)."""
+    """The request does not fit the experiment's state."""
+
+    kind = Kind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)

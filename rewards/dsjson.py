@@ -46,6 +46,7 @@ from json.encoder import encode_basestring
 from typing import Any, BinaryIO
 
 from bandit.clock import OutOfRange, as_utc
+from bandit.errors import DomainError
 from bandit.events import Action, Decision, FeatureObject, Features, JSONValue, validate_pmf
 from bandit.store import LoggedDecision, SettledRow, Store
 
@@ -274,11 +275,12 @@ def _json_number(value: float) -> str:
 # --- import ----------------------------------------------------------------------------------
 
 
-class DsjsonError(ValueError):
-    """A DSJSON line that cannot be read; the message names the line and the field."""
+class DsjsonError(DomainError, ValueError):
+    """A DSJSON line that cannot be read; the message names the line and the field (`field`,
+    also the target; empty when the line as a whole is at fault)."""
 
     def __init__(self, line: int, field: str, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
+        super().__init__(f"line {line}: {message}", target=field or None)
         self.line = line
         self.field = field
 

@@ -21,7 +21,7 @@ from api.errors import BadRequest
 from api.routers.evaluations import Job, JobsDep
 from api.services.process import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
-from bandit.clock import OutOfRange, as_utc
+from bandit.clock import as_utc
 from dashboards.analysis import Choice, Form, analysis_page, window_text
 from rewards import evaluation
 from rewards.evaluation import EstimatorName, Evaluation
@@ -51,10 +51,7 @@ def _moment(value: str, name: str) -> datetime | None:
         raise BadRequest(
             f"`{name}` must be ISO 8601, e.g. 2026-11-25T09:00 (got {value!r})", target=name
         ) from None
-    try:
-        return as_utc(moment, name)
-    except OutOfRange as exc:
-        raise BadRequest(str(exc), target=name) from None
+    return as_utc(moment, name)
 
 
 def _choice(job: Job) -> Choice:
@@ -127,10 +124,7 @@ def analysis_dashboard(
                 "`oo evaluate`) and pick it above."
             )
         else:
-            try:
-                targets = evaluation.resolve(wanted, services.registry)
-            except evaluation.EvaluationError as exc:
-                raise BadRequest(str(exc), target="policy") from None
+            targets = evaluation.resolve(wanted, services.registry, field="policy")
             result = evaluation.evaluate(
                 services.store, targets, surface=surface, start=since, end=until
             )

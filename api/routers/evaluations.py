@@ -93,10 +93,7 @@ class Jobs:
         start, end = body.start, body.end
         if start is not None and end is not None and start >= end:
             raise BadRequest(f"`start` ({start.isoformat()}) must be before `end`", target="start")
-        try:
-            targets = evaluation.resolve(body.policies, services.registry)
-        except evaluation.EvaluationError as exc:
-            raise BadRequest(str(exc), target=exc.target) from None
+        targets = evaluation.resolve(body.policies, services.registry)
         row = self.store.create(KIND, body.model_dump(mode="json"), keep=MAX_JOBS)
         cancel = threading.Event()
         tracker = Tracker(self.store, KIND, row.id, cancel)

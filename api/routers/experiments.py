@@ -6,15 +6,12 @@ single-user mode like every other route.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
-from api.errors import BadRequest, Conflict, NotFound
 from api.schemas import (
     ArmIn,
     ArmModel,
@@ -26,14 +23,7 @@ from api.schemas import (
 )
 from api.services.process import Services
 from bandit.store import Store
-from experiments.lifecycle import (
-    ArmSpec,
-    Experiment,
-    ExperimentConflict,
-    ExperimentError,
-    ExperimentNotFound,
-    Experiments,
-)
+from experiments.lifecycle import ArmSpec, Experiment, ExperimentConflict, Experiments
 from experiments.results import days_running, experiment_results, winner
 from policies.registry import model_key
 
@@ -42,19 +32,6 @@ router = APIRouter(
     tags=["experiments"],
     dependencies=[Depends(requires(Role.EXPERIMENTER))],
 )
-
-
-@contextmanager
-def domain_errors() -> Iterator[None]:
-    """Experiment errors as API errors: 404, 409, else 400; each names its field."""
-    try:
-        yield
-    except ExperimentNotFound as exc:
-        raise NotFound(str(exc), target=exc.target) from None
-    except ExperimentConflict as exc:
-        raise Conflict(str(exc), target=exc.target) from None
-    except ExperimentError as exc:
-        raise BadRequest(str(exc), target=exc.target) from None
 
 
 def public(experiment: Experiment) -> ExperimentPublic:
@@ -80,8 +57,7 @@ def arms_of(arms: list[ArmIn]) -> list[ArmSpec]:
 
 
 def valid_experiment(experiment_id: str, services: ServicesDep) -> Experiment:
-    with domain_errors():
-        return services.experiments.get(experiment_id)
+    return services.experiments.get(experiment_id)
 
 
 ExperimentDep = Annotated[Experiment, Depends(valid_experiment)]
@@ -91,40 +67,38 @@ ExperimentDep = Annotated[Experiment, Depends(valid_experiment)]
 
 
 def create(experiments: Experiments, body: ExperimentCreate) -> Experiment:
-    with domain_errors():
-        return experiments.create(
-            body.name,
-            body.surface,
-            arms_of(body.arms),
-            salt=body.salt,
-            description=body.description,
-            min_units_per_arm=body.min_units_per_arm,
-            min_decisions_per_arm=body.min_decisions_per_arm,
-        )
+    return experiments.create(
+        body.name,
+        body.surface,
+        arms_of(body.arms),
+        salt=body.salt,
+        description=body.description,
+        min_units_per_arm=body.min_units_per_arm,
+        min_decisions_per_arm=body.min_decisions_per_arm,
+    )
 
 
 def transition(
     experiments: Experiments, store: Store, name: str, action: str, arm: str | None = None
 ) -> Experiment:
     """start, pause, stop or ship `name`; shipping without `arm` ships the results' winner."""
-    with domain_errors():
-        if action == "start":
-            return experiments.start(name)
-        if action == "pause":
-            return experiments.pause(name)
-        if action == "stop":
-            return experiments.stop(name)
-        if action != "ship":  # pragma: no cover - callers pass one of the four
-            raise ValueError(f"`action` {action!r} is not a lifecycle action")
+    if action == "start":
+        return experiments.start(name)
+    if action == "pause":
+        return experiments.pause(name)
+    if action == "stop":
+        return experiments.stop(name)
+    if action != "ship":  # pragma: no cover - callers pass one of the four
+        raise ValueError(f"`action` {action!r} is not a lifecycle action")
+    if arm is None:
+        arm = winner(experiment_results(store, experiments.get(name)))
         if arm is None:
-            arm = winner(experiment_results(store, experiments.get(name)))
-            if arm is None:
-                raise Conflict(
-                    f"experiment {name!r} has no winner yet: no treatment is better than "
-                    "control without a guardrail breach; name the `arm` to ship",
-                    target="arm",
-                )
-        return experiments.ship(name, arm)
+            raise ExperimentConflict(
+                f"experiment {name!r} has no winner yet: no treatment is better than "
+                "control without a guardrail breach; name the `arm` to ship",
+                target="arm",
+            )
+    return experiments.ship(name, arm)
 
 
 def results(store: Store, experiment: Experiment) -> ExperimentResultsPublic:
@@ -176,8 +150,7 @@ def update_experiment(
     experiment: ExperimentDep, body: ExperimentUpdate, services: ServicesDep
 ) -> ExperimentPublic:
     """Replace a draft's arms (409 once started)."""
-    with domain_errors():
-        return public(services.experiments.update_arms(experiment.name, arms_of(body.arms)))
+    return public(services.experiments.update_arms(experiment.name, arms_of(body.arms)))
 
 
 @router.post("/{experiment_id}/start", response_model=ExperimentPublic)

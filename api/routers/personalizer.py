@@ -7,10 +7,8 @@ import uuid
 from fastapi import APIRouter, Response
 
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
-from api.errors import BadRequest
 from api.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
 from api.services.process import PERSONALIZER
-from bandit.decide import EventIdConflict
 from bandit.events import Action, Decision
 from bandit.features import action_lines
 from bandit.metrics import RANK_LATENCY, REWARDS
@@ -48,22 +46,19 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
             exploration=config.exploration if experiment is None else None,
             args=services.registry.args_for(policy.model_key),
         )
-        try:
-            outcome = services.decider.decide(
-                policy=policy,
-                surface=PERSONALIZER,
-                principal=integrator,
-                event_id=event_id,
-                context=body.context_features or [],
-                actions=actions,
-                action_lines=action_lines(actions),
-                activate=not body.defer_activation,
-                excluded=[a.id for a in body.actions if a.id in excluded],
-                experiment=experiment,
-                arm=arm,
-            )
-        except EventIdConflict as exc:
-            raise BadRequest(str(exc), target="eventId", code="InvalidRankRequest") from None
+        outcome = services.decider.decide(
+            policy=policy,
+            surface=PERSONALIZER,
+            principal=integrator,
+            event_id=event_id,
+            context=body.context_features or [],
+            actions=actions,
+            action_lines=action_lines(actions),
+            activate=not body.defer_activation,
+            excluded=[a.id for a in body.actions if a.id in excluded],
+            experiment=experiment,
+            arm=arm,
+        )
         return _ranking(outcome.decision)
 
 

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Depends, Path, Response, status
 
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
-from api.errors import BadRequest, Conflict, NotFound
+from api.errors import NotFound
 from api.schemas import PolicyCreate, PolicyHistory, PolicyPublic
-from api.services.process import PolicyExists, Services
+from api.services.process import Services
 from policies.registry import BUILTIN
-from policies.spec import PolicySpec, PolicySpecError
+from policies.spec import PolicySpec
 
 router = APIRouter(
     prefix="/v1/policies",
@@ -45,13 +45,8 @@ def public(spec: PolicySpec) -> PolicyPublic:
 
 def register(services: Services, body: PolicyCreate) -> tuple[PolicySpec, bool]:
     """Validate and register; bad VW arguments are a 400 whose target is the VW option."""
-    try:
-        spec = PolicySpec(body.name, body.kind, body.args, body.description)
-        return services.register_policy(spec)
-    except PolicyExists as exc:
-        raise Conflict(str(exc), target="name") from None
-    except PolicySpecError as exc:
-        raise BadRequest(str(exc), target=exc.target) from None
+    spec = PolicySpec(body.name, body.kind, body.args, body.description)
+    return services.register_policy(spec)
 
 
 @router.post(

@@ -92,17 +92,13 @@ class SearchJob:
 
 def grid_of(body: PolicySearchCreate) -> tuple[search.Grid, search.Budget]:
     """The request's grid and budget, validated; a bad value is a 400 naming its field."""
-    try:
-        grid = search.Grid(
-            explorations=tuple(search.Exploration.parse(e) for e in body.explorations),
-            interactions=tuple(tuple(pairs) for pairs in body.interactions),
-            learning_rates=tuple(body.learning_rates),
-            cb_types=tuple(body.cb_types),
-        )
-        budget = search.Budget(body.max_candidates, body.max_seconds)
-    except search.SearchError as exc:
-        raise BadRequest(str(exc), target=exc.target) from None
-    return grid, budget
+    grid = search.Grid(
+        explorations=tuple(search.Exploration.parse(e) for e in body.explorations),
+        interactions=tuple(tuple(pairs) for pairs in body.interactions),
+        learning_rates=tuple(body.learning_rates),
+        cb_types=tuple(body.cb_types),
+    )
+    return grid, search.Budget(body.max_candidates, body.max_seconds)
 
 
 class Searches:
@@ -118,12 +114,9 @@ class Searches:
         """Validate `body`, read the window's summary, and search in a background thread."""
         grid, budget = grid_of(body)
         start, end = body.start, body.end
-        try:
-            log = search.Log.of_store(
-                services.store, surface=body.surface, model_key=body.model_key, start=start, end=end
-            )
-        except search.SearchError as exc:
-            raise BadRequest(str(exc), target=exc.target) from None
+        log = search.Log.of_store(
+            services.store, surface=body.surface, model_key=body.model_key, start=start, end=end
+        )
         row = self.store.create(KIND, body.model_dump(mode="json"), keep=MAX_JOBS)
         cancel = threading.Event()
         tracker = Tracker(self.store, KIND, row.id, cancel)
@@ -215,10 +208,7 @@ def promote(
     the new version. `label` names the search in the policy's description.
     """
     if body.candidate is not None:
-        try:
-            trial = result.trial(body.candidate)
-        except search.SearchError as exc:
-            raise BadRequest(str(exc), target=exc.target) from None
+        trial = result.trial(body.candidate)
     else:
         winner = result.winner
         if winner is None:
@@ -270,8 +260,7 @@ def promote(
             target="experiment.name",
         )
     if existing is not None and existing.status == "draft":
-        with experiment_ops.domain_errors():
-            updated = services.experiments.update_arms(existing.name, [*existing.arms, arm])
+        updated = services.experiments.update_arms(existing.name, [*existing.arms, arm])
         return PolicySearchPromotion(
             policy=policy_ops.public(spec),
             policy_created=created,

@@ -12,12 +12,12 @@ from api.auth.principal import Authenticator, LocalAuthenticator
 from api.auth.signin import SignInAuthenticator
 from api.auth.store import AuthStore
 from api.db import prepare
-from api.errors import Conflict
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.settings import Settings
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
+from bandit.errors import DomainError, Kind
 from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.metrics import BUS_ERRORS
@@ -173,12 +173,15 @@ class Services:
 
 
 class PolicyExists(PolicySpecError):
-    """Another request registered the same version of that name first."""
+    """Another request registered the same version of that name first (`target`: `name`)."""
+
+    kind = Kind.CONFLICT
 
 
-class PolicyNotServed(Conflict):
+class PolicyNotServed(DomainError):
     """A request needs a stored policy the VW allow-list refuses (stored before it existed)."""
 
+    kind = Kind.CONFLICT
     code = "PolicyNotServed"
 
     def __init__(self, message: str) -> None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, cast
 
 import typer
 from pydantic import BaseModel
@@ -23,8 +23,14 @@ from rich.table import Table
 from api.cli_common import ready_database
 from api.errors import KIND_ANSWERS
 from api.routers.experiments import create, public, results, transition
-from api.schemas import ArmIn, ExperimentCreate, ExperimentPublic, ExperimentResultsPublic
-from api.services.process import SURFACES
+from api.schemas import (
+    ArmIn,
+    ExperimentCreate,
+    ExperimentPublic,
+    ExperimentResultsPublic,
+    SurfaceName,
+)
+from api.services.surfaces import SURFACES, TIPS
 from api.settings import Settings
 from bandit.errors import DomainError
 from bandit.store import Store
@@ -109,7 +115,7 @@ def create_command(
     arm: Annotated[
         list[str], typer.Option(help="NAME=POLICY[:WEIGHT]; repeat; the first is the control")
     ],
-    surface: Annotated[str, typer.Option(help="tips or personalizer")] = "tips",
+    surface: Annotated[str, typer.Option(help=" or ".join(SURFACES))] = TIPS,
     salt: Annotated[str | None, typer.Option(help="Assignment salt (random by default)")] = None,
     min_units: Annotated[int, typer.Option(help="Units per arm before a verdict")] = 200,
     min_decisions: Annotated[int, typer.Option(help="Decisions per arm before a verdict")] = 1000,
@@ -118,10 +124,9 @@ def create_command(
     """Create a draft experiment."""
     if surface not in SURFACES:
         raise typer.BadParameter(f"`--surface` must be one of {list(SURFACES)} (got {surface!r})")
-    chosen: Literal["tips", "personalizer"] = "tips" if surface == "tips" else "personalizer"
     body = ExperimentCreate(
         name=name,
-        surface=chosen,
+        surface=cast(SurfaceName, surface),
         arms=[_arm(a) for a in arm],
         salt=salt,
         min_units_per_arm=min_units,

@@ -16,7 +16,8 @@ from fastapi import Depends, Header, Path, Request
 from api.auth.principal import KEY_HEADER, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.schemas import NoNul
-from api.services.process import PERSONALIZER, TIPS, Services
+from api.services.process import Services
+from api.services.surfaces import PERSONALIZER, TIPS
 from bandit.store import LoggedDecision
 
 

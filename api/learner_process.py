@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.db import prepare
-from api.services.process import surface_configs
+from api.services.surfaces import SURFACES, surface_configs
 from api.settings import Settings
 from bandit.bus import make_bus
 from bandit.hub import ModelHub
@@ -20,7 +20,7 @@ from bandit.learner import Learner
 from bandit.settings import LearnerSettings
 from bandit.store import Store
 from integrations.signals import SignalStore, SignalWorker, make_signal_bus
-from policies.registry import Registry
+from policies.registry import Registry, model_key
 from policies.store import PolicyStore
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,11 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
     store = Store.connect(settings.database, pool_size=4)
     registry = Registry(loader=PolicyStore(store.engine).get)
     hub = ModelHub(store, registry.args_for, replay=True)
-    for name in (settings.tips_policy, settings.personalizer_policy):
+    for name in [settings.surface_policy(surface) for surface in SURFACES.values()]:
         spec = registry.get(name)
-        for surface in ("tips", "personalizer"):
+        for surface in SURFACES:
             if spec.kind == "vw":
-                hub.get(f"{surface}:{spec.id}")
+                hub.get(model_key(surface, spec.id))
     learner = Learner(
         store,
         hub,

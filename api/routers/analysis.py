@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
 from api.routers.evaluations import Job, JobsDep
+from api.schemas import SurfaceName
 from api.services.process import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from bandit.clock import as_utc
@@ -79,7 +80,7 @@ def analysis_dashboard(
     services: ServicesDep,
     jobs: JobsDep,
     evaluation_id: Annotated[str, Query(alias="evaluation", max_length=64)] = "",
-    surface: Literal["tips", "personalizer"] | None = None,
+    surface: SurfaceName | None = None,
     start: Annotated[str, Query(max_length=40)] = "",
     end: Annotated[str, Query(max_length=40)] = "",
     policy: Annotated[list[str] | None, Query(max_length=20)] = None,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
 from api.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
-from api.services.process import PERSONALIZER
+from api.services.surfaces import PERSONALIZER
 from bandit.events import Action, Decision
 from bandit.features import action_lines
 from bandit.metrics import RANK_LATENCY, REWARDS

@@ -51,7 +51,8 @@ from api.schemas import (
     ServiceConfigurationPublic,
     ServiceConfigurationUpdate,
 )
-from api.services.process import PERSONALIZER, Services
+from api.services.process import Services
+from api.services.surfaces import PERSONALIZER
 from bandit.events import utcnow
 from bandit.model import Model
 from bandit.surface_config import (

@@ -20,7 +20,8 @@ from api.schemas import (
     SignalIn,
     TipPublic,
 )
-from api.services.process import TIPS, Services
+from api.services.process import Services
+from api.services.surfaces import TIPS
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
 from integrations.connections import live_candidates, todo_note

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Annotated
 
@@ -28,15 +26,14 @@ from api.cli_common import (
     parse_moment,
     ready_database,
 )
+from api.services.evaluations import evaluate_file
 from api.settings import Settings
-from bandit.features import action_lines, adf_example
 from bandit.store import Store
 from policies.registry import PolicyLoader, Registry
 from policies.spec import StoredSpec
 from policies.store import PolicyStore
 from rewards import evaluation
-from rewards.dsjson import ImportedEvent, bounded_lines, read_dsjson
-from rewards.evaluation import Evaluation, LoggedEvent, RewardModelName
+from rewards.evaluation import Evaluation, RewardModelName
 
 
 def _loader(policies: PolicyStore) -> PolicyLoader:
@@ -49,60 +46,6 @@ def _loader(policies: PolicyStore) -> PolicyLoader:
             return None
 
     return find
-
-
-def _logged(event: ImportedEvent) -> LoggedEvent:
-    lines = adf_example(event.context, action_lines(event.actions))
-    return LoggedEvent(
-        event_id=event.event_id,
-        created_at=event.timestamp,
-        pmf=event.pmf,
-        chosen_index=event.chosen_index,
-        reward=event.reward,
-        example=tuple(lines),
-    )
-
-
-def _file_events(path: Path) -> Iterator[LoggedEvent]:
-    """Learnable events of a DSJSON file (`_skipLearn` ones are never evaluated)."""
-    with open(path, "rb") as handle:
-        for event in read_dsjson(bounded_lines(handle), strict=True):
-            if not event.skip_learn:
-                yield _logged(event)
-
-
-def _batches(events: Iterator[LoggedEvent], size: int) -> Iterator[list[LoggedEvent]]:
-    while chunk := list(islice(events, size)):
-        yield chunk
-
-
-def _evaluate_file(
-    path: Path,
-    targets: list[evaluation.Target],
-    *,
-    batch: int,
-    reward_model: RewardModelName,
-    on_progress: evaluation.ProgressCallback,
-) -> Evaluation:
-    # A first pass reads the ranges the finite-sample intervals need, as the store's summary does.
-    total, r_min, r_max, p_min = 0, math.inf, -math.inf, 1.0
-    for event in _file_events(path):
-        total += 1
-        r_min, r_max = min(r_min, event.reward), max(r_max, event.reward)
-        p_min = min(p_min, event.propensity)
-    reward_range, max_weight = evaluation.ranges(
-        r_min if total else None, r_max if total else None, p_min
-    )
-    on_progress(0, total)
-    return evaluation.run(
-        _batches(_file_events(path), batch),
-        targets,
-        total=total,
-        reward_range=reward_range,
-        max_weight=max_weight,
-        reward_model_name=reward_model,
-        on_progress=on_progress,
-    )
 
 
 def evaluate(
@@ -158,7 +101,7 @@ def evaluate(
 
             model: RewardModelName = "vw" if reward_model == "vw" else "action-mean"
             if log is not None:
-                result = _evaluate_file(
+                result = evaluate_file(
                     log, targets, batch=batch, reward_model=model, on_progress=on_progress
                 )
             else:

@@ -22,7 +22,6 @@ from rich.table import Table
 
 from api.cli_common import ready_database
 from api.errors import KIND_ANSWERS
-from api.routers.experiments import create, public, results, transition
 from api.schemas import (
     ArmIn,
     ExperimentCreate,
@@ -30,6 +29,7 @@ from api.schemas import (
     ExperimentResultsPublic,
     SurfaceName,
 )
+from api.services.experiments import Action, create, public, results, transition
 from api.services.surfaces import SURFACES, TIPS
 from api.settings import Settings
 from bandit.errors import DomainError
@@ -147,7 +147,7 @@ def list_command(as_json: JsonFlag = False) -> None:
         _table(experiments)
 
 
-def _lifecycle(name: str, action: str, as_json: bool, arm: str | None = None) -> None:
+def _lifecycle(name: str, action: Action, as_json: bool, arm: str | None = None) -> None:
     with database() as db:
         _show(public(transition(db.experiments, db.store, name, action, arm)), as_json)
 

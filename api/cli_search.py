@@ -25,7 +25,7 @@ from api.cli_common import (
     parse_moment,
     ready_database,
 )
-from api.cli_evaluate import _file_events
+from api.services.evaluations import file_events
 from api.settings import Settings
 from bandit.store import Store
 from rewards import search
@@ -132,7 +132,7 @@ def search_policies(
     try:
         if log is not None:
             path = log
-            source = search.Log.of_events(lambda: _file_events(path), batch=batch)
+            source = search.Log.of_events(lambda: file_events(path), batch=batch)
         else:
             source = search.Log.of_store(
                 store, surface=surface, model_key=model_key, start=since, end=until, batch=batch

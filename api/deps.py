@@ -3,11 +3,14 @@
 Every route names its principal: `PersonDep` (a person, for their own decisions and profile),
 `ExperimenterDep`, `AnalystDep`, `AdminDep` (roles), or `IntegratorDep` (a Personalizer
 subscription key). The principal is also left on `request.state.principal` for rate limits and
-access logs.
+access logs. Lookups validate (`ExperimentDep`, `PersonDecisionDep`), and what several routes
+share of a process (`ServicesDep`, the job registries) is reached here, never through another
+route module.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Annotated
 
@@ -16,9 +19,12 @@ from fastapi import Depends, Header, Path, Request
 from api.auth.principal import KEY_HEADER, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.schemas import NoNul
+from api.services.evaluations import Jobs
+from api.services.policy_searches import Searches
 from api.services.process import Services
 from api.services.surfaces import PERSONALIZER, TIPS
 from bandit.store import LoggedDecision
+from experiments.lifecycle import Experiment
 
 
 def get_services(request: Request) -> Services:
@@ -149,3 +155,40 @@ def integrator_decision(
 
 PersonDecisionDep = Annotated[LoggedDecision, Depends(person_decision)]
 IntegratorDecisionDep = Annotated[LoggedDecision, Depends(integrator_decision)]
+
+
+def valid_experiment(experiment_id: str, services: ServicesDep) -> Experiment:
+    """The experiment called `experiment_id` (`ExperimentNotFound`, a 404, otherwise)."""
+    return services.experiments.get(experiment_id)
+
+
+ExperimentDep = Annotated[Experiment, Depends(valid_experiment)]
+
+
+_JOBS_LOCK = threading.Lock()
+
+
+def get_jobs(request: Request, services: ServicesDep) -> Jobs:
+    """The app's evaluation jobs, made on first use (kept on `app.state`)."""
+    with _JOBS_LOCK:
+        jobs: Jobs | None = getattr(request.app.state, "evaluations", None)
+        if jobs is None:
+            jobs = Jobs(services)
+            request.app.state.evaluations = jobs
+        return jobs
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+def get_searches(request: Request, services: ServicesDep) -> Searches:
+    """The app's policy searches, made on first use (kept on `app.state`)."""
+    with _JOBS_LOCK:
+        searches: Searches | None = getattr(request.app.state, "policy_searches", None)
+        if searches is None:
+            searches = Searches(services)
+            request.app.state.policy_searches = searches
+        return searches
+
+
+SearchesDep = Annotated[Searches, Depends(get_searches)]

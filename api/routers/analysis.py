@@ -16,10 +16,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from api.deps import AnalystDep, ServicesDep
+from api.deps import AnalystDep, JobsDep, ServicesDep
 from api.errors import BadRequest
-from api.routers.evaluations import Job, JobsDep
 from api.schemas import SurfaceName
+from api.services.evaluations import Job
+from api.services.policies import registered
 from api.services.process import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from bandit.clock import as_utc
@@ -65,10 +66,8 @@ def _choice(job: Job) -> Choice:
 
 def _policy_names(services: Services) -> list[str]:
     """Built-in baseline and random, then every registered random or VW policy version."""
-    for spec in services.policies.all():  # registrations of other processes join the registry
-        services.registry.add(spec)
     names = [evaluation.BASELINE, evaluation.RANDOM]
-    for spec in sorted(services.registry, key=lambda s: (s.name, s.version)):
+    for spec in sorted(registered(services), key=lambda s: (s.name, s.version)):
         if spec.kind in ("random", "vw") and spec.id not in names:
             names.append(spec.id)
     return names

@@ -26,7 +26,7 @@ from api.routers import (
     policy_searches,
     tips,
 )
-from api.services import start
+from api.services.process import start
 from api.settings import Settings
 from api.web import mount_web
 from bandit.settings import LearnerSettings

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from api.db import MigrationError, prepare
+from api.services.surfaces import SURFACES
 from bandit.clock import OutOfRange, as_utc
 
 StartOption = Annotated[
@@ -18,7 +19,9 @@ StartOption = Annotated[
 EndOption = Annotated[
     str | None, typer.Option(help="Decisions created before (ISO 8601; UTC if no offset)")
 ]
-SurfaceOption = Annotated[str | None, typer.Option(help="Only this surface: tips, personalizer")]
+SurfaceOption = Annotated[
+    str | None, typer.Option(help=f"Only this surface: {', '.join(SURFACES)}")
+]
 
 
 def ready_database(url: str) -> str:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, cast
 
 import typer
 from pydantic import BaseModel
@@ -21,11 +21,18 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli_common import ready_database
-from api.errors import ApiError
-from api.routers.experiments import create, public, results, transition
-from api.schemas import ArmIn, ExperimentCreate, ExperimentPublic, ExperimentResultsPublic
-from api.services import SURFACES
+from api.errors import KIND_ANSWERS
+from api.schemas import (
+    ArmIn,
+    ExperimentCreate,
+    ExperimentPublic,
+    ExperimentResultsPublic,
+    SurfaceName,
+)
+from api.services.experiments import Action, create, public, results, transition
+from api.services.surfaces import SURFACES, TIPS
 from api.settings import Settings
+from bandit.errors import DomainError
 from bandit.store import Store
 from experiments.lifecycle import Experiments
 from policies.registry import Registry
@@ -57,8 +64,9 @@ def database() -> Iterator[Database]:
                 pin_policy=registry.pin,
             ),
         )
-    except ApiError as exc:
-        typer.echo(f"error ({exc.status}, {exc.target}): {exc.message}", err=True)
+    except DomainError as exc:
+        status, _ = KIND_ANSWERS[exc.kind]  # the status the API answers the same refusal with
+        typer.echo(f"error ({status}, {exc.target}): {exc.message}", err=True)
         raise typer.Exit(1) from None
     finally:
         store.engine.dispose()
@@ -107,7 +115,7 @@ def create_command(
     arm: Annotated[
         list[str], typer.Option(help="NAME=POLICY[:WEIGHT]; repeat; the first is the control")
     ],
-    surface: Annotated[str, typer.Option(help="tips or personalizer")] = "tips",
+    surface: Annotated[str, typer.Option(help=" or ".join(SURFACES))] = TIPS,
     salt: Annotated[str | None, typer.Option(help="Assignment salt (random by default)")] = None,
     min_units: Annotated[int, typer.Option(help="Units per arm before a verdict")] = 200,
     min_decisions: Annotated[int, typer.Option(help="Decisions per arm before a verdict")] = 1000,
@@ -116,10 +124,9 @@ def create_command(
     """Create a draft experiment."""
     if surface not in SURFACES:
         raise typer.BadParameter(f"`--surface` must be one of {list(SURFACES)} (got {surface!r})")
-    chosen: Literal["tips", "personalizer"] = "tips" if surface == "tips" else "personalizer"
     body = ExperimentCreate(
         name=name,
-        surface=chosen,
+        surface=cast(SurfaceName, surface),
         arms=[_arm(a) for a in arm],
         salt=salt,
         min_units_per_arm=min_units,
@@ -140,7 +147,7 @@ def list_command(as_json: JsonFlag = False) -> None:
         _table(experiments)
 
 
-def _lifecycle(name: str, action: str, as_json: bool, arm: str | None = None) -> None:
+def _lifecycle(name: str, action: Action, as_json: bool, arm: str | None = None) -> None:
     with database() as db:
         _show(public(transition(db.experiments, db.store, name, action, arm)), as_json)
 

@@ -3,7 +3,9 @@
 Every route names its principal: `PersonDep` (a person, for their own decisions and profile),
 `ExperimenterDep`, `AnalystDep`, `AdminDep` (roles), or `IntegratorDep` (a Personalizer
 subscription key). The principal is also left on `request.state.principal` for rate limits and
-access logs.
+access logs. Lookups validate (`ExperimentDep`, `PersonDecisionDep`), and what several routes
+share of a process (`ServicesDep`, the job registries) is reached here, never through another
+route module.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from api.auth.principal import KEY_HEADER, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.job_runner import JobRunner
 from api.schemas import NoNul
-from api.services import PERSONALIZER, TIPS, Services
+from api.services.evaluations import Jobs
+from api.services.policy_searches import Searches
+from api.services.process import Services
+from api.services.surfaces import PERSONALIZER, TIPS
 from bandit.store import LoggedDecision
+from experiments.lifecycle import Experiment
 
 
 def get_services(request: Request) -> Services:
@@ -157,3 +163,27 @@ def integrator_decision(
 
 PersonDecisionDep = Annotated[LoggedDecision, Depends(person_decision)]
 IntegratorDecisionDep = Annotated[LoggedDecision, Depends(integrator_decision)]
+
+
+def valid_experiment(experiment_id: str, services: ServicesDep) -> Experiment:
+    """The experiment called `experiment_id` (`ExperimentNotFound`, a 404, otherwise)."""
+    return services.experiments.get(experiment_id)
+
+
+ExperimentDep = Annotated[Experiment, Depends(valid_experiment)]
+
+
+def get_jobs(runner: JobRunnerDep) -> Jobs:
+    """The evaluation jobs, as the process's job runner holds them."""
+    return Jobs(runner)
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+def get_searches(runner: JobRunnerDep) -> Searches:
+    """The policy searches, as the process's job runner holds them."""
+    return Searches(runner)
+
+
+SearchesDep = Annotated[Searches, Depends(get_searches)]

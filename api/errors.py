@@ -3,6 +3,14 @@
 `{"error": {"code": "...", "message": "...", "target": "..."}}`, with the code repeated in the
 `x-ms-error-code` header. Validation messages name the field in the request, e.g.
 "`actions[3].id`: Field required".
+
+Two families reach this module, each translated here and nowhere else:
+
+- `bandit.errors.DomainError`, raised by every package and service below the routes: its kind
+  gives the status (`KIND_ANSWERS`), its message and target pass unchanged. On Personalizer's
+  routes a bad request carries Personalizer's code for that route, as validation errors do.
+- `ApiError`, raised by the HTTP edge itself: authentication, rate and size limits, and
+  checks of a route's own parameters with a code of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bandit.errors import DomainError, Kind
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +141,25 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str]:
     return path, f"`{path}`: {message}"
 
 
+KIND_ANSWERS: dict[Kind, tuple[int, str]] = {
+    Kind.INVALID: (400, "BadRequest"),
+    Kind.NOT_FOUND: (404, "ResourceNotFound"),
+    Kind.CONFLICT: (409, "Conflict"),
+    Kind.UNAVAILABLE: (503, "ServiceUnavailable"),
+}
+"""The status and default code of each kind of domain error."""
+
+
+def domain_answer(exc: DomainError, path: str) -> tuple[int, str]:
+    """The status and code answering `exc` on the route at `path`."""
+    status, code = KIND_ANSWERS[exc.kind]
+    if exc.code is not None:
+        return status, exc.code
+    if exc.kind is Kind.INVALID:
+        return status, _invalid_request_code(path)
+    return status, code
+
+
 def _invalid_request_code(path: str) -> str:
     """Personalizer's code for a bad rank, reward or activate request; BadRequest elsewhere."""
     if path.startswith("/personalizer"):
@@ -154,6 +183,11 @@ def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.target, exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        status, code = domain_answer(exc, request.url.path)
+        return error_response(status, code, exc.message, exc.target)
 
     async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
         # The database is unreachable (restart, failover): nothing was acknowledged, so the

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.db import prepare
-from api.services import surface_configs
+from api.services.surfaces import SURFACES, surface_configs
 from api.settings import Settings
 from bandit import model_keys
 from bandit.apprentice import Imitation
@@ -70,9 +70,9 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
     store = Store.connect(settings.database, pool_size=4)
     registry = Registry(loader=PolicyStore(store.engine).get)
     hub = ModelHub(store, registry.args_for, replay=True)
-    for name in (settings.tips_policy, settings.personalizer_policy):
+    for name in [settings.surface_policy(surface) for surface in SURFACES.values()]:
         spec = registry.get(name)
-        for surface in ("tips", "personalizer"):
+        for surface in SURFACES:
             if spec.kind == "vw":
                 hub.get(model_keys.build(surface, spec.id))
     configs = surface_configs(store, learner_settings)  # Personalizer admin (issue 6)

@@ -36,6 +36,10 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
 
+SurfaceName = Literal["tips", "personalizer"]
+"""The registered surfaces (`api.services.surfaces.SURFACES`) as the wire spells them: a
+literal, so the OpenAPI document lists them; a test holds the two equal."""
+
 
 def _in_utc(moment: datetime) -> datetime:
     try:
@@ -219,7 +223,7 @@ class ArmIn(Strict):
 
 class ExperimentBase(Strict):
     name: str = Field(description="The experiment's id: lowercase letters, digits, '.', '_', '-'")
-    surface: Literal["tips", "personalizer"]
+    surface: SurfaceName
     description: str = Field(default="", max_length=500)
 
 
@@ -276,7 +280,7 @@ class ExperimentResultsPublic(BaseModel):
 
 
 class EvaluationCreate(Strict):
-    surface: Literal["tips", "personalizer"]
+    surface: SurfaceName
     start: Instant | None = Field(
         default=None, description="Decisions created at or after (UTC when no offset)"
     )
@@ -365,7 +369,7 @@ class EvaluationPublic(BaseModel):
 
 
 class PolicySearchCreate(Strict):
-    surface: Literal["tips", "personalizer"]
+    surface: SurfaceName
     start: Instant | None = Field(
         default=None, description="Decisions created at or after (UTC when no offset)"
     )

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.auth.config import ProviderConfig, TokenKey, parse_providers, parse_token_keys
 from api.budget import Budget
+from bandit.surfaces import Surface
 from policies.registry import DEFAULT_POLICY
 from rewards.mapping import DEFAULT_REWARDS, RewardMapping
 
@@ -32,6 +33,8 @@ class Settings(BaseSettings):
     role: Literal["all", "api"] = Field(
         default="all", description="all: api + learner in one process; api: serve only"
     )
+    # What each registered surface (`api.services.surfaces`) serves until a policy is shipped
+    # to it: one `<surface>_policy` field per surface (`surface_policy`).
     # Why this default: docs/adr/0011-exploration-default-from-the-simulation-suite.md.
     tips_policy: str = DEFAULT_POLICY
     personalizer_policy: str = DEFAULT_POLICY
@@ -175,6 +178,22 @@ class Settings(BaseSettings):
                 "(no sign-in configured) only binds to 127.0.0.1 or ::1"
             )
         return self
+
+    def surface_policy(self, surface: Surface) -> str:
+        """The policy `OO_<SURFACE>_POLICY` names for `surface`.
+
+        Raises
+        ------
+        ValueError
+            When no field holds it: registering a surface means adding its setting here.
+        """
+        value = getattr(self, surface.policy_setting, None)
+        if not isinstance(value, str):
+            raise ValueError(
+                f"surface {surface.name!r} has no policy setting: add `{surface.policy_setting}` "
+                f"({surface.policy_variable}) to api.settings.Settings"
+            )
+        return value
 
     @property
     def database(self) -> str:

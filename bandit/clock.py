@@ -11,22 +11,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bandit.errors import DomainError
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class OutOfRange(ValueError):
+class OutOfRange(DomainError, ValueError):
     """An instant outside what a `datetime` can hold in UTC (years 1 to 9999).
 
-    `name` is the field or option it came from; `reason` is the message without it, for callers
-    that name the field their own way (the API's validation errors).
+    `name` (also its `target`) is the field or option it came from; `reason` is the message
+    without it, for callers that name the field their own way (the API's validation errors).
     """
 
     def __init__(self, name: str, moment: datetime) -> None:
         self.name = name
         self.reason = f"is out of range in UTC (got {moment.isoformat()})"
-        super().__init__(f"`{name}` {self.reason}")
+        super().__init__(f"`{name}` {self.reason}", target=name)
 
 
 def as_utc(moment: datetime, name: str) -> datetime:

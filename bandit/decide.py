@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bandit.errors import DomainError
 from bandit.events import Action, Decision, Features, utcnow, validate_pmf
 from bandit.features import action_lines as lines_of
 from bandit.features import adf_example
@@ -19,8 +20,9 @@ from bandit.sampling import sample_index
 from bandit.store import Store
 
 
-class EventIdConflict(ValueError):
-    """The event id is logged for another principal or surface."""
+class EventIdConflict(DomainError, ValueError):
+    """The event id is logged for another principal or surface (a bad request: the caller
+    chose the id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,5 +87,5 @@ class Decider:
     @staticmethod
     def _same_owner(decision: Decision, surface: str, principal: str) -> Decision:
         if decision.surface != surface or decision.principal != principal:
-            raise EventIdConflict("`eventId` is already used by another decision")
+            raise EventIdConflict("`eventId` is already used by another decision", target="eventId")
         return decision

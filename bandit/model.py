@@ -18,19 +18,17 @@ from dataclasses import dataclass
 
 import vowpalwabbit
 
+from bandit.errors import DomainError
 from bandit.events import Features
 from bandit.features import adf_example
 from bandit.vw_args import VwArgsError, parse
 from bandit.vw_header import HeaderError, header_options
 
 
-class ModelError(ValueError):
+class ModelError(DomainError, ValueError):
     """The VW arguments or a serialized model could not be used; `target` is the VW option at
-    fault when the allow-list refused one (as spelled), else None."""
-
-    def __init__(self, message: str, *, target: str | None = None) -> None:
-        super().__init__(message)
-        self.target = target
+    fault when the allow-list refused one (as spelled), else None (or the field the model bytes
+    came in, when the caller named it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +81,18 @@ _PROBE_LINES = ("|a y:1", "|a z:1")
 class Model:
     """One learnable policy model: predict a pmf over actions, learn from rewarded decisions."""
 
-    def __init__(self, args: str, *, data: bytes | None = None, version: int = 0) -> None:
+    def __init__(
+        self, args: str, *, data: bytes | None = None, version: int = 0, field: str | None = None
+    ) -> None:
+        """A fresh model of `args`, or the model `data` holds.
+
+        `field` names where `data` came from (a request's `body`): a refusal of the bytes then
+        names that field and targets it.
+        """
         self.args = args
         self.version = version
         self._lock = threading.Lock()
-        self._vw = workspace(args) if data is None else _load(data)
+        self._vw = workspace(args) if data is None else _load(data, field)
 
     def predict(self, context: Features, action_lines: Sequence[str]) -> list[float]:
         """The pmf over `action_lines`, in their order."""
@@ -166,21 +171,27 @@ class Model:
             self._vw.finish()
 
 
-def _load(data: bytes) -> vowpalwabbit.Workspace:
+def _load(data: bytes, field: str | None) -> vowpalwabbit.Workspace:
     """A workspace from model bytes whose header options the allow-list passes.
 
     VW applies the options in a model's header when it loads it (`bandit.vw_header`), so they
     are read and gated before VW sees the bytes.
     """
+
+    def refused(message: str, option: str | None = None) -> ModelError:
+        if field is None:
+            return ModelError(message, target=option)
+        return ModelError(f"`{field}`: {message}", target=field)
+
     try:
         options = header_options(data)
     except HeaderError as exc:
-        raise ModelError(f"the model bytes are not a VW model VW can load: {exc}") from exc
+        raise refused(f"the model bytes are not a VW model VW can load: {exc}") from exc
     try:
         parse(options)
     except VwArgsError as exc:
-        raise ModelError(
-            f"the model's header asks VW for options oO does not allow: {exc}", target=exc.target
+        raise refused(
+            f"the model's header asks VW for options oO does not allow: {exc}", exc.target
         ) from exc
     fd, path = tempfile.mkstemp(prefix="oo-model-")
     try:
@@ -189,6 +200,6 @@ def _load(data: bytes) -> vowpalwabbit.Workspace:
         try:
             return vowpalwabbit.Workspace(arg_list=["--quiet", "-i", path])
         except Exception as exc:
-            raise ModelError(f"the model bytes are not a VW model VW can load: {exc}") from exc
+            raise refused(f"the model bytes are not a VW model VW can load: {exc}") from exc
     finally:
         os.unlink(path)

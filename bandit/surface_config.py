@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from bandit.apprentice import ApprenticeCounts, ApprenticeMetrics
+from bandit.errors import DomainError
 from bandit.events import utcnow
 from bandit.tables import UTCDateTime
 
@@ -63,18 +64,17 @@ def _plain(value: object) -> str:
     return str(value)
 
 
-class ConfigError(ValueError):
+class ConfigError(DomainError, ValueError):
     """A setting that cannot be used: `target` names the field, `problem` says what is wrong
     with it, `got` is the value refused (when there is one), for a front door to spell in its
     own terms."""
 
     def __init__(self, target: str, problem: str, got: object = _NOTHING) -> None:
-        self.target = target
         self.problem = problem
         self.got = None if got is _NOTHING else got
         self.has_value = got is not _NOTHING
         suffix = f" (got {_plain(got)})" if got is not _NOTHING else ""
-        super().__init__(f"`{target}` {problem}{suffix}")
+        super().__init__(f"`{target}` {problem}{suffix}", target=target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +182,21 @@ class _Cached:
 class SurfaceConfigs:
     """The surface configurations in the database, with a short per-process cache.
 
-    `defaults` is what a surface runs with until someone configures it (from the process
-    settings), so a fresh deployment behaves as before the row exists.
+    `starting` is what each registered surface runs with until someone configures it (its
+    registration's settings, `bandit.surfaces`), `defaults` that of any other surface, so a
+    fresh deployment behaves as before the row exists.
     """
 
     engine: Engine
     defaults: SurfaceConfig
     ttl: float = 1.0
+    starting: Mapping[str, SurfaceConfig] = field(default_factory=dict)
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def defaults_of(self, surface: str) -> SurfaceConfig:
+        """What `surface` runs with until it is configured."""
+        return self.starting.get(surface, self.defaults)
 
     def _row(self, surface: str) -> Any:
         with self.engine.connect() as conn:
@@ -203,7 +209,7 @@ class SurfaceConfigs:
             conn.execute(
                 table.insert().values(
                     surface=surface,
-                    config=self.defaults.as_json(),
+                    config=self.defaults_of(surface).as_json(),
                     created_at=now,
                     updated_at=now,
                     model_generation=0,
@@ -216,9 +222,9 @@ class SurfaceConfigs:
         """The configuration and model generation, read from the database now."""
         row = self._row(surface)
         if row is None:
-            config, generation = self.defaults, 0
+            config, generation = self.defaults_of(surface), 0
         else:
-            config = SurfaceConfig.from_json(row.config, self.defaults)
+            config = SurfaceConfig.from_json(row.config, self.defaults_of(surface))
             generation = int(row.model_generation)
         with self._lock:
             self._cache[surface] = _Cached(config, generation, time.monotonic())
@@ -244,7 +250,10 @@ class SurfaceConfigs:
                 sa.select(table.c.surface, table.c.config, table.c.model_generation)
             )
             out = {
-                row.surface: (SurfaceConfig.from_json(row.config, self.defaults), int(row[2]))
+                row.surface: (
+                    SurfaceConfig.from_json(row.config, self.defaults_of(row.surface)),
+                    int(row[2]),
+                )
                 for row in rows
             }
         now = time.monotonic()

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from bandit.errors import DomainError
 from bandit.vw_options import (
     BY_NAME,
     MAX_WEIGHT_BITS,
@@ -42,13 +43,9 @@ DEFAULT_BITS = 18
 """VW's default `--bit_precision`."""
 
 
-class VwArgsError(ValueError):
+class VwArgsError(DomainError, ValueError):
     """VW arguments the gate refuses; `target` is the option as it was spelled (None when the
     fault is not one option's, e.g. a positional or unbalanced quotes)."""
-
-    def __init__(self, message: str, *, target: str | None = None) -> None:
-        super().__init__(message)
-        self.target = target
 
 
 # --- reading the text ------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from __future__ import annotations
 import re
 import struct
 
+from bandit.errors import DomainError
+
 MAX_STRING = 512
 """VW's header buffer: version and id strings longer than this are refused by VW too."""
 MAX_OPTIONS = 100 * 1024 * 1024
@@ -43,7 +45,7 @@ OLDEST = (8, 0, 3)
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
-class HeaderError(ValueError):
+class HeaderError(DomainError, ValueError):
     """Bytes that are not a VW model header this reader can account for exactly."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import psycopg
 import sqlalchemy as sa
 
+from api.services.surfaces import SURFACES
 from bandit.store import Store
 from bench._harness import database_url, fresh_schema, table
 from experiments.lifecycle import ArmSpec, Experiments
@@ -42,7 +43,7 @@ def main() -> None:
 
     url = fresh_schema(database_url())
     store = Store.connect(url)
-    experiments = Experiments(store.engine, ("tips", "personalizer"), lambda name: True)
+    experiments = Experiments(store.engine, SURFACES, lambda name: True)
     arms = [ArmSpec("control", "vw-epsilon", 1), ArmSpec("squarecb", "vw-squarecb", 1)]
     experiment = experiments.start(experiments.create("bench", "tips", arms).name)
 

@@ -12,10 +12,10 @@ experiment runs per surface (a partial unique index holds this even under concur
 While paused, the surface serves its default policy and nobody is assigned.
 
 Assignment is :func:`experiments.assignment.assign` on the experiment's salt and its arms in
-order; the first arm is the control. The unit of assignment is the person on the tips surface
-(the decision's principal), and the event id on the Personalizer surface, whose one principal
-is the subscription key: each rank call is assigned on its own, and a retried event id lands in
-the same arm.
+order; the first arm is the control. The unit of assignment is the surface's (`unit` of its
+registration, `bandit.surfaces`): the person on the tips surface (the decision's principal), and
+the event id on the Personalizer surface, whose one principal is the subscription key: each rank
+call is assigned on its own, and a retried event id lands in the same arm.
 """
 
 from __future__ import annotations
@@ -31,15 +31,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from bandit.errors import DomainError, Kind
 from bandit.events import utcnow
+from bandit.surfaces import Surfaces, Unit
 from experiments.assignment import Arm, allocate, arm_for_bucket, bucket
 from experiments.tables import DefaultPolicyRow, ExperimentRow
 
 experiments = cast(sa.Table, ExperimentRow.__table__)  # type: ignore[attr-defined]
 defaults = cast(sa.Table, DefaultPolicyRow.__table__)  # type: ignore[attr-defined]
-
-PER_EVENT_SURFACES = ("personalizer",)
-"""Surfaces whose unit of assignment (and of analysis) is the event id, not the principal."""
 
 Status = Literal["draft", "running", "paused", "stopped", "shipped"]
 
@@ -47,20 +46,21 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SALT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(DomainError, ValueError):
     """Bad experiment input; `target` names the field."""
 
     def __init__(self, message: str, *, target: str) -> None:
-        super().__init__(message)
-        self.target = target
+        super().__init__(message, target=target)
 
 
 class ExperimentNotFound(ExperimentError):
-    pass
+    kind = Kind.NOT_FOUND
 
 
 class ExperimentConflict(ExperimentError):
-    """The request does not fit the experiment's state (HTTP 409)."""
+    """The request does not fit the experiment's state."""
+
+    kind = Kind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,8 @@ class Experiment:
     started_at: datetime | None
     stopped_at: datetime | None
     shipped_arm: str | None
+    unit: Unit = "principal"
+    """What it assigns to arms and analyses: its surface's unit (`bandit.surfaces`)."""
 
     @property
     def control(self) -> str:
@@ -101,7 +103,7 @@ class Experiment:
         return self.arm(arm_for_bucket(bucket(unit, self.salt), ranges))
 
 
-def _experiment(row: Any) -> Experiment:
+def _experiment(row: Any, unit: Unit) -> Experiment:
     return Experiment(
         name=row.name,
         surface=row.surface,
@@ -115,6 +117,7 @@ def _experiment(row: Any) -> Experiment:
         started_at=row.started_at,
         stopped_at=row.stopped_at,
         shipped_arm=row.shipped_arm,
+        unit=unit,
     )
 
 
@@ -155,7 +158,8 @@ def check_arms(arms: Sequence[ArmSpec], known_policy: Callable[[str], bool]) -> 
 
 
 class Experiments:
-    """Experiments in the database. `known_policy` says whether a policy id is registered.
+    """Experiments in the database, on the registered `surfaces`. `known_policy` says whether a
+    policy id is registered.
 
     `pin_policy` turns an arm's policy reference into the id it is stored under: a bare name
     becomes its latest version (`policies.registry.Registry.pin`), so an arm keeps the version it
@@ -166,15 +170,20 @@ class Experiments:
     def __init__(
         self,
         engine: Engine,
-        surfaces: Sequence[str],
+        surfaces: Surfaces,
         known_policy: Callable[[str], bool],
         *,
         pin_policy: Callable[[str], str] | None = None,
     ) -> None:
         self.engine = engine
-        self.surfaces = tuple(surfaces)
+        self.surfaces = surfaces
         self.known_policy = known_policy
         self.pin_policy = pin_policy
+
+    def _experiment(self, row: Any) -> Experiment:
+        surface = self.surfaces.get(row.surface)
+        # A stored surface no longer registered still reads (its experiments stay visible).
+        return _experiment(row, surface.unit if surface is not None else "principal")
 
     def _pinned(self, arms: Sequence[ArmSpec]) -> list[ArmSpec]:
         if self.pin_policy is None:
@@ -248,20 +257,20 @@ class Experiments:
             row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
         if row is None:
             raise ExperimentNotFound(f"no experiment is called {name!r}", target="name")
-        return _experiment(row)
+        return self._experiment(row)
 
     def list(self, surface: str | None = None) -> list[Experiment]:
         query = sa.select(experiments).order_by(experiments.c.created_at, experiments.c.name)
         if surface is not None:
             query = query.where(experiments.c.surface == surface)
         with self.engine.connect() as conn:
-            return [_experiment(row) for row in conn.execute(query)]
+            return [self._experiment(row) for row in conn.execute(query)]
 
     def running(self) -> dict[str, Experiment]:
         """The running experiment of each surface that has one."""
         query = sa.select(experiments).where(experiments.c.status == "running")
         with self.engine.connect() as conn:
-            return {row.surface: _experiment(row) for row in conn.execute(query)}
+            return {row.surface: self._experiment(row) for row in conn.execute(query)}
 
     def update_arms(self, name: str, arms: Sequence[ArmSpec]) -> Experiment:
         """Replace a draft's arms; started experiments keep theirs (409)."""

@@ -3,9 +3,9 @@
 One query (`bandit`'s `Store.arm_aggregates`), two levels of GROUP BY: first per (arm, unit),
 then per arm, so the database hands over a few numbers per arm however many decisions there are.
 Only learned decisions count (their reward is joined and final: `learned_reward` is not null).
-The unit is the unit of assignment: the decision's principal (the person) on the tips surface,
-the event id on surfaces in `PER_EVENT_SURFACES` (Personalizer, where one subscription key is
-one principal).
+The unit is the unit of assignment, the experiment's `unit` (its surface's): the decision's
+principal (the person) on the tips surface, the event id on surfaces whose unit is the event
+(Personalizer, where one subscription key is one principal).
 
 Metrics, one value per unit (the unit of randomization; see `experiments.stats.moments`):
 
@@ -24,7 +24,7 @@ earlier experiments' traffic gives more units a covariate, and a unit's reward u
 policy still predicts its reward here. Units without pre-period decisions get the pooled
 pre-period mean (over the experiment's units that have one) as their covariate, the usual CUPED
 fallback: their covariate sits at the centre, so their own metric is left unadjusted. When no
-unit has pre-period data, or on surfaces in `PER_EVENT_SURFACES` (an event id has no history),
+unit has pre-period data, or when the unit is the event (an event id has no history),
 the primary metric stays plain `Moments` and the results are exactly the unadjusted ones.
 
 The pre-period aggregate is a per-unit subquery LEFT JOINed to the per-unit in-experiment values,
@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 from bandit.events import utcnow
 from bandit.store import ArmAggregate, PrePeriodSums, Store
-from experiments.lifecycle import PER_EVENT_SURFACES, Experiment
+from experiments.lifecycle import Experiment
 from experiments.stats import (
     AnalysisConfig,
     ArmData,
@@ -79,12 +79,11 @@ def arm_data(store: Store, experiment: Experiment, now: datetime | None = None) 
     The primary metric is `JointMoments` (CUPED covariate and metric) when at least one unit has
     pre-period data, plain `Moments` otherwise.
     """
-    per_event = experiment.surface in PER_EVENT_SURFACES
-    started_at = None if per_event else experiment.started_at
+    started_at = None if experiment.unit == "event" else experiment.started_at
     rows = store.arm_aggregates(
         experiment.name,
         experiment.surface,
-        unit="event" if per_event else "principal",
+        unit=experiment.unit,
         counted_reaction="dismiss",
         pre_period=None if started_at is None else (started_at - PRE_PERIOD, started_at),
     )

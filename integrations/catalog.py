@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
+from bandit.errors import DomainError
+
 TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
 TipKind = Literal["advice", "todo"]
 
@@ -49,7 +51,7 @@ _TIP_FIELDS = (
 _CATALOG_FIELDS = ("version", "tips")
 
 
-class CatalogError(ValueError):
+class CatalogError(DomainError, ValueError):
     """The tip catalog, or one tip in it, breaks the schema; the message names the tip and field."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bandit.errors import DomainError, Kind
 from bandit.events import Action, FeatureObject
 from bandit.features import line
 from integrations import calendar, todoist
@@ -51,12 +52,20 @@ T = TypeVar("T")
 Status = Literal["connected", "needs_reconnect", "not_connected"]
 
 
-class NotConfigured(Exception):
+class NotConfigured(DomainError):
     """The provider has no OAuth client configured; the message names the missing setting."""
 
+    kind = Kind.CONFLICT
 
-class UnknownProvider(Exception):
+    def __init__(self, message: str, *, target: str = "provider") -> None:
+        super().__init__(message, target=target)
+
+
+class UnknownProvider(DomainError):
     """Not one of `PROVIDERS`."""
+
+    def __init__(self, message: str, *, target: str = "provider") -> None:
+        super().__init__(message, target=target)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The context builder and the candidate source of the tips product.
+"""The tips surface: its registration, its context builder and its candidate source.
 
 Context: the person's local clock (part of day, hour, weekday), their latest mood and energy
 check-ins and their interests. Candidates: catalog tips that suit the time of day and the
@@ -17,8 +17,14 @@ from datetime import datetime, timedelta
 
 from bandit.events import Action, FeatureObject, Features, JSONValue
 from bandit.features import line
+from bandit.surfaces import Surface
 from integrations.catalog import Catalog, TimeOfDay, Tip, TipKind, time_of_day
 from integrations.profiles import Profile, Signal
+
+TIPS = "tips"
+TIPS_SURFACE = Surface(TIPS)
+"""Which tip a person sees: experiments assign each person (the decision's principal) to an
+arm; the reward settings and policy are the learner's and `OO_TIPS_POLICY` until configured."""
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SIGNAL_FRESHNESS = timedelta(hours=6)

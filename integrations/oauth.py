@@ -34,6 +34,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.engine import Engine
 
+from bandit.errors import DomainError
 from bandit.events import utcnow
 from integrations.oauth_tables import OAuthStateRow
 from integrations.providers import ProviderUnavailable, TokenRevoked
@@ -47,12 +48,26 @@ EXCHANGE_TIMEOUT_S = 10.0
 states_table = OAuthStateRow.__table__  # type: ignore[attr-defined]
 
 
-class OAuthFailed(Exception):
+class OAuthFailed(DomainError):
     """The provider refused the code or answered something unreadable; safe to show."""
 
+    def __init__(self, message: str, *, target: str = "code") -> None:
+        super().__init__(message, target=target)
 
-class StateRejected(Exception):
-    """The state is unknown, used, expired, or was issued to someone else or another provider."""
+
+class StateRejected(DomainError):
+    """The state is unknown, used, expired, or was issued to someone else or another provider.
+
+    The reason stays in the exception (for logs and tests); the caller gets one answer for
+    all of them, so a probe learns nothing about states it does not hold.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, target="state")
+
+    @property
+    def message(self) -> str:
+        return "`state` is not valid for this connection; start again from the connect link"
 
 
 # -------------------------------------------------------------------------------------- state

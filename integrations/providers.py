@@ -19,12 +19,16 @@ import math
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from bandit.errors import DomainError, Kind
+
 DEFAULT_RETRY_AFTER_S = 60.0
 MAX_RETRY_AFTER_S = 3600.0
 
 
-class ProviderError(Exception):
-    """A provider could not be used for this request."""
+class ProviderError(DomainError):
+    """A provider could not be used for this request (its data is left out; ask later)."""
+
+    kind = Kind.UNAVAILABLE
 
 
 class TokenRevoked(ProviderError):

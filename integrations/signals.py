@@ -37,6 +37,7 @@ from pydantic import (
 from sqlalchemy.engine import Engine
 
 from bandit.clock import as_utc
+from bandit.errors import DomainError
 from bandit.events import utcnow
 from integrations.tables import SignalRow
 
@@ -136,11 +137,12 @@ def trusted(type: str, value: float, occurred_at: datetime, source: str) -> Sign
     return Signal.model_construct(type=type, value=value, occurred_at=occurred_at, source=source)
 
 
-class SignalRejected(ValueError):
-    """A well-formed signal the service will not keep; `field` names the culprit."""
+class SignalRejected(DomainError, ValueError):
+    """A well-formed signal the service will not keep; `field` (also the target) names the
+    culprit."""
 
     def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
+        super().__init__(message, target=field)
         self.field = field
 
 

@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Engine
 
+from bandit.errors import DomainError, Kind
 from bandit.events import utcnow
 from bandit.private_files import create_private_file
 from integrations.vault_tables import IntegrationTokenRow, TokenStatus
@@ -57,8 +58,16 @@ class VaultError(Exception):
     """Base of the vault's errors; their messages never contain a token or a key."""
 
 
-class VaultConfigError(VaultError):
-    """The vault's keys are missing or malformed; the message names the variable or file."""
+class VaultConfigError(VaultError, DomainError):
+    """The vault's keys are missing or malformed; the message names the variable or file.
+
+    A request that needs the vault cannot be served until the deployment sets its keys
+    (`OO_VAULT_KEYS`, the target)."""
+
+    kind = Kind.CONFLICT
+
+    def __init__(self, message: str, *, target: str = "OO_VAULT_KEYS") -> None:
+        super().__init__(message, target=target)
 
 
 class TokenDecryptError(VaultError):

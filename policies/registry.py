@@ -97,20 +97,23 @@ def offending_option(args: str, message: str) -> str:
     return "args"
 
 
-def validate(spec: PolicySpec) -> None:
+def validate(spec: PolicySpec, field: str = "args") -> None:
     """Refuse a spec that could not serve: VW arguments (gated when the spec was made) are built
     into a workspace and probed, so combinations VW itself refuses are caught too.
+
+    `field` is the name the caller gave the spec's arguments (Personalizer calls them
+    `arguments`); the error names it.
 
     Raises
     ------
     PolicySpecError
-        With `target` the offending VW option (e.g. `--epsilon`) or field.
+        With `target` the offending VW option (e.g. `--epsilon`) or `field`.
     """
     if spec.kind == "rule" and spec.args not in rule.RULES:
         raise PolicySpecError(
-            f"`args` of a rule policy must name a rule, one of {sorted(rule.RULES)} "
+            f"`{field}` of a rule policy must name a rule, one of {sorted(rule.RULES)} "
             f"(got {spec.args!r})",
-            target="args",
+            target=field,
         )
     if spec.kind != "vw":
         return
@@ -118,15 +121,16 @@ def validate(spec: PolicySpec) -> None:
         model = Model(spec.args)
     except ModelError as exc:
         option = exc.target or offending_option(spec.args, str(exc))
-        what = "the arguments" if option == "args" else option
+        option = field if option == "args" else option
+        what = "the arguments" if option == field else option
         raise PolicySpecError(
-            f"`args`: VW refused {what}: {exc.__cause__ or exc}", target=option
+            f"`{field}`: VW refused {what}: {exc.__cause__ or exc}", target=option
         ) from exc
     try:
         model.probe()  # a spec must not only build but also predict
     except ModelError as exc:
         raise PolicySpecError(
-            f"`args`: VW cannot predict with {spec.args!r}: {exc}", target="args"
+            f"`{field}`: VW cannot predict with {spec.args!r}: {exc}", target=field
         ) from exc
     finally:
         model.close()

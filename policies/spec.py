@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bandit.errors import DomainError
 from bandit.vw_args import VwArgsError, parse
 
 PolicyKind = Literal["random", "vw", "rule"]
@@ -25,13 +26,16 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ID = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[1-9][0-9]{0,8}))?$")
 
 
-class PolicySpecError(ValueError):
-    """A spec that cannot serve; the message names the offending field or argument."""
+class PolicySpecError(DomainError, ValueError):
+    """A spec that cannot serve; the message names the offending field or argument.
+
+    `target` is the field (or, for VW arguments, the option such as `--epsilon`) at fault.
+    """
+
+    target: str
 
     def __init__(self, message: str, *, target: str = "name") -> None:
-        super().__init__(message)
-        self.target = target
-        """The field (or, for VW arguments, the option such as `--epsilon`) at fault."""
+        super().__init__(message, target=target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +105,25 @@ def spec_id(name: str, version: int) -> str:
     return name if version == 1 else f"{name}@v{version}"
 
 
-def vw_args(text: str, field: str = "args") -> str:
+def vw_args(text: str, field: str = "args", *, target: str | None = None) -> str:
     """`text` as the canonical arguments of a VW policy: gated, with `--cb_explore_adf`.
+
+    `field` is the name the caller gave the arguments (`args`, Personalizer's `arguments`);
+    the error's message names it.
 
     Raises
     ------
     PolicySpecError
-        `target` the refused option as spelled (or `field` when the fault is no one option's).
+        `target` the refused option as spelled (or `field` when the fault is no one option's);
+        a caller whose contract points at fields only passes `target` to have that instead.
     """
     try:
         args = parse(text)
     except VwArgsError as exc:
-        raise PolicySpecError(f"`{field}`: {exc}", target=exc.target or field) from None
+        raise PolicySpecError(f"`{field}`: {exc}", target=target or exc.target or field) from None
     if "--cb_explore_adf" not in args:
         raise PolicySpecError(
-            f"`{field}` of a VW policy must include --cb_explore_adf", target=field
+            f"`{field}` of a VW policy must include --cb_explore_adf", target=target or field
         )
     return str(args)
 

@@ -7,11 +7,9 @@ import uuid
 from fastapi import Response
 
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
-from api.errors import BadRequest
 from api.personalizer.routing import PathStyles
 from api.personalizer.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
-from api.services import PERSONALIZER
-from bandit.decide import EventIdConflict
+from api.services.surfaces import PERSONALIZER
 from bandit.events import Action, Decision
 from bandit.features import action_lines
 from bandit.metrics import RANK_LATENCY, REWARDS
@@ -38,22 +36,19 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
         # The unit of assignment is the event: one subscription key is one principal.
         # The service configuration's learning mode and exploration (administration surface).
         policy, experiment, arm = services.serving_policy(PERSONALIZER, event_id)
-        try:
-            outcome = services.decider.decide(
-                policy=policy,
-                surface=PERSONALIZER,
-                principal=integrator,
-                event_id=event_id,
-                context=body.context_features or [],
-                actions=actions,
-                action_lines=action_lines(actions),
-                activate=not body.defer_activation,
-                excluded=[a.id for a in body.actions if a.id in excluded],
-                experiment=experiment,
-                arm=arm,
-            )
-        except EventIdConflict as exc:
-            raise BadRequest(str(exc), target="eventId", code="InvalidRankRequest") from None
+        outcome = services.decider.decide(
+            policy=policy,
+            surface=PERSONALIZER,
+            principal=integrator,
+            event_id=event_id,
+            context=body.context_features or [],
+            actions=actions,
+            action_lines=action_lines(actions),
+            activate=not body.defer_activation,
+            excluded=[a.id for a in body.actions if a.id in excluded],
+            experiment=experiment,
+            arm=arm,
+        )
         return _ranking(outcome.decision)
 
 

@@ -32,7 +32,7 @@ from api.personalizer.schemas import (
     PolicyResultTimeseries,
 )
 from api.personalizer.service import Personalizer
-from api.services import PERSONALIZER
+from api.services.surfaces import PERSONALIZER
 from bandit.events import utcnow
 from policies.spec import PolicySpecError, vw_args
 from rewards.ope import importance

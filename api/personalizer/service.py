@@ -33,7 +33,8 @@ from api.personalizer.wire import (
     from_config_error,
     parse_duration,
 )
-from api.services import PERSONALIZER, Services
+from api.services.process import Services
+from api.services.surfaces import PERSONALIZER
 from bandit.apprentice import ApprenticeCounts
 from bandit.events import utcnow
 from bandit.model import Model, ModelError

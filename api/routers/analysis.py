@@ -16,14 +16,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from api.deps import AnalystDep, ServicesDep
+from api.deps import AnalystDep, JobsDep, ServicesDep
 from api.errors import BadRequest
-from api.routers.evaluations import Job, JobsDep
-from api.services import Services
+from api.schemas import SurfaceName
+from api.services.evaluations import Job
+from api.services.policies import registered
+from api.services.process import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
-from bandit.clock import OutOfRange, as_utc
+from bandit.clock import as_utc
 from dashboards.analysis import Choice, Form, analysis_page, window_text
-from rewards.ope.errors import EvaluationError
 from rewards.ope.results import EstimatorName, Evaluation
 from rewards.ope.runs import evaluate
 from rewards.ope.targets import BASELINE, RANDOM, resolve
@@ -53,10 +54,7 @@ def _moment(value: str, name: str) -> datetime | None:
         raise BadRequest(
             f"`{name}` must be ISO 8601, e.g. 2026-11-25T09:00 (got {value!r})", target=name
         ) from None
-    try:
-        return as_utc(moment, name)
-    except OutOfRange as exc:
-        raise BadRequest(str(exc), target=name) from None
+    return as_utc(moment, name)
 
 
 def _choice(job: Job) -> Choice:
@@ -69,10 +67,8 @@ def _choice(job: Job) -> Choice:
 
 def _policy_names(services: Services) -> list[str]:
     """Built-in baseline and random, then every registered random or VW policy version."""
-    for spec in services.policies.all():  # registrations of other processes join the registry
-        services.registry.add(spec)
     names = [BASELINE, RANDOM]
-    for spec in sorted(services.registry, key=lambda s: (s.name, s.version)):
+    for spec in sorted(registered(services), key=lambda s: (s.name, s.version)):
         if spec.kind in ("random", "vw") and spec.id not in names:
             names.append(spec.id)
     return names
@@ -84,7 +80,7 @@ def analysis_dashboard(
     services: ServicesDep,
     jobs: JobsDep,
     evaluation_id: Annotated[str, Query(alias="evaluation", max_length=64)] = "",
-    surface: Literal["tips", "personalizer"] | None = None,
+    surface: SurfaceName | None = None,
     start: Annotated[str, Query(max_length=40)] = "",
     end: Annotated[str, Query(max_length=40)] = "",
     policy: Annotated[list[str] | None, Query(max_length=20)] = None,
@@ -129,10 +125,7 @@ def analysis_dashboard(
                 "`oo evaluate`) and pick it above."
             )
         else:
-            try:
-                targets = resolve(wanted, services.registry)
-            except EvaluationError as exc:
-                raise BadRequest(str(exc), target="policy") from None
+            targets = resolve(wanted, services.registry, field="policy")
             result = evaluate(services.store, targets, surface=surface, start=since, end=until)
     else:
         form = Form(estimator=chosen)

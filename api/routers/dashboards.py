@@ -13,8 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from api.deps import ExperimenterDep, ServicesDep
-from api.routers.experiments import ExperimentDep
+from api.deps import ExperimentDep, ExperimenterDep, ServicesDep
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from dashboards.experiments import ICON_SVG, experiment_page, index_page, reward_series
 from experiments.results import experiment_results

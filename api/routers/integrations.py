@@ -11,11 +11,8 @@ from fastapi.responses import RedirectResponse
 from pydantic import StringConstraints
 
 from api.deps import PersonDep, ServicesDep
-from api.errors import BadRequest, Conflict
+from api.errors import BadRequest
 from api.schemas import IntegrationList, IntegrationProvider, IntegrationPublic, NoNul
-from integrations.connections import NotConfigured
-from integrations.oauth import OAuthFailed, StateRejected
-from integrations.vault import VaultConfigError
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +53,7 @@ def list_integrations(services: ServicesDep, person: PersonDep) -> IntegrationLi
 )
 def connect(provider: ProviderPath, services: ServicesDep, person: PersonDep) -> RedirectResponse:
     """Start connecting: a redirect to the provider, with a single-use state for this person."""
-    try:
-        url = services.integrations.connect_url(person, provider)
-    except NotConfigured as exc:
-        raise Conflict(str(exc), target="provider") from None
-    except VaultConfigError as exc:
-        raise Conflict(str(exc), target="OO_VAULT_KEYS") from None
+    url = services.integrations.connect_url(person, provider)
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 
@@ -81,27 +73,12 @@ def callback(
 ) -> RedirectResponse:
     """The provider sends the person back here; the token goes to the vault."""
     integrations = services.integrations
-    try:
-        if error is not None or code is None:
-            # Declined (or a broken provider): spend the state so it cannot be used later.
-            integrations.states.consume(state, person, provider)
-            reason = error if error and _ERROR_CODE.fullmatch(error) else "no code"
-            raise BadRequest(
-                f"{provider} did not authorize the connection ({reason})", target="code"
-            )
-        integrations.complete(person, provider, code=code, state=state)
-    except StateRejected:
-        # One answer for unknown, used, expired and someone else's: nothing to learn from it.
-        raise BadRequest(
-            "`state` is not valid for this connection; start again from the connect link",
-            target="state",
-        ) from None
-    except OAuthFailed as exc:
-        raise BadRequest(str(exc), target="code") from None
-    except NotConfigured as exc:
-        raise Conflict(str(exc), target="provider") from None
-    except VaultConfigError as exc:
-        raise Conflict(str(exc), target="OO_VAULT_KEYS") from None
+    if error is not None or code is None:
+        # Declined (or a broken provider): spend the state so it cannot be used later.
+        integrations.states.consume(state, person, provider)
+        reason = error if error and _ERROR_CODE.fullmatch(error) else "no code"
+        raise BadRequest(f"{provider} did not authorize the connection ({reason})", target="code")
+    integrations.complete(person, provider, code=code, state=state)
     return RedirectResponse("/", status_code=302, headers={"Cache-Control": "no-store"})
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
-from api.schemas import Instant
+from api.schemas import Instant, SurfaceName
 from rewards.logs.dsjson_export import export_lines
 from rewards.logs.parquet import MEDIA_TYPE as PARQUET
 from rewards.logs.parquet import parquet_chunks
@@ -18,8 +18,6 @@ from rewards.logs.parquet import parquet_chunks
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
 
 NDJSON = "application/x-ndjson"
-
-Surface = Literal["tips", "personalizer"]  # api.services.SURFACES
 
 
 @router.get(
@@ -45,7 +43,7 @@ def export(
     end: Annotated[
         Instant | None, Query(description="Decisions created before (UTC when no offset)")
     ] = None,
-    surface: Annotated[Surface | None, Query(description="Only this surface")] = None,
+    surface: Annotated[SurfaceName | None, Query(description="Only this surface")] = None,
 ) -> StreamingResponse:
     """Stream settled decisions of [start, end) as DSJSON or Parquet, oldest first.
 

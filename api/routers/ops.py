@@ -10,6 +10,7 @@ from api.deps import ServicesDep
 from api.errors import NotFound
 from api.personalizer.schemas import BenchPredictRequest, RankedAction
 from api.schemas import Health, HealthCheck
+from api.services.surfaces import PERSONALIZER
 from bandit.events import Action
 from bandit.features import action_lines
 
@@ -38,7 +39,7 @@ def health(services: ServicesDep) -> JSONResponse:
         except Exception as exc:
             checks["redis"] = HealthCheck(status="failing", detail=type(exc).__name__)
     models: dict[str, int] = {}
-    for policy in (services.tips_policy, services.personalizer_policy):
+    for policy in services.defaults.values():
         try:
             models[policy.model_key] = policy.model_version
         except Exception as exc:
@@ -73,7 +74,7 @@ def bench_predict(body: BenchPredictRequest, services: ServicesDep) -> list[Rank
     if not services.settings.bench_endpoints:
         raise NotFound("benchmark endpoints are off (OO_BENCH_ENDPOINTS)")
     actions = [Action(a.id, a.features) for a in body.actions]
-    pmf = services.personalizer_policy.pmf(
+    pmf = services.default_policy(PERSONALIZER).pmf(
         body.context_features or [], actions, action_lines(actions)
     )
     return [RankedAction(id=a.id, probability=p) for a, p in zip(actions, pmf, strict=True)]

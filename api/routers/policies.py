@@ -4,8 +4,7 @@ Registering a name again with another kind or arguments creates its next version
 kind and arguments again return the version that has them (200). Reading a name gives its latest
 version and its history; `/versions/{n}` reads one version.
 
-Role checks (experimenter) come with sign-in (issue 4); until then these routes serve the local
-single-user mode like every other route.
+The operations are `api.services.policies`.
 """
 
 from __future__ import annotations
@@ -16,42 +15,15 @@ from fastapi import APIRouter, Depends, Path, Response, status
 
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
-from api.errors import BadRequest, Conflict, NotFound
+from api.errors import NotFound
 from api.schemas import PolicyCreate, PolicyHistory, PolicyPublic
-from api.services import PolicyExists, Services
-from policies.registry import BUILTIN
-from policies.spec import PolicySpec, PolicySpecError
+from api.services.policies import latest, public, register
 
 router = APIRouter(
     prefix="/v1/policies",
     tags=["experiments"],
     dependencies=[Depends(requires(Role.EXPERIMENTER, Role.ANALYST))],
 )
-
-_BUILTIN = set(BUILTIN)
-
-
-def public(spec: PolicySpec) -> PolicyPublic:
-    return PolicyPublic(
-        name=spec.name,
-        kind=spec.kind,
-        args=spec.args,
-        description=spec.description,
-        version=spec.version,
-        id=spec.id,
-        builtin=spec in _BUILTIN,
-    )
-
-
-def register(services: Services, body: PolicyCreate) -> tuple[PolicySpec, bool]:
-    """Validate and register; bad VW arguments are a 400 whose target is the VW option."""
-    try:
-        spec = PolicySpec(body.name, body.kind, body.args, body.description)
-        return services.register_policy(spec)
-    except PolicyExists as exc:
-        raise Conflict(str(exc), target="name") from None
-    except PolicySpecError as exc:
-        raise BadRequest(str(exc), target=exc.target) from None
 
 
 @router.post(
@@ -79,13 +51,7 @@ def create_policy(body: PolicyCreate, services: ServicesDep, response: Response)
 @router.get("", response_model=list[PolicyPublic])
 def list_policies(services: ServicesDep) -> list[PolicyPublic]:
     """Built-in and registered policies, each at its latest version."""
-    for spec in services.policies.all():  # registrations of other processes join the registry
-        services.registry.add(spec)
-    latest: dict[str, PolicySpec] = {}
-    for spec in services.registry:
-        if spec.name not in latest or spec.version > latest[spec.name].version:
-            latest[spec.name] = spec
-    return [public(spec) for spec in latest.values()]
+    return [public(spec) for spec in latest(services)]
 
 
 @router.get("/{name}", response_model=PolicyHistory)

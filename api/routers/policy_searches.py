@@ -3,287 +3,30 @@
 `POST` validates the grid and budget (a bad value is a 400 naming it) and starts the search in a
 thread; `GET` shows progress, then every candidate with its estimate and the winner; `DELETE`
 cancels and forgets; `POST /{id}/promote` registers a candidate (the winner by default) as a
-policy version and, on request, makes it an A/B arm against the online policy. Searches run on
-the shared job runner (`api/job_runner.py`), as evaluations do; promoting needs the process that
-ran the search.
-
-The operations below (`start_search`, `promote`) are the function API other surfaces reuse.
+policy version and, on request, makes it an A/B arm against the online policy. The searches and
+promotion are `api.services.policy_searches`; promoting needs the process that ran the search.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
-
 from fastapi import APIRouter, Depends, Response
 
 from api.auth.principal import Principal, Role
-from api.deps import AnalystDep, JobRunnerDep, ServicesDep, requires
-from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.evaluation_wire import search_result
-from api.job_runner import JobContext, JobKind, JobRunner
-from api.jobstore import JobRow
-from api.routers import experiments as experiment_ops
-from api.routers import policies as policy_ops
+from api.deps import AnalystDep, SearchesDep, ServicesDep, requires
+from api.errors import Conflict, Forbidden
 from api.schemas import (
-    ArmIn,
-    ExperimentCreate,
-    PolicyCreate,
     PolicySearchCreate,
     PolicySearchPromote,
     PolicySearchPromotion,
     PolicySearchPublic,
-    PolicySearchResult,
 )
-from api.services import Services
-from experiments.lifecycle import ArmSpec, ExperimentNotFound
-from rewards.ope import search
-from rewards.ope.errors import EvaluationCancelled, EvaluationError
-from rewards.ope.grid import Budget, Exploration, Grid, SearchError
-from rewards.ope.logged import Log
+from api.services.policy_searches import promote
 
 router = APIRouter(
     prefix="/v1/policy-searches",
     tags=["evaluations"],
     dependencies=[Depends(requires(Role.ANALYST))],
 )
-
-KIND = "policy-search"
-MAX_JOBS = 50
-"""Finished searches beyond this many are forgotten, oldest first."""
-
-Status = Literal["running", "succeeded", "failed", "cancelled"]
-
-
-def public(row: JobRow) -> PolicySearchPublic:
-    detail = row.detail or {}
-    return PolicySearchPublic(
-        id=row.id,
-        status="running" if row.status == "queued" else row.status,
-        candidates_done=int(detail.get("candidates_done", 0)),
-        candidates_planned=int(detail.get("candidates_planned", 0)),
-        done=row.done,
-        total=row.total,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
-        request=PolicySearchCreate.model_validate(row.request),
-        error=row.error,
-        result=None if row.result is None else PolicySearchResult.model_validate(row.result),
-    )
-
-
-@dataclass(frozen=True)
-class SearchJob:
-    """One search as the table holds it, with the result object when this process ran it
-    (promoting needs it; the table keeps the JSON)."""
-
-    row: JobRow
-    result: search.SearchResult | None
-
-    @property
-    def id(self) -> str:
-        return self.row.id
-
-    @property
-    def status(self) -> Status:
-        return public(self.row).status
-
-    def public(self) -> PolicySearchPublic:
-        return public(self.row)
-
-
-def grid_of(body: PolicySearchCreate) -> tuple[Grid, Budget]:
-    """The request's grid and budget, validated; a bad value is a 400 naming its field."""
-    try:
-        grid = Grid(
-            explorations=tuple(Exploration.parse(e) for e in body.explorations),
-            interactions=tuple(tuple(pairs) for pairs in body.interactions),
-            learning_rates=tuple(body.learning_rates),
-            cb_types=tuple(body.cb_types),
-        )
-        budget = Budget(body.max_candidates, body.max_seconds)
-    except SearchError as exc:
-        raise BadRequest(str(exc), target=exc.target) from None
-    return grid, budget
-
-
-def _stored(result: search.SearchResult) -> dict[str, Any]:
-    return search_result(result)
-
-
-SEARCHES = JobKind[search.SearchResult](
-    KIND, keep=MAX_JOBS, to_json=_stored, cancelled=(EvaluationCancelled,)
-)
-
-
-class Searches:
-    """Policy searches, as the shared job runner holds them."""
-
-    def __init__(self, runner: JobRunner) -> None:
-        self.runner = runner
-
-    def start(self, services: Services, body: PolicySearchCreate) -> SearchJob:
-        """Validate `body`, read the window's summary, and search in a background thread."""
-        grid, budget = grid_of(body)
-        start, end = body.start, body.end
-        try:
-            log = Log.of_store(
-                services.store, surface=body.surface, model_key=body.model_key, start=start, end=end
-            )
-        except EvaluationError as exc:
-            raise BadRequest(str(exc), target=exc.target) from None
-
-        def work(job: JobContext) -> search.SearchResult:
-            def progress(now: search.Progress) -> None:
-                detail = {
-                    "candidates_done": now.candidates_done,
-                    "candidates_planned": now.candidates_planned,
-                }
-                job.report(now.events_done, now.events_total, detail)
-
-            return search.search(
-                log,
-                grid,
-                budget=budget,
-                seed=body.seed,
-                estimator=body.estimator,
-                reward_model_name=body.reward_model,
-                on_progress=progress,
-                cancel=job.cancel,
-            )
-
-        row = self.runner.submit(SEARCHES, body.model_dump(mode="json"), work)
-        return SearchJob(row, None)
-
-    def get(self, job_id: str) -> SearchJob:
-        job = self.runner.get(SEARCHES, job_id)
-        if job is None:
-            raise NotFound(f"no policy search has id {job_id!r}", target="id")
-        return SearchJob(job.row, job.result)
-
-    def all(self) -> list[SearchJob]:
-        return [SearchJob(job.row, job.result) for job in self.runner.list(SEARCHES)]
-
-    def delete(self, job_id: str) -> None:
-        if not self.runner.cancel(SEARCHES, job_id):
-            raise NotFound(f"no policy search has id {job_id!r}", target="id")
-
-
-def get_searches(runner: JobRunnerDep) -> Searches:
-    return Searches(runner)
-
-
-SearchesDep = Annotated[Searches, Depends(get_searches)]
-
-
-def promote(
-    services: Services, result: search.SearchResult, body: PolicySearchPromote, *, label: str
-) -> PolicySearchPromotion:
-    """Register a candidate of `result` (the winner by default) as a policy version; optionally
-    make it an arm against the surface's online policy.
-
-    The arm joins `body.experiment.name` when that is a draft on the search's surface. Started
-    experiments keep their arms (see `experiments.lifecycle`), so for one of those — or when no
-    name is given — a new draft experiment is created: control = the online policy, treatment =
-    the new version. `label` names the search in the policy's description.
-    """
-    if body.candidate is not None:
-        try:
-            trial = result.trial(body.candidate)
-        except SearchError as exc:
-            raise BadRequest(str(exc), target=exc.target) from None
-    else:
-        winner = result.winner
-        if winner is None:
-            raise Conflict(
-                "no candidate beats the online policy by the auto-optimize rule; name a "
-                "`candidate` to promote one anyway",
-                target="candidate",
-            )
-        trial = winner
-    if trial.result is None:
-        raise BadRequest(
-            f"`candidate` {trial.candidate.index} has no result ({trial.error})", target="candidate"
-        )
-    est = trial.result.estimate(result.estimator)
-    description = body.description or (
-        f"From policy search {label}: {result.estimator} {est.value:.4f} "
-        f"[{est.gaussian.low:.4f}, {est.gaussian.high:.4f}] over {result.n} decisions."
-    )
-    spec, created = policy_ops.register(
-        services,
-        PolicyCreate(name=body.name, kind="vw", args=trial.candidate.args, description=description),
-    )
-    note = f"registered {spec.id}" if created else f"{spec.id} already had these arguments"
-    if body.experiment is None:
-        return PolicySearchPromotion(
-            policy=policy_ops.public(spec),
-            policy_created=created,
-            experiment=None,
-            experiment_created=False,
-            note=note,
-        )
-    surface = result.surface
-    if surface is None:
-        raise BadRequest(
-            "`experiment` needs a search over one surface; this one has none", target="experiment"
-        )
-    wanted = body.experiment
-    arm = ArmSpec(wanted.arm or spec.name, spec.id, wanted.weight)
-    existing = None
-    if wanted.name is not None:
-        try:
-            existing = services.experiments.get(wanted.name)
-        except ExperimentNotFound:
-            existing = None
-    if existing is not None and existing.surface != surface:
-        raise BadRequest(
-            f"`experiment.name` {existing.name!r} runs on {existing.surface!r}, the search on "
-            f"{surface!r}",
-            target="experiment.name",
-        )
-    if existing is not None and existing.status == "draft":
-        with experiment_ops.domain_errors():
-            updated = services.experiments.update_arms(existing.name, [*existing.arms, arm])
-        return PolicySearchPromotion(
-            policy=policy_ops.public(spec),
-            policy_created=created,
-            experiment=experiment_ops.public(updated),
-            experiment_created=False,
-            note=f"{note}; added arm {arm.name!r} to draft {existing.name!r}",
-        )
-    online = services.default_policy(surface).name
-    name = (
-        wanted.name
-        if wanted.name is not None and existing is None
-        else f"{spec.name}-v{spec.version}-vs-online"[:64]
-    )
-    if existing is not None:
-        note += (
-            f"; experiment {existing.name!r} is {existing.status} and its arms cannot change, "
-            f"so draft {name!r} was created"
-        )
-    else:
-        note += f"; created draft {name!r}"
-    draft = experiment_ops.create(
-        services.experiments,
-        ExperimentCreate(
-            name=name,
-            surface=surface,
-            description=f"{online} (online) vs {spec.id} from policy search {label}",
-            arms=[
-                ArmIn(name="online", policy=online, weight=wanted.weight),
-                ArmIn(name=arm.name, policy=arm.policy, weight=arm.weight),
-            ],
-        ),
-    )
-    return PolicySearchPromotion(
-        policy=policy_ops.public(spec),
-        policy_created=created,
-        experiment=experiment_ops.public(draft),
-        experiment_created=True,
-        note=note,
-    )
 
 
 @router.post("", response_model=PolicySearchPublic, status_code=201)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, tzinfo
 from fastapi import APIRouter, Depends, Response, status
 
 from api.deps import PersonDecisionDep, PersonDep, ServicesDep, owned_decision
-from api.errors import BadRequest, Conflict
+from api.errors import Conflict
 from api.ratelimit import Bucket, limited
 from api.schemas import (
     FeedbackRequest,
@@ -20,13 +20,13 @@ from api.schemas import (
     SignalIn,
     TipPublic,
 )
-from api.services import TIPS, Services
+from api.services.process import Services
+from api.services.surfaces import TIPS
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
 from integrations.connections import live_candidates, todo_note
 from integrations.context import SIGNAL_FRESHNESS, build_context
 from integrations.profiles import ALL_KINDS
-from integrations.signals import SignalRejected
 from integrations.todoist import Task
 
 router = APIRouter(prefix="/v1", tags=["tips"])
@@ -161,8 +161,4 @@ def feedback(body: FeedbackRequest, services: ServicesDep, person: PersonDep) ->
 )
 def add_signal(body: SignalIn, services: ServicesDep, person: PersonDep) -> SignalIn:
     """A normalized signal (mood, energy, habit_done, `<namespace>.<name>`): docs/signals.md."""
-    try:
-        stored = services.signals.ingest(person, body)
-    except SignalRejected as exc:
-        raise BadRequest(str(exc), target=exc.field) from None
-    return stored.signal
+    return services.signals.ingest(person, body).signal

@@ -99,7 +99,7 @@ class RouteLoop:
     def rank(self, body: dict[str, Any]) -> dict[str, Any]:
         from api.personalizer import decisions as personalizer
         from api.personalizer.schemas import RankRequest
-        from api.services import PERSONALIZER
+        from api.services.surfaces import PERSONALIZER
 
         answer = personalizer.rank(RankRequest.model_validate(body), self.services, PERSONALIZER)
         ranked: dict[str, Any] = answer.model_dump(by_alias=True, mode="json")
@@ -109,7 +109,7 @@ class RouteLoop:
         from api.deps import integrator_decision
         from api.personalizer import decisions as personalizer
         from api.personalizer.schemas import RewardRequest
-        from api.services import PERSONALIZER
+        from api.services.surfaces import PERSONALIZER
 
         logged = integrator_decision(event_id, self.services, PERSONALIZER)
         personalizer.reward(RewardRequest.model_validate({"value": value}), logged, self.services)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from bandit.errors import DomainError
 from bandit.clock import OutOfRange, as_utc
 from bandit.events import Action, Features, validate_pmf
 
@@ -29,11 +30,12 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 """A longer line is refused unread: one DSJSON decision is kilobytes, even with 50 actions."""
 
 
-class DsjsonError(ValueError):
-    """A DSJSON line that cannot be read; the message names the line and the field."""
+class DsjsonError(DomainError, ValueError):
+    """A DSJSON line that cannot be read; the message names the line and the field (`field`,
+    also the target; empty when the line as a whole is at fault)."""
 
     def __init__(self, line: int, field: str, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
+        super().__init__(f"line {line}: {message}", target=field or None)
         self.line = line
         self.field = field
 

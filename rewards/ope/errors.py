@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from bandit.errors import DomainError
 
-class EvaluationError(ValueError):
+
+class EvaluationError(DomainError, ValueError):
     """An evaluation that cannot run; `target` names the offending argument."""
 
+    target: str
+
     def __init__(self, message: str, *, target: str = "policies") -> None:
-        super().__init__(message)
-        self.target = target
+        super().__init__(message, target=target)
 
 
 class EvaluationCancelled(Exception):

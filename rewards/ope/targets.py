@@ -126,13 +126,16 @@ class Replay:
 
     kind = "vw"
 
-    def __init__(self, name: str, args: str) -> None:
+    def __init__(self, name: str, args: str, *, field: str = "policies") -> None:
+        """`field` names where `args` came from in the caller's request; a refusal names it."""
         self.name = name
         self.args = args
         try:
             self._model = Model(args)  # the allow-list first, then VW
         except ModelError as exc:
-            raise EvaluationError(f"`policies`: {name!r} cannot be replayed: {exc}") from exc
+            raise EvaluationError(
+                f"`{field}`: {name!r} cannot be replayed: {exc}", target=field
+            ) from exc
 
     def pmfs(self, batch: Batch) -> FloatArray:
         replay = self._model.replay
@@ -154,32 +157,35 @@ def normalized(pmf: FloatArray) -> FloatArray:
     return clipped
 
 
-def _target(name: str, registry: Specs) -> Target:
+def _target(name: str, registry: Specs, field: str) -> Target:
     if name == BASELINE:
         return Baseline()
     spec = registry.find(name)
     refusal = registry.refusal(name) if spec is None else None
     if refusal is not None:
-        raise EvaluationError(f"`policies`: {refusal}")
+        raise EvaluationError(f"`{field}`: {refusal}", target=field)
     if spec is None:
         known = ", ".join(sorted({*DEFAULT_POLICIES, ONLINE, *(s.name for s in registry)}))
-        raise EvaluationError(f"`policies`: unknown policy {name!r} (known: {known})")
+        raise EvaluationError(f"`{field}`: unknown policy {name!r} (known: {known})", target=field)
     if spec.kind == "random":
         return Uniform(name=name)
     if spec.kind == "vw":
-        return Replay(name, spec.args)
+        return Replay(name, spec.args, field=field)
     raise EvaluationError(
-        f"`policies`: {name!r} is a {spec.kind} policy; only random and VW policies "
-        "can be evaluated from the log"
+        f"`{field}`: {name!r} is a {spec.kind} policy; only random and VW policies "
+        "can be evaluated from the log",
+        target=field,
     )
 
 
-def resolve(names: Sequence[str], registry: Specs) -> list[Target]:
+def resolve(names: Sequence[str], registry: Specs, *, field: str = "policies") -> list[Target]:
     """Targets for `names`: ``online`` first (the reference), then the others in order.
 
     ``baseline``, ``random`` and ``online`` are built in; any other name is looked up in the
     registry (``random`` specs evaluate as uniform, ``vw`` specs by progressive replay).
     Rule policies need the decision's features and cannot be replayed from the log yet.
+    `field` is what the caller calls the list of names (the analysis page's `policy`); errors
+    name it.
 
     Raises
     ------
@@ -193,9 +199,9 @@ def resolve(names: Sequence[str], registry: Specs) -> list[Target]:
             if name in seen:
                 if name == ONLINE:
                     continue
-                raise EvaluationError(f"`policies` names {name!r} twice")
+                raise EvaluationError(f"`{field}` names {name!r} twice", target=field)
             seen.add(name)
-            targets.append(_target(name, registry))
+            targets.append(_target(name, registry, field))
     except BaseException:
         close_all(targets)
         raise

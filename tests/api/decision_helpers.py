@@ -10,7 +10,7 @@ import httpx
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.services import Services
+from api.services.process import Services
 from bandit.store import LoggedDecision
 
 Form = Literal["v1", "preview"]

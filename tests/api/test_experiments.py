@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from api.cli_experiments import _results_table
 from api.schemas import ExperimentResultsPublic
+from api.services.surfaces import PERSONALIZER
 from bandit.events import Action, Decision, utcnow
 from bandit.store import Learned
 from experiments.assignment import assign
@@ -209,7 +210,7 @@ def test_assignment_is_sticky_recorded_and_each_arm_learns_alone(client: TestCli
         )
     )
     assert services.hub.get("personalizer:vw-epsilon:pz/control").version == 0
-    assert services.personalizer_policy.model_key == "personalizer:vw-squarecb"
+    assert services.default_policy(PERSONALIZER).model_key == "personalizer:vw-squarecb"
 
     results = client.get("/v1/experiments/pz/results").json()
     assert [a["model_key"] for a in results["arms"]] == [

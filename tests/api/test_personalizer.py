@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.services import PERSONALIZER
+from api.services.surfaces import PERSONALIZER
 from api.settings import Settings
 from bandit.events import Action
 from tests.api.decision_helpers import (
@@ -68,7 +68,7 @@ def test_rank_answers_201_and_logs_the_full_decision(client: TestClient, form: F
     assert decision.chosen.id == answer["rewardActionId"]
     assert decision.propensity == probability[answer["rewardActionId"]]
     assert (decision.surface, decision.principal) == (PERSONALIZER, PERSONALIZER)
-    policy = services(client).personalizer_policy
+    policy = services(client).default_policy(PERSONALIZER)
     assert (decision.policy, decision.model_key) == ("vw-squarecb", "personalizer:vw-squarecb")
     assert decision.model_version == policy.model_version
     assert decision.activated_at is not None
@@ -225,7 +225,7 @@ def test_retried_rank_returns_the_logged_decision_without_logging_again(
 def test_event_id_of_another_surface_or_principal_is_refused(client: TestClient) -> None:
     tips_event = recommend(client)["event_id"]
     services(client).decider.decide(
-        policy=services(client).personalizer_policy,
+        policy=services(client).default_policy(PERSONALIZER),
         surface=PERSONALIZER,
         principal="another-integrator",
         event_id="theirs",

@@ -18,7 +18,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from fastapi.testclient import TestClient
 
-from api.services import PERSONALIZER
+from api.services.surfaces import PERSONALIZER
 from bandit.surface_config import DEFAULT_EXPLORATION
 from tests.api.decision_helpers import actions, personalizer_url
 from tests.conftest import LiveServer, wait_until
@@ -114,14 +114,17 @@ def test_logging_only_serves_but_never_learns(live_server: StartServer) -> None:
     live = live_server()
     admin, client = _clients(live)
     _config(admin, learningMode="LoggingOnly")
-    model = live.services.hub.get(live.services.personalizer_policy.model_key)
+    model = live.services.hub.get(live.services.default_policy(PERSONALIZER).model_key)
     before = model.version
     answer = client.rank({"actions": actions("a", "b", "c")})
     client.reward(answer["eventId"], {"value": 1.0})
     logged = wait_until(lambda: _learned(live, answer["eventId"]))
     assert logged.decision.model_key == "personalizer:LoggingOnly"
     assert logged.learned_reward == 1.0  # kept for evaluation ...
-    assert live.services.hub.get(live.services.personalizer_policy.model_key).version == before
+    assert (
+        live.services.hub.get(live.services.default_policy(PERSONALIZER).model_key).version
+        == before
+    )
 
 
 def test_policy_update_and_reset(live_server: StartServer) -> None:
@@ -133,7 +136,7 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
     # Only the exploration changes: same model, new epsilon.
     admin.update_policy({"name": "greedy", "arguments": EPSILON_ARGS})
     assert admin.get_service_configuration()["explorationPercentage"] == 0.2
-    key = live.services.personalizer_policy.model_key
+    key = live.services.default_policy(PERSONALIZER).model_key
     updated = admin.update_policy(
         {"name": "calm", "arguments": "--cb_explore_adf --epsilon 0.1 --cb_type mtr -q ::"}
     )
@@ -142,12 +145,12 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
         "arguments": "--cb_explore_adf --epsilon 0.1 --cb_type mtr -q ::",
     }
     assert admin.get_service_configuration()["explorationPercentage"] == 0.1
-    assert live.services.personalizer_policy.model_key == key
+    assert live.services.default_policy(PERSONALIZER).model_key == key
 
     # Other arguments: a new policy version with its own model, under the default floor.
     args = "--cb_explore_adf --softmax --lambda 10 --cb_type mtr -q ::"
     assert admin.update_policy({"name": "soft", "arguments": args})["arguments"] == args
-    assert live.services.personalizer_policy.model_key != key
+    assert live.services.default_policy(PERSONALIZER).model_key != key
     assert admin.get_service_configuration()["explorationPercentage"] == DEFAULT_EXPLORATION
     answer = client.rank({"actions": actions("a", "b")})
     assert live.services.store.get(answer["eventId"]).decision.policy.startswith("personalizer")
@@ -174,7 +177,7 @@ def test_model_export_import_reset(live_server: StartServer) -> None:
     live = live_server()
     admin, client = _clients(live)
     _fill_log(live, client, 40, seed=3)
-    hub, key = live.services.hub, live.services.personalizer_policy.model_key
+    hub, key = live.services.hub, live.services.default_policy(PERSONALIZER).model_key
     trained = b"".join(admin.export_model())
     learned_version = hub.get(key).version
     assert learned_version == 40
@@ -210,7 +213,7 @@ def test_logs_properties_and_delete(live_server: StartServer) -> None:
     _fill_log(live, client, 5, seed=5)
     span = admin.get_log_properties()["dateRange"]
     assert span["from"] <= span["to"]
-    key = live.services.personalizer_policy.model_key
+    key = live.services.default_policy(PERSONALIZER).model_key
     version = live.services.hub.get(key).version
 
     admin.delete_logs()

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.services import TIPS
+from api.services.surfaces import TIPS
 from integrations.context import WEEKDAYS
 from tests.api.decision_helpers import (
     assert_error,

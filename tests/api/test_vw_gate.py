@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from api.services.surfaces import PERSONALIZER, SURFACES
 from bandit.model import Model
 from bandit.store import Snapshot, Store
 from experiments.lifecycle import ArmSpec, Experiments
@@ -330,7 +331,7 @@ def test_a_refused_shipped_default_falls_back_to_the_setting(
 def test_snapshots_with_refused_headers_are_not_loaded(client: TestClient, tmp_path: Path) -> None:
     """A model imported before the gate existed starts over instead of loading."""
     services: Any = client.app.state.services  # type: ignore[attr-defined]
-    key = services.personalizer_policy.model_key
+    key = services.default_policy(PERSONALIZER).model_key
     model = Model("--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::")
     data, _ = model.serialize()
     model.close()
@@ -353,7 +354,7 @@ def test_a_running_arm_on_a_refused_spec_gets_a_clear_error(
     _store_raw(backend, "old-attack", "--cb_explore_adf --sendto 127.0.0.1:9")
     client = make_client()
     services: Any = client.app.state.services  # type: ignore[attr-defined]
-    before_the_gate = Experiments(services.store.engine, ("tips", "personalizer"), lambda _: True)
+    before_the_gate = Experiments(services.store.engine, SURFACES, lambda _: True)
     arms = [ArmSpec("control", "old-attack", 1), ArmSpec("treatment", "old-attack", 1)]
     before_the_gate.create("old", "personalizer", arms)
     before_the_gate.start("old")

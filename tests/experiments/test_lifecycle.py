@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from api.services.surfaces import SURFACES
 from bandit.store import Store
 from experiments.lifecycle import (
     ArmSpec,
@@ -23,7 +24,7 @@ ARMS = [ArmSpec("control", "vw-epsilon", 1), ArmSpec("softmax", "vw-softmax", 1)
 @pytest.fixture
 def experiments(backend: Backend) -> Iterator[Experiments]:
     store = Store.connect(backend.database_url)
-    yield Experiments(store.engine, ("tips", "personalizer"), POLICIES.__contains__)
+    yield Experiments(store.engine, SURFACES, POLICIES.__contains__)
     store.engine.dispose()
 
 

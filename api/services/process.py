@@ -12,14 +12,15 @@ from api.auth.principal import Authenticator, LocalAuthenticator
 from api.auth.signin import SignInAuthenticator
 from api.auth.store import AuthStore
 from api.db import prepare
-from api.errors import Conflict
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
 from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
+from api.services.surfaces import SURFACES, surface_configs
 from api.settings import Settings
 from bandit.apprentice import Imitation
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
+from bandit.errors import DomainError, Kind
 from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.metrics import BUS_ERRORS
@@ -27,7 +28,8 @@ from bandit.policy import Policy
 from bandit.private_files import private_folder
 from bandit.settings import LearnerSettings
 from bandit.store import Store
-from bandit.surface_config import SurfaceConfig, SurfaceConfigs  # Personalizer admin (issue 6)
+from bandit.surface_config import SurfaceConfigs  # Personalizer admin (issue 6)
+from bandit.surfaces import Surface, Surfaces
 from experiments.lifecycle import Experiment, Experiments
 from integrations.catalog import load_catalog
 from integrations.connections import Integrations  # people's integrations (issue 4)
@@ -43,10 +45,6 @@ from policies.store import PolicyStore
 from rewards.mapping import RewardMapping
 
 log = logging.getLogger(__name__)
-
-TIPS = "tips"
-PERSONALIZER = "personalizer"
-SURFACES = (TIPS, PERSONALIZER)
 
 Assigned = tuple[Policy, str | None, str | None]
 """The policy that decides, with its experiment and arm (None outside experiments)."""
@@ -64,8 +62,9 @@ class Services:
     decider: Decider
     tips: TipSource
     rewards: RewardMapping
-    tips_policy: Policy
-    personalizer_policy: Policy
+    surfaces: Surfaces
+    defaults: dict[str, Policy]
+    """The policy each surface serves outside experiments: shipped to it, or its setting's."""
     policies: PolicyStore
     experiments: Experiments
     auth: Authenticator
@@ -91,9 +90,9 @@ class Services:
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
 
-        The unit is the decision's principal: the person on the tips surface, the integrator
-        (subscription) on the Personalizer surface. Assignment is sticky (a hash of unit and
-        salt); each arm learns its own model, keyed `{surface}:{policy}:{experiment}/{arm}`.
+        The unit is what the surface assigns (its registration's `unit`): the person on the tips
+        surface, the event id on the Personalizer surface. Assignment is sticky (a hash of unit
+        and salt); each arm learns its own model, keyed `{surface}:{policy}:{experiment}/{arm}`.
         """
         experiment = self.running().get(surface)
         if experiment is None:
@@ -128,7 +127,8 @@ class Services:
         return shaped, experiment, arm
 
     def default_policy(self, surface: str) -> Policy:
-        return self.tips_policy if surface == TIPS else self.personalizer_policy
+        """The policy `surface` serves outside experiments."""
+        return self.defaults[surface]
 
     def running(self) -> dict[str, Experiment]:
         """Running experiments by surface, re-read at most every `model_refresh_seconds`."""
@@ -141,16 +141,12 @@ class Services:
         with self._lock:
             self._running = self.experiments.running()
             shipped = self.experiments.default_policies()
-            for surface in SURFACES:
+            for surface in self.surfaces:
                 name = shipped.get(surface)
                 if name is not None and self.registry.refusal(name) is not None:
                     continue  # logged at start-up; the surface keeps its configured policy
                 if name is not None and name != self.default_policy(surface).name:
-                    policy = self.registry.build(name, surface, self.hub)
-                    if surface == TIPS:
-                        self.tips_policy = policy
-                    else:
-                        self.personalizer_policy = policy
+                    self.defaults[surface] = self.registry.build(name, surface, self.hub)
             self._running_at = time.monotonic()
 
     def register_policy(self, spec: PolicySpec) -> tuple[PolicySpec, bool]:
@@ -191,12 +187,15 @@ class Services:
 
 
 class PolicyExists(PolicySpecError):
-    """Another request registered the same version of that name first."""
+    """Another request registered the same version of that name first (`target`: `name`)."""
+
+    kind = Kind.CONFLICT
 
 
-class PolicyNotServed(Conflict):
+class PolicyNotServed(DomainError):
     """A request needs a stored policy the VW allow-list refuses (stored before it existed)."""
 
+    kind = Kind.CONFLICT
     code = "PolicyNotServed"
 
     def __init__(self, message: str) -> None:
@@ -238,10 +237,11 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         decider=Decider(store),
         tips=TipSource(load_catalog(), max_candidates=settings.max_candidates),
         rewards=settings.rewards,
-        tips_policy=_surface_policy(registry, hub, TIPS, shipped, settings.tips_policy),
-        personalizer_policy=_surface_policy(
-            registry, hub, PERSONALIZER, shipped, settings.personalizer_policy
-        ),
+        surfaces=SURFACES,
+        defaults={
+            surface.name: _surface_policy(registry, hub, surface, shipped, settings)
+            for surface in SURFACES.values()
+        },
         policies=policy_store,
         experiments=experiments,
         auth=make_authenticator(settings, store),
@@ -255,7 +255,7 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     _start_integrations(services)
     _register_account(services)
     # Load (and in the embedded process, recover) the served models before taking traffic.
-    for policy in (services.tips_policy, services.personalizer_policy):
+    for policy in services.defaults.values():
         hub.get(policy.model_key)
     if embedded:
         configs = services.surface_configs
@@ -275,35 +275,33 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
 
 
 def _surface_policy(
-    registry: Registry, hub: ModelHub, surface: str, shipped: dict[str, str], configured: str
+    registry: Registry,
+    hub: ModelHub,
+    surface: Surface,
+    shipped: dict[str, str],
+    settings: Settings,
 ) -> Policy:
     """The surface's shipped policy, or its configured one (`OO_TIPS_POLICY`,
-    `OO_PERSONALIZER_POLICY`) where none was shipped or the shipped one is refused.
+    `OO_PERSONALIZER_POLICY`, …) where none was shipped or the shipped one is refused.
 
     Raises
     ------
     ValueError
         When the configured policy is unknown or refused: a settings error naming the variable.
     """
-    name = shipped.get(surface)
+    configured = settings.surface_policy(surface)
+    name = shipped.get(surface.name)
     if name is not None:
         refusal = registry.refusal(name)
         if refusal is None:
-            return registry.build(name, surface, hub)
-        log.warning("%s: serving %r instead of the refused %r", surface, configured, name)
+            return registry.build(name, surface.name, hub)
+        log.warning("%s: serving %r instead of the refused %r", surface.name, configured, name)
     try:
-        return registry.build(configured, surface, hub)
+        return registry.build(configured, surface.name, hub)
     except PolicySpecError as exc:
-        variable = f"OO_{surface.upper()}_POLICY"
-        raise ValueError(f"`{variable}` names {configured!r}, which cannot serve: {exc}") from exc
-
-
-def surface_configs(store: Store, learner_settings: LearnerSettings) -> SurfaceConfigs:
-    """Run-time surface configuration (Personalizer admin, issue 6); unconfigured surfaces run
-    with the learner settings."""
-    return SurfaceConfigs(
-        store.engine, SurfaceConfig(learner_settings.reward_window, learner_settings.default_reward)
-    )
+        raise ValueError(
+            f"`{surface.policy_variable}` names {configured!r}, which cannot serve: {exc}"
+        ) from exc
 
 
 def _refresh_models(services: Services) -> None:

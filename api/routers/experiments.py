@@ -142,6 +142,9 @@ def results(store: Store, experiment: Experiment) -> ExperimentResultsPublic:
             for a in experiment.arms
         ],
         winner=winner(outcome),
+        provisional=any(a.provisional for a in outcome.arms),
+        min_units_per_arm=experiment.min_units_per_arm,
+        min_decisions_per_arm=experiment.min_decisions_per_arm,
         results=outcome,
     )
 

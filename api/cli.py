@@ -17,6 +17,7 @@ from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
 from api.cli_common import ready_database
 from api.cli_db import db_app  # schema migrations
+from api.cli_doctor import doctor  # is it learning?
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
 
@@ -33,6 +34,7 @@ app.add_typer(signals_app, name="signals")
 app.add_typer(db_app, name="db")
 app.command("evaluate")(cli_evaluate.evaluate)
 app.command("search-policies")(search_policies)
+app.command("doctor")(doctor)
 
 
 def _configure_logging() -> None:

@@ -17,16 +17,22 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from api.deps import AnalystDep, ServicesDep
+from api.diagnostics import WindowError, checkup
 from api.errors import BadRequest
 from api.routers.evaluations import Job, JobsDep
 from api.services import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from bandit.clock import OutOfRange, as_utc
+from bandit.events import utcnow
 from dashboards.analysis import Choice, Form, analysis_page, window_text
 from rewards import evaluation
+from rewards.doctor import Diagnosis
 from rewards.evaluation import EstimatorName, Evaluation
 
 router = APIRouter(prefix="/dashboards", include_in_schema=False)
+
+PANEL_SAMPLE = 5_000
+"""Decisions the "is it learning?" panel reads at most (its counts are exact)."""
 
 MAX_PAGE_EVENTS = 200_000
 """Larger windows are evaluated as a job (`POST /v1/evaluations`) and picked from the list."""
@@ -74,6 +80,26 @@ def _policy_names(services: Services) -> list[str]:
         if spec.kind in ("random", "vw") and spec.id not in names:
             names.append(spec.id)
     return names
+
+
+def _learning(services: Services, form: Form) -> Diagnosis:
+    """The "is it learning?" panel: the form's surface over its window, or over the last day
+    when the form has none it can check (minutes equal once rounded, a start in the future)."""
+    window = (_moment(form.start, "start"), _moment(form.end, "end"))
+    for start, end in (window, (None, None)):
+        try:
+            return checkup(
+                services.store,
+                services.registry,
+                form.surface,
+                start=start,
+                end=end,
+                now=utcnow(),
+                sample=PANEL_SAMPLE,
+            )
+        except WindowError:
+            continue
+    raise AssertionError("the last day is always a window")  # pragma: no cover
 
 
 @router.get("/analysis", response_class=HTMLResponse)
@@ -136,5 +162,12 @@ def analysis_dashboard(
             )
     else:
         form = Form(estimator=chosen)
-    page = analysis_page(result, form=form, choices=choices, policies=names, message=message)
+    page = analysis_page(
+        result,
+        form=form,
+        choices=choices,
+        policies=names,
+        message=message,
+        learning=_learning(services, form),
+    )
     return HTMLResponse(page, headers=HEADERS)

@@ -5,7 +5,8 @@ methods come from one module per concern:
 
 - `database`: the engine (SQLite pragmas, pool), connections and the write discipline;
 - `writes`: the write path — log a decision, activate it, record its reward;
-- `lookups`: the request path's reads — a decision by event id, a person's recent choices;
+- `lookups`: the request path's reads — a decision by event id, a person's recent choices and
+  their history of decisions and reactions;
 - `learning`: the learner's reads and learning marks;
 - `snapshots`: model snapshots;
 - `retention`: a surface's log range and deleting what no model still needs;
@@ -34,6 +35,7 @@ from bandit.store.records import (
     LoggedDecision,
     LoggedSample,
     ModelUse,
+    PastChoice,
     PersonalDecision,
     PersonalReaction,
     PrePeriodSums,
@@ -56,6 +58,7 @@ __all__ = [
     "LoggedDecision",
     "LoggedSample",
     "ModelUse",
+    "PastChoice",
     "PersonalDecision",
     "PersonalReaction",
     "PrePeriodSums",

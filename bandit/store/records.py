@@ -127,6 +127,17 @@ class PersonalReaction:
 
 
 @dataclass(frozen=True, slots=True)
+class PastChoice:
+    """One earlier decision about a person, as their history needs it: when, which action was
+    chosen, and their reaction to it (None while they have not reacted)."""
+
+    event_id: str
+    created_at: datetime
+    chosen_action: str
+    reaction: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PersonalDecision:
     """A decision about a person as their data export shows it: what was chosen among which
     candidates with which probabilities, and their reaction. No features of the candidates."""

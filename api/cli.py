@@ -147,11 +147,9 @@ def simulate(
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
     import httpx
-    from rich.console import Console
-    from rich.table import Table
 
     from api import simulate as sim
-    from api.cli_common import counting_progress
+    from api.cli_common import Column, Figures, counting_progress
 
     spec = sim.WORLDS.get(world)
     if spec is None:
@@ -180,9 +178,10 @@ def simulate(
         )
         sys.stdout.write("\n")
         return
-    table = Table(title=f"mean reward per window of {window} events")
-    for column in ("events", "policy (observed)", "policy (expected)", "random", "best"):
-        table.add_column(column, justify="right")
+    columns = ("events", "policy (observed)", "policy (expected)", "random", "best")
+    table = Figures(
+        [Column(c, "right") for c in columns], title=f"mean reward per window of {window} events"
+    )
     total = 0
     for row in report.windows:
         total += int(row["events"])
@@ -193,7 +192,7 @@ def simulate(
             f"{row['random_expected']:.3f}",
             f"{row['best_expected']:.3f}",
         )
-    Console().print(table)
+    table.print()
     margin = tail["policy_expected"] - tail["random_expected"]
     typer.echo(
         f"last quarter: policy {tail['policy_expected']:.3f} vs random "

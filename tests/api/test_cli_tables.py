@@ -116,3 +116,21 @@ def test_logs_import_summary_fits(backend: Backend, tmp_path: Path, width: int) 
     assert summary.exit_code == 0, summary.output
     _check(summary.stdout, width)
     assert re.search(r"actions per event \(min / mean / max\)\W+\d+ / [\d.]+ / \d+", summary.stdout)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_keys_table_keeps_ids_and_dates_whole(
+    backend: Backend, tmp_path: Path, width: int
+) -> None:
+    if backend.name != "embedded":
+        pytest.skip("the CLI reads whichever database it is given; one backend is enough")
+    env = {"OO_DATABASE_URL": migrated(f"sqlite:///{tmp_path / 'keys.sqlite3'}")}
+    runner = CliRunner()
+    for name in ("the billing app of the accounting department", "ops"):
+        made = runner.invoke(cli, ["keys", "create", "--name", name, "--role", "analyst"], env=env)
+        assert made.exit_code == 0, made.output
+    listed = runner.invoke(cli, ["keys", "list"], env={**env, "COLUMNS": str(width)})
+    assert listed.exit_code == 0, listed.output
+    _check(listed.stdout, width)
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", listed.stdout)  # a whole date
+    assert "the billing app of the accounting department" in " ".join(listed.stdout.split())

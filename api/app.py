@@ -16,6 +16,7 @@ from api.ratelimit import Bucket, limited, rate_limiter
 from api.routers import (
     analysis,
     dashboards,
+    diagnostics,
     evaluations,
     experiments,
     integrations,
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(dashboards.router)
     app.include_router(logs.router, dependencies=per_principal)
     app.include_router(evaluations.router, dependencies=per_principal)
+    app.include_router(diagnostics.router, dependencies=per_principal)
     app.include_router(policy_searches.router, dependencies=per_principal)
     app.include_router(analysis.router)
     signin.install(app, settings)

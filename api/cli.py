@@ -17,6 +17,7 @@ from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
 from api.cli_common import ready_database
 from api.cli_db import db_app  # schema migrations
+from api.cli_doctor import doctor  # is it learning?
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
 
@@ -33,6 +34,7 @@ app.add_typer(signals_app, name="signals")
 app.add_typer(db_app, name="db")
 app.command("evaluate")(cli_evaluate.evaluate)
 app.command("search-policies")(search_policies)
+app.command("doctor")(doctor)
 
 
 def _configure_logging() -> None:
@@ -145,11 +147,9 @@ def simulate(
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
     import httpx
-    from rich.console import Console
-    from rich.table import Table
 
     from api import simulate as sim
-    from api.cli_common import counting_progress
+    from api.cli_common import Column, Figures, counting_progress
 
     spec = sim.WORLDS.get(world)
     if spec is None:
@@ -178,9 +178,10 @@ def simulate(
         )
         sys.stdout.write("\n")
         return
-    table = Table(title=f"mean reward per window of {window} events")
-    for column in ("events", "policy (observed)", "policy (expected)", "random", "best"):
-        table.add_column(column, justify="right")
+    columns = ("events", "policy (observed)", "policy (expected)", "random", "best")
+    table = Figures(
+        [Column(c, "right") for c in columns], title=f"mean reward per window of {window} events"
+    )
     total = 0
     for row in report.windows:
         total += int(row["events"])
@@ -191,7 +192,7 @@ def simulate(
             f"{row['random_expected']:.3f}",
             f"{row['best_expected']:.3f}",
         )
-    Console().print(table)
+    table.print()
     margin = tail["policy_expected"] - tail["random_expected"]
     typer.echo(
         f"last quarter: policy {tail['policy_expected']:.3f} vs random "

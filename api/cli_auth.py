@@ -17,13 +17,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from api.auth.config import KEY_ID, MIN_KEY_BYTES
 from api.auth.principal import Role
 from api.auth.store import ApiKey, AuthStore, Person
-from api.cli_common import ready_database
+from api.cli_common import Figures, ready_database
 from api.settings import Settings
 from bandit.events import utcnow
 from bandit.store import make_engine
@@ -78,9 +76,7 @@ def _key_json(key: ApiKey) -> dict[str, Any]:
 
 
 def _keys_table(keys: list[ApiKey]) -> None:
-    table = Table()
-    for column in ("key id", "name", "roles", "created", "last used", "revoked"):
-        table.add_column(column)
+    table = Figures(["key id", "name", "roles", "created", "last used", "revoked"])
     for k in keys:
         table.add_row(
             k.key_id,
@@ -90,7 +86,7 @@ def _keys_table(keys: list[ApiKey]) -> None:
             _when(k.last_used_at),
             _when(k.revoked_at),
         )
-    Console().print(table)
+    table.print()
 
 
 @keys_app.command("create")
@@ -185,9 +181,7 @@ def _person_json(person: Person) -> dict[str, Any]:
 
 
 def _people_table(people: list[Person]) -> None:
-    table = Table()
-    for column in ("id", "email", "name", "roles", "status", "last seen"):
-        table.add_column(column)
+    table = Figures(["id", "email", "name", "roles", "status", "last seen"])
     for p in people:
         table.add_row(
             p.id,
@@ -197,7 +191,7 @@ def _people_table(people: list[Person]) -> None:
             "disabled" if p.disabled else "active",
             _when(p.last_seen_at),
         )
-    Console().print(table)
+    table.print()
 
 
 def _show_person(person: Person, as_json: bool) -> None:

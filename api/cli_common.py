@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
 from api.db import MigrationError, prepare
 from api.services.surfaces import SURFACES
@@ -62,3 +69,85 @@ def parse_moment(value: str | None, name: str) -> datetime | None:
         return as_utc(moment, name)
     except OutOfRange as exc:
         raise typer.BadParameter(exc.reason, param_hint=f"--{name}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    justify: Literal["left", "right"] = "left"
+
+
+@dataclass
+class Figures:
+    """A table for people that stays readable at any terminal width.
+
+    Printed as a table when every cell fits the console on one line, then as a table without
+    borders; otherwise folded into one block per row (per arm, per policy): the first cell as
+    the block's heading, then one `column  value` line per other cell, where long values wrap
+    instead of being cut to "0.4…".
+    A row whose first cell is empty continues the block above (an estimator under its policy),
+    or, first of all, heads its block with its second cell. Cells may hold rich markup.
+    """
+
+    columns: Sequence[Column | str]
+    title: str | None = None
+    caption: str | None = None
+    rows: list[tuple[list[str], bool]] = field(default_factory=list)
+
+    def add_row(self, *cells: str, end_section: bool = False) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"`cells` must hold {len(self.columns)} values (got {len(cells)})")
+        self.rows.append((list(cells), end_section))
+
+    def _columns(self) -> list[Column]:
+        return [c if isinstance(c, Column) else Column(c) for c in self.columns]
+
+    def table(self, *, compact: bool = False) -> Table:
+        table = Table(
+            title=self.title,
+            caption=self.caption,
+            box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+            padding=(0, 1),
+            collapse_padding=compact,
+            show_edge=not compact,
+            pad_edge=not compact,
+        )
+        for column in self._columns():
+            table.add_column(column.name, justify=column.justify)
+        for cells, end_section in self.rows:
+            table.add_row(*cells, end_section=end_section)
+        return table
+
+    def print(self, console: Console | None = None) -> None:
+        console = console or Console()
+        for table in (self.table(), self.table(compact=True)):
+            natural = Measurement.get(console, console.options.update_width(100_000), table)
+            if natural.maximum <= console.width:
+                console.print(table)
+                return
+        self._fold(console)
+
+    def _fold(self, console: Console) -> None:
+        columns = self._columns()
+        if self.title:
+            console.print(Text(self.title, style="italic"), justify="center")
+        for i, (cells, _) in enumerate(self.rows):
+            shown = list(zip(columns, cells, strict=True))
+            heading = cells[0] or ("" if i else cells[1])
+            if heading:
+                console.print()
+                console.print(f"[bold]{heading}[/]")
+                shown = shown[1:] if cells[0] else shown[2:]
+            else:
+                console.print()
+                shown = shown[1:]
+            block = Table.grid(padding=(0, 2))
+            block.add_column(style="dim", no_wrap=True)
+            block.add_column(overflow="fold")
+            for column, cell in shown:
+                if cell:
+                    block.add_row(column.name, cell)
+            console.print(Padding(block, (0, 0, 0, 2), expand=False))
+        if self.caption:
+            console.print()
+            console.print(Text(self.caption, style="dim"))

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
 from api.cli_common import (
+    Column,
     EndOption,
+    Figures,
     StartOption,
     SurfaceOption,
     counting_progress,
@@ -129,17 +129,18 @@ _SHORT = {"gaussian": "", "cressie_read": "CR", "bernstein": "EB"}
 
 def _print(result: Evaluation) -> None:
     level = f"{(1 - result.alpha) * 100:g}%"
-    table = Table(
+    figures = Figures(
+        [
+            "policy",
+            "est.",
+            *(Column(c, "right") for c in ("value", f"{level} CI", "2nd CI", "ESS", "overlap")),
+            "verdict",
+        ],
         title=f"{result.n:,} logged events, oldest first",
         caption=f"{level} intervals: Gaussian, then CR (Cressie-Read) or EB (empirical "
         f"Bernstein). Overlap: target mass on well-logged candidates. Verdict on "
         f"{result.verdict_estimator.upper()}.",
     )
-    table.add_column("policy")
-    table.add_column("est.")
-    for column in ("value", f"{level} CI", "2nd CI", "ESS", "overlap"):
-        table.add_column(column, justify="right")
-    table.add_column("verdict")
     for p in result.policies:
         w = p.diagnostics.weights
         share = p.diagnostics.low_overlap_share
@@ -152,7 +153,7 @@ def _print(result: Evaluation) -> None:
                     if p.verdict.recommended is None
                     else ("[green]recommend[/]" if p.verdict.recommended else "no")
                 )
-            table.add_row(
+            figures.add_row(
                 p.name if first else "",
                 e.estimator,
                 _num(e.value),
@@ -163,7 +164,7 @@ def _print(result: Evaluation) -> None:
                 verdict,
                 end_section=i == len(p.estimates) - 1,
             )
-    Console(width=max(Console().width, 100)).print(table)
+    figures.print()
     best = result.recommended
     typer.echo(
         f"recommended: {', '.join(best)}"

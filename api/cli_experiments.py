@@ -18,9 +18,8 @@ from typing import Annotated, cast
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
-from api.cli_common import ready_database
+from api.cli_common import Column, Figures, ready_database
 from api.errors import KIND_ANSWERS
 from api.schemas import (
     ArmIn,
@@ -81,14 +80,12 @@ def _json(value: BaseModel | list[ExperimentPublic]) -> None:
 
 
 def _table(experiments: list[ExperimentPublic]) -> None:
-    table = Table()
-    for column in ("name", "surface", "status", "arms (policy × weight)", "started", "shipped"):
-        table.add_column(column)
+    figures = Figures(["name", "surface", "status", "arms (policy × weight)", "started", "shipped"])
     for e in experiments:
         arms = ", ".join(f"{a.name}={a.policy}×{a.weight}" for a in e.arms)
         started = e.started_at.strftime("%Y-%m-%d %H:%M") if e.started_at else "-"
-        table.add_row(e.name, e.surface, e.status, arms, started, e.shipped_arm or "-")
-    Console().print(table)
+        figures.add_row(e.name, e.surface, e.status, arms, started, e.shipped_arm or "-")
+    figures.print()
 
 
 def _show(experiment: ExperimentPublic, as_json: bool) -> None:
@@ -184,24 +181,25 @@ def _ci(low: float, high: float) -> str:
     return f"[{low:+.4f}, {high:+.4f}]"
 
 
-def _results_table(body: ExperimentResultsPublic) -> None:
+def _results_table(body: ExperimentResultsPublic, console: Console | None = None) -> None:
     outcome = body.results
     cuped = outcome.cuped
-    table = Table(title=f"{body.experiment} ({body.status}, {body.days:.1f} days)")
-    for column in (
-        "arm",
-        "policy",
-        "units",
-        "decisions",
-        "mean reward (95% CI)",
-        *(("CUPED-adjusted (95% CI)",) if cuped is not None else ()),
-        "lift vs control (CI)",
-        "Welch p",
-        "always-valid p",
-        "guardrails",
-        "verdict",
-    ):
-        table.add_column(column)
+    figures = Figures(
+        [
+            "arm",
+            "policy",
+            Column("units", "right"),
+            Column("decisions", "right"),
+            "mean reward (95% CI)",
+            *(("CUPED-adjusted (95% CI)",) if cuped is not None else ()),
+            "lift vs control (CI)",
+            "Welch p",
+            "always-valid p",
+            "guardrails",
+            "verdict",
+        ],
+        title=f"{body.experiment} ({body.status}, {body.days:.1f} days)",
+    )
     for model, arm in zip(body.arms, outcome.arms, strict=True):
         mean = "-" if arm.mean is None else f"{arm.mean:.4f}"
         if arm.mean_ci is not None:
@@ -218,7 +216,10 @@ def _results_table(body: ExperimentResultsPublic) -> None:
             always = f"{arm.sequential.always_valid_p:.3g}"
         breached = [g.metric for g in arm.guardrails if g.breached]
         guardrails = ("breached: " + ", ".join(breached)) if breached else "ok"
-        table.add_row(
+        verdict = "-" if arm.verdict is None else str(arm.verdict)
+        if arm.provisional and not arm.is_control:
+            verdict += " (provisional figures)"
+        figures.add_row(
             arm.name + (" (control)" if arm.is_control else ""),
             model.policy,
             str(arm.units),
@@ -229,10 +230,16 @@ def _results_table(body: ExperimentResultsPublic) -> None:
             welch,
             always,
             "-" if arm.is_control else guardrails,
-            "-" if arm.verdict is None else str(arm.verdict),
+            verdict,
         )
-    console = Console()
-    console.print(table)
+    console = console or Console()
+    figures.print(console)
+    if body.provisional:
+        console.print(
+            f"provisional: lift, tests and guardrails are shown before every arm has "
+            f"{body.min_units_per_arm} units and {body.min_decisions_per_arm} decisions; "
+            "the verdict waits for those floors"
+        )
     if cuped is not None:
         reduction = ", ".join(f"{r:.0%}" for r in cuped.variance_reduction)
         console.print(

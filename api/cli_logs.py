@@ -32,9 +32,16 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
-from api.cli_common import EndOption, StartOption, SurfaceOption, parse_moment, ready_database
+from api.cli_common import (
+    Column,
+    EndOption,
+    Figures,
+    StartOption,
+    SurfaceOption,
+    parse_moment,
+    ready_database,
+)
 from api.settings import Settings
 from bandit.store import Store
 from rewards.logs.dsjson_export import export_lines
@@ -233,9 +240,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _print(summary: Summary, file: Path) -> None:
-    table = Table(title=f"{file.name}", show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("", justify="right")
+    figures = Figures(["figure", Column("value", "right")], title=file.name)
     first = summary.first.strftime("%Y-%m-%d %H:%M:%S") if summary.first else "-"
     last = summary.last.strftime("%Y-%m-%d %H:%M:%S") if summary.last else "-"
     rows = [
@@ -253,8 +258,8 @@ def _print(summary: Summary, file: Path) -> None:
         ("smallest propensity", _fmt(summary.propensity_min if summary.learnable else None, 4)),
     ]
     for name, value in rows:
-        table.add_row(name, value)
-    Console().print(table)
+        figures.add_row(name, value)
+    figures.print()
     for message in summary.errors:
         typer.echo(message, err=True)
     if summary.malformed > len(summary.errors):

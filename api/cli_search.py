@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from api.cli_common import (
+    Column,
     EndOption,
+    Figures,
     StartOption,
     SurfaceOption,
     counting_progress,
@@ -182,21 +182,25 @@ _STOPPED = {
 
 def _print(result: search.SearchResult) -> None:
     level = f"{(1 - result.alpha) * 100:g}%"
-    table = Table(
+    figures = Figures(
+        [
+            Column("#", "right"),
+            "VW arguments",
+            *(
+                Column(c, "right")
+                for c in (result.estimator, f"{level} CI", "ESS", "overlap", "seconds")
+            ),
+            "verdict",
+        ],
         title=f"{len(result.trials)} of {result.grid_size} candidates on {result.n:,} logged "
         f"events, best {result.estimator.upper()} first",
         caption=f"{_STOPPED[result.stopped]}; {result.seconds:.1f} s. Winner: mean beats the "
         f"online policy and lower {level} bound above the online policy's.",
     )
-    table.add_column("#", justify="right")
-    table.add_column("VW arguments", no_wrap=True)
-    for column in (result.estimator, f"{level} CI", "ESS", "overlap", "seconds"):
-        table.add_column(column, justify="right")
-    table.add_column("verdict")
     winner = result.winner
     if result.online is not None:
         e = result.online.estimate(result.estimator)
-        table.add_row(
+        figures.add_row(
             "",
             "online (logged)",
             _num(e.value),
@@ -209,8 +213,8 @@ def _print(result: search.SearchResult) -> None:
         )
     for trial in [*result.ranked, *(t for t in result.trials if t.result is None)]:
         if trial.result is None:
-            table.add_row(
-                str(trial.candidate.index),
+            figures.add_row(
+                f"#{trial.candidate.index}",
                 trial.candidate.args,
                 "-",
                 "",
@@ -227,8 +231,8 @@ def _print(result: search.SearchResult) -> None:
             if trial is winner
             else ("recommend" if trial.result.verdict.recommended else "no")
         )
-        table.add_row(
-            str(trial.candidate.index),
+        figures.add_row(
+            f"#{trial.candidate.index}",
             trial.candidate.args,
             _num(e.value),
             f"{_num(e.gaussian.low)}-{_num(e.gaussian.high)}",
@@ -237,7 +241,7 @@ def _print(result: search.SearchResult) -> None:
             f"{trial.seconds:.1f}",
             verdict,
         )
-    Console(width=max(Console().width, 130)).print(table)
+    figures.print()
     typer.echo(
         f"winner: #{winner.candidate.index} {winner.candidate.args}"
         if winner is not None

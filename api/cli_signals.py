@@ -14,9 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from api.cli_common import ready_database
+from api.cli_common import Column, Figures, ready_database
 from api.settings import Settings
 from bandit.store import make_engine
 from integrations.signals import SignalStore
@@ -68,13 +67,14 @@ def prune(
         json.dump(body, sys.stdout)
         sys.stdout.write("\n")
         return
-    table = Table(title=f"signals older than {days} days")
-    for column in ("cutoff", "deleted", "remaining", "oldest remaining"):
-        table.add_column(column, justify="right")
+    table = Figures(
+        [Column(c, "right") for c in ("cutoff", "deleted", "remaining", "oldest remaining")],
+        title=f"signals older than {days} days",
+    )
     table.add_row(
         f"{report.cutoff:%Y-%m-%d %H:%M} UTC",
         f"{report.deleted:,}",
         f"{report.remaining:,}",
         f"{report.oldest:%Y-%m-%d %H:%M} UTC" if report.oldest else "-",
     )
-    Console().print(table)
+    table.print()

@@ -273,6 +273,13 @@ class ExperimentResultsPublic(BaseModel):
     days: float = Field(description="Days since the start (to the stop), at least 1")
     arms: list[ArmModel]
     winner: str | None = Field(description="The arm `ship` picks when none is named")
+    provisional: bool = Field(
+        description="True while an arm is below `min_units_per_arm` or `min_decisions_per_arm`: "
+        "lift, tests, intervals and guardrails are shown (each arm says whether its own are "
+        "provisional) and every verdict waits for the floors"
+    )
+    min_units_per_arm: int
+    min_decisions_per_arm: int
     results: ExperimentResults
 
 

@@ -69,6 +69,8 @@ class ConfigError(DomainError, ValueError):
     with it, `got` is the value refused (when there is one), for a front door to spell in its
     own terms."""
 
+    target: str
+
     def __init__(self, target: str, problem: str, got: object = _NOTHING) -> None:
         self.problem = problem
         self.got = None if got is _NOTHING else got

@@ -4,8 +4,10 @@ One evaluation (:class:`rewards.ope.results.Evaluation`, from a finished `POST /
 job or run for the window the analyst picks) becomes a forest plot — one row per policy, its
 estimate and 95% interval, the online policy's estimate as the reference line — a table of the
 same numbers with the overlap diagnostics (ESS, share of target mass on well-logged candidates,
-largest weight) and the verdict, and each policy's estimated reward over time. Rendering is
-pure: no query of its own. No script and no inline style (the pages' CSP).
+largest weight) and the verdict, and each policy's estimated reward over time. Above them, a
+short "is it learning?" panel from the checkup of `GET /v1/diagnostics`
+(:class:`rewards.doctor.Diagnosis`). Rendering is pure: no query of its own. No script and no
+inline style (the pages' CSP).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from html import escape
 
 from dashboards.charts import Frame, Series, empty_chart, nice_ticks, point, svg_band_chart
 from dashboards.experiments import HOUR, NARROW, WIDE, bucket_seconds, fmt, fmt_pct, page, swatch
+from rewards.doctor import Diagnosis
 from rewards.ope.results import ESTIMATORS, EstimatorName, Evaluation, PolicyResult
 
 PATH = "/dashboards/analysis"
@@ -329,6 +332,69 @@ def reward_section(evaluation: Evaluation) -> str:
     )
 
 
+# --- is it learning? --------------------------------------------------------------------------
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never published"
+    hours = seconds / 3600
+    if hours < 1:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{hours:.1f} h ago" if hours < 48 else f"{hours / 24:.1f} days ago"
+
+
+def learning_section(d: Diagnosis) -> str:
+    """The checkup's key figures and its warnings, each with what to do."""
+    online = d.online
+    figures = [
+        ("decisions", f"{d.decisions:,}"),
+        ("rewarded", fmt_pct(d.rewarded_share)),
+        ("default reward", fmt_pct(d.default_reward_share)),
+        ("explored", fmt_pct(d.exploration_share)),
+        ("smallest propensity", "–" if d.min_propensity is None else f"{d.min_propensity:.3g}"),
+        (
+            "model",
+            "–"
+            if d.model_version is None
+            else f"v{d.model_version}, changed {_age(d.model_age_seconds)}",
+        ),
+        (
+            "online vs baseline",
+            "–"
+            if online is None
+            else f"{fmt(online.value)} vs {fmt(d.baseline.value if d.baseline else None)}",
+        ),
+    ]
+    items = "".join(
+        f'<div><dt>{escape(name)}</dt><dd class="num">{escape(value)}</dd></div>'
+        for name, value in figures
+    )
+    if d.warnings:
+        warnings = "".join(
+            f'<li data-code="{escape(w.code)}">'
+            f'<span class="status flagged">{escape(w.code.replace("_", " "))}</span> '
+            f"{escape(w.message)}"
+            f'<span class="action">what to do: {escape(w.action)}</span></li>'
+            for w in d.warnings
+        )
+        body = f'<ul class="warnings">{warnings}</ul>'
+    else:
+        body = (
+            '<p class="quiet"><span class="status ok">ok</span> nothing in this window keeps '
+            "the model from learning</p>"
+        )
+    window = f"{d.start:%Y-%m-%d %H:%M} to {d.end:%Y-%m-%d %H:%M} UTC"
+    return (
+        '<section id="learning" aria-labelledby="learning-h">'
+        f'<h2 id="learning-h">is it learning? · {escape(d.surface)}</h2>'
+        f'<dl class="figures">{items}</dl>{body}'
+        f'<p class="note">{escape(window)}; {d.sampled:,} decisions read. The whole report: '
+        f"<code>oo doctor --surface {escape(d.surface)}</code> or GET /v1/diagnostics.</p>"
+        "</section>"
+    )
+
+
 def _window(evaluation: Evaluation) -> str:
     start = evaluation.start.strftime("%Y-%m-%d %H:%M") if evaluation.start else "the start"
     end = evaluation.end.strftime("%Y-%m-%d %H:%M") if evaluation.end else "now"
@@ -343,14 +409,17 @@ def analysis_page(
     choices: Sequence[Choice],
     policies: Sequence[str],
     message: str = "",
+    learning: Diagnosis | None = None,
 ) -> str:
-    """The whole page; without an evaluation, the form and `message` (or a calm empty state)."""
+    """The whole page; without an evaluation, the form and `message` (or a calm empty state).
+    `learning`, the surface's checkup, goes first."""
     meta = _window(evaluation) if evaluation is not None else "pick a window or an evaluation"
     header = (
         '<header><p class="crumb">oO · analysis</p><h1>counterfactual evaluation</h1>'
         f'<p class="meta">{escape(meta)}</p></header>'
     )
-    body = header + form_section(form, choices, policies)
+    body = header + (learning_section(learning) if learning is not None else "")
+    body += form_section(form, choices, policies)
     if message:
         body += f'<section id="message"><p class="quiet">{escape(message)}</p></section>'
     if evaluation is not None:

@@ -249,8 +249,10 @@ def arms_section(experiment: Experiment, outcome: ExperimentResults) -> str:
             )
         p = fmt_p(arm.sequential.always_valid_p) if arm.sequential is not None else "–"
         verdict = verdict_label(arm)
+        early = arm.provisional and not arm.is_control
+        mark = ' <span class="provisional">provisional</span>' if early else ""
         rows.append(
-            f'<tr data-arm="{escape(arm.name)}">'
+            f'<tr data-arm="{escape(arm.name)}" data-provisional="{str(early).lower()}">'
             f'<th scope="row">{swatch(i)}{escape(arm.name)}</th>'
             f"<td>{escape(spec.policy)}</td>"
             f'<td class="num">{arm.units}</td>'
@@ -262,7 +264,7 @@ def arms_section(experiment: Experiment, outcome: ExperimentResults) -> str:
             f'<td class="num">{lift}</td>'
             f'<td class="num">{p}</td>'
             f'<td><span class="verdict {escape(verdict.replace(" ", "-"))}">'
-            f"{escape(verdict)}</span></td>"
+            f"{escape(verdict)}</span>{mark}</td>"
             "</tr>"
         )
     head = "".join(
@@ -282,7 +284,8 @@ def arms_section(experiment: Experiment, outcome: ExperimentResults) -> str:
     )
     minimum = (
         f"verdicts wait for {experiment.min_units_per_arm} units and "
-        f"{experiment.min_decisions_per_arm} decisions per arm; "
+        f"{experiment.min_decisions_per_arm} decisions per arm; lift, p-values and guardrails "
+        "are shown before that, marked provisional; "
         f"each comparison at level {outcome.comparison_alpha:g}"
     )
     return (
@@ -320,8 +323,10 @@ def guardrail_row(arm: ArmResult, result: GuardrailResult, index: int) -> str:
     )
     direction = "higher is better" if result.higher_is_better else "lower is better"
     state = "breached" if result.breached else "ok"
+    mark = ' <span class="provisional">provisional</span>' if arm.provisional else ""
     return (
-        f'<tr data-metric="{escape(result.metric)}" data-arm="{escape(arm.name)}">'
+        f'<tr data-metric="{escape(result.metric)}" data-arm="{escape(arm.name)}"'
+        f' data-provisional="{str(arm.provisional).lower()}">'
         f'<th scope="row">{escape(result.metric.replace("_", " "))}'
         f' <span class="ci">{escape(direction)}</span></th>'
         f"<td>{swatch(index)}{escape(arm.name)}</td>"
@@ -329,7 +334,7 @@ def guardrail_row(arm: ArmResult, result: GuardrailResult, index: int) -> str:
         f'<td class="num">{fmt(result.treatment_mean)}</td>'
         f"<td>{escape(allowed)}</td>"
         f'<td class="num">{fmt_p(result.always_valid_p)}</td>'
-        f'<td><span class="status {state}">{state}</span></td>'
+        f'<td><span class="status {state}">{state}</span>{mark}</td>'
         "</tr>"
     )
 
@@ -352,8 +357,9 @@ def guardrails_section(experiment: Experiment, outcome: ExperimentResults) -> st
     else:
         body = (
             '<p class="quiet">guardrails are checked once control and a treatment each have '
+            "2 units (marked provisional until each arm has "
             f"{experiment.min_units_per_arm} units and {experiment.min_decisions_per_arm} "
-            "decisions</p>"
+            "decisions)</p>"
         )
     return (
         '<section id="guardrails" aria-labelledby="guardrails-h">'

@@ -3,7 +3,8 @@
 Context: the person's local clock (part of day, hour, weekday), their latest mood and energy
 check-ins and their interests. Candidates: catalog tips that suit the time of day and the
 kinds the person wants, minus tips shown recently (the frequency cap). Live todos from
-integrations join the candidates when those integrations are connected.
+integrations join the candidates when those integrations are connected. Every candidate then
+carries the person's own history with its category (`with_history`, `integrations.history`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +29,8 @@ arm; the reward settings and policy are the learner's and `OO_TIPS_POLICY` until
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SIGNAL_FRESHNESS = timedelta(hours=6)
+TODO_CATEGORY = "todoist"
+"""The category of live todos (tasks from Todoist), as the page shows them."""
 
 
 def _level(value: float) -> str:
@@ -131,6 +134,34 @@ class TipSource:
 
     def tip(self, tip_id: str) -> Tip | None:
         return self.catalog.get(tip_id)
+
+    def category(self, action_id: str) -> str:
+        """A candidate's category: the tip's, or `TODO_CATEGORY` for a live todo."""
+        tip = self.catalog.get(action_id)
+        return tip.category if tip is not None else TODO_CATEGORY
+
+
+def with_history(
+    actions: Sequence[Action],
+    lines: Sequence[str],
+    history: Callable[[str], FeatureObject],
+    category: Callable[[str], str],
+) -> Candidates:
+    """The candidates, each with one more feature object: `history(category(action id))`.
+
+    Lines gain that object's namespace; a category's line part is built once per call.
+    """
+    parts: dict[str, tuple[FeatureObject, str]] = {}
+    with_actions, with_lines = [], []
+    for action, action_line in zip(actions, lines, strict=True):
+        kind = category(action.id)
+        if kind not in parts:
+            obj = history(kind)
+            parts[kind] = (obj, line([obj]))
+        obj, part = parts[kind]
+        with_actions.append(Action(action.id, [*action.features, obj]))
+        with_lines.append(f"{action_line} {part}")
+    return Candidates(actions=with_actions, lines=with_lines)
 
 
 def _subset(tips: Sequence[Tip], limit: int, event_id: str) -> list[Tip]:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from api.deps import AnalystDep, JobsDep, ServicesDep
+from api.diagnostics import WindowError, checkup
 from api.errors import BadRequest
 from api.schemas import SurfaceName
 from api.services.evaluations import Job
@@ -24,12 +25,17 @@ from api.services.policies import registered
 from api.services.process import Services
 from api.web import NOSNIFF, PAGE_HEADERS, REVALIDATE
 from bandit.clock import as_utc
+from bandit.events import utcnow
 from dashboards.analysis import Choice, Form, analysis_page, window_text
+from rewards.doctor import Diagnosis
 from rewards.ope.results import EstimatorName, Evaluation
 from rewards.ope.runs import evaluate
 from rewards.ope.targets import BASELINE, RANDOM, resolve
 
 router = APIRouter(prefix="/dashboards", include_in_schema=False)
+
+PANEL_SAMPLE = 5_000
+"""Decisions the "is it learning?" panel reads at most (its counts are exact)."""
 
 MAX_PAGE_EVENTS = 200_000
 """Larger windows are evaluated as a job (`POST /v1/evaluations`) and picked from the list."""
@@ -72,6 +78,26 @@ def _policy_names(services: Services) -> list[str]:
         if spec.kind in ("random", "vw") and spec.id not in names:
             names.append(spec.id)
     return names
+
+
+def _learning(services: Services, form: Form) -> Diagnosis:
+    """The "is it learning?" panel: the form's surface over its window, or over the last day
+    when the form has none it can check (minutes equal once rounded, a start in the future)."""
+    window = (_moment(form.start, "start"), _moment(form.end, "end"))
+    for start, end in (window, (None, None)):
+        try:
+            return checkup(
+                services.store,
+                services.registry,
+                form.surface,
+                start=start,
+                end=end,
+                now=utcnow(),
+                sample=PANEL_SAMPLE,
+            )
+        except WindowError:
+            continue
+    raise AssertionError("the last day is always a window")  # pragma: no cover
 
 
 @router.get("/analysis", response_class=HTMLResponse)
@@ -129,5 +155,12 @@ def analysis_dashboard(
             result = evaluate(services.store, targets, surface=surface, start=since, end=until)
     else:
         form = Form(estimator=chosen)
-    page = analysis_page(result, form=form, choices=choices, policies=names, message=message)
+    page = analysis_page(
+        result,
+        form=form,
+        choices=choices,
+        policies=names,
+        message=message,
+        learning=_learning(services, form),
+    )
     return HTMLResponse(page, headers=HEADERS)

@@ -25,7 +25,7 @@ from api.services.surfaces import TIPS
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
 from integrations.connections import live_candidates, todo_note
-from integrations.context import SIGNAL_FRESHNESS, build_context
+from integrations.context import SIGNAL_FRESHNESS, build_context, with_history
 from integrations.profiles import ALL_KINDS
 from integrations.todoist import Task
 
@@ -66,7 +66,15 @@ def recommend(
         live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
         context += live.context
         event_id = uuid.uuid4().hex
-        candidates = services.tips.candidates(profile, local, recent, event_id)
+        catalog = services.tips.candidates(profile, local, recent, event_id)
+        # The person's own record with each candidate's category: no query when warm.
+        history = services.history.get(person, now).features(now, profile.zone)
+        candidates = with_history(
+            catalog.actions + live.actions,
+            catalog.lines + live.lines,
+            history,
+            services.tips.category,
+        )
         policy, experiment, arm = services.serving_policy(TIPS, person)
         outcome = services.decider.decide(
             policy=policy,
@@ -74,14 +82,16 @@ def recommend(
             principal=person,
             event_id=event_id,
             context=context,
-            actions=candidates.actions + live.actions,
-            action_lines=candidates.lines + live.lines,
+            actions=candidates.actions,
+            action_lines=candidates.lines,
             activate=not (body and body.defer_activation),
             experiment=experiment,
             arm=arm,
             missing_sources=gathered.missing,
         )
         decision = outcome.decision
+        if not outcome.replayed:
+            services.history.shown(person, event_id, decision.created_at, decision.chosen.id)
         return RecommendResponse(
             event_id=decision.event_id,
             tip=_shown(services, decision.chosen.id, live.tasks, now, profile.zone),
@@ -141,6 +151,7 @@ def feedback(body: FeedbackRequest, services: ServicesDep, person: PersonDep) ->
     if outcome is None:  # pragma: no cover - checked above; decisions are never deleted here
         raise Conflict(f"decision {body.event_id!r} vanished")
     if outcome.created:
+        services.history.reacted(person, body.event_id, body.reaction)
         REWARDS.labels(TIPS, body.reaction, str(outcome.late).lower()).inc()
         if not outcome.late:
             services.publish("reward", body.event_id)

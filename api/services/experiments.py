@@ -11,10 +11,10 @@ from typing import Literal
 
 from api.schemas import ArmIn, ArmModel, ExperimentCreate, ExperimentPublic, ExperimentResultsPublic
 from api.services.process import Services
+from bandit import model_keys
 from bandit.store import Store
 from experiments.lifecycle import ArmSpec, Experiment, ExperimentConflict, Experiments
 from experiments.results import days_running, experiment_results, winner
-from bandit import model_keys
 
 Action = Literal["start", "pause", "stop", "ship"]
 
@@ -99,5 +99,8 @@ def results(store: Store, experiment: Experiment) -> ExperimentResultsPublic:
             for a in experiment.arms
         ],
         winner=winner(outcome),
+        provisional=any(a.provisional for a in outcome.arms),
+        min_units_per_arm=experiment.min_units_per_arm,
+        min_decisions_per_arm=experiment.min_decisions_per_arm,
         results=outcome,
     )

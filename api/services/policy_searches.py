@@ -2,9 +2,9 @@
 and the promotion of a candidate to a policy version (and an A/B arm).
 
 A search's grid and budget are validated at once (a bad value is a `SearchError` naming it),
-then it runs on the process's job runner (`api/job_runner.py`) in a thread; its state lives in the shared `jobs` table, as evaluations' does
-(`api.services.evaluations`). Promoting needs the process that ran the search: it holds the
-candidates' results.
+then it runs on the process's job runner (`api/job_runner.py`), in a thread; its state lives in
+the shared `jobs` table, as evaluations' does (`api.services.evaluations`). Promoting needs the
+process that ran the search: it holds the candidates' results.
 """
 
 from __future__ import annotations

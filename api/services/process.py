@@ -15,7 +15,7 @@ from api.db import prepare
 from api.integration_setup import make_integrations  # people's integrations (issue 4)
 from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
-from api.services.surfaces import SURFACES, surface_configs
+from api.services.surfaces import SURFACES, TIPS, surface_configs
 from api.settings import Settings
 from bandit.apprentice import Imitation
 from bandit.bus import EventBus, make_bus
@@ -34,6 +34,7 @@ from experiments.lifecycle import Experiment, Experiments
 from integrations.catalog import load_catalog
 from integrations.connections import Integrations  # people's integrations (issue 4)
 from integrations.context import TipSource
+from integrations.history import HistoryCache  # personal-history features
 from integrations.live_signals import LiveSignals  # integration signals (issue 4)
 from integrations.personal_data import PersonalData, register_core
 from integrations.profiles import People
@@ -86,6 +87,8 @@ class Services:
     # evaluation and policy-search jobs shared by every api process: set by `start`
     jobs: JobStore = field(init=False)
     runner: JobRunner = field(init=False)
+    # the tips surface's personal-history features, cached per person: set by `start`
+    history: HistoryCache = field(init=False)
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -248,6 +251,7 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     )
     services.surface_configs = surface_configs(store, learner_settings)
     services.jobs = JobStore(store.engine)
+    services.history = HistoryCache(store, TIPS, services.tips.category)
     services.jobs.fail_abandoned()
     services.runner = JobRunner(services.jobs, services.stop_event)
     services.refresh_experiments()
@@ -330,6 +334,7 @@ def _start_signals(services: Services) -> None:
     store = services.people.signals
     services.signals = SignalIngest(store, make_signal_bus(settings.redis_url), retention=retention)
     services.personal_data = PersonalData()
+    services.personal_data.add_erase_hook("history", services.history.forget)
     register_core(
         services.personal_data,
         people=services.people,

@@ -5,13 +5,16 @@ methods come from one module per concern:
 
 - `database`: the engine (SQLite pragmas, pool), connections and the write discipline;
 - `writes`: the write path — log a decision, activate it, record its reward;
-- `lookups`: the request path's reads — a decision by event id, a person's recent choices;
+- `lookups`: the request path's reads — a decision by event id, a person's recent choices and
+  their history of decisions and reactions;
 - `learning`: the learner's reads and learning marks;
 - `snapshots`: model snapshots;
 - `retention`: a surface's log range and deleting what no model still needs;
 - `streams`: ranges of the log in one cursor, for exports and counterfactual evaluation;
 - `arms`: per-arm aggregates of an experiment;
-- `people`: a person's decisions for their export, and their pseudonymization on erasure.
+- `people`: a person's decisions for their export, and their pseudonymization on erasure;
+- `checkup`: a window's counts, the models that logged it and a bounded sample ("is it
+  learning?", `rewards.doctor`).
 
 `records` holds the typed records they hand out; `rows` the tables, private to this package.
 """
@@ -19,6 +22,7 @@ methods come from one module per concern:
 from __future__ import annotations
 
 from bandit.store.arms import Arms
+from bandit.store.checkup import Checkup
 from bandit.store.database import make_engine
 from bandit.store.learning import Learning
 from bandit.store.lookups import Lookups
@@ -29,6 +33,9 @@ from bandit.store.records import (
     Learned,
     LearnedRow,
     LoggedDecision,
+    LoggedSample,
+    ModelUse,
+    PastChoice,
     PersonalDecision,
     PersonalReaction,
     PrePeriodSums,
@@ -36,6 +43,7 @@ from bandit.store.records import (
     RewardOutcome,
     SettledRow,
     Snapshot,
+    WindowCounts,
 )
 from bandit.store.retention import Retention
 from bandit.store.streams import Streams
@@ -48,6 +56,9 @@ __all__ = [
     "Learned",
     "LearnedRow",
     "LoggedDecision",
+    "LoggedSample",
+    "ModelUse",
+    "PastChoice",
     "PersonalDecision",
     "PersonalReaction",
     "PrePeriodSums",
@@ -56,11 +67,12 @@ __all__ = [
     "SettledRow",
     "Snapshot",
     "Store",
+    "WindowCounts",
     "make_engine",
 ]
 
 
-class Store(Writes, Lookups, Learning, Retention, Streams, Arms, PersonLog):
+class Store(Writes, Lookups, Learning, Retention, Checkup, Streams, Arms, PersonLog):
     """Reads and writes the decision log. Thread-safe; one instance per process.
 
     `Store.connect(url)` opens it; every part shares one engine and one write lock.

@@ -1,5 +1,6 @@
-"""Reads on the request path: a logged decision by event id, and what a person was recently
-shown (the context builder's recency features)."""
+"""Reads on the request path: a logged decision by event id, what a person was recently shown
+(the context builder's recency features) and their own history of decisions and reactions (the
+tips surface's personal-history features)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from bandit.store.database import Database
-from bandit.store.records import LoggedDecision
-from bandit.store.rows import _LOGGED, _logged, decisions
+from bandit.store.records import LoggedDecision, PastChoice
+from bandit.store.rows import _LOGGED, _logged, _moment, decisions, rewards
 
 _RECENT_SQL = (
     "SELECT chosen_action, max(created_at) FROM decisions WHERE principal = %s "
@@ -58,3 +59,31 @@ class Lookups(Database):
         trip: call the function after the pipeline block."""
         cursor = conn.execute(_RECENT_SQL, (principal, surface, since))
         return lambda: dict(cursor.fetchall())
+
+    def person_history(
+        self, principal: str, surface: str, since: datetime, limit: int
+    ) -> list[PastChoice]:
+        """The newest `limit` decisions about `principal` on `surface` created since `since`,
+        newest first, each with what was chosen and the person's reaction (None without one).
+
+        One query, served by `ix_decisions_principal_created`.
+        """
+        query = (
+            sa.select(
+                decisions.c.event_id,
+                sa.type_coerce(decisions.c.created_at, sa.Text),
+                decisions.c.chosen_action,
+                rewards.c.reaction,
+            )
+            .select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
+            .where(
+                decisions.c.principal == principal,
+                decisions.c.surface == surface,
+                decisions.c.created_at >= since,
+            )
+            .order_by(decisions.c.created_at.desc(), decisions.c.event_id.desc())
+            .limit(limit)
+        )
+        with self.autocommit.connect() as conn:
+            rows = conn.execute(query).all()
+        return [PastChoice(e, _moment(at), action, reaction) for e, at, action, reaction in rows]

@@ -127,6 +127,17 @@ class PersonalReaction:
 
 
 @dataclass(frozen=True, slots=True)
+class PastChoice:
+    """One earlier decision about a person, as their history needs it: when, which action was
+    chosen, and their reaction to it (None while they have not reacted)."""
+
+    event_id: str
+    created_at: datetime
+    chosen_action: str
+    reaction: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PersonalDecision:
     """A decision about a person as their data export shows it: what was chosen among which
     candidates with which probabilities, and their reaction. No features of the candidates."""
@@ -146,3 +157,53 @@ class PersonalDecision:
     missing_sources: list[str]
     activated_at: datetime | None
     reaction: PersonalReaction | None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """What a window of a surface's log adds up to (see `Store.window_counts`).
+
+    `rewarded`, `late` and `defaulted` count activated decisions: with a reward received in
+    their reward window, with one received after it (kept, never learned), and learned with the
+    default reward (no reward in the window). Reward times are those of the on-time rewards.
+    """
+
+    decisions: int
+    activated: int
+    rewarded: int
+    late: int
+    defaulted: int
+    min_propensity: float | None
+    first_reward_at: datetime | None
+    last_reward_at: datetime | None
+    first_decision_at: datetime | None
+    last_decision_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUse:
+    """A model that logged decisions of a window: how many, with which versions, its newest
+    snapshot (None when it never published one) and when its decisions' on-time rewards came."""
+
+    model_key: str
+    policy: str
+    decisions: int
+    min_version: int
+    max_version: int
+    snapshot_version: int | None
+    snapshot_at: datetime | None
+    first_reward_at: datetime | None
+    last_reward_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedSample:
+    """A decision as the checkup reads it: its pmf, the chosen index, the learned reward (None
+    until learned) and the logged VW example (shared line, then one line per candidate)."""
+
+    event_id: str
+    created_at: datetime
+    pmf: tuple[float, ...]
+    chosen_index: int
+    learned_reward: float | None
+    example: tuple[str, ...]

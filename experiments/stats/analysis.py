@@ -6,10 +6,15 @@
 2. CUPED, when every arm's metric comes with a pre-period covariate
    (:mod:`~experiments.stats.cuped`);
 3. per arm: the mean and its t interval (:mod:`~experiments.stats.intervals`);
-4. per treatment arm against control, once both meet :class:`MinimumData`: Welch's test and the
-   relative lift (:mod:`~experiments.stats.welch`, fixed horizon, for reference), the always-valid
-   p-value and confidence sequence (:mod:`~experiments.stats.sequential`), guardrails
+4. per treatment arm against control: Welch's test and the relative lift
+   (:mod:`~experiments.stats.welch`, fixed horizon, for reference), the always-valid p-value and
+   confidence sequence (:mod:`~experiments.stats.sequential`), guardrails
    (:mod:`~experiments.stats.guardrails`) and the :class:`Verdict`.
+
+Figures are shown from the first look, marked ``provisional`` until both arms meet
+:class:`MinimumData`; the verdict waits for the floors. A provisional look never constrains a
+later one: early plug-in variances are noisy, so the running minimum and intersection of
+``previous`` start at the first look that meets the floors.
 
 The verdict comes from the always-valid confidence sequence, because experiments are watched while
 they run. With several treatment arms, comparisons use ``alpha / (arms - 1)`` (Bonferroni), so the
@@ -148,14 +153,18 @@ class ArmResult:
         the adjusted metric.
     comparison : Comparison or None
         Fixed-horizon Welch comparison with control, for reference only: not valid under peeking.
+        None for control and while either arm has no standard error (fewer than 2 units).
     sequential : SequentialResult or None
         Always-valid p-value and confidence sequence for the difference with control.
     guardrails : tuple of GuardrailResult
-        One per configured guardrail, once both arms meet the minimum data.
+        One per configured guardrail (each once both arms have 2 units).
     guardrail_breached : bool
         Whether any guardrail is breached.
     verdict : Verdict or None
-        None for control.
+        None for control; "insufficient_data" while provisional.
+    provisional : bool
+        True while this arm or control is below the :class:`MinimumData` floors: the figures are
+        shown but not yet worth a decision, and the verdict waits.
     """
 
     name: str
@@ -172,6 +181,7 @@ class ArmResult:
     guardrails: tuple[GuardrailResult, ...]
     guardrail_breached: bool
     verdict: Verdict | None
+    provisional: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,12 +271,14 @@ def results(
         sequential: SequentialResult | None = None
         guardrails: tuple[GuardrailResult, ...] = ()
         verdict: Verdict | None = None
+        enough = config.minimum.met_by(arm.units, arm.decisions) and config.minimum.met_by(
+            control_arm.units, control_arm.decisions
+        )
         if i != control_index:
-            enough = config.minimum.met_by(
-                control_arm.units, control_arm.decisions
-            ) and config.minimum.met_by(arm.units, arm.decisions)
             before = previous_arms.get(arm.name)
-            if enough and _has_standard_error(analysed[control_index], analysed[i]):
+            if before is not None and before.provisional:
+                before = None  # a provisional look never narrows a later one
+            if _has_standard_error(analysed[control_index], analysed[i]):
                 comparison = welch_test(
                     analysed[control_index], analysed[i], alpha=comparison_alpha
                 )
@@ -277,8 +289,7 @@ def results(
                     tuning_n=config.tuning_n,
                     previous=before.sequential if before is not None else None,
                 )
-            if enough:
-                guardrails = _guardrails(config, control_arm, arm, before)
+            guardrails = _guardrails(config, control_arm, arm, before)
             verdict = decide(
                 sequential.always_valid_ci if sequential is not None else None,
                 enough_data=enough,
@@ -305,6 +316,7 @@ def results(
                 guardrails=guardrails,
                 guardrail_breached=any(g.breached for g in guardrails),
                 verdict=verdict,
+                provisional=not enough,
             )
         )
     return ExperimentResults(

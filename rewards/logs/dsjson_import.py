@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from bandit.errors import DomainError
 from bandit.clock import OutOfRange, as_utc
+from bandit.errors import DomainError
 from bandit.events import Action, Features, validate_pmf
 
 ACTION_ID_KEYS = ("_tag", "_id")

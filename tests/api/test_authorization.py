@@ -93,7 +93,7 @@ RULES: list[tuple[str, str, Rule]] = [
     (".*", r"^/v1/auth/.*$", PUBLIC),
     (".*", r"^/v1/experiments.*$", EXPERIMENTER),
     (".*", r"^/v1/policies.*$", POLICY_AUTHOR),
-    (".*", r"^/v1/(logs|evaluations|policy-searches).*$", ANALYST),
+    (".*", r"^/v1/(logs|evaluations|policy-searches|diagnostics).*$", ANALYST),
     (".*", r"^/v1/keys.*$", ADMIN),
     ("GET", r"^/dashboards/experiments.*$", EXPERIMENTER),
     ("GET", r"^/dashboards/(analysis|analyst|evaluations).*$", ANALYST),

@@ -22,9 +22,9 @@ from integrations.providers import ProviderUnavailable
 from integrations.signals import SignalRejected
 from integrations.vault import VaultConfigError
 from policies.spec import PolicySpecError
-from rewards.dsjson import DsjsonError
-from rewards.evaluation import EvaluationError
-from rewards.search import SearchError
+from rewards.logs.dsjson_import import DsjsonError
+from rewards.ope.errors import EvaluationError
+from rewards.ope.grid import SearchError
 
 
 @pytest.mark.parametrize(

@@ -336,6 +336,63 @@ def test_results_match_a_hand_computation(client: TestClient) -> None:
     assert got["results"]["cuped"] is None and treatment["adjusted_mean"] is None
 
 
+def test_results_below_the_floors_are_shown_provisional_in_api_and_cli(
+    client: TestClient, backend: Backend
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    arms = [
+        {"name": "control", "policy": "vw-epsilon", "weight": 1},
+        {"name": "treatment", "policy": "random", "weight": 1},
+    ]
+    # The default floors: 200 units and 1000 decisions per arm, far above these few.
+    created = client.post("/v1/experiments", json=_experiment("early", "tips", arms))
+    assert created.status_code == 201
+    client.post("/v1/experiments/early/start")
+    services = client.app.state.services  # type: ignore[attr-defined]
+    marks = []
+    for i, (arm, reward) in enumerate(
+        [
+            *(("control", 0.25), ("control", 0.0), ("control", 0.5)),
+            *(("treatment", 1.0), ("treatment", 0.75), ("treatment", 1.0), ("treatment", 0.5)),
+        ]
+    ):
+        _log(services, f"e-{i}", f"u{i}", arm, reward, "done", experiment="early")
+        marks.append(Learned(f"e-{i}", 2_000_000 + i, reward))
+    services.store.mark_learned(marks)
+
+    got = client.get("/v1/experiments/early/results").json()
+    assert got["provisional"] is True
+    assert (got["min_units_per_arm"], got["min_decisions_per_arm"]) == (200, 1000)
+    control, treatment = got["results"]["arms"]
+    assert control["provisional"] and treatment["provisional"]
+    assert treatment["verdict"] == "insufficient_data"
+    difference = treatment["comparison"]["difference"]
+    assert difference == pytest.approx(0.8125 - 0.25)
+    assert treatment["sequential"]["always_valid_p"] is not None
+    assert {g["metric"] for g in treatment["guardrails"]} == {"dismiss_rate", "tips_per_day"}
+
+    runner = CliRunner()
+    for columns in ("80", "220"):
+        env = {"OO_DATABASE_URL": backend.database_url, "COLUMNS": columns}
+        out = runner.invoke(app, ["experiments", "results", "early"], env=env)
+        assert out.exit_code == 0, out.output
+        assert "…" not in out.output
+        assert max(len(line) for line in out.output.splitlines()) <= int(columns)
+        assert f"{difference:+.4f}" in out.output  # the lift, whole
+        assert f"{treatment['comparison']['p_value']:.3g}" in out.output
+        assert "insufficient_data (provisional figures)" in out.output
+        assert "provisional: lift, tests and guardrails are shown" in out.output
+        lines = out.output.splitlines()
+        lift = [line for line in lines if "lift vs control (CI)" in line]
+        if columns == "80":  # folded: one block per arm, one figure per line
+            assert any(f"{difference:+.4f}" in line for line in lift)
+        else:  # one table, every column in its header line
+            assert any("policy" in line and "verdict" in line for line in lift)
+
+
 def test_cuped_narrows_the_interval_with_pre_period_reward(
     client: TestClient, capsys: pytest.CaptureFixture[str]
 ) -> None:

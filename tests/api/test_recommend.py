@@ -60,9 +60,17 @@ def test_recommend_answers_one_tip_and_the_decision_is_already_logged(
     assert len(set(ids)) == len(ids)
     for action in decision.actions:
         assert services(client).tips.tip(action.id) is not None
-        (features,) = action.features
+        features, history = action.features  # the tip, then the person's history with its kind
         assert features["tip"]["id"] == action.id
         assert {"kind", "category", "effort", "tag"} <= set(features["tip"])
+        assert history["history"] == {  # a first decision: no history yet
+            "rate": 0.5,
+            "part_rate": 0.5,
+            "seen": "none",
+            "last_done": "never",
+            "streak": "none",
+            "dismissed": False,
+        }
 
     context = {key for obj in decision.context for key in obj}
     assert {"clock", "mood", "energy"} <= context
@@ -70,6 +78,29 @@ def test_recommend_answers_one_tip_and_the_decision_is_already_logged(
     assert set(clock) == {"part", "hour", "weekday", "weekend"}
     assert clock["part"] in ("morning", "afternoon", "evening", "night")
     assert clock["weekday"] in WEEKDAYS
+
+
+def test_reactions_become_the_next_decisions_history_features(client: TestClient) -> None:
+    first = recommend(client)
+    category = first["tip"]["category"]
+    reply = client.post("/v1/feedback", json={"event_id": first["event_id"], "reaction": "done"})
+    assert reply.status_code == 200, reply.text
+    later = logged(client, recommend(client)["event_id"]).decision
+
+    # The next decision's candidates carry the history as the cache holds it (no query) ...
+    now = later.created_at
+    cache = services(client).history
+    remembered = cache.get("local", now).features(now, UTC)
+    assert remembered(category)["history"]["rate"] == 0.65  # (1 + 1) / (1 + 2), to 0.05
+    assert remembered(category)["history"]["seen"] == "once"
+    tips = services(client).tips
+    for action, line in zip(later.actions, later.example[1:], strict=True):
+        assert action.features[-1] == remembered(tips.category(action.id))
+        assert "|history rate:" in line
+    # ... which is what a process that starts now reads from the log, in one query.
+    read = cache.load("local", now).features(now, UTC)
+    for kind in {tips.category(a.id) for a in later.actions} | {category}:
+        assert read(kind) == remembered(kind)
 
 
 def test_a_tip_chosen_recently_is_not_a_candidate_again(client: TestClient) -> None:

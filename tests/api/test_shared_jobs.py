@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 import rewards.ope.runs
 from api import jobstore
 from api.jobstore import JobStore, jobs
-from api.routers.evaluations import EVALUATIONS
+from api.services.evaluations import EVALUATIONS
 from bandit.events import utcnow
 from rewards.ope.errors import EvaluationCancelled
 from tests.api.decision_helpers import personalizer_url, services

@@ -165,6 +165,20 @@ def test_the_page_evaluates_a_window_and_draws_every_policy(client: TestClient) 
     assert "nothing evaluated yet" in empty.text
 
 
+def test_the_page_says_whether_the_surface_is_learning(client: TestClient) -> None:
+    write_log(services(client).store, 200, seed=43)  # learned, but no reward was ever sent
+    window = {"start": "2026-10-31T00:00", "end": "2026-11-03T00:00"}
+    reply = client.get("/dashboards/analysis", params={"surface": "personalizer", **window})
+    assert reply.status_code == 200, reply.text
+    panel = reply.text.split('<section id="learning"', 1)[1].split("</section>", 1)[0]
+    assert "is it learning? · personalizer" in panel
+    assert '<dt>decisions</dt><dd class="num">200</dd>' in panel
+    assert '<li data-code="few_rewards">' in panel and "what to do: send a reward" in panel
+    assert "2026-10-31 00:00 to 2026-11-03 00:00 UTC" in panel
+    # the panel comes first, above the form
+    assert reply.text.index('id="learning"') < reply.text.index('id="pick"')
+
+
 @pytest.mark.parametrize(
     ("params", "status", "target"),
     [

@@ -121,6 +121,33 @@ def test_text_is_escaped() -> None:
     assert "&lt;script&gt;" in page
 
 
+def test_figures_below_the_floors_are_shown_and_marked_provisional() -> None:
+    # 10 units and 10 decisions per arm against the default floors (200 units, 1000 decisions).
+    def arm(name: str, values: list[float]) -> ArmData:
+        return ArmData(
+            name, 1, 10, 10, Moments.from_values(values), {"dismiss_rate": Moments(10, 1.0, 1.0)}
+        )
+
+    from experiments.results import GUARDRAILS
+
+    outcome = results(
+        [arm("control", [0.2, 0.4] * 5), arm("treatment", [0.6, 0.9] * 5)],
+        control="control",
+        config=AnalysisConfig(guardrails=GUARDRAILS[:1]),
+    )
+    experiment = _experiment()
+    page = experiment_page(experiment, outcome, _no_reward(experiment), now=T0)
+    treatment = page[page.index('<tr data-arm="treatment"') :]
+    treatment = treatment[: treatment.index("</tr>")]
+    assert 'data-provisional="true"' in treatment
+    assert "+" in treatment and "%" in treatment  # the lift is shown
+    assert "insufficient data" in treatment and ">provisional</span>" in treatment
+    assert '<tr data-arm="control" data-provisional="false"' in page
+    guardrail = page[page.index('<tr data-metric="dismiss_rate"') :]
+    assert guardrail.index('data-provisional="true"') < guardrail.index("</tr>")
+    assert "marked provisional" in page
+
+
 def test_bucket_size_follows_the_span() -> None:
     assert bucket_seconds(timedelta(hours=5)) == HOUR
     assert bucket_seconds(timedelta(days=3)) == HOUR

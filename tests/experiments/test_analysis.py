@@ -107,19 +107,60 @@ def test_lower_is_better_flips_the_verdict() -> None:
     )
 
 
-def test_too_little_data_gives_insufficient_data_and_no_comparison() -> None:
+def test_too_little_data_shows_provisional_figures_and_waits_for_the_verdict() -> None:
+    # Below the floors (200 units, 1000 decisions) the figures are shown, marked provisional;
+    # only the verdict waits (it used to hide the comparison, the tests and the guardrails too).
     rng = np.random.default_rng(63)
     arms = [_arm(rng, "control", 150), _arm(rng, "treatment", 150, effect=2.0)]
-    treatment = results(arms, control="control", config=CONFIG).arms[1]
+    control, treatment = results(arms, control="control", config=CONFIG).arms
     assert treatment.verdict is Verdict.INSUFFICIENT_DATA
-    assert treatment.comparison is None
-    assert treatment.sequential is None
-    assert treatment.guardrails == ()
+    assert treatment.provisional and control.provisional
+    assert treatment.comparison is not None and treatment.comparison.difference > 1.0
+    assert treatment.sequential is not None
+    assert treatment.sequential.always_valid_ci.low > 0  # it would be a verdict, were it not early
+    assert [g.metric for g in treatment.guardrails] == ["dismiss_rate"]
     assert treatment.mean is not None
     relaxed = AnalysisConfig(minimum=MinimumData(units_per_arm=100, decisions_per_arm=500))
-    assert (
-        results(arms, control="control", config=relaxed).arms[1].verdict is Verdict.TREATMENT_BETTER
-    )
+    decided = results(arms, control="control", config=relaxed).arms[1]
+    assert decided.verdict is Verdict.TREATMENT_BETTER
+    assert not decided.provisional
+    assert decided.comparison == treatment.comparison
+
+
+def test_an_arm_just_under_the_decision_floor_is_provisional() -> None:
+    rng = np.random.default_rng(68)
+    metric = Moments.from_values(rng.normal(1.0, 1.0, size=300))
+    arms = [
+        ArmData("control", 1, 300, 1500, metric),
+        ArmData("treatment", 1, 300, 994, Moments.from_values(rng.normal(1.1, 1.0, size=300))),
+    ]
+    control, treatment = results(arms, control="control").arms
+    assert not control.provisional
+    assert treatment.provisional and treatment.verdict is Verdict.INSUFFICIENT_DATA
+    assert treatment.comparison is not None and treatment.sequential is not None
+
+
+def test_a_provisional_look_never_narrows_a_later_one() -> None:
+    rng = np.random.default_rng(69)
+    config = AnalysisConfig(minimum=MinimumData(units_per_arm=100, decisions_per_arm=100))
+    # Ten units each with almost no spread: the plug-in variance makes the early look sure of
+    # a difference that the later, larger look does not see.
+    small = [
+        ArmData(n, 1, 10, 10, Moments.from_values(rng.normal(shift, 0.01, size=10)))
+        for n, shift in (("control", 0.0), ("treatment", 1.0))
+    ]
+    early = results(small, control="control", config=config)
+    assert early.arms[1].provisional and early.arms[1].sequential is not None
+    assert early.arms[1].sequential.always_valid_p < 0.001
+    large = [
+        ArmData(n, 1, 400, 400, Moments.from_values(rng.normal(size=400)))
+        for n in ("control", "treatment")
+    ]
+    chained = results(large, control="control", config=config, previous=early)
+    alone = results(large, control="control", config=config)
+    assert chained.arms[1].sequential == alone.arms[1].sequential
+    assert chained.arms[1].sequential is not None
+    assert chained.arms[1].sequential.always_valid_p > 0.05
 
 
 def test_sample_ratio_mismatch_overrides_the_verdict() -> None:
@@ -169,8 +210,8 @@ def test_chained_looks_never_flip_a_verdict_back() -> None:
         ]
         previous = results(arms, control="control", previous=previous)
         sequential = previous.arms[1].sequential
-        if sequential is not None:  # None until both arms reach the minimum data
-            p_values.append(sequential.always_valid_p)
+        if sequential is not None and not previous.arms[1].provisional:
+            p_values.append(sequential.always_valid_p)  # a running minimum from the floors on
         verdicts.append(previous.arms[1].verdict)
     assert verdicts[0] is Verdict.INSUFFICIENT_DATA
     assert len(p_values) > 15

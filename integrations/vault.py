@@ -390,11 +390,12 @@ def rotate(
             report.current += 1
         else:
             try:
-                fresh = (
-                    reseal(row)
-                    if reseal is not None
-                    else vault.reseal(row.ciphertext, principal=row.principal, provider=row.provider)
-                )
+                if reseal is not None:
+                    fresh = reseal(row)
+                else:
+                    fresh = vault.reseal(
+                        row.ciphertext, principal=row.principal, provider=row.provider
+                    )
             except TokenDecryptError as exc:
                 logger.warning("vault: cannot rotate %s/%s: %s", row.principal, row.provider, exc)
                 report.failed.append((row.principal, row.provider))

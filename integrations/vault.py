@@ -316,8 +316,7 @@ def _split(ciphertext: bytes, what: str) -> tuple[bytes, str, bytes, bytes]:
     version, kid_len = ciphertext[0], ciphertext[1]
     if version != FORMAT_VERSION:
         raise TokenDecryptError(
-            f"{what} has format version {version}; "
-            f"this vault reads version {FORMAT_VERSION}"
+            f"{what} has format version {version}; this vault reads version {FORMAT_VERSION}"
         )
     header_end = 2 + kid_len
     if len(ciphertext) < header_end + NONCE_BYTES + 16:

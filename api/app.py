@@ -26,12 +26,14 @@ from api.routers import (
     personalizer_admin,
     policies,
     policy_searches,
+    push,
     tips,
 )
 from api.services import start
 from api.settings import Settings
 from api.web import mount_web
 from bandit.settings import LearnerSettings
+from notifier.settings import PushSettings
 
 DESCRIPTION = """
 oO decides: every call builds a context, a Vowpal Wabbit `--cb_explore_adf` policy gives a
@@ -42,13 +44,15 @@ compatible with Azure AI Personalizer's REST API.
 
 
 def create_app(
-    settings: Settings | None = None, learner_settings: LearnerSettings | None = None
+    settings: Settings | None = None,
+    learner_settings: LearnerSettings | None = None,
+    push_settings: PushSettings | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = start(settings, learner_settings)
+        app.state.services = start(settings, learner_settings, push_settings)
         try:
             yield
         finally:
@@ -68,6 +72,7 @@ def create_app(
     app.include_router(tips.router, dependencies=per_principal)
     app.include_router(me.router, dependencies=per_principal)
     app.include_router(integrations.router, dependencies=per_principal)
+    app.include_router(push.router, dependencies=per_principal)
     app.include_router(personalizer.v1, dependencies=per_key)
     app.include_router(personalizer.preview, dependencies=per_key)
     app.include_router(personalizer_admin.v1, dependencies=per_key)

@@ -195,6 +195,35 @@ class Outbox:
                 "expires_at": int(expires_at.timestamp() * 1000),
             }
         )
+        try:
+            return self._record(
+                person,
+                event_id,
+                payload,
+                kind,
+                topic,
+                urgency,
+                ttl_seconds,
+                timing_event_id,
+                now,
+                expires_at,
+            )
+        except sa.exc.IntegrityError:  # the same event id, enqueued at this very moment
+            return Enqueued(event_id, len(self.deliveries(event_id)), created=False)
+
+    def _record(
+        self,
+        person: str,
+        event_id: str,
+        payload: dict[str, Any],
+        kind: str,
+        topic: str,
+        urgency: str,
+        ttl_seconds: int,
+        timing_event_id: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> Enqueued:
         vault = self.subscriptions.vault()
         with self.engine.begin() as conn:
             exists = conn.execute(

@@ -207,7 +207,29 @@ class SubscriptionStore:
                     "expirationTime", "must be milliseconds since 1970, or null"
                 ) from None
         secret = PushSubscription(checked.url, p256dh, auth)
-        digest = endpoint_hash(checked.url)
+        try:
+            subscription_id, created = self._upsert(
+                person, secret, checked.host, user_agent, expires_at
+            )
+        except sa.exc.IntegrityError:  # the same endpoint, subscribed at this very moment
+            subscription_id, created = self._upsert(
+                person, secret, checked.host, user_agent, expires_at
+            )
+        device = self.device(person, subscription_id)
+        assert device is not None
+        if created:
+            log.info("push: %s subscribed a device on %s", person, checked.host)
+        return device, created
+
+    def _upsert(
+        self,
+        person: str,
+        secret: PushSubscription,
+        service: str,
+        user_agent: str | None,
+        expires_at: datetime | None,
+    ) -> tuple[str, bool]:
+        digest = endpoint_hash(secret.endpoint)
         label = device_label(user_agent)
         now = self.clock()
         vault = self.vault()
@@ -240,7 +262,7 @@ class SubscriptionStore:
                         id=subscription_id,
                         principal=person,
                         endpoint_hash=digest,
-                        service=checked.host,
+                        service=service,
                         ciphertext=vault.seal_bytes(
                             secret.to_bytes(), principal=person, label=_label(subscription_id)
                         ),
@@ -252,11 +274,7 @@ class SubscriptionStore:
                 )
                 created = True
                 self._keep_newest(conn, person)
-        device = self.device(person, subscription_id)
-        assert device is not None
-        if created:
-            log.info("push: %s subscribed a device on %s", person, checked.host)
-        return device, created
+        return subscription_id, created
 
     def _keep_newest(self, conn: Connection, person: str) -> None:
         surplus = conn.execute(

@@ -117,8 +117,9 @@ class Notifier:
         except EndpointRefused as exc:
             SENDS.labels("refused").inc()
             log.warning("push: device %s refused by the allow-list: %s", claim.subscription_id, exc)
+            outcome = self._settle(claim, GONE, None, f"endpoint refused: {exc}")
             self.outbox.subscriptions.remove(claim.subscription_id)
-            return self._settle(claim, GONE, None, f"endpoint refused: {exc}")
+            return outcome
         return self._act(claim, answer)
 
     def _post(self, claim: Claim) -> Answer:
@@ -139,8 +140,10 @@ class Notifier:
             DELIVERIES.labels("sent").inc()
             return "sent"
         if status in (404, 410):
+            # Settled first: removing the device closes its open deliveries, this one included.
+            outcome = self._settle(claim, GONE, status, answer.error or "subscription gone")
             self.outbox.subscriptions.remove(claim.subscription_id)
-            return self._settle(claim, GONE, status, answer.error or "subscription gone")
+            return outcome
         if status is None or status == 429 or status >= 500:
             return self._retry(claim, answer)
         if status in (401, 403):
@@ -159,7 +162,7 @@ class Notifier:
         error = answer.error or f"status {answer.status}"
         if claim.attempts >= self.settings.push_max_attempts:
             return self._settle(
-                claim, FAILED, answer.status, f"gave up after {claim.attempts}: {error}"
+                claim, FAILED, answer.status, f"gave up after {claim.attempts} attempts: {error}"
             )
         if at >= claim.expires_at:
             return self._settle(claim, EXPIRED, answer.status, f"TTL runs out first: {error}")

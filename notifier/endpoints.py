@@ -154,8 +154,8 @@ class PushServices:
         try:
             parts = urlsplit(url)
             port = parts.port
-        except ValueError:
-            raise EndpointRefused("is not a valid URL (its port does not parse)") from None
+        except ValueError as exc:  # urllib's words quote the port or name the bracket, no more
+            raise EndpointRefused(f"is not a valid URL ({exc})") from None
         scheme = parts.scheme
         if scheme not in DEFAULT_PORTS:
             raise EndpointRefused("must be an https URL of a push service")

@@ -39,6 +39,10 @@ class PushNotConfigured(Exception):
     """Web Push cannot be used here; the message names the settings it needs."""
 
 
+class NoDevices(Exception):
+    """The person has no device to push to."""
+
+
 def tip_url(event_id: str) -> str:
     """Where clicking a tip's notification leads: the page, showing exactly that tip."""
     return f"/?tip={event_id}"
@@ -110,6 +114,8 @@ class Push:
     def send_test(self, person: str) -> Enqueued:
         """ "This is how a tip will arrive", to every device of the person."""
         self.key()  # refuse now, not in the loop, when no key can be had
+        if not self.subscriptions.devices(person):
+            raise NoDevices("no device gets pushes yet: turn notifications on in the page first")
         return self.enqueue(
             person,
             f"test-{uuid.uuid4().hex}",

@@ -17,7 +17,7 @@ from api.schemas_push import (
     PushTestAccepted,
 )
 from integrations.vault import VaultConfigError
-from notifier.push import PushNotConfigured
+from notifier.push import NoDevices, PushNotConfigured
 from notifier.subscriptions import Device, SubscriptionRejected
 
 router = APIRouter(prefix="/v1/push", tags=["push"])
@@ -104,11 +104,8 @@ def send_test(services: ServicesDep, person: PersonDep) -> PushTestAccepted:
         enqueued = services.push.send_test(person)
     except (PushNotConfigured, VaultConfigError) as exc:
         raise _not_configured(exc) from None
-    if not enqueued.devices:
-        raise Conflict(
-            "no device gets pushes yet: turn notifications on in the page first",
-            target="subscriptions",
-        )
+    except NoDevices as exc:
+        raise Conflict(str(exc), target="subscriptions") from None
     return PushTestAccepted(event_id=enqueued.event_id, devices=enqueued.devices)
 
 

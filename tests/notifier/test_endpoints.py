@@ -146,7 +146,7 @@ def test_a_known_service_must_resolve_to_public_addresses(
         assert str(target.address) == addresses[0]
         assert target.endpoint.host in endpoint.url
     else:
-        with pytest.raises(EndpointRefused, match="fcm.googleapis.com"):
+        with pytest.raises(EndpointRefused, match=r"fcm\.googleapis\.com"):
             LISTED.target(endpoint, resolve)  # type: ignore[arg-type]
 
 

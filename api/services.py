@@ -169,10 +169,13 @@ class Services:
 
     def close(self) -> None:
         self.stop_event.set()
+        notifier = self.push.notifier
+        if notifier is not None:
+            notifier.wake()  # it waits for work on its own event between passes
         for thread in self.threads:
             thread.join(timeout=10)
-        if self.push.notifier is not None:
-            self.push.notifier.close()
+        if notifier is not None:
+            notifier.close()
         self.bus.close()
         self.signals.bus.close()
         self.integrations.close()

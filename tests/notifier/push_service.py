@@ -103,6 +103,8 @@ class PushService:
         self._held: dict[str, threading.Event] = {}
         self.holding = threading.Event()
         """Set while a held push waits for `release`."""
+        self.held: Received | None = None
+        """The push whose answer was held."""
         self._lock = threading.Lock()
 
     @property
@@ -172,7 +174,7 @@ class PushService:
             raise ValueError("sub is missing")
         return claims, key
 
-    def take(self, name: str, headers: Any, body: bytes) -> Reply:
+    def take(self, name: str, headers: Any, body: bytes) -> tuple[Reply, Received]:
         claims, key = self.check_vapid(headers.get("Authorization"))
         if headers.get("Content-Encoding") != "aes128gcm":
             raise ValueError("Content-Encoding must be aes128gcm")
@@ -208,7 +210,7 @@ class PushService:
             self.received.append(got)
             if reply.status == 201:
                 self.mailbox[name][topic or payload["event_id"]] = got
-        return reply
+        return reply, got
 
 
 @pytest.fixture
@@ -224,12 +226,13 @@ def push_service() -> Iterator[PushService]:
                 self.end_headers()
                 return
             try:
-                reply = service.take(name, self.headers, body)
+                reply, got = service.take(name, self.headers, body)
             except Exception as exc:
                 service.refused.append(f"{type(exc).__name__}: {exc}")
-                reply = Reply(400)
+                reply, got = Reply(400), None
             held = service._held.pop(name, None)
             if held is not None:  # taken in full; the answer waits (a sender may die meanwhile)
+                service.held = got
                 service.holding.set()
                 held.wait(60)
             self.send_response(reply.status)

@@ -17,7 +17,7 @@ from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
 from api.cli_common import ready_database
 from api.cli_db import db_app  # schema migrations
-from api.cli_push import notifier, push_app, push_settings_or_exit  # Web Push (ADR 0011)
+from api.cli_push import notifier, push_app, push_settings_or_exit  # Web Push (ADR 0012)
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
 
@@ -144,29 +144,45 @@ def simulate(
     events: Annotated[int, typer.Option(min=1, help="Decisions to simulate")] = 4000,
     window: Annotated[int, typer.Option(min=1, help="Events per reported window")] = 500,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic world")] = 7,
+    world: Annotated[
+        str, typer.Option(help="A world of the learning suite: tips6, sparse, drift, …")
+    ] = "tips6",
     key: Annotated[str, typer.Option(help="Ocp-Apim-Subscription-Key to send")] = "simulation",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
+    import httpx
     from rich.console import Console
     from rich.table import Table
 
     from api import simulate as sim
     from api.cli_common import counting_progress
 
-    with counting_progress(disable=as_json) as progress:
+    spec = sim.WORLDS.get(world)
+    if spec is None:
+        raise typer.BadParameter(
+            f"one of {', '.join(sim.WORLDS)} (got {world!r})", param_hint="--world"
+        )
+    with (
+        counting_progress(disable=as_json) as progress,
+        httpx.Client(base_url=url, timeout=10.0) as client,
+    ):
         task = progress.add_task("simulating", total=events)
         report = sim.run(
-            url,
-            events=events,
+            sim.HttpLoop(client, key),
+            sim.World(spec, seed),
+            decisions=events,
             window=window,
-            seed=seed,
-            key=key,
             on_event=lambda done: progress.update(task, completed=done),
         )
     tail = report.tail()
+    trace = report.trace
+    shares = {"last_1000": trace.share(max(0, len(trace) - 1000)), "all": trace.share()}
     if as_json:
-        json.dump({"windows": report.windows, "tail": tail, "seconds": report.seconds}, sys.stdout)
+        json.dump(
+            {"windows": report.windows, "tail": tail, "share": shares, "seconds": report.seconds},
+            sys.stdout,
+        )
         sys.stdout.write("\n")
         return
     table = Table(title=f"mean reward per window of {window} events")
@@ -186,7 +202,9 @@ def simulate(
     margin = tail["policy_expected"] - tail["random_expected"]
     typer.echo(
         f"last quarter: policy {tail['policy_expected']:.3f} vs random "
-        f"{tail['random_expected']:.3f} (margin {margin:+.3f}); {report.seconds:.1f}s"
+        f"{tail['random_expected']:.3f} (margin {margin:+.3f}); "
+        f"{100 * shares['last_1000']:.0f}% of the oracle's lift over the last 1,000 decisions; "
+        f"{report.seconds:.1f}s"
     )
 
 

@@ -19,7 +19,6 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import Engine
 
 from api.cli_common import ready_database
 from api.errors import ApiError
@@ -39,7 +38,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 
 @dataclass
 class Database:
-    engine: Engine
+    store: Store
     experiments: Experiments
 
 
@@ -50,7 +49,7 @@ def database() -> Iterator[Database]:
     registry = Registry(loader=policy_store.get, history=policy_store.versions)
     try:
         yield Database(
-            store.engine,
+            store,
             Experiments(
                 store.engine,
                 SURFACES,
@@ -143,7 +142,7 @@ def list_command(as_json: JsonFlag = False) -> None:
 
 def _lifecycle(name: str, action: str, as_json: bool, arm: str | None = None) -> None:
     with database() as db:
-        _show(public(transition(db.experiments, db.engine, name, action, arm)), as_json)
+        _show(public(transition(db.experiments, db.store, name, action, arm)), as_json)
 
 
 @app.command("start")
@@ -245,7 +244,7 @@ def _results_table(body: ExperimentResultsPublic) -> None:
 def results_command(name: str, as_json: JsonFlag = False) -> None:
     """Per arm: units, decisions, mean reward with CI, lift, tests, guardrails, SRM, verdict."""
     with database() as db:
-        body = results(db.engine, db.experiments.get(name))
+        body = results(db.store, db.experiments.get(name))
     if as_json:
         _json(body)
     else:

@@ -74,7 +74,7 @@ def rotate(
                 progress.update(task, completed=report.seen)
 
             report = store.rotate(batch=batch, on_progress=advance)
-        # Push subscriptions and unsent push payloads are sealed by the same vault (ADR 0011).
+        # Push subscriptions and unsent push payloads are sealed by the same vault (ADR 0012).
         devices = SubscriptionStore(engine, lambda: vault, PushServices())
         pushes = [devices.rotate(), Outbox(engine, devices).rotate()]
     finally:

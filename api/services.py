@@ -34,10 +34,11 @@ from integrations.live_signals import LiveSignals  # integration signals (issue 
 from integrations.personal_data import PersonalData, register_core
 from integrations.profiles import People
 from integrations.signals import SignalIngest, SignalWorker, make_signal_bus
-from notifier.push import Push  # Web Push delivery (ADR 0011)
+from notifier.push import Push  # Web Push delivery (ADR 0012)
 from notifier.settings import PushSettings
 from notifier.vapid import KEY_FILE
 from policies.registry import Registry, validate
+from policies.serving import serving
 from policies.spec import PolicySpec, PolicySpecError
 from policies.store import PolicyStore
 from rewards.mapping import RewardMapping
@@ -113,6 +114,20 @@ class Services:
                 ) from None
             self._arm_policies[key] = policy
         return policy, experiment.name, arm.name
+
+    def serving_policy(self, surface: str, unit: str) -> Assigned:
+        """`policy_for`, shaped by the surface's configuration: its learning mode and its
+        exploration share (`policies.serving`). Experiment arms keep their own exploration."""
+        policy, experiment, arm = self.policy_for(surface, unit)
+        config = self.surface_configs.get(surface)
+        shaped = serving(
+            policy,
+            surface,
+            mode=config.learning_mode,
+            exploration=config.exploration if experiment is None else None,
+            args=self.registry.args_for(policy.model_key),
+        )
+        return shaped, experiment, arm
 
     def default_policy(self, surface: str) -> Policy:
         return self.tips_policy if surface == TIPS else self.personalizer_policy

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.auth.config import ProviderConfig, TokenKey, parse_providers, parse_token_keys
 from api.budget import Budget
+from policies.registry import DEFAULT_POLICY
 from rewards.mapping import DEFAULT_REWARDS, RewardMapping
 
 ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
@@ -31,8 +32,9 @@ class Settings(BaseSettings):
     role: Literal["all", "api"] = Field(
         default="all", description="all: api + learner in one process; api: serve only"
     )
-    tips_policy: str = "vw-epsilon"
-    personalizer_policy: str = "vw-epsilon"
+    # Why this default: docs/adr/0011-exploration-default-from-the-simulation-suite.md.
+    tips_policy: str = DEFAULT_POLICY
+    personalizer_policy: str = DEFAULT_POLICY
     reaction_rewards: str = Field(
         default="", description='JSON object, e.g. {"done": 1, "useful": 1, "later": 0.25, ...}'
     )

@@ -39,6 +39,12 @@ LEARNING_MODES: tuple[LearningMode, ...] = ("Online", "Apprentice", "LoggingOnly
 Aggregation = Literal["earliest", "sum"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("earliest", "sum")
 
+DEFAULT_EXPLORATION = 0.05
+"""The exploration share of a surface nobody configured (Personalizer's `explorationPercentage`):
+epsilon for epsilon-greedy policies, the uniform floor of other explorers. Chosen by the
+simulation suite (ADR 0011); Personalizer's own default was 0.2. A stored configuration keeps
+the share it holds (a stored null keeps meaning "the policy's own epsilon")."""
+
 MIN_REWARD_WAIT = timedelta(seconds=5)
 MAX_REWARD_WAIT = timedelta(days=2)
 
@@ -101,8 +107,10 @@ class SurfaceConfig:
     reward_wait: timedelta
     default_reward: float
     reward_aggregation: Aggregation = "earliest"
-    exploration: float | None = None
-    """Epsilon for epsilon-greedy policies; None leaves the policy's own `--epsilon`."""
+    exploration: float | None = DEFAULT_EXPLORATION
+    """The share spread uniformly: epsilon for epsilon-greedy policies, the floor mixed into
+    any other explorer's pmf (`policies.serving`). None leaves an epsilon-greedy policy's own
+    `--epsilon` and floors other explorers at `DEFAULT_EXPLORATION`."""
     model_export_frequency: timedelta = timedelta(minutes=5)
     log_retention_days: int = -1
     log_mirror_enabled: bool = False

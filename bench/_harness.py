@@ -53,11 +53,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    command: list[str], env: dict[str, str], port: int, *, stdout: Any = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`oo <command>` on `port`; `stdout` redirects its banner (e.g. to keep JSON output clean)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", *command],
         env={**os.environ, **env, "OO_PORT": str(port), "OO_LOG_LEVEL": "WARNING"},
         cwd=ROOT,
+        stdout=stdout,
     )
     try:
         deadline = time.monotonic() + 60

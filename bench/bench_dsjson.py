@@ -38,7 +38,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from bandit.events import Action, Decision
-from bandit.store import _JSON_COLUMNS, Store, _row, decisions
+from bandit.store import Store
+from bandit.store.rows import _JSON_COLUMNS, _row, decisions
 from bench._harness import database_url, fresh_schema, table
 from rewards.dsjson import export_lines, read_dsjson
 from rewards.parquet import write_parquet

@@ -105,9 +105,9 @@ def main() -> None:
         with store.engine.connect() as conn:
             conn.execute(sa.text("SELECT count(*), avg(learned_reward) FROM decisions")).one()
 
-    outcome = experiment_results(store.engine, experiment)
+    outcome = experiment_results(store, experiment)
     bare_s = best(bare)
-    results_s = best(lambda: experiment_results(store.engine, experiment))
+    results_s = best(lambda: experiment_results(store, experiment))
     rows = [
         ["SELECT count(*), avg(learned_reward)", f"{bare_s * 1000:,.0f}", "1.0x"],
         [

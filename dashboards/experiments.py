@@ -4,7 +4,7 @@ The page reads like the results API (`GET /v1/experiments/{name}/results`), draw
 time per arm with its 95% band, assignment counts against the configured weights, the
 sample-ratio check, guardrails, and per arm the mean with its interval, the lift against control,
 the always-valid p-value and the verdict. Rendering is pure (data in, HTML string out); the one
-query here is the time-bucketed reward aggregate, :func:`reward_series`.
+read here is the time-bucketed reward aggregate, :func:`reward_series`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
 from bandit.events import utcnow
+from bandit.store import Store
 from dashboards.charts import Frame, Point, Series, point, svg_band_chart, svg_interval_row
 from experiments.lifecycle import Experiment
-from experiments.results import decisions
 from experiments.stats import ArmResult, ExperimentResults, GuardrailResult
 
 HOUR, DAY = 3_600, 86_400
@@ -48,48 +45,23 @@ def bucket_seconds(span: timedelta) -> int:
 
 
 def reward_series(
-    engine: Engine, experiment: Experiment, now: datetime | None = None
+    store: Store, experiment: Experiment, now: datetime | None = None
 ) -> RewardOverTime:
     """Per arm and per time bucket of decision time: n, mean and 95% interval of learned reward.
 
-    One GROUP BY (arm, bucket) returns n, the sum and the sum of squares of `learned_reward`; only
-    learned decisions count, as in the results. The interval is per decision within a bucket
-    (``mean ± 1.96·sd/√n``), a picture of the trend; the per-unit statistics are in the table.
+    One GROUP BY (arm, bucket) (`Store.reward_buckets`) returns n, the sum and the sum of squares
+    of `learned_reward`; only learned decisions count, as in the results. The interval is per
+    decision within a bucket (``mean ± 1.96·sd/√n``), a picture of the trend; the per-unit
+    statistics are in the table.
     """
     started = experiment.started_at or experiment.created_at
     until = experiment.stopped_at or now or utcnow()
     size = bucket_seconds(until - started)
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            epoch = sa.cast(sa.func.strftime("%s", decisions.c.created_at), sa.Integer)
-            index = epoch // size
-        else:
-            index = sa.func.floor(sa.extract("epoch", decisions.c.created_at) / size)
-        bucket = index.label("bucket")
-        reward = decisions.c.learned_reward
-        query = (
-            sa.select(
-                decisions.c.arm,
-                bucket,
-                sa.func.count().label("n"),
-                sa.func.sum(reward).label("total"),
-                sa.func.sum(reward * reward).label("squares"),
-            )
-            .where(
-                decisions.c.experiment == experiment.name,
-                decisions.c.surface == experiment.surface,
-                reward.is_not(None),
-            )
-            .group_by(decisions.c.arm, bucket)
-            .order_by(decisions.c.arm, bucket)
-        )
-        rows = conn.execute(query).all()
     points: dict[str, list[Point]] = {arm.name: [] for arm in experiment.arms}
-    for row in rows:
-        if row.arm not in points:
+    for bucket in store.reward_buckets(experiment.name, experiment.surface, size):
+        if bucket.arm not in points:
             continue
-        start = datetime.fromtimestamp(int(row.bucket) * size, tz=UTC)
-        points[row.arm].append(point(start, int(row.n), float(row.total), float(row.squares)))
+        points[bucket.arm].append(point(bucket.start, bucket.n, bucket.total, bucket.squares))
     return RewardOverTime(size, tuple(Series(name, tuple(p)) for name, p in points.items()))
 
 

@@ -1,10 +1,11 @@
 """An experiment's results from per-arm sufficient statistics aggregated in SQL.
 
-One query, two levels of GROUP BY: first per (arm, unit), then per arm, so the database hands
-over a few numbers per arm however many decisions there are. Only learned decisions count (their
-reward is joined and final: `learned_reward` is not null). The unit is the unit of assignment:
-the decision's principal (the person) on the tips surface, the event id on surfaces in
-`PER_EVENT_SURFACES` (Personalizer, where one subscription key is one principal).
+One query (`bandit`'s `Store.arm_aggregates`), two levels of GROUP BY: first per (arm, unit),
+then per arm, so the database hands over a few numbers per arm however many decisions there are.
+Only learned decisions count (their reward is joined and final: `learned_reward` is not null).
+The unit is the unit of assignment: the decision's principal (the person) on the tips surface,
+the event id on surfaces in `PER_EVENT_SURFACES` (Personalizer, where one subscription key is
+one principal).
 
 Metrics, one value per unit (the unit of randomization; see `experiments.stats.moments`):
 
@@ -34,13 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any, cast
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from bandit.events import utcnow
-from bandit.tables import DecisionRow, RewardRow
+from bandit.store import ArmAggregate, PrePeriodSums, Store
 from experiments.lifecycle import PER_EVENT_SURFACES, Experiment
 from experiments.stats import (
     AnalysisConfig,
@@ -52,9 +49,6 @@ from experiments.stats import (
     Moments,
     results,
 )
-
-decisions = cast(sa.Table, DecisionRow.__table__)  # type: ignore[attr-defined]
-rewards = cast(sa.Table, RewardRow.__table__)  # type: ignore[attr-defined]
 
 PRE_PERIOD = timedelta(days=14)
 """How far before `started_at` a unit's decisions count towards its CUPED covariate."""
@@ -79,70 +73,27 @@ def days_running(experiment: Experiment, now: datetime | None = None) -> float:
     return max(1.0, (until - experiment.started_at).total_seconds() / 86_400)
 
 
-def arm_data(engine: Engine, experiment: Experiment, now: datetime | None = None) -> list[ArmData]:
+def arm_data(store: Store, experiment: Experiment, now: datetime | None = None) -> list[ArmData]:
     """Per-arm sufficient statistics of `experiment`, in the order of its arms.
 
     The primary metric is `JointMoments` (CUPED covariate and metric) when at least one unit has
     pre-period data, plain `Moments` otherwise.
     """
     per_event = experiment.surface in PER_EVENT_SURFACES
-    unit = decisions.c.event_id if per_event else decisions.c.principal
-    dismissed = sa.case((rewards.c.reaction == "dismiss", 1.0), else_=0.0)
-    per_unit = (
-        sa.select(
-            decisions.c.arm.label("arm"),
-            unit.label("unit"),
-            sa.func.count().label("n"),
-            (sa.func.sum(decisions.c.learned_reward) / sa.func.count()).label("reward"),
-            (sa.func.sum(dismissed) / sa.func.count()).label("dismiss"),
-        )
-        .select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
-        .where(
-            decisions.c.experiment == experiment.name,
-            decisions.c.surface == experiment.surface,
-            decisions.c.learned_reward.is_not(None),
-        )
-        .group_by(decisions.c.arm, unit)
-        .subquery()
-    )
-    n = sa.cast(per_unit.c.n, sa.Float)
-    reward = per_unit.c.reward
-    columns = [
-        per_unit.c.arm,
-        sa.func.count().label("units"),
-        sa.func.sum(per_unit.c.n).label("decisions"),
-        sa.func.sum(reward).label("reward_sum"),
-        sa.func.sum(reward * reward).label("reward_sq"),
-        sa.func.sum(per_unit.c.dismiss).label("dismiss_sum"),
-        sa.func.sum(per_unit.c.dismiss * per_unit.c.dismiss).label("dismiss_sq"),
-        sa.func.sum(n * n).label("n_sq"),
-    ]
-    source: sa.FromClause = per_unit
     started_at = None if per_event else experiment.started_at
-    if started_at is not None:
-        pre = _pre_period(experiment, started_at)
-        x = pre.c.x
-        source = per_unit.outerjoin(pre, pre.c.unit == per_unit.c.unit)
-        columns += [
-            sa.func.count(x).label("pre_units"),
-            sa.func.sum(x).label("pre_sum"),
-            sa.func.sum(x * x).label("pre_sq"),
-            sa.func.sum(x * reward).label("pre_cross"),
-            # The metric's sum over the units that have a covariate; the rest get the pooled mean.
-            sa.func.sum(sa.case((x.is_not(None), reward), else_=0.0)).label("pre_reward_sum"),
-        ]
-    per_arm = sa.select(*columns).select_from(source).group_by(per_unit.c.arm)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # One group per unit: give the hash aggregate room so it does not spill to disk.
-            conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-        rows = {row.arm: row for row in conn.execute(per_arm)}
+    rows = store.arm_aggregates(
+        experiment.name,
+        experiment.surface,
+        unit="event" if per_event else "principal",
+        counted_reaction="dismiss",
+        pre_period=None if started_at is None else (started_at - PRE_PERIOD, started_at),
+    )
     covariate = _covariate(list(rows.values())) if started_at is not None else None
     days = days_running(experiment, now)
     data = []
     for arm in experiment.arms:
         row = rows.get(arm.name)
-        units = int(row.units) if row is not None else 0
+        units = row.units if row is not None else 0
         if row is None or units == 0:
             empty = Moments(0, 0.0, 0.0)
             data.append(
@@ -156,8 +107,8 @@ def arm_data(engine: Engine, experiment: Experiment, now: datetime | None = None
                 )
             )
             continue
-        count = int(row.decisions)
-        metric = Moments(units, float(row.reward_sum), float(row.reward_sq))
+        count = row.decisions
+        metric = Moments(units, row.reward_sum, row.reward_sq)
         data.append(
             ArmData(
                 name=arm.name,
@@ -166,66 +117,44 @@ def arm_data(engine: Engine, experiment: Experiment, now: datetime | None = None
                 decisions=count,
                 metric=metric if covariate is None else _joint(row, metric, covariate),
                 guardrails={
-                    "dismiss_rate": Moments(units, float(row.dismiss_sum), float(row.dismiss_sq)),
-                    "tips_per_day": Moments(units, count / days, float(row.n_sq) / days**2),
+                    "dismiss_rate": Moments(units, row.reaction_sum, row.reaction_sq),
+                    "tips_per_day": Moments(units, count / days, row.n_sq / days**2),
                 },
             )
         )
     return data
 
 
-def _pre_period(experiment: Experiment, started_at: datetime) -> sa.Subquery:
-    """Each unit's mean learned reward on the surface in the `PRE_PERIOD` before the start."""
-    return (
-        sa.select(
-            decisions.c.principal.label("unit"),
-            sa.func.avg(decisions.c.learned_reward).label("x"),
-        )
-        .where(
-            decisions.c.surface == experiment.surface,
-            decisions.c.created_at >= started_at - PRE_PERIOD,
-            decisions.c.created_at < started_at,
-            decisions.c.learned_reward.is_not(None),
-            # The experiment's own decisions are never pre-period, even under clock skew.
-            sa.or_(decisions.c.experiment.is_(None), decisions.c.experiment != experiment.name),
-        )
-        .group_by(decisions.c.principal)
-        .subquery()
-    )
-
-
-def _covariate(rows: Collection[sa.Row[Any]]) -> float | None:
+def _covariate(rows: Collection[ArmAggregate]) -> float | None:
     """The pooled pre-period mean over units that have one; None when no unit has one."""
-    units = sum(int(row.pre_units) for row in rows)
+    pre = [row.pre_period for row in rows if row.pre_period is not None]
+    units = sum(p.units for p in pre)
     if units == 0:
         return None
-    return sum(float(row.pre_sum or 0.0) for row in rows) / units
+    return sum(p.sum_x for p in pre) / units
 
 
-def _joint(row: sa.Row[Any], metric: Moments, covariate: float) -> JointMoments:
+def _joint(row: ArmAggregate, metric: Moments, covariate: float) -> JointMoments:
     """The arm's joint moments, units without pre-period data taking `covariate` as theirs."""
-    with_pre = int(row.pre_units)
-    missing = metric.n - with_pre
-    pre_sum = float(row.pre_sum or 0.0)
-    pre_sq = float(row.pre_sq or 0.0)
-    pre_cross = float(row.pre_cross or 0.0)
-    missing_reward = metric.sum - float(row.pre_reward_sum or 0.0)
+    pre = row.pre_period or PrePeriodSums(0, 0.0, 0.0, 0.0, 0.0)
+    missing = metric.n - pre.units
+    missing_reward = metric.sum - pre.sum_y
     return JointMoments(
         n=metric.n,
-        sum_x=pre_sum + missing * covariate,
+        sum_x=pre.sum_x + missing * covariate,
         sum_y=metric.sum,
-        sum_xx=pre_sq + missing * covariate * covariate,
+        sum_xx=pre.sum_xx + missing * covariate * covariate,
         sum_yy=metric.sum_sq,
-        sum_xy=pre_cross + covariate * missing_reward,
+        sum_xy=pre.sum_xy + covariate * missing_reward,
     )
 
 
 def experiment_results(
-    engine: Engine, experiment: Experiment, now: datetime | None = None
+    store: Store, experiment: Experiment, now: datetime | None = None
 ) -> ExperimentResults:
     """Everything `experiments.stats.results` says about `experiment` at this look."""
     return results(
-        arm_data(engine, experiment, now),
+        arm_data(store, experiment, now),
         control=experiment.control,
         config=config_for(experiment),
     )

@@ -21,7 +21,6 @@ over the log give the same numbers before and after (docs/personal-data.md).
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -29,18 +28,14 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bandit.tables import DecisionRow, RewardRow
+from bandit.store import Store
 from integrations.profiles import People, Profile
 from integrations.signals import SignalStore
 from integrations.vault_tables import IntegrationTokenRow
 
 log = logging.getLogger(__name__)
 
-decisions = DecisionRow.__table__  # type: ignore[attr-defined]
-rewards = RewardRow.__table__  # type: ignore[attr-defined]
 tokens = IntegrationTokenRow.__table__  # type: ignore[attr-defined]
-
-PSEUDONYM_PREFIX = "erased:"
 
 Exporter = Callable[[str], Any]
 """principal -> JSON-serializable data (dicts, lists, str, numbers, bools, None, datetimes)."""
@@ -149,7 +144,7 @@ def register_core(
     registry.add_export_section(
         "decisions",
         "Every tip chosen for you: the context, each candidate's probability, your reaction",
-        lambda principal: export_decisions(engine, principal, tip_title),
+        lambda principal: export_decisions(people.store, principal, tip_title),
     )
     registry.add_export_section(
         "integrations",
@@ -159,7 +154,7 @@ def register_core(
     registry.add_eraser("integration_tokens", lambda principal: delete_tokens(engine, principal))
     registry.add_eraser("signals", signals.forget)
     registry.add_eraser("profile", people.forget)
-    registry.add_eraser("decisions", lambda principal: anonymize_decisions(engine, principal))
+    registry.add_eraser("decisions", people.store.pseudonymize)
 
 
 def _profile(profile: Profile) -> dict[str, Any]:
@@ -177,78 +172,38 @@ def _profile(profile: Profile) -> dict[str, Any]:
 
 
 def export_decisions(
-    engine: Engine, principal: str, tip_title: Callable[[str], str | None], *, batch: int = 1000
+    store: Store, principal: str, tip_title: Callable[[str], str | None]
 ) -> list[dict[str, Any]]:
-    """A person's decisions with their rewards, oldest first (keyset-paginated reads)."""
-    columns = (
-        decisions.c.event_id,
-        decisions.c.surface,
-        decisions.c.created_at,
-        decisions.c.context,
-        decisions.c.actions,
-        decisions.c.pmf,
-        decisions.c.chosen_index,
-        decisions.c.chosen_action,
-        decisions.c.propensity,
-        decisions.c.policy,
-        decisions.c.model_version,
-        decisions.c.experiment,
-        decisions.c.arm,
-        decisions.c.missing_sources,
-        decisions.c.activated_at,
-        rewards.c.value.label("reward"),
-        rewards.c.reaction,
-        rewards.c.received_at.label("reacted_at"),
-        rewards.c.late,
-    )
-    key = sa.tuple_(decisions.c.created_at, decisions.c.event_id)
-    out: list[dict[str, Any]] = []
-    after: tuple[Any, str] | None = None
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    while True:
-        query = (
-            sa.select(*columns)
-            .select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
-            .where(decisions.c.principal == principal)
-        )
-        if after is not None:
-            query = query.where(key > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
-        query = query.order_by(decisions.c.created_at, decisions.c.event_id).limit(batch)
-        with autocommit.connect() as conn:
-            rows = list(conn.execute(query))
-        for row in rows:
-            action_ids = [action["id"] for action in row.actions]
-            out.append(
-                {
-                    "event_id": row.event_id,
-                    "surface": row.surface,
-                    "created_at": row.created_at,
-                    "context": row.context,
-                    "chosen": {"id": row.chosen_action, "title": tip_title(row.chosen_action)},
-                    "probability": row.propensity,
-                    "candidates": [
-                        {"id": action_id, "probability": p}
-                        for action_id, p in zip(action_ids, row.pmf, strict=True)
-                    ],
-                    "policy": row.policy,
-                    "model_version": row.model_version,
-                    "experiment": row.experiment,
-                    "arm": row.arm,
-                    "missing_sources": row.missing_sources,
-                    "activated_at": row.activated_at,
-                    "reaction": None
-                    if row.reward is None
-                    else {
-                        "reaction": row.reaction,
-                        "reward": row.reward,
-                        "at": row.reacted_at,
-                        "late": row.late,
-                    },
-                }
-            )
-        if len(rows) < batch:
-            return out
-        after = (rows[-1].created_at, rows[-1].event_id)
+    """A person's decisions with their rewards, oldest first."""
+    return [
+        {
+            "event_id": row.event_id,
+            "surface": row.surface,
+            "created_at": row.created_at,
+            "context": row.context,
+            "chosen": {"id": row.chosen_action, "title": tip_title(row.chosen_action)},
+            "probability": row.propensity,
+            "candidates": [
+                {"id": action_id, "probability": p}
+                for action_id, p in zip(row.action_ids, row.pmf, strict=True)
+            ],
+            "policy": row.policy,
+            "model_version": row.model_version,
+            "experiment": row.experiment,
+            "arm": row.arm,
+            "missing_sources": row.missing_sources,
+            "activated_at": row.activated_at,
+            "reaction": None
+            if row.reaction is None
+            else {
+                "reaction": row.reaction.reaction,
+                "reward": row.reaction.reward,
+                "at": row.reaction.at,
+                "late": row.reaction.late,
+            },
+        }
+        for row in store.person_decisions(principal)
+    ]
 
 
 def export_integrations(engine: Engine, principal: str) -> list[dict[str, Any]]:
@@ -276,18 +231,3 @@ def delete_tokens(engine: Engine, principal: str) -> int:
     with engine.begin() as conn:
         deleted = conn.execute(tokens.delete().where(tokens.c.principal == principal))
     return int(deleted.rowcount or 0)
-
-
-def anonymize_decisions(engine: Engine, principal: str) -> int:
-    """Give every decision of `principal` one fresh random pseudonym, in one statement.
-
-    The pseudonym is drawn at random (not derived from the principal), so nothing links it back;
-    one per person keeps a person's decisions one unit for experiment statistics (per-unit
-    variance, CUPED's pre-period). One statement: a retried erasure never splits a person in two.
-    """
-    pseudonym = PSEUDONYM_PREFIX + secrets.token_hex(16)
-    with engine.begin() as conn:
-        updated = conn.execute(
-            decisions.update().where(decisions.c.principal == principal).values(principal=pseudonym)
-        )
-    return int(updated.rowcount or 0)

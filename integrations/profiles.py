@@ -28,10 +28,6 @@ _SIGNALS_SQL = (
     "SELECT type, value, occurred_at, source FROM signals WHERE principal = %s "
     f"AND occurred_at >= %s ORDER BY occurred_at DESC LIMIT {CONTEXT_LIMIT}"
 )
-_RECENT_SQL = (
-    "SELECT chosen_action, max(created_at) FROM decisions WHERE principal = %s "
-    "AND surface = %s AND created_at >= %s GROUP BY chosen_action"
-)
 # The person's integrations (primary key lookup): most people have none, and reading them here
 # saves the recommend path a round trip of its own (Integrations.gather takes the result).
 _CONNECTIONS_SQL = "SELECT provider, status FROM integration_tokens WHERE principal = %s"
@@ -138,7 +134,7 @@ class People:
         with self.store.raw() as conn, conn.pipeline():
             profile_rows = conn.execute(_PROFILE_SQL, (principal,))
             signal_rows = conn.execute(_SIGNALS_SQL, (principal, signals_since))
-            recent_rows = conn.execute(_RECENT_SQL, (principal, surface, recent_since))
+            recent = self.store.queue_recent_choices(conn, principal, surface, recent_since)
             connection_rows = conn.execute(_CONNECTIONS_SQL, (principal,))
         row = profile_rows.fetchone()
         profile = Profile(principal)
@@ -151,7 +147,7 @@ class People:
         for kind, value, occurred_at, source in signal_rows.fetchall():
             latest.setdefault(kind, trusted(kind, value, occurred_at, source))
         connections = dict(connection_rows.fetchall())
-        return profile, latest, dict(recent_rows.fetchall()), connections
+        return profile, latest, recent(), connections
 
     def connections(self, principal: str) -> dict[str, str]:
         """Integration provider -> token status (`connected`, `needs_reconnect`)."""

@@ -1,4 +1,4 @@
-"""Where a push may go: the push-service allow-list (ADR 0011).
+"""Where a push may go: the push-service allow-list (ADR 0012).
 
 A subscription's `endpoint` is a URL a client gave us, and the notifier POSTs to it: without a
 check that is a server-side request forgery waiting to happen (the cloud metadata service, the

@@ -1,4 +1,4 @@
-"""The push outbox: a push is recorded before it is sent, and sent at least once (ADR 0011).
+"""The push outbox: a push is recorded before it is sent, and sent at least once (ADR 0012).
 
 A push is a message (one row per event id: the sealed payload, its topic, TTL and urgency, and
 when the person opened it) with one delivery per device (one row per event id and subscription:

@@ -32,8 +32,11 @@ from policies.spec import (
     parse_id,
 )
 
-# Why this default: docs/adr/0002-default-exploration.md.
+# The epsilon-greedy policy of ADR 0002 (the default until ADR 0011).
 DEFAULT_VW_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
+DEFAULT_POLICY = "vw-squarecb"
+"""What a surface serves unless configured: SquareCB under the surface's uniform floor
+(`bandit.surface_config.DEFAULT_EXPLORATION`), chosen by the simulation suite (ADR 0011)."""
 
 BUILTIN: tuple[PolicySpec, ...] = (
     PolicySpec("random", "random", description="Uniform over the candidates (the v0)."),
@@ -47,7 +50,8 @@ BUILTIN: tuple[PolicySpec, ...] = (
         "vw-squarecb",
         "vw",
         "--cb_explore_adf --squarecb --cb_type mtr -q ::",
-        "SquareCB (Foster & Rakhlin 2020) inverse-gap weighting.",
+        "SquareCB (Foster & Rakhlin 2020) inverse-gap weighting, under the surface's uniform "
+        "floor (5% unless configured): the default.",
     ),
     PolicySpec(
         "vw-softmax",

@@ -2,8 +2,12 @@
 
 Personalizer's service configuration changes serving without changing the learned model:
 
-- *exploration percentage*: an epsilon-greedy VW policy serves with that epsilon (the learned
-  reward model does not depend on epsilon, so the model is kept; only the pmf changes);
+- *exploration percentage*: the share of probability spread uniformly over the candidates. An
+  epsilon-greedy VW policy serves with that epsilon (the learned reward model does not depend on
+  epsilon, so the model is kept; only the pmf changes). Any other VW explorer (SquareCB, RegCB,
+  softmax, bagging, cover) keeps its own adaptive pmf and gets that share mixed in as a floor,
+  pmf' = (1 - share) pmf + share / K, so every candidate keeps probability >= share / K and the
+  logs stay evaluable (ADR 0011); it is never re-mixed with epsilon-greedy on top;
 - *Apprentice* mode: the baseline (first) action is served with probability 1, and the decision
   is learned into the policy's model as usual, so the policy learns while imitating;
 - *LoggingOnly* mode: the policy serves as usual, but its decisions are logged under a model key
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 
 from bandit.events import Action, Features
 from bandit.policy import Policy
+from bandit.surface_config import DEFAULT_EXPLORATION
 from bandit.vw_args import parse
 
 EXPLORATION_ALGORITHMS = frozenset(
@@ -97,6 +102,28 @@ class Explore(_Wrapped):
         return [floor + (1.0 - self.epsilon if i == best else 0.0) for i in range(len(base))]
 
 
+class Floor(_Wrapped):
+    """The inner explorer's pmf with a uniform floor mixed in.
+
+    pmf'(a) = (1 - delta) pmf(a) + delta / K for K candidates: the result sums to 1 and every
+    candidate keeps probability >= delta / K, so importance weights stay below K / delta while
+    the inner explorer keeps its own (adaptive) shape above the floor.
+    """
+
+    def __init__(self, inner: Policy, delta: float) -> None:
+        super().__init__(inner)
+        if not 0.0 <= delta <= 1.0:
+            raise ValueError(f"`delta` must be in [0, 1] (got {delta})")
+        self.delta = delta
+
+    def pmf(
+        self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]
+    ) -> list[float]:
+        base = self.inner.pmf(context, actions, action_lines)
+        floor = self.delta / len(base)
+        return [(1.0 - self.delta) * p + floor for p in base]
+
+
 class Baseline(_Wrapped):
     """Apprentice mode: the first action, always; learned into the inner policy's model."""
 
@@ -129,12 +156,20 @@ def serving(
     """The policy as the surface's configuration makes it serve.
 
     `args` are the policy's VW arguments (None for policies without a VW model, which keep
-    their own exploration); `exploration` None keeps the policy's own epsilon.
+    their own exploration). `exploration` is the share spread uniformly: epsilon for an
+    epsilon-greedy policy, the floor of any other VW explorer. None keeps an epsilon-greedy
+    policy's own epsilon and floors any other explorer at `DEFAULT_EXPLORATION`, so no VW
+    explorer serves a candidate with less than a floor's probability unless the operator set
+    the share to 0.
     """
     if mode == "Apprentice":
         return Baseline(policy)
-    if exploration is not None and args is not None and is_epsilon_greedy(args):
-        policy = Explore(policy, exploration)
+    if args is not None:
+        if is_epsilon_greedy(args):
+            if exploration is not None:
+                policy = Explore(policy, exploration)
+        else:
+            policy = Floor(policy, DEFAULT_EXPLORATION if exploration is None else exploration)
     if mode == "LoggingOnly":
         return LoggingOnly(policy, surface)
     return policy

@@ -7,7 +7,7 @@
 
 const CACHE = "oo-shell";
 // Event ids of pushes shown on this device (a few dozen, newest kept): a push sent again after
-// the notifier crashed mid-send is not shown twice (docs/adr/0011-web-push-delivery.md).
+// the notifier crashed mid-send is not shown twice (docs/adr/0012-web-push-delivery.md).
 const SEEN = "oo-push-seen";
 const SEEN_KEEP = 50;
 const SHELL = [

@@ -45,10 +45,10 @@ def experiment_dashboard(
     viewer: ExperimenterDep, experiment: ExperimentDep, services: ServicesDep
 ) -> HTMLResponse:
     """One experiment: reward over time, arms, sample ratio, guardrails."""
-    engine = services.store.engine
+    store = services.store
     return _html(
         experiment_page(
-            experiment, experiment_results(engine, experiment), reward_series(engine, experiment)
+            experiment, experiment_results(store, experiment), reward_series(store, experiment)
         )
     )
 

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from sqlalchemy.engine import Engine
 
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
@@ -26,6 +25,7 @@ from api.schemas import (
     ShipRequest,
 )
 from api.services import Services
+from bandit.store import Store
 from experiments.lifecycle import (
     ArmSpec,
     Experiment,
@@ -104,7 +104,7 @@ def create(experiments: Experiments, body: ExperimentCreate) -> Experiment:
 
 
 def transition(
-    experiments: Experiments, engine: Engine, name: str, action: str, arm: str | None = None
+    experiments: Experiments, store: Store, name: str, action: str, arm: str | None = None
 ) -> Experiment:
     """start, pause, stop or ship `name`; shipping without `arm` ships the results' winner."""
     with domain_errors():
@@ -117,7 +117,7 @@ def transition(
         if action != "ship":  # pragma: no cover - callers pass one of the four
             raise ValueError(f"`action` {action!r} is not a lifecycle action")
         if arm is None:
-            arm = winner(experiment_results(engine, experiments.get(name)))
+            arm = winner(experiment_results(store, experiments.get(name)))
             if arm is None:
                 raise Conflict(
                     f"experiment {name!r} has no winner yet: no treatment is better than "
@@ -127,8 +127,8 @@ def transition(
         return experiments.ship(name, arm)
 
 
-def results(engine: Engine, experiment: Experiment) -> ExperimentResultsPublic:
-    outcome = experiment_results(engine, experiment)
+def results(store: Store, experiment: Experiment) -> ExperimentResultsPublic:
+    outcome = experiment_results(store, experiment)
     return ExperimentResultsPublic(
         experiment=experiment.name,
         status=experiment.status,
@@ -147,7 +147,7 @@ def results(engine: Engine, experiment: Experiment) -> ExperimentResultsPublic:
 
 
 def _transition(services: Services, name: str, action: str, arm: str | None = None) -> Experiment:
-    changed = transition(services.experiments, services.store.engine, name, action, arm)
+    changed = transition(services.experiments, services.store, name, action, arm)
     services.refresh_experiments()
     return changed
 
@@ -212,4 +212,4 @@ def experiment_results_route(
     """Per arm: units, decisions, mean reward with its 95% CI, lift and Welch test against
     control, the always-valid (mSPRT) result, guardrails, SRM and the minimum-data verdict.
     Only learned decisions count."""
-    return results(services.store.engine, experiment)
+    return results(services.store, experiment)

@@ -14,7 +14,6 @@ from bandit.decide import EventIdConflict
 from bandit.events import Action, Decision
 from bandit.features import action_lines
 from bandit.metrics import RANK_LATENCY, REWARDS
-from policies.serving import serving
 
 API_VERSIONS = ("2022-09-01-preview",)
 
@@ -38,16 +37,8 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
         actions = [Action(a.id, a.features) for a in body.actions if a.id not in excluded]
         event_id = body.event_id or uuid.uuid4().hex
         # The unit of assignment is the event: one subscription key is one principal.
-        policy, experiment, arm = services.policy_for(PERSONALIZER, event_id)
         # The service configuration's learning mode and exploration (administration surface).
-        config = services.surface_configs.get(PERSONALIZER)
-        policy = serving(
-            policy,
-            PERSONALIZER,
-            mode=config.learning_mode,
-            exploration=config.exploration if experiment is None else None,
-            args=services.registry.args_for(policy.model_key),
-        )
+        policy, experiment, arm = services.serving_policy(PERSONALIZER, event_id)
         try:
             outcome = services.decider.decide(
                 policy=policy,

@@ -55,6 +55,7 @@ from api.services import PERSONALIZER, Services
 from bandit.events import utcnow
 from bandit.model import Model, ModelError
 from bandit.surface_config import (
+    DEFAULT_EXPLORATION,
     ApprenticeCounts,
     ConfigError,
     SurfaceConfig,
@@ -109,13 +110,16 @@ def _policy_spec(services: Services) -> PolicySpec:
 
 
 def _exploration(spec: PolicySpec, config: SurfaceConfig) -> float:
-    """The exploration the surface serves with (what Personalizer calls the percentage)."""
+    """The share the surface spreads uniformly (what Personalizer calls the percentage):
+    epsilon for an epsilon-greedy policy, the floor of any other VW explorer."""
     if spec.kind == "random":
         return 1.0
-    if spec.kind != "vw" or not is_epsilon_greedy(spec.args):
+    if spec.kind != "vw":
         return 0.0
     if config.exploration is not None:
         return config.exploration
+    if not is_epsilon_greedy(spec.args):
+        return DEFAULT_EXPLORATION
     own = epsilon_of(spec.args)
     return VW_DEFAULT_EPSILON if own is None else own
 
@@ -191,12 +195,10 @@ def update_service_configuration(
                 f"`explorationPercentage` must be in [0, 1] (got {exploration})",
                 target="explorationPercentage",
             )
-        if not math.isclose(exploration, _exploration(spec, current)) and not (
-            spec.kind == "vw" and is_epsilon_greedy(spec.args)
-        ):
+        if not math.isclose(exploration, _exploration(spec, current)) and spec.kind != "vw":
             raise ConfigError(
-                "`explorationPercentage` can only change for an epsilon-greedy policy; "
-                f"the policy explores with {spec.args or spec.kind!r}",
+                "`explorationPercentage` can only change for a VW policy (epsilon of "
+                f"epsilon-greedy, the floor of other explorers); the policy is {spec.kind!r}",
                 target="explorationPercentage",
             )
         config = replace(

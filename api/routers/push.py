@@ -1,4 +1,4 @@
-"""Web Push: the VAPID key, a person's devices, a test push, and opens (ADR 0011)."""
+"""Web Push: the VAPID key, a person's devices, a test push, and opens (ADR 0012)."""
 
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ def recommend(
         context += live.context
         event_id = uuid.uuid4().hex
         candidates = services.tips.candidates(profile, local, recent, event_id)
-        policy, experiment, arm = services.policy_for(TIPS, person)
+        policy, experiment, arm = services.serving_policy(TIPS, person)
         outcome = services.decider.decide(
             policy=policy,
             surface=TIPS,

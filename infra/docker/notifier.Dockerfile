@@ -1,4 +1,4 @@
-# oO notifier: sends the pushes the outbox holds (Web Push, ADR 0011); one per deployment.
+# oO notifier: sends the pushes the outbox holds (Web Push, ADR 0012); one per deployment.
 # Build from the repository root:
 #   docker build -f infra/docker/notifier.Dockerfile -t oo-notifier .
 # It needs OO_VAPID_PRIVATE_KEY and OO_VAPID_SUBJECT (`oo push new-keys`) and OO_VAULT_KEYS; without

@@ -19,10 +19,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from fastapi.testclient import TestClient
 
 from api.services import PERSONALIZER
+from bandit.surface_config import DEFAULT_EXPLORATION
 from tests.api.decision_helpers import actions, personalizer_url
 from tests.conftest import LiveServer, wait_until
 
 StartServer = Callable[..., LiveServer]
+EPSILON_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
+SQUARECB_ARGS = "--cb_explore_adf --squarecb --cb_type mtr -q ::"
 ITEMS = ("x", "y", "z")
 
 
@@ -76,10 +79,11 @@ def test_service_configuration_takes_effect(live_server: StartServer) -> None:
     config = admin.get_service_configuration()
     assert config["rewardWaitTime"] == "PT10M"
     assert config["rewardAggregation"] == "earliest"
-    assert config["explorationPercentage"] == 0.2
+    assert config["explorationPercentage"] == DEFAULT_EXPLORATION  # ADR 0011
     assert config["learningMode"] == "Online"
     assert config["logRetentionDays"] == -1
 
+    admin.update_policy({"name": "greedy", "arguments": EPSILON_ARGS})
     changed = _config(
         admin,
         rewardWaitTime="PT5S",
@@ -124,12 +128,11 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
     live = live_server()
     admin, client = _clients(live)
     policy = admin.get_policy()
-    assert policy == {
-        "name": "vw-epsilon",
-        "arguments": "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::",
-    }
+    assert policy == {"name": "vw-squarecb", "arguments": SQUARECB_ARGS}  # ADR 0011
 
     # Only the exploration changes: same model, new epsilon.
+    admin.update_policy({"name": "greedy", "arguments": EPSILON_ARGS})
+    assert admin.get_service_configuration()["explorationPercentage"] == 0.2
     key = live.services.personalizer_policy.model_key
     updated = admin.update_policy(
         {"name": "calm", "arguments": "--cb_explore_adf --epsilon 0.1 --cb_type mtr -q ::"}
@@ -141,15 +144,20 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
     assert admin.get_service_configuration()["explorationPercentage"] == 0.1
     assert live.services.personalizer_policy.model_key == key
 
-    # Other arguments: a new policy version with its own model.
-    args = "--cb_explore_adf --squarecb --cb_type mtr -q ::"
-    assert admin.update_policy({"name": "square", "arguments": args})["arguments"] == args
+    # Other arguments: a new policy version with its own model, under the default floor.
+    args = "--cb_explore_adf --softmax --lambda 10 --cb_type mtr -q ::"
+    assert admin.update_policy({"name": "soft", "arguments": args})["arguments"] == args
+    assert live.services.personalizer_policy.model_key != key
+    assert admin.get_service_configuration()["explorationPercentage"] == DEFAULT_EXPLORATION
     answer = client.rank({"actions": actions("a", "b")})
     assert live.services.store.get(answer["eventId"]).decision.policy.startswith("personalizer")
 
-    with pytest.raises(HttpResponseError, match="explorationPercentage") as not_epsilon:
-        _config(admin, explorationPercentage=0.3)
-    assert not_epsilon.value.error.code == "InvalidServiceConfiguration"
+    # For an explorer other than epsilon-greedy the percentage is its uniform floor.
+    _config(admin, explorationPercentage=0.3)
+    assert admin.get_service_configuration()["explorationPercentage"] == 0.3
+    for _ in range(5):
+        answer = client.rank({"actions": actions("a", "b", "c")})
+        assert min(item["probability"] for item in answer["ranking"]) >= 0.1 - 1e-12
 
     with pytest.raises(HttpResponseError, match="--cb_explore_adf") as refused:
         admin.update_policy({"name": "bad", "arguments": "--cb_adf"})
@@ -159,7 +167,7 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
 
     assert admin.reset_policy() == policy
     answer = client.rank({"actions": actions("a", "b")})
-    assert live.services.store.get(answer["eventId"]).decision.policy == "vw-epsilon"
+    assert live.services.store.get(answer["eventId"]).decision.policy == "vw-squarecb"
 
 
 def test_model_export_import_reset(live_server: StartServer) -> None:

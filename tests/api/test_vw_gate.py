@@ -25,6 +25,7 @@ from api.cli import app as cli
 from bandit.model import Model
 from bandit.store import Snapshot, Store
 from experiments.lifecycle import ArmSpec, Experiments
+from policies.registry import DEFAULT_POLICY, Registry
 from policies.store import policies as policies_table
 from tests.api.decision_helpers import actions, personalizer_url
 from tests.bandit.vw_forge import Header
@@ -319,9 +320,9 @@ def test_a_refused_shipped_default_falls_back_to_the_setting(
     services.experiments.set_default("personalizer", "personalizer")
     with caplog.at_level(logging.WARNING, logger="api.services"):
         client = make_client()
-    assert any("serving 'vw-epsilon' instead" in r.getMessage() for r in caplog.records)
+    assert any(f"serving '{DEFAULT_POLICY}' instead" in r.getMessage() for r in caplog.records)
     policy = client.get(personalizer_url("/configurations/policy")).json()
-    assert policy["arguments"] == "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
+    assert policy["arguments"] == Registry().get(DEFAULT_POLICY).args
     assert not Path("/tmp/oo-never-written").exists()
     _serving(client)
 

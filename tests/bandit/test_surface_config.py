@@ -11,12 +11,14 @@ import pytest
 from bandit.events import utcnow
 from bandit.store import Store
 from bandit.surface_config import (
+    DEFAULT_EXPLORATION,
     ApprenticeCounts,
     ConfigError,
     SurfaceConfig,
     SurfaceConfigs,
     format_duration,
     parse_duration,
+    table,
 )
 from tests.schema import migrated
 
@@ -100,3 +102,31 @@ def test_storage_generation_and_apprentice_counters(tmp_path: Path) -> None:
     assert after.created_at >= before.created_at
     assert configs.generation("personalizer") == after.generation
     store.engine.dispose()
+
+
+def test_a_new_surface_gets_the_default_exploration_and_a_stored_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """ADR 0011: the default share applies where nothing is stored; a configuration stored
+    before it (exploration null: the policy's own epsilon) or set since keeps its value."""
+    store = Store.connect(migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"))
+    configs = SurfaceConfigs(store.engine, DEFAULTS, ttl=0.0)
+    assert configs.get("tips").exploration == DEFAULT_EXPLORATION == 0.05
+
+    now = utcnow()
+    stored_before = {**DEFAULTS.as_json(), "exploration": None}
+    with store.engine.begin() as conn:
+        conn.execute(
+            table.insert().values(
+                surface="personalizer",
+                config=stored_before,
+                created_at=now,
+                updated_at=now,
+                model_generation=0,
+                model_created_at=now,
+                apprentice_last_batch={},
+            )
+        )
+    assert configs.get("personalizer").exploration is None
+    configs.put("personalizer", replace(DEFAULTS, exploration=0.2))
+    assert configs.get("personalizer").exploration == 0.2

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from bandit.events import Action, Decision
+from bandit.store.rows import decisions
 from dashboards.charts import (
     Point,
     Series,
@@ -27,7 +28,6 @@ from dashboards.charts import (
 )
 from dashboards.experiments import DAY, HOUR, bucket_seconds, experiment_page, reward_series
 from experiments.lifecycle import ArmSpec, Experiment
-from experiments.results import decisions
 from experiments.stats import AnalysisConfig, ArmData, MinimumData, Moments, results
 from tests.browser import DESKTOP, PHONE, SCREENSHOTS
 from tests.conftest import LiveServer, wait_until
@@ -205,7 +205,7 @@ def test_reward_series_buckets_learned_rewards_per_arm_and_hour(client: TestClie
                 .where(decisions.c.event_id == f"b-{i}")
                 .values(learned_reward=reward)
             )
-    got = reward_series(services.store.engine, experiment, now=T0 + timedelta(hours=2))
+    got = reward_series(services.store, experiment, now=T0 + timedelta(hours=2))
     assert got.bucket_seconds == HOUR
     by_arm = {s.name: s.points for s in got.series}
     control, treatment = by_arm["control"], by_arm["treatment"]

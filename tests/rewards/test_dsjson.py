@@ -14,7 +14,8 @@ import vowpalwabbit
 
 from bandit import features
 from bandit.events import Action, Decision
-from bandit.store import Store, _row, decisions
+from bandit.store import Store
+from bandit.store.rows import _row, decisions
 from rewards.dsjson import (
     DsjsonError,
     LineEncoder,

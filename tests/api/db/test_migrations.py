@@ -20,7 +20,8 @@ from api import db
 from api.db.migrate import LOCK_KEY
 from api.db.schema import TABLE_MODULES, metadata
 from bandit.events import utcnow
-from bandit.store import Store, rewards
+from bandit.store import Store
+from bandit.store.rows import rewards
 from tests.api.db.helpers import describe, needs_postgres, row_counts
 from tests.conftest import Backend, wait_until
 from tests.rewards.synthetic import write_log

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-02
 
-Web Push delivery (ADR 0011): people's devices (`push_subscriptions`, endpoint and keys sealed
+Web Push delivery (ADR 0012): people's devices (`push_subscriptions`, endpoint and keys sealed
 by the token vault), and the outbox, one `push_messages` row per pushed event id and one
 `push_deliveries` row per (event id, device). New tables only: the previous release runs on it
 unchanged, and going down drops them with their rows (subscriptions included: browsers

@@ -1,0 +1,250 @@
+"""`oo simulate`: synthetic people drive a running server, and we watch it learn.
+
+Each synthetic person arrives in a context of a simulated world (`api.simulate.worlds`) and is
+shown one of the world's actions through the Personalizer-compatible rank call; they click with
+their hidden probability, and the reward reaches the server through the reward call, `delay`
+decisions later when the world delays rewards. Because the world is known, every decision's
+expected reward under the served pmf, under uniform random and under the oracle is exact, on
+identical traffic; `Trace.share` is the part of the oracle's lift over random the policy
+captured. The loop talks to the server through `Loop`: plain HTTP (`HttpLoop`, which also takes
+an ASGI test client) or Personalizer's own SDK (`SdkLoop`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+
+from api.simulate.worlds import SUITE, TIPS6, WORLDS, World, WorldSpec, expected
+
+__all__ = [
+    "SUITE",
+    "TIPS6",
+    "WORLDS",
+    "HttpLoop",
+    "Loop",
+    "Report",
+    "RouteLoop",
+    "SdkLoop",
+    "Trace",
+    "World",
+    "WorldSpec",
+    "run",
+]
+
+
+class Loop(Protocol):
+    """The two calls of Personalizer's loop, however they reach the server."""
+
+    def rank(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def reward(self, event_id: str, value: float) -> None: ...
+
+
+@dataclass
+class HttpLoop:
+    """Rank and reward over HTTP (an `httpx.Client`, or FastAPI's ASGI `TestClient`)."""
+
+    client: httpx.Client
+    key: str = "simulation"
+
+    def rank(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self.client.post(
+            "/personalizer/v1.0/rank", json=body, headers={"Ocp-Apim-Subscription-Key": self.key}
+        )
+        answer.raise_for_status()
+        ranked: dict[str, Any] = answer.json()
+        return ranked
+
+    def reward(self, event_id: str, value: float) -> None:
+        self.client.post(
+            f"/personalizer/v1.0/events/{event_id}/reward",
+            json={"value": value},
+            headers={"Ocp-Apim-Subscription-Key": self.key},
+        ).raise_for_status()
+
+
+@dataclass
+class SdkLoop:
+    """Rank and reward through `azure-ai-personalizer`'s `PersonalizerClient`, unchanged."""
+
+    client: Any
+
+    def rank(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.client.rank(body))
+
+    def reward(self, event_id: str, value: float) -> None:
+        self.client.reward(event_id, {"value": value})
+
+
+@dataclass
+class RouteLoop:
+    """Rank and reward through the Personalizer routes' own functions, in this process.
+
+    The request schemas validate each body and the routes serve, log and learn through
+    `Services` exactly as over HTTP; only the ASGI dispatch is skipped, whose thread hops cost
+    several times the decision itself on a busy machine. The suite checks that a run over the
+    ASGI client gives the same figures (`bench/bench_learning.py --path asgi`).
+    """
+
+    services: Any
+
+    def rank(self, body: dict[str, Any]) -> dict[str, Any]:
+        from api.routers import personalizer
+        from api.schemas import RankRequest
+        from api.services import PERSONALIZER
+
+        answer = personalizer.rank(RankRequest.model_validate(body), self.services, PERSONALIZER)
+        ranked: dict[str, Any] = answer.model_dump(by_alias=True, mode="json")
+        return ranked
+
+    def reward(self, event_id: str, value: float) -> None:
+        from api.deps import integrator_decision
+        from api.routers import personalizer
+        from api.schemas import RewardRequest
+        from api.services import PERSONALIZER
+
+        logged = integrator_decision(event_id, self.services, PERSONALIZER)
+        personalizer.reward(RewardRequest.model_validate({"value": value}), logged, self.services)
+
+
+@dataclass
+class Trace:
+    """Per decision: exact expected rewards (policy, random, oracle), the logged propensity
+    of the chosen action and the reward drawn."""
+
+    policy: list[float] = field(default_factory=list)
+    random: list[float] = field(default_factory=list)
+    oracle: list[float] = field(default_factory=list)
+    propensity: list[float] = field(default_factory=list)
+    reward: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.policy)
+
+    def share(self, start: int = 0, stop: int | None = None) -> float:
+        """The share of the oracle's lift over random captured on decisions `[start, stop)`:
+        (policy - random) / (oracle - random), each summed over the span; NaN without lift.
+
+        >>> t = Trace([0.5, 0.2], [0.2, 0.2], [0.8, 0.2], [1.0, 1.0], [1.0, 0.0])
+        >>> t.share()
+        0.5
+        """
+        span = slice(start, stop)
+        lift = sum(self.oracle[span]) - sum(self.random[span])
+        if lift <= 0.0:
+            return float("nan")
+        return (sum(self.policy[span]) - sum(self.random[span])) / lift
+
+    def min_propensity(self) -> float:
+        return min(self.propensity) if self.propensity else float("nan")
+
+    def weight_bound(self) -> float:
+        """1 / the smallest logged propensity: the largest importance weight the log allows."""
+        return 1.0 / self.min_propensity()
+
+    def windows(self, size: int) -> list[dict[str, float]]:
+        """Means per window of `size` decisions (the last may be shorter)."""
+        rows = []
+        for start in range(0, len(self), size):
+            span = slice(start, start + size)
+            n = len(self.policy[span])
+            rows.append(
+                {
+                    "events": n,
+                    "policy_reward": float(np.mean(self.reward[span])),
+                    "policy_expected": float(np.mean(self.policy[span])),
+                    "random_expected": float(np.mean(self.random[span])),
+                    "best_expected": float(np.mean(self.oracle[span])),
+                }
+            )
+        return rows
+
+
+@dataclass
+class Report:
+    trace: Trace
+    window: int
+    seconds: float = 0.0
+
+    @property
+    def windows(self) -> list[dict[str, float]]:
+        return self.trace.windows(self.window)
+
+    def tail(self, share: float = 0.25) -> dict[str, float]:
+        """Means over the last `share` of windows (after learning had time to happen)."""
+        windows = self.windows
+        rows = windows[-max(1, int(len(windows) * share)) :]
+        keys = ("policy_reward", "policy_expected", "random_expected", "best_expected")
+        return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def run(
+    loop: Loop,
+    world: World,
+    *,
+    decisions: int | None = None,
+    window: int = 500,
+    run_id: str | None = None,
+    on_event: Callable[[int], None] | None = None,
+    settle: Callable[[int], None] | None = None,
+) -> Report:
+    """Drive `decisions` decisions (the world's own number by default) through `loop`.
+
+    Event ids are `sim-{run_id}-{i}`; the server draws each action with the event id's
+    randomness, so a fixed `run_id` on a fresh server replays the same run. `settle(n)` is
+    called after each step with the number of rewards sent so far: an in-process caller
+    waits there until its learner has learned them, which makes a run independent of how fast
+    the learner thread happens to be.
+    """
+    total = world.spec.decisions if decisions is None else decisions
+    run_id = run_id or uuid.uuid4().hex[:12]
+    actions = world.actions
+    names = [a["id"] for a in actions]
+    trace = Trace()
+    pending: deque[tuple[int, str, float]] = deque()
+    sent = 0
+    started = time.perf_counter()
+
+    def send_due(now: int) -> None:
+        nonlocal sent
+        while pending and pending[0][0] <= now:
+            _, event_id, value = pending.popleft()
+            loop.reward(event_id, value)
+            sent += 1
+
+    for i in range(total):
+        ctx = world.context()
+        answer = loop.rank(
+            {
+                "contextFeatures": world.features(ctx),
+                "actions": actions,
+                "eventId": f"sim-{run_id}-{i}",
+            }
+        )
+        probability = {item["id"]: float(item["probability"]) for item in answer["ranking"]}
+        pmf = [probability.get(name, 0.0) for name in names]
+        truth = world.probabilities(ctx, i)
+        chosen = names.index(answer["rewardActionId"])
+        value = world.react(float(truth[chosen]))
+        exact = expected(pmf, truth)
+        trace.policy.append(exact.policy)
+        trace.random.append(exact.random)
+        trace.oracle.append(exact.oracle)
+        trace.propensity.append(pmf[chosen])
+        trace.reward.append(value)
+        pending.append((i + world.spec.delay, answer["eventId"], value))
+        send_due(i)
+        if settle is not None:
+            settle(sent)
+        if on_event is not None:
+            on_event(i + 1)
+    send_due(total + world.spec.delay)
+    return Report(trace, window, time.perf_counter() - started)

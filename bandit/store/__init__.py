@@ -1,0 +1,67 @@
+"""The decision log: durable decisions, rewards, learning state and model snapshots.
+
+`bandit` owns these tables: every other package reads and writes them through `Store`, whose
+methods come from one module per concern:
+
+- `database`: the engine (SQLite pragmas, pool), connections and the write discipline;
+- `writes`: the write path — log a decision, activate it, record its reward;
+- `lookups`: the request path's reads — a decision by event id, a person's recent choices;
+- `learning`: the learner's reads and learning marks;
+- `snapshots`: model snapshots;
+- `retention`: a surface's log range and deleting what no model still needs;
+- `streams`: ranges of the log in one cursor, for exports and counterfactual evaluation;
+- `arms`: per-arm aggregates of an experiment;
+- `people`: a person's decisions for their export, and their pseudonymization on erasure.
+
+`records` holds the typed records they hand out; `rows` the tables, private to this package.
+"""
+
+from __future__ import annotations
+
+from bandit.store.arms import Arms
+from bandit.store.database import make_engine
+from bandit.store.learning import Learning
+from bandit.store.lookups import Lookups
+from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
+from bandit.store.records import (
+    ArmAggregate,
+    Learnable,
+    Learned,
+    LearnedRow,
+    LoggedDecision,
+    PersonalDecision,
+    PersonalReaction,
+    PrePeriodSums,
+    RewardBucket,
+    RewardOutcome,
+    SettledRow,
+    Snapshot,
+)
+from bandit.store.retention import Retention
+from bandit.store.streams import Streams
+from bandit.store.writes import Writes
+
+__all__ = [
+    "PSEUDONYM_PREFIX",
+    "ArmAggregate",
+    "Learnable",
+    "Learned",
+    "LearnedRow",
+    "LoggedDecision",
+    "PersonalDecision",
+    "PersonalReaction",
+    "PrePeriodSums",
+    "RewardBucket",
+    "RewardOutcome",
+    "SettledRow",
+    "Snapshot",
+    "Store",
+    "make_engine",
+]
+
+
+class Store(Writes, Lookups, Learning, Retention, Streams, Arms, PersonLog):
+    """Reads and writes the decision log. Thread-safe; one instance per process.
+
+    `Store.connect(url)` opens it; every part shares one engine and one write lock.
+    """

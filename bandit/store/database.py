@@ -1,0 +1,103 @@
+"""The decision log's database: the engine (with SQLite's pragmas), pooled connections and the
+write discipline every part of the store shares.
+
+SQLAlchemy Core on the SQLModel tables keeps the hot path to one statement per call. The same
+code runs on SQLite (embedded default) and PostgreSQL (production).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bandit.private_files import private_sqlite
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for `url`; SQLite gets WAL, full fsync and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            private_sqlite(Path(path))  # people's data: owner-only folder and files
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # No pre-ping: it costs a round trip per checkout. A dropped connection raises a
+        # disconnect error, which invalidates the pool, and the next request reconnects.
+        pool_timeout=5,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+class Database:
+    """An engine and the ways the store's parts talk to it. Thread-safe; one per process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # Reads and single-statement writes run in autocommit: no BEGIN/COMMIT round trips, and
+        # one statement is atomic on its own.
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite allows one writer at a time; serializing here avoids busy-waiting in SQLite.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10) -> Self:
+        return cls(make_engine(url, pool_size=pool_size))
+
+    def ping(self) -> None:
+        with self.autocommit.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    @contextmanager
+    def raw(self) -> Iterator[Any]:
+        """A pooled psycopg connection in autocommit, for the hot path on PostgreSQL.
+
+        SQLAlchemy's per-statement overhead is several times a loopback round trip; the decision
+        path issues a handful of fixed statements, so it talks to psycopg directly (and can
+        pipeline its reads). The connection goes back to the pool as it came (autocommit off).
+        """
+        proxy = self.engine.raw_connection()
+        try:
+            connection: Any = proxy.driver_connection
+            connection.autocommit = True
+            try:
+                yield connection
+            finally:
+                connection.autocommit = False
+        finally:
+            proxy.close()
+
+    @contextmanager
+    def _write(self, *, single: bool = False) -> Iterator[Connection]:
+        """A connection for writing: one transaction, or autocommit for a `single` statement."""
+        if self._write_lock is None:
+            if single:
+                with self.autocommit.connect() as conn:
+                    yield conn
+            else:
+                with self.engine.begin() as conn:
+                    yield conn
+        else:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn

@@ -22,7 +22,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 types:
-	$(BIN)/mypy bandit policies experiments rewards integrations api dashboards
+	$(BIN)/mypy bandit policies experiments rewards integrations notifier api dashboards
 
 pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)

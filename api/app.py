@@ -25,12 +25,14 @@ from api.routers import (
     ops,
     policies,
     policy_searches,
+    push,
     tips,
 )
 from api.services.process import start
 from api.settings import Settings
 from api.web import mount_web
 from bandit.settings import LearnerSettings
+from notifier.settings import PushSettings
 
 DESCRIPTION = """
 oO decides: every call builds a context, a Vowpal Wabbit `--cb_explore_adf` policy gives a
@@ -41,13 +43,15 @@ compatible with Azure AI Personalizer's REST API.
 
 
 def create_app(
-    settings: Settings | None = None, learner_settings: LearnerSettings | None = None
+    settings: Settings | None = None,
+    learner_settings: LearnerSettings | None = None,
+    push_settings: PushSettings | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = start(settings, learner_settings)
+        app.state.services = start(settings, learner_settings, push_settings)
         try:
             yield
         finally:
@@ -67,6 +71,7 @@ def create_app(
     app.include_router(tips.router, dependencies=per_principal)
     app.include_router(me.router, dependencies=per_principal)
     app.include_router(integrations.router, dependencies=per_principal)
+    app.include_router(push.router, dependencies=per_principal)
     personalizer.mount(app, dependencies=per_key)
     app.include_router(policies.router, dependencies=per_principal)
     app.include_router(experiments.router, dependencies=per_principal)

@@ -18,6 +18,7 @@ from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
 from api.cli_common import ready_database
 from api.cli_db import db_app  # schema migrations
 from api.cli_doctor import doctor  # is it learning?
+from api.cli_push import notifier, push_app, push_settings_or_exit  # Web Push (ADR 0012)
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
 
@@ -32,6 +33,8 @@ app.add_typer(keys_app, name="keys")  # sign-in (issue 4)
 app.add_typer(people_app, name="people")
 app.add_typer(signals_app, name="signals")
 app.add_typer(db_app, name="db")
+app.add_typer(push_app, name="push")
+app.command("notifier")(notifier)
 app.command("evaluate")(cli_evaluate.evaluate)
 app.command("search-policies")(search_policies)
 app.command("doctor")(doctor)
@@ -56,6 +59,7 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
     if port is not None:
         overrides["port"] = port
     settings = _settings_or_exit(overrides)
+    push_settings = push_settings_or_exit()
     ready_database(settings.database)
     where = "PostgreSQL" if settings.database_url else f"SQLite at {settings.database}"
     bus = "Redis Streams" if settings.redis_url else "the in-process bus"
@@ -74,7 +78,10 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         )
     else:
         uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+            create_app(settings, push_settings=push_settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
         )
 
 

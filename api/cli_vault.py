@@ -24,6 +24,9 @@ from integrations.vault import (
     VaultConfigError,
     new_key_entry,
 )
+from notifier.endpoints import PushServices
+from notifier.outbox import Outbox
+from notifier.subscriptions import SubscriptionStore
 
 vault_app = typer.Typer(help="Token vault: keys and rotation.", no_args_is_help=True)
 
@@ -71,12 +74,22 @@ def rotate(
                 progress.update(task, completed=report.seen)
 
             report = store.rotate(batch=batch, on_progress=advance)
+        # Push subscriptions and unsent push payloads are sealed by the same vault (ADR 0012).
+        devices = SubscriptionStore(engine, lambda: vault, PushServices())
+        pushes = [devices.rotate(), Outbox(engine, devices).rotate()]
     finally:
         engine.dispose()
+    for name, sealed in zip(("push devices", "unsent pushes"), pushes, strict=True):
+        console.print(
+            f"{name}: {sealed.rotated:,} re-encrypted, {sealed.current:,} already current"
+            + (f", [red]{len(sealed.failed):,} could not be opened[/red]" if sealed.failed else "")
+        )
     console.print(
         f"{report.rotated:,} re-encrypted under {vault.current_key_id!r}, "
         f"{report.current:,} already current, {report.skipped:,} changed meanwhile"
     )
+    if any(sealed.failed for sealed in pushes) and not report.failed:
+        raise typer.Exit(1)
     if report.failed:
         for principal, provider in report.failed[:20]:
             console.print(f"[red]cannot open[/red] {provider} token of {principal}")

@@ -89,14 +89,22 @@ def open_vault(settings: Settings) -> Vault:
     keys = settings.vault_keys
     if keys is not None and keys.get_secret_value().strip():
         return Vault.from_env({ENV_VAR: keys.get_secret_value()})
-    url = settings.database
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        database = Path(url.removeprefix("sqlite:///"))
-        return Vault.from_env({}, local_key_file=database.parent / "vault.keys")
+    folder = local_folder(settings)
+    if folder is not None:
+        return Vault.from_env({}, local_key_file=folder / "vault.keys")
     raise VaultConfigError(
         f"{ENV_VAR} is not set: connecting an integration on PostgreSQL needs a vault key "
         "(generate one with `oo vault new-key`)"
     )
+
+
+def local_folder(settings: Settings) -> Path | None:
+    """The folder of the embedded SQLite database, where generated keys live beside it (the
+    vault's, the VAPID key); None on PostgreSQL, where every process must share set keys."""
+    url = settings.database
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).parent
+    return None
 
 
 class RedactOAuthQuery(logging.Filter):

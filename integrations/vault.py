@@ -254,33 +254,58 @@ class Vault:
         return self._keys[0].kid
 
     def seal(self, token: ProviderToken, *, principal: str, provider: str) -> bytes:
-        kid = self.current_key_id
-        header = bytes([FORMAT_VERSION, len(kid)]) + kid.encode("ascii")
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        aad = _associated_data(header, principal, provider)
-        return header + nonce + self._aeads[kid].encrypt(nonce, token.to_bytes(), aad)
+        return self.seal_bytes(token.to_bytes(), principal=principal, label=provider)
 
     def open(self, ciphertext: bytes, *, principal: str, provider: str) -> ProviderToken:
-        header, kid, nonce, body = _split(ciphertext, provider)
-        aead = self._aeads.get(kid)
-        if aead is None:
-            raise TokenDecryptError(
-                f"token for provider {provider!r} was sealed with key {kid!r}, "
-                f"which is not among the vault's keys {list(self.key_ids)}"
-            )
-        try:
-            plain = aead.decrypt(nonce, body, _associated_data(header, principal, provider))
-        except InvalidTag:
-            raise TokenDecryptError(
-                f"token for provider {provider!r} failed authentication: the ciphertext was "
-                "altered, or it was sealed for another principal or provider"
-            ) from None
+        plain = self.open_bytes(
+            ciphertext, principal=principal, label=provider, what=f"token for provider {provider!r}"
+        )
         return ProviderToken.from_bytes(plain)
 
     def reseal(self, ciphertext: bytes, *, principal: str, provider: str) -> bytes:
         """The same token sealed under the newest key (a fresh nonce either way)."""
         token = self.open(ciphertext, principal=principal, provider=provider)
         return self.seal(token, principal=principal, provider=provider)
+
+    def seal_bytes(self, plain: bytes, *, principal: str, label: str) -> bytes:
+        """Seal any secret of `principal`; `label` binds it to its place (a provider, a row)."""
+        kid = self.current_key_id
+        header = bytes([FORMAT_VERSION, len(kid)]) + kid.encode("ascii")
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        aad = _associated_data(header, principal, label)
+        return header + nonce + self._aeads[kid].encrypt(nonce, plain, aad)
+
+    def open_bytes(
+        self, ciphertext: bytes, *, principal: str, label: str, what: str | None = None
+    ) -> bytes:
+        """What `seal_bytes` sealed for this principal and label; `what` names it in errors.
+
+        Raises
+        ------
+        TokenDecryptError
+            When it was altered, sealed for another principal or label, or under a key the
+            vault does not hold.
+        """
+        what = what or f"sealed data {label!r}"
+        header, kid, nonce, body = _split(ciphertext, what)
+        aead = self._aeads.get(kid)
+        if aead is None:
+            raise TokenDecryptError(
+                f"{what} was sealed with key {kid!r}, "
+                f"which is not among the vault's keys {list(self.key_ids)}"
+            )
+        try:
+            return aead.decrypt(nonce, body, _associated_data(header, principal, label))
+        except InvalidTag:
+            raise TokenDecryptError(
+                f"{what} failed authentication: the ciphertext was "
+                "altered, or it was sealed for another principal or provider"
+            ) from None
+
+    def reseal_bytes(self, ciphertext: bytes, *, principal: str, label: str) -> bytes:
+        """The same bytes sealed under the newest key."""
+        plain = self.open_bytes(ciphertext, principal=principal, label=label)
+        return self.seal_bytes(plain, principal=principal, label=label)
 
     def is_current(self, ciphertext: bytes) -> bool:
         return key_id_of(ciphertext) == self.current_key_id
@@ -289,27 +314,26 @@ class Vault:
 def key_id_of(ciphertext: bytes) -> str | None:
     """The key id in a sealed token's header, or None when the header is unreadable."""
     try:
-        return _split(ciphertext, "?")[1]
+        return _split(ciphertext, "sealed data")[1]
     except TokenDecryptError:
         return None
 
 
-def _split(ciphertext: bytes, provider: str) -> tuple[bytes, str, bytes, bytes]:
+def _split(ciphertext: bytes, what: str) -> tuple[bytes, str, bytes, bytes]:
     if len(ciphertext) < 2:
-        raise TokenDecryptError(f"token for provider {provider!r} is truncated")
+        raise TokenDecryptError(f"{what} is truncated")
     version, kid_len = ciphertext[0], ciphertext[1]
     if version != FORMAT_VERSION:
         raise TokenDecryptError(
-            f"token for provider {provider!r} has format version {version}; "
-            f"this vault reads version {FORMAT_VERSION}"
+            f"{what} has format version {version}; this vault reads version {FORMAT_VERSION}"
         )
     header_end = 2 + kid_len
     if len(ciphertext) < header_end + NONCE_BYTES + 16:
-        raise TokenDecryptError(f"token for provider {provider!r} is truncated")
+        raise TokenDecryptError(f"{what} is truncated")
     try:
         kid = ciphertext[2:header_end].decode("ascii")
     except UnicodeDecodeError:
-        raise TokenDecryptError(f"token for provider {provider!r} has a corrupt key id") from None
+        raise TokenDecryptError(f"{what} has a corrupt key id") from None
     nonce_end = header_end + NONCE_BYTES
     return ciphertext[:header_end], kid, ciphertext[header_end:nonce_end], ciphertext[nonce_end:]
 
@@ -357,8 +381,12 @@ def rotate(
     rows: Iterable[SealedToken],
     write: Callable[[SealedToken, bytes], bool],
     on_progress: Callable[[RotationReport], None] | None = None,
+    reseal: Callable[[SealedToken], bytes] | None = None,
 ) -> RotationReport:
     """Re-seal every row not under the newest key; `write` swaps the ciphertext in place.
+
+    `reseal` opens and seals one row again (default: a provider token, `Vault.reseal`); other
+    sealed data passes its own (`Vault.reseal_bytes` with the row's label in `provider`).
 
     `write(row, new_ciphertext)` returns False when the row changed since it was read (a
     concurrent save seals under the newest key anyway). A row that cannot be opened is reported,
@@ -370,7 +398,12 @@ def rotate(
             report.current += 1
         else:
             try:
-                fresh = vault.reseal(row.ciphertext, principal=row.principal, provider=row.provider)
+                if reseal is not None:
+                    fresh = reseal(row)
+                else:
+                    fresh = vault.reseal(
+                        row.ciphertext, principal=row.principal, provider=row.provider
+                    )
             except TokenDecryptError as exc:
                 logger.warning("vault: cannot rotate %s/%s: %s", row.principal, row.provider, exc)
                 report.failed.append((row.principal, row.provider))

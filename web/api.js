@@ -111,6 +111,31 @@ export async function disconnect(provider) {
   await call("DELETE", `/v1/integrations/${encodeURIComponent(provider)}`);
 }
 
+/** One of this person's tips by event id (a pushed tip opens on it): the recommend shape. */
+export async function decision(eventId) {
+  return (await call("GET", `/v1/decisions/${encodeURIComponent(eventId)}`)).json();
+}
+
+/** The deployment's VAPID public key (base64url), for pushManager.subscribe. */
+export async function pushKey() {
+  return (await call("GET", "/v1/push/key")).json().then((body) => body.public_key);
+}
+
+/** Keep this browser's PushSubscription (its JSON) on the server; resolves to the device. */
+export async function subscribePush(subscription) {
+  return (await call("POST", "/v1/push/subscriptions", subscription)).json();
+}
+
+/** Forget one device (its id from subscribePush). */
+export async function unsubscribePush(id) {
+  await call("DELETE", `/v1/push/subscriptions/${encodeURIComponent(id)}`);
+}
+
+/** "This is how a tip will arrive", to every device of this person. */
+export async function pushTest() {
+  return (await call("POST", "/v1/push/test")).json();
+}
+
 /** Send a request kept in the outbox: {path, body}. */
 export async function send(request) {
   await call("POST", request.path, request.body);
@@ -125,6 +150,12 @@ export const requests = {
     key: `feedback:${eventId}`,
     path: "/v1/feedback",
     body: { event_id: eventId, reaction },
+  }),
+  // A pushed tip (or test) was opened from its notification.
+  opened: (eventId) => ({
+    key: `opened:${eventId}`,
+    path: "/v1/push/opened",
+    body: { event_id: eventId },
   }),
   // When the check-in waits offline, it still says when it happened.
   mood: (value, at = new Date()) => ({

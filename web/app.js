@@ -1,8 +1,18 @@
 // The black page: one tip, a swipe, the next tip already waiting.
 
-import { ApiError, me, recommend, requests, send, signInOptions, signOut } from "./api.js";
+import {
+  ApiError,
+  decision as decisionById,
+  me,
+  recommend,
+  requests,
+  send,
+  signInOptions,
+  signOut,
+} from "./api.js";
 import { showConnections, syncTimezone } from "./connections.js";
 import { Outbox } from "./outbox.js";
+import { noteReaction, offer as offerPush, sync as syncPush } from "./push.js";
 import { enter, flyOut, place, reducedMotion, still, swipeable } from "./swipe.js";
 
 const CURRENT_KEY = "oo.current";
@@ -232,6 +242,8 @@ function react(direction, motion = still) {
   forget(CURRENT_KEY);
   outbox.add(requests.feedback(decision.event_id, reaction));
   confirmation = CONFIRMATIONS[reaction];
+  noteReaction();
+  offerPush();
 
   const ghost = ui.card.cloneNode(true);
   ghost.removeAttribute("id");
@@ -273,6 +285,32 @@ function advance(handoffMs = 0) {
     advancing = null;
   });
   return advancing;
+}
+
+// --- a pushed tip, opened from its notification ------------------------------------------------
+
+/**
+ * Show exactly the tip a notification carried, activate it, and tell the server it was opened.
+ * False when it cannot be shown (gone, or the server cannot be reached): the loop goes on.
+ */
+async function openPushed(eventId, kind = "tip") {
+  if (!eventId) return false;
+  outbox.add(requests.opened(eventId));
+  if (kind !== "tip") return false;
+  try {
+    show(await decisionById(eventId), { activate: true });
+    return true;
+  } catch (error) {
+    console.warn(`oO: the pushed tip ${eventId} cannot be shown: ${error.message}`);
+    return false;
+  }
+}
+
+/** `/?tip=<event id>`: the page was opened from a notification. */
+function pushedFromUrl() {
+  const eventId = new URLSearchParams(location.search).get("tip");
+  if (eventId) history.replaceState(null, "", "/");
+  return eventId;
 }
 
 // --- mood --------------------------------------------------------------------------------------
@@ -440,21 +478,32 @@ async function offerSignOut() {
 
 async function boot() {
   renderMood();
+  const pushed = pushedFromUrl();
   if (!(await signedIn())) return;
   outbox.flush();
   const saved = recall(CURRENT_KEY);
-  // The tip on screen stays through a reload, and always while offline.
-  if (saved?.decision && (Date.now() - saved.shownAt < REUSE_MS || !navigator.onLine)) {
+  if (pushed && (await openPushed(pushed))) {
+    // Shown: the tip the notification carried.
+  } else if (saved?.decision && (Date.now() - saved.shownAt < REUSE_MS || !navigator.onLine)) {
+    // The tip on screen stays through a reload, and always while offline.
     show(saved.decision, { shownAt: saved.shownAt });
   } else {
     setState("loading");
     advance();
   }
   if ("serviceWorker" in navigator) {
+    // A notification clicked while this page is open: the worker says which tip.
+    navigator.serviceWorker.addEventListener("message", (event) => {
+      if (event.data?.type === "oo:open-push") openPushed(event.data.eventId, event.data.kind);
+    });
     const register = () =>
-      navigator.serviceWorker.register("/sw.js").catch((error) => {
-        console.warn(`oO: no offline support: ${error.message}`);
-      });
+      navigator.serviceWorker
+        .register("/sw.js")
+        .then(() => syncPush())
+        .then(() => offerPush())
+        .catch((error) => {
+          console.warn(`oO: no offline support: ${error.message}`);
+        });
     if (document.readyState === "complete") register();
     else addEventListener("load", register, { once: true });
   }

@@ -1,6 +1,7 @@
 // The quiet corner of the page: which integrations feed the tips, and the device's timezone.
 
 import { ApiError, disconnect, integrations, updateMe } from "./api.js";
+import * as push from "./push.js";
 
 const LABELS = { todoist: "Todoist", "google-calendar": "Google Calendar" };
 const STATES = {
@@ -35,6 +36,8 @@ export async function showConnections() {
   }
   render(items);
   ui.root.hidden = false;
+  const notifications = await pushRow();
+  if (notifications) ui.list.append(notifications);
 }
 
 function render(items) {
@@ -79,6 +82,57 @@ function row(item) {
     button.setAttribute("aria-label", `Disconnect ${label}`);
     button.addEventListener("click", () => remove(item.provider, label, button));
     li.append(button);
+  }
+  return li;
+}
+
+const PUSH_STATES = { on: "on", off: "off", blocked: "blocked in this browser" };
+
+/** Notifications on this device: on or off, and what can be done about it. */
+async function pushRow() {
+  const state = await push.state().catch(() => null);
+  if (!state) return null;
+  const li = document.createElement("li");
+  li.className = "connection";
+  li.dataset.provider = "notifications";
+  li.dataset.status = state;
+  const name = document.createElement("span");
+  name.className = "connection-name";
+  name.textContent = "Notifications";
+  const status = document.createElement("span");
+  status.className = "connection-state";
+  status.textContent = PUSH_STATES[state];
+  li.append(name, status);
+  const action = (text, run) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "connection-action";
+    button.textContent = text;
+    button.setAttribute("aria-label", `${text} (notifications)`);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        say(await run());
+      } catch (error) {
+        say(`Notifications: ${error.message}`);
+      }
+      await showConnections();
+    });
+    li.append(button);
+  };
+  if (state === "on") {
+    action("Send a test", async () => {
+      const devices = await push.test();
+      return `A test is on its way to ${devices} device${devices === 1 ? "" : "s"}.`;
+    });
+    action("Turn off", async () => {
+      await push.turnOff();
+      return "Notifications off on this device.";
+    });
+  } else if (state === "off") {
+    action("Turn on", async () =>
+      (await push.turnOn()) ? "Notifications on." : "Notifications stay off.",
+    );
   }
   return li;
 }

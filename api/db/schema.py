@@ -18,6 +18,7 @@ import experiments.tables
 import integrations.oauth_tables
 import integrations.tables
 import integrations.vault_tables
+import notifier.tables
 import policies.tables
 
 TABLE_MODULES = (
@@ -28,6 +29,7 @@ TABLE_MODULES = (
     integrations.tables,
     integrations.oauth_tables,
     integrations.vault_tables,
+    notifier.tables,
     api.auth.tables,
     api.jobstore,
 )

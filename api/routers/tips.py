@@ -27,7 +27,7 @@ from bandit.metrics import RECOMMEND_LATENCY, REWARDS
 from integrations.connections import live_candidates, todo_note
 from integrations.context import SIGNAL_FRESHNESS, build_context, with_history
 from integrations.profiles import ALL_KINDS
-from integrations.todoist import Task
+from integrations.todoist import Task, action_id
 
 router = APIRouter(prefix="/v1", tags=["tips"])
 
@@ -126,6 +126,47 @@ def _shown(
         body=tip.body,
         category=tip.category,
         effort_minutes=tip.effort_minutes,
+    )
+
+
+@router.get("/decisions/{event_id}", response_model=RecommendResponse)
+def decision(
+    logged: PersonDecisionDep, services: ServicesDep, person: PersonDep
+) -> RecommendResponse:
+    """One of this person's tips by event id, as it was chosen (a pushed tip opens on it).
+
+    Nothing is decided or logged. A todo's title is fetched from Todoist again (task data is
+    never stored); a task that is no longer open comes back with a generic title.
+    """
+    decision = logged.decision
+    chosen = decision.chosen.id
+    now = utcnow()
+    zone = services.people.profile(person).zone
+    if services.tips.tip(chosen) is not None:
+        tip = _shown(services, chosen, {}, now, zone)
+    else:
+        gathered = services.integrations.gather(person, now, zone, todos=True)
+        tasks = {action_id(task): task for task in gathered.tasks}
+        tip = _shown(services, chosen, tasks, now, zone) if chosen in tasks else _closed(chosen)
+    return RecommendResponse(
+        event_id=decision.event_id,
+        tip=tip,
+        probability=decision.propensity,
+        policy=decision.policy,
+        model_version=decision.model_version,
+        missing_sources=list(decision.missing_sources),
+    )
+
+
+def _closed(action_id: str) -> TipPublic:
+    """A todo whose task Todoist no longer lists as open (done, deleted, or unreachable)."""
+    return TipPublic(
+        id=action_id,
+        kind="todo",
+        title="A task from Todoist",
+        body="No longer open in Todoist · from Todoist",
+        category="todoist",
+        effort_minutes=0,
     )
 
 

@@ -12,7 +12,7 @@ from api.auth.principal import Authenticator, LocalAuthenticator
 from api.auth.signin import SignInAuthenticator
 from api.auth.store import AuthStore
 from api.db import prepare
-from api.integration_setup import make_integrations  # people's integrations (issue 4)
+from api.integration_setup import local_folder, make_integrations, open_vault
 from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.services.surfaces import SURFACES, TIPS, surface_configs
@@ -39,6 +39,9 @@ from integrations.live_signals import LiveSignals  # integration signals (issue 
 from integrations.personal_data import PersonalData, register_core
 from integrations.profiles import People
 from integrations.signals import SignalIngest, SignalWorker, make_signal_bus
+from notifier.push import Push  # Web Push delivery (ADR 0012)
+from notifier.settings import PushSettings
+from notifier.vapid import KEY_FILE
 from policies.registry import Registry, validate
 from policies.serving import serving
 from policies.spec import PolicySpec, PolicySpecError
@@ -89,6 +92,8 @@ class Services:
     runner: JobRunner = field(init=False)
     # the tips surface's personal-history features, cached per person: set by `start`
     history: HistoryCache = field(init=False)
+    # Web Push: devices, the outbox, and (in `oo serve`) the sending loop: set by `start`
+    push: Push = field(init=False)
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -181,8 +186,13 @@ class Services:
 
     def close(self) -> None:
         self.stop_event.set()
+        notifier = self.push.notifier
+        if notifier is not None:
+            notifier.wake()  # it waits for work on its own event between passes
         for thread in self.threads:
             thread.join(timeout=10)
+        if notifier is not None:
+            notifier.close()
         self.bus.close()
         self.signals.bus.close()
         self.integrations.close()
@@ -205,7 +215,11 @@ class PolicyNotServed(DomainError):
         super().__init__(message, target="policy")
 
 
-def start(settings: Settings, learner_settings: LearnerSettings | None = None) -> Services:
+def start(
+    settings: Settings,
+    learner_settings: LearnerSettings | None = None,
+    push_settings: PushSettings | None = None,
+) -> Services:
     learner_settings = learner_settings or LearnerSettings()
     if settings.database_url is None:  # the embedded default keeps people's data in data_dir
         private_folder(settings.data_dir)
@@ -257,6 +271,7 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
     services.refresh_experiments()
     _start_signals(services)
     _start_integrations(services)
+    _start_push(services, push_settings or PushSettings())
     _register_account(services)
     # Load (and in the embedded process, recover) the served models before taking traffic.
     for policy in services.defaults.values():
@@ -366,6 +381,27 @@ def _start_integrations(services: Services) -> None:
         services.integrations.forget_person(principal)
 
     services.personal_data.add_erase_hook("integrations", revoke_tokens)
+
+
+def _start_push(services: Services, push_settings: PushSettings) -> None:
+    """Web Push; `oo serve` sends too, on a thread, where it has a key (a set one, or the
+    generated one of the embedded SQLite default). Elsewhere `oo notifier` sends."""
+    settings = services.settings
+    folder = local_folder(settings)
+    services.push = Push(
+        services.store.engine,
+        push_settings,
+        vault_factory=lambda: open_vault(settings),
+        local_key_file=None if folder is None else folder / KEY_FILE,
+    )
+    services.push.register(services.personal_data)
+    if settings.role == "all" and (folder is not None or push_settings.private_key):
+        notifier = services.push.loop()
+        thread = threading.Thread(
+            target=notifier.run, args=(services.stop_event,), name="notifier", daemon=True
+        )
+        thread.start()
+        services.threads.append(thread)
 
 
 def _register_account(services: Services) -> None:

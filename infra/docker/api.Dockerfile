@@ -13,6 +13,7 @@ COPY policies policies
 COPY experiments experiments
 COPY rewards rewards
 COPY integrations integrations
+COPY notifier notifier
 COPY api api
 COPY dashboards dashboards
 COPY web web

@@ -10,6 +10,7 @@ COPY policies policies
 COPY experiments experiments
 COPY rewards rewards
 COPY integrations integrations
+COPY notifier notifier
 COPY api api
 COPY dashboards dashboards
 # A fixed numeric uid, so Kubernetes can verify runAsNonRoot.

@@ -89,7 +89,11 @@ RULES: list[tuple[str, str, Rule]] = [
     (".*", r"^/(health|metrics|auth/.*)$", PUBLIC),
     (".*", PERSONALIZER_RUNTIME, INTEGRATOR),
     (".*", r"^/personalizer/.*$", INTEGRATOR_ADMIN),
-    (".*", r"^/v1/(recommend|feedback|signals|decisions/.*|me|me/.*|integrations.*)$", PERSON),
+    (
+        ".*",
+        r"^/v1/(recommend|feedback|signals|decisions/.*|me|me/.*|integrations.*|push/.*)$",
+        PERSON,
+    ),
     (".*", r"^/v1/auth/.*$", PUBLIC),
     (".*", r"^/v1/experiments.*$", EXPERIMENTER),
     (".*", r"^/v1/policies.*$", POLICY_AUTHOR),

@@ -146,7 +146,15 @@ def test_export_holds_profile_signals_decisions_and_integrations(client: TestCli
     export = _export(client)
     assert export["principal"] == "local"
     names = [s["name"] for s in export["sections"]]
-    assert names == ["profile", "signals", "decisions", "integrations", "sessions"]
+    assert names == [
+        "profile",
+        "signals",
+        "decisions",
+        "integrations",
+        "push_devices",
+        "pushes",
+        "sessions",
+    ]
     assert all(s["description"] for s in export["sections"])
     assert _section(export, "profile") == {
         "timezone": "Europe/Paris",
@@ -307,7 +315,10 @@ def test_erasure_of_a_fresh_person_answers_204(client: TestClient) -> None:
         "signals",
         "decisions",
         "integrations",
+        "push_devices",
+        "pushes",
     ]
+    assert _section(export, "push_devices") == []
 
 
 def test_a_person_starts_afresh_after_erasure(client: TestClient) -> None:

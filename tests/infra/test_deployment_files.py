@@ -24,6 +24,8 @@ from pydantic import SecretStr, ValidationError
 from api.settings import Settings
 from bandit.settings import LearnerSettings
 from integrations.vault import Vault, new_key_entry
+from notifier.settings import PushSettings
+from notifier.vapid import VapidKey
 from tests.conftest import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +35,9 @@ K8S = INFRA / "k8s"
 DOCKERFILES = {
     "api": INFRA / "docker" / "api.Dockerfile",
     "learner": INFRA / "docker" / "learner.Dockerfile",
+    "notifier": INFRA / "docker" / "notifier.Dockerfile",
 }
-PORTS = {"api": 8000, "learner": 8001}
+PORTS = {"api": 8000, "learner": 8001, "notifier": 8002}
 INTERPOLATED = re.compile(r"^\$\{[A-Z_]+:\?[^}]+\}$")
 # A secret comes from .env.local under its own name: required (`:?message`) or optional (`:-`).
 FROM_ENV_FILE = re.compile(r"^\$\{(?P<name>[A-Z_]+)(:\?[^}]+|:-)\}$")
@@ -57,6 +60,8 @@ SITE = {
     "OO_PUBLIC_URL": "https://oo.example.test",
     "OO_TOKEN_KEYS": TOKEN_KEY,
     "OO_VAULT_KEYS": new_key_entry("v1"),
+    "OO_VAPID_PRIVATE_KEY": VapidKey.generate("mailto:ops@oo.example.test").private_text,
+    "OO_VAPID_SUBJECT": "mailto:ops@oo.example.test",
 }
 PROVIDERS = {
     "google": {"OO_GOOGLE_CLIENT_ID": "client", "OO_GOOGLE_CLIENT_SECRET": "not-a-secret"},
@@ -169,9 +174,10 @@ def _required_in_signin_mode(environ: dict[str, str], mp: pytest.MonkeyPatch) ->
 
 def _secret_variables() -> set[str]:
     """Settings whose values are credentials: typed SecretStr, or holding one."""
+    fields = {**Settings.model_fields, **PushSettings.model_fields}
     secret = {
         name
-        for name, field in Settings.model_fields.items()
+        for name, field in fields.items()
         if SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
     }
     secret |= {"oidc_providers", "personalizer_key", "database_url", "redis_url"}
@@ -180,11 +186,13 @@ def _secret_variables() -> set[str]:
 
 def _known_variables() -> set[str]:
     fields = set(Settings.model_fields) | set(LearnerSettings.model_fields)
+    fields |= set(PushSettings.model_fields)
     known = {f"OO_{name.upper()}" for name in fields}
     # Read by the CLI itself rather than by a settings class.
-    known |= set(
-        re.findall(r"os\.environ\.get\(\"(OO_\w+)\"", (ROOT / "api" / "cli.py").read_text())
-    )
+    for cli in ("cli.py", "cli_push.py"):
+        known |= set(
+            re.findall(r"os\.environ\.get\(\"(OO_\w+)\"", (ROOT / "api" / cli).read_text())
+        )
     return known
 
 
@@ -193,7 +201,16 @@ def _known_variables() -> set[str]:
 
 def test_compose_has_every_service_with_a_health_check() -> None:
     services = _compose()["services"]
-    assert set(services) >= {"db", "redis", "migrate", "api", "learner", "prometheus", "grafana"}
+    assert set(services) >= {
+        "db",
+        "redis",
+        "migrate",
+        "api",
+        "learner",
+        "notifier",
+        "prometheus",
+        "grafana",
+    }
     for name, service in services.items():
         assert "healthcheck" in service, f"{name} has no healthcheck"
         if service.get("restart") == "no":  # a one-shot: it exits, nothing to check
@@ -207,7 +224,7 @@ def test_compose_has_every_service_with_a_health_check() -> None:
     assert "redis-cli" in services["redis"]["healthcheck"]["test"]
 
 
-@pytest.mark.parametrize("name", ["api", "learner"])
+@pytest.mark.parametrize("name", ["api", "learner", "notifier"])
 def test_compose_oo_processes(name: str) -> None:
     service = _service(name)
     assert service["build"]["dockerfile"] == f"infra/docker/{name}.Dockerfile"
@@ -297,7 +314,7 @@ def test_compose_migrates_once_before_the_api_and_the_learner_start(
     assert migrate["build"] == _service("api")["build"]
     assert migrate["image"] == _service("api")["image"]
     assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
-    for name in ("api", "learner"):
+    for name in ("api", "learner", "notifier"):
         assert _service(name)["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }, name
@@ -329,6 +346,27 @@ def test_compose_runs_exactly_one_learner_reachable_from_prometheus() -> None:
     # The learner builds Settings too: a non-loopback OO_HOST would stop it at start.
     assert "OO_HOST" not in service["environment"]
     assert str(service["environment"]["OO_LEARNER_PORT"]) == str(PORTS["learner"])
+
+
+def test_compose_runs_one_notifier_with_the_vault_and_vapid_keys_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = _service("notifier")
+    assert service.get("deploy", {}).get("replicas", 1) == 1
+    assert service["command"] == ["oo", "notifier", "--host", "0.0.0.0"]
+    assert "OO_HOST" not in service["environment"]
+    assert str(service["environment"]["OO_NOTIFIER_PORT"]) == str(PORTS["notifier"])
+    environ = _container_env("notifier", SITE | PROVIDERS["google"] | PROVIDERS["oidc"])
+    secrets = _secret_variables() - {"OO_DATABASE_URL", "OO_REDIS_URL"}
+    assert set(environ) & secrets == {"OO_VAULT_KEYS", "OO_VAPID_PRIVATE_KEY"}
+    settings = _settings_from(environ, monkeypatch)
+    assert not settings.signin_providers
+    push = PushSettings(_env_file=None)  # type: ignore[call-arg]
+    assert push.private_key == SITE["OO_VAPID_PRIVATE_KEY"]
+    assert push.vapid_subject == SITE["OO_VAPID_SUBJECT"]
+    # The api gives browsers the same key's public half.
+    api = _container_env("api", SITE | PROVIDERS["google"])
+    assert api["OO_VAPID_PRIVATE_KEY"] == environ["OO_VAPID_PRIVATE_KEY"]
 
 
 def test_compose_has_no_literal_secret() -> None:
@@ -371,6 +409,8 @@ def test_prometheus_config_scrapes_both_processes_on_their_ports() -> None:
     assert api_sd["names"] == ["api"]
     assert api_sd["port"] == PORTS["api"]
     assert jobs["oo-learner"]["static_configs"][0]["targets"] == [f"learner:{PORTS['learner']}"]
+    notifier = f"notifier:{PORTS['notifier']}"
+    assert jobs["oo-notifier"]["static_configs"][0]["targets"] == [notifier]
     promtool = shutil.which("promtool")
     if promtool:
         subprocess.run([promtool, "check", "config", str(INFRA / "prometheus.yml")], check=True)
@@ -379,7 +419,7 @@ def test_prometheus_config_scrapes_both_processes_on_their_ports() -> None:
 # --- Dockerfiles ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["api", "learner"])
+@pytest.mark.parametrize("name", ["api", "learner", "notifier"])
 def test_dockerfile_exposes_and_checks_its_port(name: str) -> None:
     text = DOCKERFILES[name].read_text()
     assert re.findall(r"^EXPOSE (\d+)$", text, re.MULTILINE) == [str(PORTS[name])]
@@ -405,7 +445,7 @@ def _dockerignore_allows(path: str) -> bool:
     return allowed
 
 
-@pytest.mark.parametrize("name", ["api", "learner"])
+@pytest.mark.parametrize("name", ["api", "learner", "notifier"])
 def test_dockerfile_copies_what_the_code_needs_and_no_secret(name: str) -> None:
     text = DOCKERFILES[name].read_text()
     sources = [
@@ -487,6 +527,41 @@ def test_k8s_learner_is_a_single_replica_that_never_overlaps() -> None:
     assert not [d for d in _k8s() if d["kind"] == "HorizontalPodAutoscaler"]
 
 
+def test_k8s_notifier_is_a_single_replica_with_the_vault_and_vapid_keys_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deployment = _k8s_one("Deployment", "oo-notifier")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    container = _container(deployment)
+    assert container["args"] == ["oo", "notifier", "--host", "0.0.0.0"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = container[probe]["httpGet"]
+        assert check["path"] == "/health"
+        assert _port_number(container, check["port"]) == PORTS["notifier"]
+    service = _k8s_one("Service", "oo-notifier")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert {"secretRef": {"name": "oo-api-secrets"}} not in container["envFrom"]
+    assert {"secretRef": {"name": "oo-push-secrets"}} in container["envFrom"]
+    assert {"secretRef": {"name": "oo-push-secrets"}} in _container(
+        _k8s_one("Deployment", "oo-api")
+    )["envFrom"]
+    every_key = {
+        "OO_DATABASE_URL": "postgresql+psycopg://oo:pw@postgres:5432/oo",
+        "OO_REDIS_URL": "redis://redis:6379/0",
+        **{k: v for k, v in SITE.items() if k.startswith("OO_")},
+        **PROVIDERS["google"],
+    }
+    environ = _pod_environ("oo-notifier", every_key)
+    secrets = _secret_variables() - {"OO_DATABASE_URL", "OO_REDIS_URL"}
+    assert set(environ) & secrets == {"OO_VAULT_KEYS", "OO_VAPID_PRIVATE_KEY"}
+    assert environ["OO_VAULT_KEYS"] == SITE["OO_VAULT_KEYS"]
+    settings = _settings_from(environ, monkeypatch)
+    assert settings.host == "127.0.0.1"
+    assert PushSettings(_env_file=None).private_key == SITE["OO_VAPID_PRIVATE_KEY"]  # type: ignore[call-arg]
+
+
 def test_k8s_upgrade_job_runs_once_before_the_api_and_the_learner(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -510,7 +585,7 @@ def test_k8s_upgrade_job_runs_once_before_the_api_and_the_learner(
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     # Every pod of the api and the learner waits for the schema before its process starts.
-    for name in ("oo-api", "oo-learner"):
+    for name in ("oo-api", "oo-learner", "oo-notifier"):
         deployment = _k8s_one("Deployment", name)
         (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
         assert init["args"][:3] == ["oo", "db", "wait"], name
@@ -535,7 +610,10 @@ def test_k8s_config_flows_through_configmap_and_secret() -> None:
     assert "OO_HOST" not in config["data"]
     assert not _secret_variables() & set(config["data"])
     assert {"OO_DATABASE_URL", "OO_REDIS_URL"} <= set(secret["stringData"])
-    assert _secret_variables() <= set(secret["stringData"]) | set(api_secret["stringData"])
+    push_secret = _k8s_one("Secret", "oo-push-secrets")
+    assert _secret_variables() <= (
+        set(secret["stringData"]) | set(api_secret["stringData"]) | set(push_secret["stringData"])
+    )
     for name in ("oo-api", "oo-learner"):
         sources = _container(_k8s_one("Deployment", name))["envFrom"]
         assert {"configMapRef": {"name": "oo-config"}} in sources
@@ -561,7 +639,7 @@ def test_k8s_config_flows_through_configmap_and_secret() -> None:
 
 def test_k8s_secret_template_holds_no_real_value() -> None:
     text = (K8S / "secret.example.yaml").read_text()
-    for name in ("oo-secrets", "oo-api-secrets"):
+    for name in ("oo-secrets", "oo-api-secrets", "oo-push-secrets"):
         secret = _k8s_one("Secret", name)
         assert "data" not in secret
         assert all(value == "" for value in secret["stringData"].values()), secret["stringData"]
@@ -579,7 +657,11 @@ def _pod_environ(deployment: str, filled: Mapping[str, str]) -> dict[str, str]:
         else:
             keys = _k8s_one("Secret", source["secretRef"]["name"])["stringData"]
             environ |= {key: filled.get(key, "") for key in keys}
-    environ |= {e["name"]: e["value"] for e in container.get("env", [])}
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environ[variable["name"]] = variable["value"]
+        else:  # one key of a Secret
+            environ[variable["name"]] = filled.get(variable["valueFrom"]["secretKeyRef"]["key"], "")
     return environ
 
 

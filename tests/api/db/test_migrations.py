@@ -28,7 +28,16 @@ from tests.rewards.synthetic import write_log
 from tests.schema import schema_url
 
 ROOT = Path(__file__).resolve().parents[3]
-RUNTIME = ("api", "bandit", "policies", "experiments", "rewards", "integrations", "dashboards")
+RUNTIME = (
+    "api",
+    "bandit",
+    "policies",
+    "experiments",
+    "rewards",
+    "integrations",
+    "notifier",
+    "dashboards",
+)
 
 
 def _drift(url: str) -> list[object]:

@@ -1,0 +1,89 @@
+"""`oo notifier` (the process that sends pushes) and `oo push new-keys` (the VAPID key pair)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from notifier.settings import PushSettings
+
+push_app = typer.Typer(help="Web Push: the deployment's VAPID keys.", no_args_is_help=True)
+
+
+@push_app.command("new-keys")
+def new_keys(
+    subject: Annotated[
+        str,
+        typer.Option(help="How push services reach you: mailto:you@example.com or https://…"),
+    ],
+) -> None:
+    """Print a fresh VAPID key pair as OO_VAPID_PRIVATE_KEY and OO_VAPID_SUBJECT lines.
+
+    One pair per deployment: browsers subscribe with its public key, so replacing it later
+    means every device subscribes again.
+    """
+    from notifier.vapid import VapidConfigError, VapidKey
+
+    try:
+        key = VapidKey.generate(subject)
+    except VapidConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--subject") from None
+    typer.echo(f"OO_VAPID_PRIVATE_KEY={key.private_text}")
+    typer.echo(f"OO_VAPID_SUBJECT={subject}")
+    typer.echo(f"# public key (GET /v1/push/key serves it): {key.public_key}", err=True)
+
+
+def push_settings_or_exit() -> PushSettings:
+    """The push settings, or the refusal as one line per problem and exit code 2."""
+    from pydantic import ValidationError
+
+    from notifier.settings import PushSettings
+
+    try:
+        return PushSettings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
+
+
+def notifier(
+    port: Annotated[
+        int, typer.Option(help="Port of the notifier's /health and /metrics (OO_NOTIFIER_PORT)")
+    ] = int(os.environ.get("OO_NOTIFIER_PORT", "8002")),
+    host: Annotated[str, typer.Option(help="Bind address of /health")] = "127.0.0.1",
+) -> None:
+    """Send the pushes the outbox holds (one per deployment; `oo serve` runs it as a thread)."""
+    from api.cli import _configure_logging, _settings_or_exit
+    from api.cli_common import ready_database
+    from api.integration_setup import local_folder, open_vault
+    from notifier.process import run_notifier
+    from notifier.push import PushNotConfigured
+    from notifier.vapid import KEY_FILE
+
+    _configure_logging()
+    settings = _settings_or_exit({})
+    push = push_settings_or_exit()
+    ready_database(settings.database)
+    folder = local_folder(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        run_notifier(
+            stop,
+            database_url=settings.database,
+            settings=push,
+            vault_factory=lambda: open_vault(settings),
+            local_key_file=None if folder is None else folder / KEY_FILE,
+            host=host,
+            port=port,
+        )
+    except PushNotConfigured as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -83,7 +83,7 @@ def test_a_rejected_state_keeps_its_reason_from_the_caller() -> None:
         (ProviderUnavailable("down"), "/v1/recommend", (503, "ServiceUnavailable")),
         (EventIdConflict("taken"), "/personalizer/v1.0/rank", (400, "InvalidRankRequest")),
         (
-            ConfigError("bad", target="defaultReward"),
+            ConfigError("default_reward", "bad"),
             "/personalizer/v1.0/configurations/service",
             (400, "InvalidServiceConfiguration"),
         ),

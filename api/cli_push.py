@@ -59,15 +59,14 @@ def notifier(
     host: Annotated[str, typer.Option(help="Bind address of /health")] = "127.0.0.1",
 ) -> None:
     """Send the pushes the outbox holds (one per deployment; `oo serve` runs it as a thread)."""
-    from api.cli import _configure_logging, _settings_or_exit
-    from api.cli_common import ready_database
+    from api.cli_common import configure_logging, ready_database, settings_or_exit
     from api.integration_setup import local_folder, open_vault
     from notifier.process import run_notifier
     from notifier.push import PushNotConfigured
     from notifier.vapid import KEY_FILE
 
-    _configure_logging()
-    settings = _settings_or_exit({})
+    configure_logging()
+    settings = settings_or_exit({})
     push = push_settings_or_exit()
     ready_database(settings.database)
     folder = local_folder(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from api.jobstore import JobStore  # shared evaluation / policy-search jobs
 from api.settings import Settings
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
+from bandit.events import new_event_id
 from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.metrics import BUS_ERRORS
@@ -68,6 +70,8 @@ class Services:
     experiments: Experiments
     auth: Authenticator
     learner: Learner | None = None
+    event_ids: Callable[[], str] = new_event_id
+    """Names the decisions whose caller did not; the id seeds the draw (tests pin it)."""
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     _running: dict[str, Experiment] = field(default_factory=dict)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 
@@ -65,7 +64,7 @@ def recommend(
         )
         live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
         context += live.context
-        event_id = uuid.uuid4().hex
+        event_id = services.event_ids()
         candidates = services.tips.candidates(profile, local, recent, event_id)
         policy, experiment, arm = services.serving_policy(TIPS, person)
         outcome = services.decider.decide(

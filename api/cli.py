@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
@@ -51,9 +52,8 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
     settings = settings_or_exit(overrides)
     push_settings = push_settings_or_exit()
     ready_database(settings.database)
-    where = "PostgreSQL" if settings.database_url else f"SQLite at {settings.database}"
     bus = "Redis Streams" if settings.redis_url else "the in-process bus"
-    typer.echo(f"oO {role}: {where}, {bus}")
+    typer.echo(f"oO {role}: {database_banner(settings.database)}, {bus}")
     typer.echo(f"oO is running at http://{settings.host}:{settings.port}/", err=False)
     if workers > 1:
         # Workers import the factory themselves; settings come from the environment.
@@ -73,6 +73,15 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
             port=settings.port,
             log_level="warning",
         )
+
+
+def database_banner(url: str) -> str:
+    """The database as the start-up banner names it: by the URL's dialect, never its password."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return f"SQLite at {parsed.database or ':memory:'}"
+    return {"postgresql": "PostgreSQL"}.get(backend, backend)
 
 
 @app.command()

@@ -8,6 +8,7 @@ start with an underscore are carried along but are not features (as in DSJSON).
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,15 @@ FeatureObject: TypeAlias = dict[str, JSONValue]
 Features: TypeAlias = list[FeatureObject]
 
 MAX_ID_LENGTH = 256
+
+
+def new_event_id() -> str:
+    """A fresh, unguessable event id for a decision the caller did not name.
+
+    The id seeds the decision's draws (`bandit.sampling`), so whoever must reproduce them (a
+    test judging what was chosen) supplies its own ids in place of this.
+    """
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,6 +195,9 @@ class SurfaceConfigs:
     starting: Mapping[str, SurfaceConfig] = field(default_factory=dict)
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _writes: int = 0
+    """How many writes this process made; a read that overlapped one does not fill the cache
+    (it may hold the row from before the write, cached after the write emptied the cache)."""
 
     def defaults_of(self, surface: str) -> SurfaceConfig:
         """What `surface` runs with until it is configured."""
@@ -222,6 +225,7 @@ class SurfaceConfigs:
 
     def read(self, surface: str) -> tuple[SurfaceConfig, int]:
         """The configuration and model generation, read from the database now."""
+        writes = self._writes
         row = self._row(surface)
         if row is None:
             config, generation = self.defaults_of(surface), 0
@@ -229,7 +233,8 @@ class SurfaceConfigs:
             config = SurfaceConfig.from_json(row.config, self.defaults_of(surface))
             generation = int(row.model_generation)
         with self._lock:
-            self._cache[surface] = _Cached(config, generation, time.monotonic())
+            if self._writes == writes:
+                self._cache[surface] = _Cached(config, generation, time.monotonic())
         return config, generation
 
     def get(self, surface: str) -> SurfaceConfig:
@@ -247,6 +252,7 @@ class SurfaceConfigs:
 
     def configured(self) -> dict[str, tuple[SurfaceConfig, int]]:
         """Every surface with a stored row: its configuration and model generation, read now."""
+        writes = self._writes
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(table.c.surface, table.c.config, table.c.model_generation)
@@ -260,8 +266,9 @@ class SurfaceConfigs:
             }
         now = time.monotonic()
         with self._lock:
-            for surface, (config, generation) in out.items():
-                self._cache[surface] = _Cached(config, generation, now)
+            if self._writes == writes:
+                for surface, (config, generation) in out.items():
+                    self._cache[surface] = _Cached(config, generation, now)
         return out
 
     def put(
@@ -289,6 +296,7 @@ class SurfaceConfigs:
                 values.update(_reset_apprentice(now))
             conn.execute(table.update().where(table.c.surface == surface).values(**values))
         with self._lock:
+            self._writes += 1
             self._cache.pop(surface, None)
         return config
 
@@ -314,6 +322,7 @@ class SurfaceConfigs:
                 )
             )
         with self._lock:
+            self._writes += 1
             self._cache.pop(surface, None)
         return self.lineage(surface)
 

@@ -34,7 +34,7 @@ from integrations.catalog import load_catalog
 from integrations.context import TipSource, build_context
 from integrations.profiles import Profile
 from integrations.signals import Signal
-from policies.registry import DEFAULT_VW_ARGS, Registry
+from policies.registry import EPSILON_GREEDY_ARGS, Registry
 
 KEY = "tips:vw-epsilon"
 
@@ -87,7 +87,7 @@ def main() -> None:
     ]
 
     def plain() -> float:
-        vw = vowpalwabbit.Workspace(DEFAULT_VW_ARGS + " --quiet")
+        vw = vowpalwabbit.Workspace(EPSILON_GREEDY_ARGS + " --quiet")
         started = time.perf_counter()
         for example in examples:
             vw.learn(example)
@@ -134,7 +134,7 @@ def main() -> None:
             ]
         )
     k = len(decisions[0].actions)
-    print(f"\n{len(decisions):,} decisions, {k} candidates each, args: {DEFAULT_VW_ARGS}")
+    print(f"\n{len(decisions):,} decisions, {k} candidates each, args: {EPSILON_GREEDY_ARGS}")
     print(
         "learner = read from PostgreSQL, join, learn the logged example, mark (batches of 2048)\n"
     )

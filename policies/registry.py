@@ -31,8 +31,9 @@ from policies.spec import (
     parse_id,
 )
 
-# The epsilon-greedy policy of ADR 0002 (the default until ADR 0011).
-DEFAULT_VW_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
+EPSILON_GREEDY_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
+"""The arguments of `vw-epsilon`, the epsilon-greedy policy of ADR 0002 (the default until
+ADR 0011; the default is now `DEFAULT_POLICY`)."""
 DEFAULT_POLICY = "vw-squarecb"
 """What a surface serves unless configured: SquareCB under the surface's uniform floor
 (`bandit.surface_config.DEFAULT_EXPLORATION`), chosen by the simulation suite (ADR 0011)."""
@@ -42,7 +43,7 @@ BUILTIN: tuple[PolicySpec, ...] = (
     PolicySpec(
         "vw-epsilon",
         "vw",
-        DEFAULT_VW_ARGS,
+        EPSILON_GREEDY_ARGS,
         "Epsilon-greedy (20%) over an MTR reward model with all quadratic interactions.",
     ),
     PolicySpec(

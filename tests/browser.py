@@ -30,8 +30,14 @@ DESKTOP: ViewportSize = {"width": 1440, "height": 900}
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """One Chromium per test module, stopped when the module is done.
+
+    Playwright's sync API keeps its event loop registered as the running loop of the main
+    thread until it stops; held for the session, it made every later `asyncio.run` fail
+    ("cannot be called from a running event loop") in whatever ran after a browser test.
+    """
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             raise RuntimeError(f"{CHROMIUM} is missing; `make test` installs it")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import Response
 
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
@@ -32,7 +30,7 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
     with RANK_LATENCY.time():
         excluded = set(body.excluded_actions or [])
         actions = [Action(a.id, a.features) for a in body.actions if a.id not in excluded]
-        event_id = body.event_id or uuid.uuid4().hex
+        event_id = body.event_id or services.event_ids()
         # The unit of assignment is the event: one subscription key is one principal.
         # The service configuration's learning mode and exploration (administration surface).
         policy, experiment, arm = services.serving_policy(PERSONALIZER, event_id)

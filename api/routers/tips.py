@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 
@@ -65,7 +64,7 @@ def recommend(
         )
         live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
         context += live.context
-        event_id = uuid.uuid4().hex
+        event_id = services.event_ids()
         catalog = services.tips.candidates(profile, local, recent, event_id)
         # The person's own record with each candidate's category: no query when warm.
         history = services.history.get(person, now).features(now, profile.zone)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from bandit.apprentice import Imitation
 from bandit.bus import EventBus, make_bus
 from bandit.decide import Decider
 from bandit.errors import DomainError, Kind
+from bandit.events import new_event_id
 from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.metrics import BUS_ERRORS
@@ -73,6 +75,8 @@ class Services:
     experiments: Experiments
     auth: Authenticator
     learner: Learner | None = None
+    event_ids: Callable[[], str] = new_event_id
+    """Names the decisions whose caller did not; the id seeds the draw (tests pin it)."""
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     _running: dict[str, Experiment] = field(default_factory=dict)

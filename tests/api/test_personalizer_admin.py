@@ -70,7 +70,9 @@ def _fill_log(live: LiveServer, client: PersonalizerClient, n: int, seed: int) -
             answer["eventId"], {"value": 1.0 if answer["rewardActionId"] == liked else 0.0}
         )
     total = before + n
-    wait_until(lambda: live.services.store.learned_summary(surface=PERSONALIZER)[0] == total)
+    wait_until(
+        lambda: live.services.store.learned_summary(surface=PERSONALIZER)[0] == total, timeout=120
+    )
 
 
 def test_service_configuration_takes_effect(live_server: StartServer) -> None:
@@ -466,7 +468,8 @@ def test_apprentice_mode_imitates_the_baseline(client: TestClient) -> None:
         answer = client.post(rank_url, json=body).json()
         value = 0.5 if answer["rewardActionId"] == "z" else 0.0
         client.post(personalizer_url(f"/events/online-{i}/reward"), json={"value": value})
-    wait_until(lambda: store.learned_summary(surface=PERSONALIZER)[0] == 150)
+    # Waits are on state (marks, apprentice counts); the timeouts only bound a stuck learner.
+    wait_until(lambda: store.learned_summary(surface=PERSONALIZER)[0] == 150, timeout=120)
 
     assert _put_config(client, learningMode="Apprentice").status_code == 200
     start = _apprentice(client)
@@ -486,8 +489,10 @@ def test_apprentice_mode_imitates_the_baseline(client: TestClient) -> None:
             value = 1.0 if baseline == liked else 0.0
             earned += value
             client.post(personalizer_url(f"/events/apprentice-{i}/reward"), json={"value": value})
+        # Every event of the round learned as an apprentice (counted after its mark).
         return wait_until(
-            lambda: (m := _apprentice(client))["numberOfEvents"] == first + count and m
+            lambda: (m := _apprentice(client))["numberOfEvents"] == first + count and m,
+            timeout=120,
         )
 
     early = apprentice_round(0, 60)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -77,13 +77,25 @@ def loop(backend: Backend) -> Iterator[Loop]:
     store.engine.dispose()
 
 
-def drain(learner: Learner) -> int:
+def drain(learner: Learner, until: Sequence[str] = (), *, max_steps: int = 1000) -> int:
+    """Step the learner until it learns nothing more, and (when `until` names decisions) until
+    each of them carries a learning mark; returns how many it learned.
+
+    Stopping on state, not on a quiet read: a step under load may read before everything
+    published is there. `max_steps` only bounds a learner that never gets there.
+    """
     total = 0
-    while (learned := learner.step(block_ms=50)) or total == 0:
+    for _ in range(max_steps):
+        learned = learner.step(block_ms=50)
         total += learned
-        if not learned:
-            break
-    return total
+        if not learned and all(_marked(learner.store, event_id) for event_id in until):
+            return total
+    raise AssertionError(f"not all of {list(until)} learned in {max_steps} steps")
+
+
+def _marked(store: Store, event_id: str) -> bool:
+    logged = store.get(event_id)
+    return logged is not None and logged.learn_seq is not None
 
 
 def test_first_reward_is_learned_and_repeats_change_nothing(loop: Loop) -> None:
@@ -91,7 +103,7 @@ def test_first_reward_is_learned_and_repeats_change_nothing(loop: Loop) -> None:
     loop.decide("e1")
     loop.reward("e1", 0.7)
     loop.reward("e1", -1.0)  # ignored: earliest aggregation
-    drain(learner)
+    drain(learner, ["e1"])
     logged = loop.store.get("e1")
     assert logged is not None
     assert logged.learned_reward == 0.7
@@ -121,7 +133,7 @@ def test_a_deferred_decision_is_never_learned_until_activated(loop: Loop) -> Non
     # Activation starts the window; the reward that was waiting is learned now.
     assert loop.store.activate("deferred")
     loop.bus.publish("activate", "deferred")
-    drain(learner)
+    drain(learner, ["deferred"])
     logged = loop.store.get("deferred")
     assert logged is not None and logged.learned_reward == 1.0
 
@@ -155,11 +167,11 @@ def test_restart_resumes_without_losing_or_double_learning(loop: Loop) -> None:
         loop.decide(f"e{i}")
     for i in range(10):
         loop.reward(f"e{i}", float(i % 2))
-    drain(first)
+    assert drain(first, [f"e{i}" for i in range(10)]) == 10
     assert first.publish_snapshots() == 1  # snapshot through 10 examples
     for i in range(10, 20):
         loop.reward(f"e{i}", float(i % 2))
-    drain(first)
+    assert drain(first, [f"e{i}" for i in range(10, 20)]) == 10
     before = first.hub.get(KEY)
     assert before is not None and before.version == 20
     context = [{"user": {"mood": "low"}}]
@@ -171,13 +183,16 @@ def test_restart_resumes_without_losing_or_double_learning(loop: Loop) -> None:
     assert after is not None
     assert after.version == 20
     assert after.predict(context, action_lines(ACTIONS)) == pytest.approx(expected, abs=1e-6)
-    # Every message is delivered again: nothing is learned twice.
+    # Every message is delivered again: nothing is learned twice. A new decision's reward,
+    # published after them, is learned once they have all been read.
     for i in range(20):
         loop.bus.publish("reward", f"e{i}")
-    assert drain(second) == 0
-    assert after.version == 20
-    seqs = [loop.store.get(f"e{i}").learn_seq for i in range(20)]  # type: ignore[union-attr]
-    assert sorted(seqs) == list(range(1, 21))  # type: ignore[type-var]
+    loop.decide("e20")
+    loop.reward("e20", 1.0)
+    assert drain(second, ["e20"]) == 1
+    assert after.version == 21
+    seqs = [loop.store.get(f"e{i}").learn_seq for i in range(21)]  # type: ignore[union-attr]
+    assert sorted(seqs) == list(range(1, 22))  # type: ignore[type-var]
 
 
 def test_the_api_side_hub_picks_up_published_versions(loop: Loop) -> None:
@@ -186,7 +201,7 @@ def test_the_api_side_hub_picks_up_published_versions(loop: Loop) -> None:
     assert serving.get(KEY) is not None
     loop.decide("v1")
     loop.reward("v1", 1.0)
-    drain(learner)
+    drain(learner, ["v1"])
     learner.publish_snapshots()
     assert serving.refresh() == [KEY]
     model = serving.get(KEY)
@@ -203,7 +218,7 @@ def test_pending_stream_messages_survive_a_learner_crash(loop: Loop, backend: Ba
     assert [m.event_id for m in delivered] == ["p1"]  # delivered, never acknowledged
     crashed.close()
     learner = loop.learner()  # same consumer name: re-reads its pending messages first
-    assert drain(learner) == 1
+    assert drain(learner, ["p1"]) == 1
     logged = loop.store.get("p1")
     assert logged is not None and logged.learned_reward == 1.0
 

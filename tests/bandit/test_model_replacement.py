@@ -10,7 +10,7 @@ from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.model import Model
 from bandit.surface_config import SurfaceConfig, SurfaceConfigs
-from policies.registry import DEFAULT_VW_ARGS
+from policies.registry import EPSILON_GREEDY_ARGS
 from tests.bandit.test_learner import KEY, Loop, loop  # noqa: F401 - the shared fixture
 
 DEFAULTS = SurfaceConfig(timedelta(seconds=600), 0.0)
@@ -33,10 +33,10 @@ def test_the_learner_rebuilds_from_a_model_replaced_elsewhere(loop: Loop) -> Non
 
     # Another process (an api worker) resets the model.
     api_hub = ModelHub(loop.store, loop.registry.args_for, replay=False)
-    fresh = Model(DEFAULT_VW_ARGS)
+    fresh = Model(EPSILON_GREEDY_ARGS)
     data, _ = fresh.serialize()
     fresh.close()
-    version = api_hub.install(KEY, DEFAULT_VW_ARGS, data, _configs(loop))
+    version = api_hub.install(KEY, EPSILON_GREEDY_ARGS, data, _configs(loop))
     assert version == 6
     assert api_hub.get(KEY).version == 6
 

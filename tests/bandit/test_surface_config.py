@@ -38,6 +38,27 @@ def test_validation_names_the_field() -> None:
         assert refused.value.target == target
 
 
+def test_a_read_overlapping_a_write_does_not_cache_the_row_from_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The learner reads a configuration while an api thread switches the mode: the row read
+    before the write must not be cached after the write emptied the cache."""
+    store = Store.connect(migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"), pool_size=2)
+    configs = SurfaceConfigs(store.engine, DEFAULTS, ttl=3600.0)
+    configs.put("personalizer", DEFAULTS)
+    row = configs._row
+
+    def row_then_write(surface: str) -> object:
+        before = row(surface)
+        configs.put(surface, replace(DEFAULTS, learning_mode="Apprentice"))
+        return before
+
+    monkeypatch.setattr(configs, "_row", row_then_write)
+    assert configs.read("personalizer")[0].learning_mode == "Online"  # as it was when read
+    monkeypatch.undo()
+    assert configs.get("personalizer").learning_mode == "Apprentice"
+
+
 def test_storage_generation_and_apprentice_counters(tmp_path: Path) -> None:
     store = Store.connect(migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"), pool_size=2)
     configs = SurfaceConfigs(store.engine, DEFAULTS, ttl=0.0)

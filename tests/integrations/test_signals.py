@@ -151,7 +151,8 @@ def test_the_worker_runs_until_stopped(store: SignalStore) -> None:
 # ----------------------------------------------------------------------------- retention
 
 
-def _seed_ages(store: SignalStore, days: list[float]) -> None:
+def _seed_ages(store: SignalStore, days: list[float]) -> datetime:
+    """One mood signal per age in `days`; returns the moment the ages count back from."""
     now = utcnow()
     for i, age in enumerate(days):
         at = now - timedelta(days=age)
@@ -160,16 +161,17 @@ def _seed_ages(store: SignalStore, days: list[float]) -> None:
             Signal.model_construct(type="mood", value=3.0, occurred_at=at, source="t"),
             now,
         )
+    return now
 
 
 def test_prune_deletes_exactly_what_is_past_retention_in_batches(store: SignalStore) -> None:
-    _seed_ages(store, [200, 120, 91, 89, 10, 0.5, 150])
+    now = _seed_ages(store, [200, 120, 91, 89, 10, 0.5, 150])
     totals: list[int] = []
     report = store.prune_report(timedelta(days=90), batch=2, on_batch=totals.append)
     assert (report.deleted, report.remaining) == (4, 3)
     assert totals == [2, 4]
     assert report.oldest is not None
-    assert timedelta(days=88) < utcnow() - report.oldest < timedelta(days=90)
+    assert report.oldest == now - timedelta(days=89)
     assert store.prune_report(timedelta(days=90)).deleted == 0
 
 

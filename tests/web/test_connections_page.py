@@ -35,6 +35,9 @@ pytestmark = [
 ]
 
 ZONE = "America/Sao_Paulo"
+# A roomy provider deadline: these tests are about the page, not about giving up on a slow
+# provider (tests/api/test_integrations.py covers that); a busy machine must not time them out.
+ROOMY_DEADLINE_MS = 5000
 
 
 def _connect(api: httpx.Client, providers: FakeProviders, provider: str) -> None:
@@ -64,7 +67,10 @@ def test_integration_status_disconnect_and_timezone(
     open_page: Callable[..., Page],
     screenshot: Callable[[Page, str], Path],
 ) -> None:
-    live = live_server(vault_keys=new_key_entry("test"), **providers.settings())
+    live = live_server(
+        vault_keys=new_key_entry("test"),
+        **providers.settings(provider_deadline_ms=ROOMY_DEADLINE_MS),
+    )
     services = live.services
     with httpx.Client(base_url=live.url, timeout=10) as api:
         api.patch("/v1/me", json={"kinds": ["advice", "todo"]}).raise_for_status()
@@ -161,7 +167,7 @@ def signin_server(backend: Backend, providers: FakeProviders) -> Iterator[LiveSe
         oidc_providers=json.dumps(signin),
         token_keys=f"k1:{base64.b64encode(b's' * 32).decode()}",
         vault_keys=new_key_entry("test"),
-        **providers.settings(),
+        **providers.settings(provider_deadline_ms=ROOMY_DEADLINE_MS),
     )
     app = create_app(settings, fast_learner())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

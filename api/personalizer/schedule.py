@@ -163,7 +163,7 @@ def start(services: Services) -> None:
     """Tick the schedules on a thread of this process until it stops; report stored settings
     oO does not act on (`PersonalizerConfig.inert`)."""
     schedules = Schedules(services, services.runner)
-    for message in schedules.personalizer.stored().inert():
+    for message in schedules.personalizer.stored_as_is().inert():
         log.warning("Personalizer configuration: %s", message)
     every = services.settings.schedule_seconds
 

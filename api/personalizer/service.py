@@ -1,7 +1,7 @@
 """The Personalizer surface's administration: service configuration, policy, model and logs.
 
 Routes (`api.personalizer.admin`) only call this; a CLI can too. The loop's settings live in
-`bandit.surface_config` (every api worker and the learner apply them), the echo-only fields in
+`bandit.surface_config` (every api worker and the learner apply them), the other fields in
 `api.personalizer.config`, the policy in the registry and the surface's default policy. Model
 import and reset replace the surface model's snapshots and bump its generation
 (`bandit.hub.ModelHub.install`), so the learner rebuilds from the new model without learning

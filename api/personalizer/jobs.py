@@ -163,6 +163,7 @@ class Job:
             evaluation_of(result["run"]),
             self.policies,
             result["sources"],
+            evaluated=(self.start, self.end),
             start=start,
             end=end,
             interval_minutes=interval_minutes,

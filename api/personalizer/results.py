@@ -69,16 +69,17 @@ def content(
     policies: Mapping[str, tuple[str, str]],
     sources: Mapping[str, Source],
     *,
+    evaluated: tuple[datetime, datetime],
     start: datetime | None,
     end: datetime | None,
     interval_minutes: int | None,
     window: WindowName | None,
 ) -> EvaluationContent:
-    """Each policy's summary and time series over [start, end) (the evaluation's own window by
-    default): points every `interval_minutes` (by default the evaluation's bucket: 5 minutes,
-    as Personalizer's default, over windows up to ten days), `Expanding` (from `start`; the
-    default) or `Rolling`. Over the whole window the summary is the run's IPS estimate; over
-    part of it, the IPS estimate of the buckets in the range.
+    """Each policy's summary and time series over [start, end) (the evaluation's own window,
+    `evaluated`, by default): points every `interval_minutes` (by default the evaluation's
+    bucket: 5 minutes, as Personalizer's default, over windows up to ten days), `Expanding`
+    (from `start`; the default) or `Rolling`. Over the whole window the summary is the run's
+    IPS estimate; over part of it, the IPS estimate of the buckets in the range.
 
     Raises
     ------
@@ -86,11 +87,10 @@ def content(
         Naming `intervalInMinutes` when it is not a whole number of the evaluation's buckets or
         makes too many points.
     """
-    assert run.start is not None and run.end is not None  # Personalizer always has a window
-    begin, finish = start or run.start, end or run.end
+    begin, finish = start or evaluated[0], end or evaluated[1]
     bucket = run.bucket_seconds
     interval = bucket if interval_minutes is None else interval_minutes * 60
-    whole = begin <= run.start and finish >= run.end
+    whole = begin <= evaluated[0] and finish >= evaluated[1]
     values = []
     try:
         for p in run.policies:

@@ -12,6 +12,7 @@ from api import errors, personalizer, security
 from api.auth import routes as signin
 from api.integration_setup import redact_access_log
 from api.limits import BodyLimit, InFlightLimit
+from api.personalizer import schedule as schedules
 from api.ratelimit import Bucket, limited, rate_limiter
 from api.routers import (
     analysis,
@@ -52,6 +53,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = start(settings, learner_settings, push_settings)
+        schedules.start(app.state.services)  # auto-optimization, model export (ADR 0015)
         try:
             yield
         finally:

@@ -5,8 +5,8 @@ A job's state lives in the shared `jobs` table (`api.jobstore`), so any api proc
 `get`, `list` and `cancel` for a job another one runs. The process that accepts a job runs it in
 a thread; its :class:`~api.jobstore.Tracker` writes progress and a heartbeat and carries a
 cancellation requested anywhere back to the job. The outcome is stored as JSON in the row; the
-result object itself stays in a bounded cache of the process that ran it, for what only that
-process can do with it (draw its charts, promote a search candidate).
+result object itself stays in a bounded cache of the process that ran it, and any other process
+rebuilds it from the row (`JobKind.from_json`) to draw its charts or promote a search candidate.
 
 The runner is built once at start-up (`api.services.start`) and reached through
 `api.deps.JobRunnerDep`; each kind of job is a :class:`JobKind` declared by the module that owns
@@ -31,21 +31,24 @@ __all__ = ["Job", "JobContext", "JobIdTaken", "JobKind", "JobRunner"]
 @dataclass(frozen=True)
 class JobKind(Generic[R]):
     """A kind of job: its name in the jobs table, how many finished ones are kept, and how its
-    result is stored.
+    result is stored and rebuilt.
 
     `cancelled` are the exceptions a job raises when it stops because it was cancelled (the job
-    then reads `cancelled`, not `failed`).
+    then reads `cancelled`, not `failed`). `from_json` rebuilds the result object from what
+    `to_json` stored, for the processes that did not run the job.
     """
 
     name: str
     keep: int
     to_json: Callable[[R], dict[str, Any]]
     cancelled: tuple[type[BaseException], ...] = ()
+    from_json: Callable[[dict[str, Any]], R] | None = None
 
 
 @dataclass(frozen=True)
 class Job(Generic[R]):
-    """A job as the table holds it, with the result object when this process ran it."""
+    """A job as the table holds it, with the result object once it succeeded (this process's,
+    or rebuilt from the row where the kind can)."""
 
     row: JobRow
     result: R | None
@@ -154,4 +157,6 @@ class JobRunner:
         if row.status == "succeeded":
             with self._lock:
                 result = self._results.get(kind.name, OrderedDict()).get(row.id)
+            if result is None and row.result is not None and kind.from_json is not None:
+                result = kind.from_json(row.result)
         return Job(row, result)

@@ -161,6 +161,19 @@ class JobStore:
                 conn.execute(jobs.delete().where(jobs.c.id.in_(finished)))
         return JobRow(**values)
 
+    def claim(self, kind: str, key: str, *, keep: int) -> bool:
+        """Record that `key` (a scheduled run, say) is taken; False when a process took it first.
+
+        The row's primary key makes the claim once across every process sharing the database;
+        claims of `kind` beyond the `keep` newest are forgotten.
+        """
+        try:
+            self.create(kind, {"claim": key}, keep=keep, job_id=key)
+        except JobIdTaken:
+            return False
+        self.finish(kind, key, "succeeded")
+        return True
+
     def get(self, kind: str, job_id: str) -> JobRow | None:
         self.fail_abandoned()
         with self.engine.connect() as conn:

@@ -53,6 +53,29 @@ class Settings(BaseSettings):
     personalizer_key: str | None = Field(
         default=None, description="When set, Personalizer calls must send it as the key header"
     )
+    # Personalizer settings that act (ADR 0015): policy optimization's search budget, the
+    # schedules of auto-optimization and model export, and where exports go.
+    personalizer_search_candidates: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Grid candidates a policy optimization replays at most "
+        "(enablePolicyOptimization and auto-optimization)",
+    )
+    personalizer_search_seconds: float = Field(
+        default=600.0, gt=0, le=86_400, description="Seconds a policy optimization searches at most"
+    )
+    schedule_seconds: float = Field(
+        default=30.0, gt=0, description="How often a process checks the schedules that are due"
+    )
+    model_export_dir: Path | None = Field(
+        default=None,
+        description="Folder under data_dir where the Personalizer model is exported every "
+        "modelExportFrequency; unset: no scheduled export",
+    )
+    model_export_keep: int = Field(
+        default=48, ge=1, le=100_000, description="Model exports kept in model_export_dir, newest"
+    )
     bench_endpoints: bool = Field(default=False, description="Expose /internal/bench/predict")
     web_dir: Path | None = None
     # signals, profile and consent (issue 4)
@@ -194,6 +217,21 @@ class Settings(BaseSettings):
                 f"({surface.policy_variable}) to api.settings.Settings"
             )
         return value
+
+    @model_validator(mode="after")
+    def _export_dir_under_data_dir(self) -> Settings:
+        folder = self.model_export_dir
+        if folder is None:
+            return self
+        # An allow-list of one place: nothing the API is sent names a path outside it.
+        resolved = (folder if folder.is_absolute() else self.data_dir / folder).resolve()
+        if not resolved.is_relative_to(self.data_dir.resolve()):
+            raise ValueError(
+                f"`model_export_dir` must be a folder under `data_dir` ({self.data_dir}); "
+                f"got {folder} (OO_MODEL_EXPORT_DIR)"
+            )
+        self.model_export_dir = resolved
+        return self
 
     @property
     def database(self) -> str:

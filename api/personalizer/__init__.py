@@ -9,7 +9,8 @@ Every route is written once and served under both of Personalizer's path styles,
 - `evaluations`: offline evaluations and feature importances, over `jobs.PersonalizerJobs`
   (background jobs on the shared runner, `api.job_runner`);
 - `schemas` and `wire`: the camelCase bodies and ISO 8601 durations, which live only here;
-  `config`: the fields Personalizer configures that the loop does not act on yet; `errors`:
+  `config`: the fields Personalizer configures that are not the loop's (acted on by `schedule`,
+  or refused); `results`: an evaluation's time series; `errors`:
   Personalizer's error codes.
 """
 

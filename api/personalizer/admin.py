@@ -69,9 +69,11 @@ def export_model(
 ) -> Response:
     """The serving VW model (VW's binary format with `--save_resume` state).
 
-    `signed` is accepted for compatibility; oO does not sign models.
+    oO does not sign models: `signed=true` is a 400.
     """
-    return Response(content=personalizer.export_model(), media_type="application/octet-stream")
+    return Response(
+        content=personalizer.export_model(signed=signed), media_type="application/octet-stream"
+    )
 
 
 @router.put(

@@ -60,8 +60,8 @@ def list_evaluations(
     top: Top = None,
     skip: Skip = 0,
 ) -> PersonalizerEvaluationList:
-    """The evaluations of this process, oldest first; `filter` understands
-    `evaluationType eq 'Manual'`."""
+    """Every evaluation kept (of any api process), oldest first; `filter` understands
+    `evaluationType eq 'Manual'` and `evaluationType eq 'Auto'`."""
     page, next_link = _page(request, jobs.evaluations(filter), top, skip)
     return PersonalizerEvaluationList(value=page, next_link=next_link)
 
@@ -76,14 +76,16 @@ def get_evaluation(
     interval_in_minutes: Annotated[int | None, Query(alias="intervalInMinutes", ge=1)] = None,
     window: Annotated[Literal["Expanding", "Rolling"] | None, Query()] = None,
 ) -> PersonalizerEvaluation:
-    """The evaluation's status and, once it succeeded, its policy results.
-
-    The results cover the evaluation's own window, as one cumulative point; `startTime`,
-    `endTime`, `intervalInMinutes` and `window` are checked but do not re-aggregate it.
-    """
+    """The evaluation's status and, once it succeeded, each policy's summary and time series
+    over [`startTime`, `endTime`) (the evaluation's window by default): a point every
+    `intervalInMinutes` (a multiple of the evaluation's bucket; its bucket, 5 minutes over
+    windows up to ten days, by default),
+    `Expanding` from `startTime` (the default) or `Rolling` (each interval alone)."""
     if start_time is not None and end_time is not None:
         in_order(start_time, end_time, BadRequest)
-    return jobs.evaluation(evaluation_id).evaluation()
+    return jobs.evaluation(evaluation_id).evaluation(
+        start_time, end_time, interval_in_minutes, window
+    )
 
 
 @shared.delete("/evaluations/{evaluation_id}", status_code=204, response_class=Response)

@@ -1,52 +1,59 @@
 """Personalizer's offline evaluations and feature importances, as background jobs.
 
 Both run on the shared job runner (`api.job_runner`) over the surface's learned decisions, so
-every api process answers for them; the request (name, window, the policies by target name) and
-the finished wire object are what the jobs table keeps.
+every api process answers for them; the request (name, window, type) and the outcome (the
+evaluation run with its reward-over-time buckets, the policies by target name, the optimal
+policy) are what the jobs table keeps. `GET /evaluations/{id}` renders the outcome over the
+range, interval and window it asks for (`api.personalizer.results`).
+
+Policy optimization is a policy search (`rewards.ope.search`, as `oo search-policies` runs it)
+over the default grid, in an order seeded by the evaluation's id, within the budget of
+`OO_PERSONALIZER_SEARCH_CANDIDATES` and `OO_PERSONALIZER_SEARCH_SECONDS`. An `Auto` evaluation
+(`api.personalizer.schedule`) then serves the search's winner, the candidate whose lower
+confidence bound beats the online policy's, or keeps the online policy.
 """
 
 from __future__ import annotations
 
-import math
 import re
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from api.errors import ApiError, BadRequest
+from api.evaluation_wire import evaluation_of, stored_evaluation
 from api.job_runner import JobContext, JobIdTaken, JobKind, JobRunner
 from api.jobstore import JobRow
 from api.personalizer.errors import InvalidContract, JobExists, JobNotFound
+from api.personalizer.results import Source, WindowName, bucket_seconds, content
 from api.personalizer.schemas import (
-    EvaluationContent,
     EvaluationContract,
     FeatureImportanceContract,
     FeatureImportancePublic,
     FeatureScore,
     PersonalizerEvaluation,
     PolicyReferenceContract,
-    PolicyResult,
-    PolicyResultPoint,
-    PolicyResultSummary,
-    PolicyResultTimeseries,
 )
 from api.personalizer.service import Personalizer
 from api.services.surfaces import PERSONALIZER
 from bandit.events import utcnow
 from policies.spec import PolicySpecError, vw_args
-from rewards.ope import importance
+from rewards.ope import importance, search
 from rewards.ope.errors import EvaluationCancelled, EvaluationError
-from rewards.ope.grid import Grid
-from rewards.ope.results import PolicyResult as PolicyEvaluation
-from rewards.ope.runs import evaluate
+from rewards.ope.grid import Budget, Grid
+from rewards.ope.logged import Log
+from rewards.ope.results import Evaluation
+from rewards.ope.runs import evaluate_log
 from rewards.ope.targets import BASELINE, ONLINE, RANDOM, Baseline, Online, Replay, Target, Uniform
 
 MAX_JOBS = 100
-OPTIMIZATION_CANDIDATES = 6
-"""Learning settings an evaluation with `enablePolicyOptimization` tries beside its policies."""
 
-Status = Literal["Running", "Succeeded", "Failed", "Canceled"]
+Status = Literal[
+    "Running", "Succeeded", "Failed", "Canceled", "OptimalPolicyApplied", "OnlinePolicyRetained"
+]
+EvaluationType = Literal["Manual", "Auto"]
 _STATUS: dict[str, Status] = {
     "queued": "Running",
     "running": "Running",
@@ -57,14 +64,36 @@ _STATUS: dict[str, Status] = {
 _FILTER = re.compile(r"^\s*evaluationType\s+eq\s+'(?P<type>\w+)'\s*$", re.IGNORECASE)
 
 
-def _wire(result: PersonalizerEvaluation | FeatureImportancePublic) -> dict[str, Any]:
+def _wire(result: FeatureImportancePublic) -> dict[str, Any]:
     return result.model_dump(mode="json", by_alias=True)
 
 
-EVALUATIONS = JobKind[PersonalizerEvaluation](
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished evaluation keeps: the run, its policies by target name (the name the
+    client knows, the arguments), their sources, the optimal policy and, for an `Auto` one,
+    whether it was applied."""
+
+    run: Evaluation
+    policies: dict[str, tuple[str, str]]
+    sources: dict[str, Source]
+    optimal_policy: str
+    status: Status | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": stored_evaluation(self.run),
+            "policies": {k: list(v) for k, v in self.policies.items()},
+            "sources": self.sources,
+            "optimalPolicy": self.optimal_policy,
+            "status": self.status,
+        }
+
+
+EVALUATIONS = JobKind[Outcome](
     "personalizer-evaluation",
     keep=MAX_JOBS,
-    to_json=_wire,
+    to_json=Outcome.as_json,
     cancelled=(EvaluationCancelled,),
 )
 IMPORTANCES = JobKind[FeatureImportancePublic](
@@ -89,28 +118,60 @@ class Job:
     result: dict[str, Any] | None = None
     policies: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Target name -> (policy name as the client knows it, its arguments)."""
+    evaluation_type: EvaluationType = "Manual"
 
     @classmethod
     def of(cls, row: JobRow) -> Job:
         request = row.request
+        result = row.result
+        status = _STATUS[row.status]
+        policies = request.get("policies", {})
+        if result is not None and "run" in result:
+            policies = result["policies"]
+            status = result["status"] or status
         return cls(
             row.id,
             request["name"],
             datetime.fromisoformat(request["start"]),
             datetime.fromisoformat(request["end"]),
             row.created_at,
-            status=_STATUS[row.status],
+            status=status,
             description=row.error,
-            result=row.result,
-            policies={k: (v[0], v[1]) for k, v in request.get("policies", {}).items()},
+            result=result,
+            policies={k: (v[0], v[1]) for k, v in policies.items()},
+            evaluation_type=request.get("type", "Manual"),
         )
 
-    def evaluation(self) -> PersonalizerEvaluation:
-        if self.result is not None:
-            return PersonalizerEvaluation.model_validate(self.result).model_copy(
+    def evaluation(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval_minutes: int | None = None,
+        window: WindowName | None = None,
+    ) -> PersonalizerEvaluation:
+        """The evaluation as the wire shows it; once finished, its results over [start, end)
+        (its own window by default), a point every `interval_minutes` (`results.content`)."""
+        header = {**self._header(), "evaluationType": self.evaluation_type}
+        result = self.result
+        if result is None:
+            return PersonalizerEvaluation.model_validate(header)
+        if "run" not in result:  # stored before results were re-aggregated on read
+            return PersonalizerEvaluation.model_validate(result).model_copy(
                 update={"status": self.status, "description": self.description}
             )
-        return PersonalizerEvaluation.model_validate({**self._header(), "evaluationType": "Manual"})
+        shown = content(
+            evaluation_of(result["run"]),
+            self.policies,
+            result["sources"],
+            evaluated=(self.start, self.end),
+            start=start,
+            end=end,
+            interval_minutes=interval_minutes,
+            window=window,
+        )
+        return PersonalizerEvaluation.model_validate(
+            {**header, "optimalPolicy": result["optimalPolicy"], "content": shown}
+        )
 
     def importance(self) -> FeatureImportancePublic:
         if self.result is not None:
@@ -138,18 +199,6 @@ def window(begin: datetime, finish: datetime, error: type[ApiError]) -> tuple[da
             f"`startTime` ({begin.isoformat()}) must be before `endTime`", target="startTime"
         )
     return begin, finish
-
-
-def _summary(result: PolicyEvaluation) -> dict[str, Any]:
-    ips = result.estimate("ips")
-
-    def finite(x: float) -> float | None:
-        return x if math.isfinite(x) else None
-
-    return {
-        "expectedReward": finite(ips.value),
-        "confidenceInterval": [finite(ips.gaussian.low), finite(ips.gaussian.high)],
-    }
 
 
 class PersonalizerJobs:
@@ -187,9 +236,16 @@ class PersonalizerJobs:
 
     # --- evaluations ---------------------------------------------------------------------------
 
-    def create_evaluation(self, evaluation_id: str, body: EvaluationContract) -> Job:
-        """Evaluate the online policy, the baseline, random and the contract's policies (and a
-        few learning settings when it asks for optimization) over its window."""
+    def create_evaluation(
+        self,
+        evaluation_id: str,
+        body: EvaluationContract,
+        *,
+        evaluation_type: EvaluationType = "Manual",
+    ) -> Job:
+        """Evaluate the online policy, the baseline, random and the contract's policies over its
+        window; with policy optimization, also search the grid within the budget. An `Auto`
+        evaluation then serves the search's winner, if it has one."""
         start, end = window(body.start_time, body.end_time, InvalidContract)
         online_name, online_args = self.personalizer.online_policy()
         policies: dict[str, tuple[str, str]] = {
@@ -197,81 +253,64 @@ class PersonalizerJobs:
             BASELINE: ("Baseline", ""),
             RANDOM: ("Random", ""),
         }
-        sources = {
-            ONLINE: "Online",
-            BASELINE: "Baseline",
-            RANDOM: "Random",
-        }
-        targets: list[Target] = [
-            Online(),
-            Baseline(),
-            Uniform(),
-        ]
+        sources: dict[str, Source] = {ONLINE: "Online", BASELINE: "Baseline", RANDOM: "Random"}
+        targets: list[Target] = [Online(), Baseline(), Uniform()]
         try:
             for i, policy in enumerate(body.policies):
                 name = f"custom-{i}"
-                arguments = self._replay(targets, name, i, policy.arguments)
-                policies[name] = (policy.name, arguments)
-            if body.enable_policy_optimization or body.enable_offline_experimentation:
-                # A few learning settings from the policy-search grid, in its seeded order.
-                for candidate in Grid().candidates(seed=0)[:OPTIMIZATION_CANDIDATES]:
-                    name = f"optimization-{candidate.index}"
-                    targets.append(Replay(name, candidate.args))
-                    policies[name] = (f"optimized-{candidate.index}", candidate.args)
-                    sources[name] = "OfflineExperimentation"
+                policies[name] = (policy.name, self._replay(targets, name, i, policy.arguments))
+                sources[name] = "Custom"
         except BaseException:
             for target in targets:
                 target.close()
             raise
+        optimize = body.enable_policy_optimization or body.enable_offline_experimentation
+        settings = self.personalizer.services.settings
+        budget = Budget(
+            settings.personalizer_search_candidates, settings.personalizer_search_seconds
+        )
+        seed = zlib.crc32(evaluation_id.encode())
         store = self.personalizer.services.store
-        created = utcnow()
+        bucket = bucket_seconds(start, end)
+        personalizer = self.personalizer
 
-        def work(job: JobContext) -> PersonalizerEvaluation:
-            # `evaluate` closes the targets whatever happens.
-            result = evaluate(
-                store, targets, surface=PERSONALIZER, start=start, end=end, cancel=job.cancel
-            )
-            values = []
-            for p in result.policies:
-                name, arguments = policies[p.name]
-                summary = _summary(p)
-                values.append(
-                    PolicyResult.model_validate(
-                        {
-                            "name": name,
-                            "arguments": arguments,
-                            "policySource": sources.get(p.name, "Custom"),
-                            "summary": PolicyResultSummary.model_validate(summary),
-                            # One point for the whole window: the estimate is cumulative.
-                            "timeseries": PolicyResultTimeseries(
-                                data=[
-                                    PolicyResultPoint.model_validate({**summary, "timeStamp": end})
-                                ]
-                            ),
-                        }
-                    )
+        def work(job: JobContext) -> Outcome:
+            log = Log.of_store(store, surface=PERSONALIZER, start=start, end=end)
+            # `evaluate_log` closes the targets whatever happens.
+            run = evaluate_log(log, targets, cancel=job.cancel, bucket_seconds=bucket)
+            found = None
+            if optimize:
+                found = search.search(
+                    log, Grid(), budget=budget, seed=seed, cancel=job.cancel, bucket_seconds=bucket
                 )
-            best = result.recommended
-            header = Job(evaluation_id, body.name, start, end, created).evaluation()
-            return header.model_copy(
-                update={
-                    "optimal_policy": policies[best[0]][0] if best else online_name,
-                    "content": EvaluationContent.model_validate(
-                        {
-                            "startTime": start,
-                            "endTime": end,
-                            "intervalInMinutes": max(1, int((end - start).total_seconds() // 60)),
-                            "value": values,
-                        }
-                    ),
-                }
-            )
+                tried = [t for t in found.trials if t.result is not None]
+                for t in tried:
+                    policies[t.candidate.name] = (
+                        f"optimized-{t.candidate.index}",
+                        t.candidate.args,
+                    )
+                    sources[t.candidate.name] = "OfflineExperimentation"
+                run = replace(run, policies=(*run.policies, *(t.result for t in tried if t.result)))
+            best = run.recommended
+            optimal = policies[best[0]][0] if best else online_name
+            status: Status | None = None
+            if evaluation_type == "Auto":
+                winner = found.winner if found is not None else None
+                if winner is None:
+                    status = "OnlinePolicyRetained"
+                else:
+                    name, arguments = policies[winner.candidate.name]
+                    personalizer.apply_policy(name, arguments)
+                    status = "OptimalPolicyApplied"
+            return Outcome(run, dict(policies), dict(sources), optimal, status)
 
         request = {
             "name": body.name,
             "start": start.isoformat(),
             "end": end.isoformat(),
             "policies": {k: list(v) for k, v in policies.items()},
+            "type": evaluation_type,
+            "optimize": optimize,
         }
         try:
             return self._submit(EVALUATIONS, evaluation_id, request, work, "evaluation")
@@ -301,16 +340,21 @@ class PersonalizerJobs:
 
     def evaluations(self, filter: str | None) -> list[PersonalizerEvaluation]:
         """Every evaluation kept, oldest first; `filter` understands
-        `evaluationType eq 'Manual'`."""
-        items = [Job.of(job.row).evaluation() for job in self.runner.list(EVALUATIONS)]
+        `evaluationType eq 'Manual'` (or `'Auto'`)."""
+        wanted = None
         if filter:
             match = _FILTER.match(filter)
-            if match is None:
+            if match is None or match["type"].lower() not in ("manual", "auto"):
                 raise BadRequest(
                     "`filter` supports only evaluationType eq 'Manual' or 'Auto'", target="filter"
                 )
-            items = [e for e in items if e.evaluation_type.lower() == match["type"].lower()]
-        return items
+            wanted = match["type"].lower()
+        jobs = [Job.of(job.row) for job in self.runner.list(EVALUATIONS)]
+        return [
+            job.evaluation()
+            for job in jobs
+            if wanted is None or job.evaluation_type.lower() == wanted
+        ]
 
     def delete_evaluation(self, evaluation_id: str) -> None:
         self._delete(EVALUATIONS, evaluation_id, "evaluation")
@@ -318,7 +362,7 @@ class PersonalizerJobs:
     def apply_from_evaluation(self, body: PolicyReferenceContract) -> None:
         """Serve the arguments of one of an evaluation's policies."""
         job = self.evaluation(body.evaluation_id)
-        if job.status != "Succeeded":
+        if job.status not in ("Succeeded", "OptimalPolicyApplied", "OnlinePolicyRetained"):
             raise BadRequest(
                 f"`evaluationId` {job.id!r} has not succeeded (status {job.status})",
                 target="evaluationId",

@@ -1,7 +1,7 @@
 """The Personalizer surface's administration: service configuration, policy, model and logs.
 
 Routes (`api.personalizer.admin`) only call this; a CLI can too. The loop's settings live in
-`bandit.surface_config` (every api worker and the learner apply them), the echo-only fields in
+`bandit.surface_config` (every api worker and the learner apply them), the other fields in
 `api.personalizer.config`, the policy in the registry and the surface's default policy. Model
 import and reset replace the surface model's snapshots and bump its generation
 (`bandit.hub.ModelHub.install`), so the learner rebuilds from the new model without learning
@@ -61,7 +61,13 @@ class Personalizer:
         return self.services.surface_configs.read(PERSONALIZER)[0]
 
     def stored(self) -> PersonalizerConfig:
-        """What this API keeps beside the loop's settings."""
+        """What this API keeps beside the loop's settings, as oO acts on it (a refused setting
+        stored by an older version reads as off: `PersonalizerConfig.effective`)."""
+        stored = PersonalizerConfig.from_json(self.services.surface_configs.extra(PERSONALIZER))
+        return stored.effective()
+
+    def stored_as_is(self) -> PersonalizerConfig:
+        """What the configuration row holds, refused settings included."""
         return PersonalizerConfig.from_json(self.services.surface_configs.extra(PERSONALIZER))
 
     def policy_spec(self) -> PolicySpec:
@@ -261,7 +267,7 @@ class Personalizer:
 
     # --- model ---------------------------------------------------------------------------------
 
-    def _model_key(self) -> tuple[str, str]:
+    def model_key(self) -> tuple[str, str]:
         """The serving model's key and VW arguments; 404 when the policy learns no model."""
         services = self.services
         policy = services.default_policy(PERSONALIZER)
@@ -278,9 +284,18 @@ class Personalizer:
         paused = services.learner.paused() if services.learner is not None else None
         services.hub.install(key, args, data, services.surface_configs, paused=paused)
 
-    def export_model(self) -> bytes:
-        """The serving VW model (VW's binary format with `--save_resume` state)."""
-        key, _ = self._model_key()
+    def export_model(self, *, signed: bool = False) -> bytes:
+        """The serving VW model (VW's binary format with `--save_resume` state).
+
+        oO does not sign models: `signed` is refused rather than ignored.
+        """
+        if signed:
+            raise BadRequest(
+                "`signed` must be false: oO does not sign models; it exports the VW model "
+                "as is (compare a download with the exporting server's over TLS)",
+                target="signed",
+            )
+        key, _ = self.model_key()
         model = self.services.hub.get(key)
         if model is None:
             raise NotFound("the serving model could not be loaded", target="model")
@@ -289,7 +304,7 @@ class Personalizer:
 
     def import_model(self, data: bytes) -> None:
         """Replace the serving model with VW model bytes, once they load and predict."""
-        key, args = self._model_key()
+        key, args = self.model_key()
         if not data:
             raise BadRequest("the body must hold the VW model bytes", target="body")
         try:
@@ -308,7 +323,7 @@ class Personalizer:
 
     def reset_model(self) -> None:
         """Start the serving model over: a fresh model with the policy's arguments."""
-        key, args = self._model_key()
+        key, args = self.model_key()
         fresh = Model(args)
         try:
             data, _ = fresh.serialize()
@@ -318,7 +333,7 @@ class Personalizer:
 
     def model_properties(self) -> ModelProperties:
         """When the serving model was created (or last imported or reset) and last modified."""
-        key, _ = self._model_key()
+        key, _ = self.model_key()
         services = self.services
         lineage = services.surface_configs.lineage(PERSONALIZER)
         times = services.store.snapshot_times(key)

@@ -1,7 +1,7 @@
 """The analyst's page, beside the experimenter's: server-rendered HTML, inline SVG, one stylesheet.
 
 Not part of the API contract (excluded from the OpenAPI document); needs the analyst role. The
-page shows a finished evaluation of this process (`?evaluation=ID`), or evaluates the window it
+page shows a finished evaluation of any api process (`?evaluation=ID`), or evaluates the window it
 is given (`?surface=…&start=…&end=…&policy=…`) while the request waits, up to
 `MAX_PAGE_EVENTS` learned decisions; larger windows go through `POST /v1/evaluations` first.
 Its Content-Security-Policy is the dashboards' own, except that its one form may submit to
@@ -122,11 +122,6 @@ def analysis_dashboard(
         job = jobs.get(evaluation_id)
         if job.status != "succeeded":
             message = f"evaluation {evaluation_id} is {job.status}: reload when it has finished"
-        elif job.result is None:  # shared jobs table: another api process ran it
-            message = (
-                f"evaluation {evaluation_id} ran on another api process, which holds its charts; "
-                f"its summary is at GET /v1/evaluations/{evaluation_id}"
-            )
         result = job.result
         request = job.request
         form = Form(

@@ -3,8 +3,8 @@
 `POST` validates the grid and budget (a bad value is a 400 naming it) and starts the search in a
 thread; `GET` shows progress, then every candidate with its estimate and the winner; `DELETE`
 cancels and forgets; `POST /{id}/promote` registers a candidate (the winner by default) as a
-policy version and, on request, makes it an A/B arm against the online policy. The searches and
-promotion are `api.services.policy_searches`; promoting needs the process that ran the search.
+policy version and, on request, makes it an A/B arm against the online policy, from any api
+process. The searches and promotion are `api.services.policy_searches`.
 """
 
 from __future__ import annotations
@@ -75,13 +75,8 @@ def promote_policy_search(
             f"policy search {search_id!r} is {job.status}; only a finished one can be promoted",
             target="id",
         )
-    if job.result is None:
-        raise Conflict(
-            f"policy search {search_id!r} ran on another api process (or before a restart), "
-            "which holds its candidates' models; promote it there, or register the candidate's "
-            "`args` with POST /v1/policies",
-            target="id",
-        )
+    if job.result is None:  # a succeeded search always stored its result
+        raise Conflict(f"policy search {search_id!r} kept no result", target="id")
     if body.experiment is not None and not _experimenter(analyst):
         raise Forbidden("`experiment` needs the `experimenter` role")
     return promote(services, job.result, body, label=search_id)

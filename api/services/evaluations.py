@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from api.errors import BadRequest, NotFound
-from api.evaluation_wire import evaluation_result
+from api.evaluation_wire import evaluation_of, stored_evaluation
 from api.job_runner import JobContext, JobKind, JobRunner
 from api.jobstore import JobRow
 from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
@@ -48,8 +48,8 @@ def public(row: JobRow) -> EvaluationPublic:
 
 @dataclass(frozen=True)
 class Job:
-    """One evaluation as the table holds it, with the full result object when this process ran
-    it (the analysis page draws from that; the table keeps the JSON summary)."""
+    """One evaluation as the table holds it, with the full result object once it succeeded
+    (rebuilt from the table by a process that did not run it; the analysis page draws it)."""
 
     row: JobRow
     result: Evaluation | None
@@ -74,12 +74,12 @@ class Job:
         return public(self.row)
 
 
-def _stored(result: Evaluation) -> dict[str, Any]:
-    return evaluation_result(result)
-
-
 EVALUATIONS = JobKind[Evaluation](
-    KIND, keep=MAX_JOBS, to_json=_stored, cancelled=(EvaluationCancelled,)
+    KIND,
+    keep=MAX_JOBS,
+    to_json=stored_evaluation,
+    cancelled=(EvaluationCancelled,),
+    from_json=evaluation_of,
 )
 
 

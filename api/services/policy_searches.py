@@ -3,17 +3,17 @@ and the promotion of a candidate to a policy version (and an A/B arm).
 
 A search's grid and budget are validated at once (a bad value is a `SearchError` naming it),
 then it runs on the process's job runner (`api/job_runner.py`), in a thread; its state lives in
-the shared `jobs` table, as evaluations' does (`api.services.evaluations`). Promoting needs the
-process that ran the search: it holds the candidates' results.
+the shared `jobs` table, as evaluations' does (`api.services.evaluations`). Any api process
+promotes a finished search: the candidates' results are rebuilt from the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from api.errors import BadRequest, Conflict, NotFound
-from api.evaluation_wire import search_result
+from api.evaluation_wire import search_of, stored_search
 from api.job_runner import JobContext, JobKind, JobRunner
 from api.jobstore import JobRow
 from api.schemas import (
@@ -61,8 +61,8 @@ def public(row: JobRow) -> PolicySearchPublic:
 
 @dataclass(frozen=True)
 class SearchJob:
-    """One search as the table holds it, with the result object when this process ran it
-    (promoting needs it; the table keeps the JSON)."""
+    """One search as the table holds it, with the result object once it succeeded (promoting
+    needs it; rebuilt from the table by a process that did not run the search)."""
 
     row: JobRow
     result: search.SearchResult | None
@@ -90,12 +90,12 @@ def grid_of(body: PolicySearchCreate) -> tuple[Grid, Budget]:
     return grid, Budget(body.max_candidates, body.max_seconds)
 
 
-def _stored(result: search.SearchResult) -> dict[str, Any]:
-    return search_result(result)
-
-
 SEARCHES = JobKind[search.SearchResult](
-    KIND, keep=MAX_JOBS, to_json=_stored, cancelled=(EvaluationCancelled,)
+    KIND,
+    keep=MAX_JOBS,
+    to_json=stored_search,
+    cancelled=(EvaluationCancelled,),
+    from_json=search_of,
 )
 
 

@@ -43,9 +43,11 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """One hour (UTC) of a policy's IPS terms ``w·r``: their count, sum and sum of squares.
+    """One time bucket (an hour unless the run said otherwise; UTC) of a policy's IPS terms
+    ``w·r``: their count, sum and sum of squares.
 
-    Their mean is the hour's IPS estimate; buckets of several hours merge by adding fields.
+    Their mean is the bucket's IPS estimate; buckets merge by adding fields
+    (:mod:`rewards.ope.timeseries`).
     """
 
     start: datetime
@@ -62,7 +64,7 @@ class PolicyResult:
     diagnostics: diagnostics.Report
     verdict: Verdict
     over_time: tuple[Bucket, ...] = ()
-    """Hourly IPS terms, oldest first; events without a timestamp are left out."""
+    """IPS terms per bucket, oldest first; events without a timestamp are left out."""
 
     def estimate(self, estimator: EstimatorName) -> EstimatorResult:
         return next(e for e in self.estimates if e.estimator == estimator)
@@ -84,6 +86,8 @@ class Evaluation:
     verdict_estimator: EstimatorName
     policies: tuple[PolicyResult, ...]
     seconds: float
+    bucket_seconds: int = 3600
+    """The width of every policy's `over_time` buckets."""
 
     def policy(self, name: str) -> PolicyResult:
         return next(p for p in self.policies if p.name == name)

@@ -5,9 +5,10 @@ the learned reward and the logged VW ADF example; :mod:`rewards.ope.logged`), es
 other policies (:mod:`rewards.ope.targets`) would have earned, oldest event first, one batch at
 a time. Every policy gets IPS, SNIPS and DR, each with a Gaussian interval and a second one
 (Cressie-Read empirical likelihood for IPS and SNIPS, empirical Bernstein for DR), plus overlap
-diagnostics, plus its IPS terms per hour (`PolicyResult.over_time`, for reward-over-time
-charts). DR's reward model is :mod:`rewards.ope.reward_models`; the verdict rule is
-:func:`rewards.ope.results.verdict`.
+diagnostics, plus its IPS terms per time bucket (`PolicyResult.over_time`, an hour unless
+`bucket_seconds` says otherwise; for reward-over-time charts and Personalizer's time series,
+:mod:`rewards.ope.timeseries`). DR's reward model is :mod:`rewards.ope.reward_models`; the
+verdict rule is :func:`rewards.ope.results.verdict`.
 
 **Ranges behind the finite-sample intervals.** Cressie-Read and Bernstein need the reward range
 and Bernstein a largest weight. Both are read from the log before the run
@@ -67,8 +68,9 @@ class _Accumulator:
     snips: snips.Estimator
     dr: dr.Estimator
     diagnostics: diagnostics.Diagnostics = field(default_factory=diagnostics.Diagnostics)
+    bucket_seconds: int = HOUR
     hours: dict[int, list[float]] = field(default_factory=dict)
-    """Hour since the epoch -> [n, sum, sum of squares] of the IPS terms."""
+    """Bucket since the epoch -> [n, sum, sum of squares] of the IPS terms."""
 
     def add(self, batch: Batch, r_hat_all: FloatArray, hours: FloatArray) -> None:
         p_target_all = self.target.pmfs(batch)
@@ -101,7 +103,9 @@ class _Accumulator:
 
     def over_time(self) -> tuple[Bucket, ...]:
         return tuple(
-            Bucket(datetime.fromtimestamp(hour * HOUR, tz=UTC), int(n), total, squares)
+            Bucket(
+                datetime.fromtimestamp(hour * self.bucket_seconds, tz=UTC), int(n), total, squares
+            )
             for hour, (n, total, squares) in sorted(self.hours.items())
         )
 
@@ -126,11 +130,11 @@ def _epoch(moment: datetime) -> float:
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _hours(batch: Batch) -> FloatArray:
-    """Each event's hour since the epoch (UTC), NaN for an event without a timestamp."""
+def _hours(batch: Batch, bucket_seconds: int = HOUR) -> FloatArray:
+    """Each event's bucket since the epoch (UTC), NaN for an event without a timestamp."""
     return np.fromiter(
         (
-            _epoch(e.created_at) // HOUR if e.created_at is not None else np.nan
+            _epoch(e.created_at) // bucket_seconds if e.created_at is not None else np.nan
             for e in batch.events
         ),
         dtype=np.float64,
@@ -154,11 +158,13 @@ def run(
     model_key: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    bucket_seconds: int = HOUR,
 ) -> Evaluation:
     """Evaluate `targets` over batches of logged events, in order.
 
     The first target is the reference of the verdict (the online policy). Targets are closed
-    when the run ends, whether it completes, fails or is cancelled.
+    when the run ends, whether it completes, fails or is cancelled. Each policy's IPS terms are
+    also summed per `bucket_seconds` (UTC, aligned on the epoch): `PolicyResult.over_time`.
 
     Raises
     ------
@@ -173,6 +179,7 @@ def run(
             ips.Estimator(reward_range=reward_range, max_weight=max_weight),
             snips.Estimator(reward_range=reward_range, max_weight=max_weight),
             dr.Estimator(reward_range=reward_range, max_weight=max_weight),
+            bucket_seconds=bucket_seconds,
         )
         for t in targets
     ]
@@ -186,7 +193,7 @@ def run(
                 continue
             batch = Batch.of(events)
             r_hat_all = np.clip(model.predict_learn(batch), low, high)
-            hours = _hours(batch)
+            hours = _hours(batch, bucket_seconds)
             for acc in accumulators:
                 acc.add(batch, r_hat_all, hours)
             done += len(batch)
@@ -227,6 +234,7 @@ def run(
         verdict_estimator=verdict_estimator,
         policies=tuple(policies),
         seconds=time.perf_counter() - began,
+        bucket_seconds=bucket_seconds,
     )
 
 
@@ -239,6 +247,7 @@ def run_log(
     verdict_estimator: EstimatorName = "ips",
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
+    bucket_seconds: int = HOUR,
 ) -> Evaluation:
     """:func:`run` over one fresh pass of `log`, with its summary and its window."""
     return run(
@@ -256,6 +265,7 @@ def run_log(
         model_key=log.model_key,
         start=log.start,
         end=log.end,
+        bucket_seconds=bucket_seconds,
     )
 
 
@@ -268,6 +278,7 @@ def evaluate_log(
     verdict_estimator: EstimatorName = "ips",
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
+    bucket_seconds: int = HOUR,
 ) -> Evaluation:
     """Evaluate `targets` (see :func:`rewards.ope.targets.resolve`) over `log`: progress is
     reported at (0, total) first, then after every batch (:func:`run_log`)."""
@@ -281,6 +292,7 @@ def evaluate_log(
         verdict_estimator=verdict_estimator,
         on_progress=on_progress,
         cancel=cancel,
+        bucket_seconds=bucket_seconds,
     )
 
 
@@ -298,6 +310,7 @@ def evaluate(
     verdict_estimator: EstimatorName = "ips",
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
+    bucket_seconds: int = HOUR,
 ) -> Evaluation:
     """Evaluate `targets` over the learned decisions of [start, end) (:meth:`Log.of_store`:
     only decisions learned when the run starts, `batch` per query); see :func:`evaluate_log`.
@@ -318,4 +331,5 @@ def evaluate(
         verdict_estimator=verdict_estimator,
         on_progress=on_progress,
         cancel=cancel,
+        bucket_seconds=bucket_seconds,
     )

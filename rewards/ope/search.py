@@ -35,7 +35,7 @@ from rewards.ope.grid import Budget, Candidate, Grid, SearchError
 from rewards.ope.logged import Log
 from rewards.ope.results import EstimatorName, PolicyResult
 from rewards.ope.reward_models import RewardModelName
-from rewards.ope.runs import CancelFlag, run_log
+from rewards.ope.runs import HOUR, CancelFlag, run_log
 from rewards.ope.targets import Online, Replay, Target
 
 StopReason = Literal["exhausted", "max_candidates", "max_seconds"]
@@ -161,6 +161,7 @@ def search(
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
     clock: Callable[[], float] = time.monotonic,
+    bucket_seconds: int = HOUR,
 ) -> SearchResult:
     """Replay the grid's candidates over `log` (seeded order) until the budget runs out.
 
@@ -177,6 +178,8 @@ def search(
         The estimator the winner is chosen on (Gaussian intervals, level ``1 - alpha``).
     on_progress
         Called after every batch of every candidate.
+    bucket_seconds
+        The width of each result's reward-over-time buckets (:func:`rewards.ope.runs.run`).
 
     Raises
     ------
@@ -221,6 +224,7 @@ def search(
                 verdict_estimator=estimator,
                 on_progress=lambda done, _total: counter.report(done),
                 cancel=deadline,
+                bucket_seconds=bucket_seconds,
             )
         except EvaluationCancelled:
             if deadline.cancelled():

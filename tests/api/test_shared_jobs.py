@@ -3,6 +3,7 @@ a job another one runs, cancels it, and a job whose process stopped reads as fai
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import rewards.ope.runs
+import api.services.evaluations
 from api import jobstore
 from api.jobstore import JobStore, jobs
 from api.services.evaluations import EVALUATIONS
@@ -55,6 +56,18 @@ def test_another_process_reads_an_evaluations_progress_and_result(
     assert [p["name"] for p in on_b["result"]["policies"]] == ["online", "baseline"]
     assert [e["id"] for e in b.get("/v1/evaluations").json()] == [job_id]
 
+    # B draws the charts of A's evaluation, rebuilt from the jobs table, as A does.
+    page = b.get("/dashboards/analysis", params={"evaluation": job_id})
+    assert page.status_code == 200, page.text
+    assert "another api process" not in page.text
+    assert 'data-policy="baseline"' in page.text
+    assert _charts(page.text) == _charts(a.get(f"/dashboards/analysis?evaluation={job_id}").text)
+
+
+def _charts(page: str) -> str:
+    """The page's SVG charts (the rest holds the time it was drawn)."""
+    return "".join(re.findall(r"<svg.*?</svg>", page, flags=re.DOTALL))
+
 
 def test_another_process_sees_progress_and_cancels_a_running_evaluation(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
@@ -73,7 +86,7 @@ def test_another_process_sees_progress_and_cancels_a_running_evaluation(
             time.sleep(0.01)
         raise AssertionError("never cancelled")
 
-    monkeypatch.setattr(rewards.ope.runs, "evaluate", until_cancelled)
+    monkeypatch.setattr(api.services.evaluations, "evaluate", until_cancelled)
     a, b = make_client(), make_client()
     job_id = a.post("/v1/evaluations", json={"surface": "personalizer"}).json()["id"]
 
@@ -89,7 +102,7 @@ def test_another_process_sees_progress_and_cancels_a_running_evaluation(
     wait_until(lambda: not runner.running_here(EVALUATIONS, job_id))
 
 
-def test_another_process_reads_a_search_but_cannot_promote_it(
+def test_another_process_reads_and_promotes_a_search(
     make_client: Callable[..., TestClient],
 ) -> None:
     a, b = make_client(), make_client()
@@ -101,12 +114,22 @@ def test_another_process_reads_a_search_but_cannot_promote_it(
     assert on_b["done"] == on_b["total"] == 1200
     assert on_b == a.get(f"/v1/policy-searches/{search_id}").json()
 
-    refused = b.post(f"/v1/policy-searches/{search_id}/promote", json={"name": "found"})
-    assert refused.status_code == 409, refused.text
-    assert refused.json()["error"]["target"] == "id"
-    assert "another api process" in refused.json()["error"]["message"]
-    promoted = a.post(f"/v1/policy-searches/{search_id}/promote", json={"name": "found"})
-    assert promoted.status_code == 200, promoted.text
+    # B did not run it: it rebuilds the candidates' results from the jobs table.
+    leader = on_b["result"]["leader"]
+    body = {"name": "found", "candidate": leader}
+    on_other = b.post(f"/v1/policy-searches/{search_id}/promote", json=body)
+    assert on_other.status_code == 200, on_other.text
+    args = next(
+        t["candidate"]["args"]
+        for t in on_b["result"]["trials"]
+        if t["candidate"]["index"] == leader
+    )
+    assert on_other.json()["policy"]["args"] == args
+    assert on_other.json()["policy_created"] is True
+    on_runner = a.post(f"/v1/policy-searches/{search_id}/promote", json=body)
+    assert on_runner.status_code == 200, on_runner.text
+    assert on_runner.json()["policy"]["id"] == on_other.json()["policy"]["id"]  # same version
+    assert on_runner.json()["policy_created"] is False
 
     assert b.delete(f"/v1/policy-searches/{search_id}").status_code == 204
     assert a.get(f"/v1/policy-searches/{search_id}").status_code == 404

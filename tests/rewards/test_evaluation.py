@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import vowpalwabbit
 
-from api.evaluation_wire import evaluation_result
+from api.evaluation_wire import evaluation_of, evaluation_result, stored_evaluation
 from bandit.store import Store
 from policies.registry import Registry
 from policies.spec import PolicySpec
@@ -237,3 +238,9 @@ def test_an_empty_range_gives_nan_estimates(store: Store) -> None:
     result = evaluate(store, resolve(["baseline"], Registry()))
     assert result.n == 0
     assert evaluation_result(result)["policies"][0]["estimates"][0]["value"] is None
+
+
+def test_a_stored_result_rebuilds_the_run(result: Evaluation) -> None:
+    # What any api process reads back from the jobs table (JSON through the database).
+    stored = json.loads(json.dumps(stored_evaluation(result)))
+    assert evaluation_of(stored) == result

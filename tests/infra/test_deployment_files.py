@@ -189,7 +189,7 @@ def _known_variables() -> set[str]:
     fields |= set(PushSettings.model_fields)
     known = {f"OO_{name.upper()}" for name in fields}
     # Read by the CLI itself rather than by a settings class.
-    for cli in ("cli.py", "cli_push.py"):
+    for cli in ("cli.py", "cli_common.py", "cli_push.py"):
         known |= set(
             re.findall(r"os\.environ\.get\(\"(OO_\w+)\"", (ROOT / "api" / cli).read_text())
         )

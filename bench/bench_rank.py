@@ -7,7 +7,9 @@ no logging, one uvicorn worker) and oO as real processes on loopback: the embedd
 (`oo serve`, SQLite) and, when PostgreSQL is given (`OO_TEST_DATABASE_URL`, as `make bench`
 sets it, or `OO_DATABASE_URL`), `oo api` logging to it. Each endpoint is driven with the same
 load, the reference and oO taking turns for `--rounds` rounds; the medians are printed with
-oO's ratio to the reference, then each one's p99 when paced at half its own peak.
+oO's ratio to the reference, then each one's p99 when paced at half its own peak. The CPU
+time each server process spent per request is printed too ("cpu ratio": the reference's over
+oO's), since on a shared machine it moves less than throughput does.
 
 Endpoints: Personalizer rank with `--actions` actions, and `/v1/recommend` (the reference
 gets the same context and tip candidates as a rank body). Peak load is `wrk -t1` where
@@ -114,30 +116,50 @@ def postgres_env() -> dict[str, str] | None:
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def compare(
-    ours: Target, theirs: Target, *, rounds: int, seconds: float, connections: int
+    ours: tuple[Target, int],
+    theirs: tuple[Target, int],
+    *,
+    rounds: int,
+    seconds: float,
+    connections: int,
 ) -> dict[str, Any]:
-    """Alternate peak runs of oO and the reference, then pace each at half its peak."""
-    for target in (theirs, ours):  # warm-up: models loaded, caches and pools filled
+    """Alternate peak runs of oO and the reference, then pace each at half its peak.
+
+    Besides req/s, each side's CPU time per request (its server process's user + system time
+    over the runs): on a machine other work shares, it moves less than throughput does.
+    """
+    for target, _ in (theirs, ours):  # warm-up: models loaded, caches and pools filled
         peak(target, seconds=2, connections=connections)
     runs: dict[str, list[Run]] = {"oo": [], "reference": []}
+    cpu: dict[str, float] = {"oo": 0.0, "reference": 0.0}
     for i in range(rounds):
         order = [("oo", ours), ("reference", theirs)]
-        for name, target in order if i % 2 else order[::-1]:
+        for name, (target, pid) in order if i % 2 else order[::-1]:
+            before = cpu_seconds(pid)
             runs[name].append(peak(target, seconds=seconds, connections=connections))
+            cpu[name] += cpu_seconds(pid) - before
     out: dict[str, Any] = {}
-    for name, target in (("oo", ours), ("reference", theirs)):
+    for name, (target, _) in (("oo", ours), ("reference", theirs)):
         rps = median(r.throughput for r in runs[name])
         paced = drive(target, seconds=seconds, connections=connections, rate=rps / 2)
         out[name] = {
             "req_s": rps,
             "p50_ms": median(r.p50_ms for r in runs[name]),
             "p99_ms": median(r.p99_ms for r in runs[name]),
+            "cpu_ms_per_req": 1000 * cpu[name] / max(1, sum(r.requests for r in runs[name])),
             "errors": sum(r.errors for r in runs[name]),
             "p99_ms_at_half_peak": paced.p99_ms,
             "rounds_req_s": [r.throughput for r in runs[name]],
         }
     out["ratio"] = out["oo"]["req_s"] / out["reference"]["req_s"]
+    out["cpu_ratio"] = out["reference"]["cpu_ms_per_req"] / out["oo"]["cpu_ms_per_req"]
     return out
 
 
@@ -161,7 +183,7 @@ def main() -> None:
     quiet = subprocess.DEVNULL if args.json else None
     results: dict[str, dict[str, Any]] = {}
     ref_port = free_port()
-    with reference(ref_port), tempfile.TemporaryDirectory() as tmp:
+    with reference(ref_port) as ref, tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
             if backend == "embedded":
                 env, command = {"OO_DATA_DIR": str(Path(tmp) / "data")}, ["serve"]
@@ -173,7 +195,7 @@ def main() -> None:
                 env, command = pg, ["api"]
             port = free_port()
             with ExitStack() as stack:
-                stack.enter_context(server(command, {**OO_ENV, **env}, port, stdout=quiet))
+                oo = stack.enter_context(server(command, {**OO_ENV, **env}, port, stdout=quiet))
                 for endpoint in endpoints:
                     if endpoint == "rank":
                         ours = Target("127.0.0.1", port, RANK, rank_body)
@@ -182,8 +204,8 @@ def main() -> None:
                         ours = Target("127.0.0.1", port, RECOMMEND, None)
                         theirs = Target("127.0.0.1", ref_port, RANK, tips_body)
                     results.setdefault(backend, {})[endpoint] = compare(
-                        ours,
-                        theirs,
+                        (ours, oo.pid),
+                        (theirs, ref.pid),
                         rounds=args.rounds,
                         seconds=args.seconds,
                         connections=args.connections,
@@ -202,11 +224,14 @@ def main() -> None:
                     f"{oo['p50_ms']:.1f}",
                     f"{oo['p99_ms']:.1f}",
                     f"{oo['p99_ms_at_half_peak']:.1f}",
+                    f"{oo['cpu_ms_per_req']:.2f}",
                     f"{ref['req_s']:,.0f}",
                     f"{ref['p50_ms']:.1f}",
                     f"{ref['p99_ms']:.1f}",
                     f"{ref['p99_ms_at_half_peak']:.1f}",
+                    f"{ref['cpu_ms_per_req']:.2f}",
                     f"{r['ratio']:.2f}",
+                    f"{r['cpu_ratio']:.2f}",
                     str(oo["errors"]),
                 ]
             )
@@ -215,8 +240,8 @@ def main() -> None:
         f"{args.rounds}x{args.seconds:.0f}s per side, peak by "
         f"{'wrk -t1' if has_wrk() else 'asyncio'}; p99 @50% paced at half each side's peak\n"
     )
-    header = ["endpoint", "oO req/s", "p50", "p99", "p99@50%"]
-    header += ["ref req/s", "p50", "p99", "p99@50%", "ratio", "errors"]
+    header = ["endpoint", "oO req/s", "p50", "p99", "p99@50%", "cpu ms"]
+    header += ["ref req/s", "p50", "p99", "p99@50%", "cpu ms", "ratio", "cpu ratio", "errors"]
     print(table(rows, header))
 
 

@@ -128,8 +128,13 @@ class Services:
         return self.tips_policy if surface == TIPS else self.personalizer_policy
 
     def running(self) -> dict[str, Experiment]:
-        """Running experiments by surface, re-read at most every `model_refresh_seconds`."""
-        if time.monotonic() - self._running_at > self.settings.model_refresh_seconds:
+        """Running experiments by surface, from memory.
+
+        The refresh thread re-reads them every `model_refresh_seconds` (so a change made through
+        another replica arrives within that), and a change through this process refreshes them
+        at once. Only if that thread has fallen far behind does a request read them itself.
+        """
+        if time.monotonic() - self._running_at > 3 * self.settings.model_refresh_seconds:
             self.refresh_experiments()
         return self._running
 
@@ -243,7 +248,9 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         experiments=experiments,
         auth=make_authenticator(settings, store),
     )
-    services.surface_configs = surface_configs(store, learner_settings)
+    services.surface_configs = surface_configs(
+        store, learner_settings, refreshed_every=settings.model_refresh_seconds
+    )
     services.jobs = JobStore(store.engine)
     services.jobs.fail_abandoned()
     services.refresh_experiments()
@@ -260,12 +267,11 @@ def start(settings: Settings, learner_settings: LearnerSettings | None = None) -
         thread = threading.Thread(
             target=services.learner.run, args=(services.stop_event,), name="learner", daemon=True
         )
-    else:
-        thread = threading.Thread(
-            target=_refresh_models, args=(services,), name="model-refresh", daemon=True
-        )
-    thread.start()
-    services.threads.append(thread)
+        thread.start()
+        services.threads.append(thread)
+    refresh = threading.Thread(target=_refresh, args=(services,), name="refresh", daemon=True)
+    refresh.start()
+    services.threads.append(refresh)
     return services
 
 
@@ -293,17 +299,34 @@ def _surface_policy(
         raise ValueError(f"`{variable}` names {configured!r}, which cannot serve: {exc}") from exc
 
 
-def surface_configs(store: Store, learner_settings: LearnerSettings) -> SurfaceConfigs:
+def surface_configs(
+    store: Store, learner_settings: LearnerSettings, *, refreshed_every: float | None = None
+) -> SurfaceConfigs:
     """Run-time surface configuration (Personalizer admin, issue 6); unconfigured surfaces run
-    with the learner settings."""
-    return SurfaceConfigs(
-        store.engine, SurfaceConfig(learner_settings.reward_window, learner_settings.default_reward)
-    )
+    with the learner settings.
+
+    Where a refresh thread re-reads it every `refreshed_every` seconds (an api process), the
+    cache outlives that interval, so requests never read it themselves unless the thread has
+    fallen far behind; elsewhere an entry is re-read after a second.
+    """
+    defaults = SurfaceConfig(learner_settings.reward_window, learner_settings.default_reward)
+    if refreshed_every is None:
+        return SurfaceConfigs(store.engine, defaults)
+    return SurfaceConfigs(store.engine, defaults, ttl=3 * refreshed_every)
 
 
-def _refresh_models(services: Services) -> None:
+def _refresh(services: Services) -> None:
+    """Keep what every request reads in memory: running experiments and shipped defaults, the
+    surfaces' configuration, and (in an api process) the newest model versions."""
     interval = services.settings.model_refresh_seconds
     while not services.stop_event.wait(interval):
+        try:
+            services.refresh_experiments()
+            services.surface_configs.refresh(SURFACES)
+        except Exception:
+            log.warning("configuration refresh failed; serving the cached one", exc_info=True)
+        if services.learner is not None:
+            continue  # the embedded learner updates the served models itself
         try:
             refreshed = services.hub.refresh()
             if refreshed:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -341,6 +342,19 @@ class SurfaceConfigs:
             for surface, (config, generation) in out.items():
                 self._cache[surface] = _Cached(config, generation, now)
         return out
+
+    def refresh(self, surfaces: Sequence[str]) -> None:
+        """Re-read every surface in one query and cache it, unconfigured ones as the defaults.
+
+        A process that calls this more often than `ttl` (the api's refresh thread) answers
+        `get` and `generation` from memory: no request waits on the database for them.
+        """
+        configured = self.configured()
+        now = time.monotonic()
+        with self._lock:
+            for surface in surfaces:
+                if surface not in configured:
+                    self._cache[surface] = _Cached(self.defaults, 0, now)
 
     def put(self, surface: str, config: SurfaceConfig) -> SurfaceConfig:
         """Store a validated configuration; entering apprentice mode restarts its metrics."""

@@ -20,7 +20,8 @@ from api.services import PERSONALIZER, TIPS, Services
 from bandit.store import LoggedDecision
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: an attribute read needs no worker thread (sync dependencies each take a hop).
     services: Services = request.app.state.services
     return services
 

@@ -27,7 +27,8 @@ from bandit.store import LoggedDecision
 from experiments.lifecycle import Experiment
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: an attribute read needs no worker thread (sync dependencies each take a hop).
     services: Services = request.app.state.services
     return services
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from functools import lru_cache
 
 from bandit.events import Action, Features, JSONValue
 
@@ -20,39 +21,43 @@ _RESERVED = re.compile(r"[\s|:]+")
 _DEFAULT_NAMESPACE = "_"
 
 
+@lru_cache(maxsize=1 << 16)
 def _clean(text: str) -> str:
+    # Keys and categorical values repeat across requests: clean each distinct one once.
     return _RESERVED.sub("_", text) or "_"
 
 
-def _features(path: str, value: JSONValue) -> Iterator[str]:
+def _features(path: str, value: JSONValue, out: list[str]) -> None:
+    """Append the VW features of `value` at `path` to `out` (lists, not generators: this runs
+    for every feature of every candidate on every decision)."""
     if value is None:
         return
     if isinstance(value, bool):
-        yield f"{path}={'true' if value else 'false'}"
+        out.append(f"{path}={'true' if value else 'false'}")
     elif isinstance(value, int | float):
         number = float(value)
         if math.isfinite(number):
-            yield f"{path}:{number:.9g}"
+            out.append(f"{path}:{number:.9g}")
     elif isinstance(value, str):
-        yield f"{path}={_clean(value)}"
+        out.append(f"{path}={_clean(value)}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if isinstance(item, str):
-                yield f"{path}={_clean(item)}"
+                out.append(f"{path}={_clean(item)}")
             elif isinstance(item, dict):
-                yield from _object(path, item)
+                _object(path, item, out)
             else:
                 # Numbers in a list are positional: element i is its own feature.
-                yield from _features(f"{path}_{i}", item)
+                _features(f"{path}_{i}", item, out)
     elif isinstance(value, dict):
-        yield from _object(path, value)
+        _object(path, value, out)
 
 
-def _object(prefix: str, obj: dict[str, JSONValue]) -> Iterator[str]:
+def _object(prefix: str, obj: dict[str, JSONValue], out: list[str]) -> None:
     for key, value in obj.items():
         if key.startswith("_"):
             continue
-        yield from _features(f"{prefix}_{_clean(key)}" if prefix else _clean(key), value)
+        _features(f"{prefix}_{_clean(key)}" if prefix else _clean(key), value, out)
 
 
 def namespaces(features: Features) -> list[tuple[str, list[str]]]:
@@ -63,11 +68,11 @@ def namespaces(features: Features) -> list[tuple[str, list[str]]]:
             if key.startswith("_"):
                 continue
             name = _clean(key)
+            feats = groups.setdefault(name, [])
             if isinstance(value, dict):
-                feats = list(_object("", value))
+                _object("", value, feats)
             else:
-                feats = list(_features(name, value))
-            groups.setdefault(name, []).extend(feats)
+                _features(name, value, feats)
     return [(name, feats) for name, feats in groups.items() if feats]
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -270,6 +270,19 @@ class SurfaceConfigs:
                 for surface, (config, generation) in out.items():
                     self._cache[surface] = _Cached(config, generation, now)
         return out
+
+    def refresh(self, surfaces: Iterable[str]) -> None:
+        """Re-read every surface in one query and cache it, unconfigured ones as the defaults.
+
+        A process that calls this more often than `ttl` (the api's refresh thread) answers
+        `get` and `generation` from memory: no request waits on the database for them.
+        """
+        configured = self.configured()
+        now = time.monotonic()
+        with self._lock:
+            for surface in surfaces:
+                if surface not in configured:
+                    self._cache[surface] = _Cached(self.defaults_of(surface), 0, now)
 
     def put(
         self, surface: str, config: SurfaceConfig, *, extra: Mapping[str, Any] | None = None

@@ -143,8 +143,13 @@ class Services:
         return self.defaults[surface]
 
     def running(self) -> dict[str, Experiment]:
-        """Running experiments by surface, re-read at most every `model_refresh_seconds`."""
-        if time.monotonic() - self._running_at > self.settings.model_refresh_seconds:
+        """Running experiments by surface, from memory.
+
+        The refresh thread re-reads them every `model_refresh_seconds` (so a change made through
+        another replica arrives within that), and a change through this process refreshes them
+        at once. Only if that thread has fallen far behind does a request read them itself.
+        """
+        if time.monotonic() - self._running_at > 3 * self.settings.model_refresh_seconds:
             self.refresh_experiments()
         return self._running
 
@@ -267,7 +272,9 @@ def start(
         experiments=experiments,
         auth=make_authenticator(settings, store),
     )
-    services.surface_configs = surface_configs(store, learner_settings)
+    services.surface_configs = surface_configs(
+        store, learner_settings, refreshed_every=settings.model_refresh_seconds
+    )
     services.jobs = JobStore(store.engine)
     services.history = HistoryCache(store, TIPS, services.tips.category)
     services.jobs.fail_abandoned()
@@ -288,12 +295,11 @@ def start(
         thread = threading.Thread(
             target=services.learner.run, args=(services.stop_event,), name="learner", daemon=True
         )
-    else:
-        thread = threading.Thread(
-            target=_refresh_models, args=(services,), name="model-refresh", daemon=True
-        )
-    thread.start()
-    services.threads.append(thread)
+        thread.start()
+        services.threads.append(thread)
+    refresh = threading.Thread(target=_refresh, args=(services,), name="refresh", daemon=True)
+    refresh.start()
+    services.threads.append(refresh)
     return services
 
 
@@ -327,9 +333,18 @@ def _surface_policy(
         ) from exc
 
 
-def _refresh_models(services: Services) -> None:
+def _refresh(services: Services) -> None:
+    """Keep what every request reads in memory: running experiments and shipped defaults, the
+    surfaces' configuration, and (in an api process) the newest model versions."""
     interval = services.settings.model_refresh_seconds
     while not services.stop_event.wait(interval):
+        try:
+            services.refresh_experiments()
+            services.surface_configs.refresh(SURFACES)
+        except Exception:
+            log.warning("configuration refresh failed; serving the cached one", exc_info=True)
+        if services.learner is not None:
+            continue  # the embedded learner updates the served models itself
         try:
             refreshed = services.hub.refresh()
             if refreshed:

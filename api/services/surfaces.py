@@ -22,11 +22,19 @@ SURFACES = Surfaces(TIPS_SURFACE, PERSONALIZER_SURFACE)
 __all__ = ["PERSONALIZER", "PERSONALIZER_SURFACE", "SURFACES", "TIPS", "surface_configs"]
 
 
-def surface_configs(store: Store, learner_settings: LearnerSettings) -> SurfaceConfigs:
+def surface_configs(
+    store: Store, learner_settings: LearnerSettings, *, refreshed_every: float | None = None
+) -> SurfaceConfigs:
     """Run-time surface configuration (Personalizer admin, issue 6); a surface nobody configured
-    runs with its registration's settings, which default to the learner's."""
+    runs with its registration's settings, which default to the learner's.
+
+    Where a refresh thread re-reads it every `refreshed_every` seconds (an api process), the
+    cache outlives that interval, so requests never read it themselves unless the thread has
+    fallen far behind; elsewhere an entry is re-read after a second.
+    """
     return SurfaceConfigs(
         store.engine,
         SurfaceConfig(learner_settings.reward_window, learner_settings.default_reward),
         starting=SURFACES.settings(learner_settings),
+        ttl=1.0 if refreshed_every is None else 3 * refreshed_every,
     )

@@ -89,15 +89,11 @@ class Database:
             proxy.close()
 
     @contextmanager
-    def _write(self, *, single: bool = False) -> Iterator[Connection]:
-        """A connection for writing: one transaction, or autocommit for a `single` statement."""
+    def _write(self) -> Iterator[Connection]:
+        """A connection for writing, in one transaction (serialized on SQLite)."""
         if self._write_lock is None:
-            if single:
-                with self.autocommit.connect() as conn:
-                    yield conn
-            else:
-                with self.engine.begin() as conn:
-                    yield conn
+            with self.engine.begin() as conn:
+                yield conn
         else:
             with self._write_lock, self.engine.begin() as conn:
                 yield conn

@@ -1,50 +1,112 @@
 """The write path: log a decision, activate it, record its reward.
 
-Every api worker runs these per request, so each is the fewest statements it can be: one
-INSERT for a decision (straight through psycopg on PostgreSQL), one transaction for a reward.
+Every api worker runs these per request, so each is the fewest statements it can be. Decisions
+are group-committed (`group_commit`, ADR 0013): concurrent decisions share one transaction —
+one multi-row INSERT straight through psycopg on PostgreSQL, one fsync on SQLite — and each
+caller returns once its decision is committed. A reward is one transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Json
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bandit.events import Decision, utcnow
 from bandit.store.database import Database
+from bandit.store.group_commit import GroupCommit
 from bandit.store.records import RewardOutcome
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions, rewards
 
+_UNREACHABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+)
+"""Errors of the database rather than of a row: a batch that meets one fails as a whole."""
 
-@lru_cache(maxsize=4)
-def _insert_sql(columns: tuple[str, ...]) -> str:
-    placeholders = ", ".join(["%s"] * len(columns))
+_SQLITE_INSERT = sqlite_insert(decisions).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     return (
-        f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({placeholders}) "
-        "ON CONFLICT (event_id) DO NOTHING"
+        f"INSERT INTO decisions ({', '.join(columns)}) VALUES "
+        f"{', '.join([placeholders] * rows)} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
 
 
 class Writes(Database):
     """Decisions, their activation and their rewards, as the api logs them."""
 
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._decision_log: GroupCommit[dict[str, Any], bool] = GroupCommit(
+            self._commit_decisions, name="decision-log"
+        )
+
     def insert_decision(self, decision: Decision) -> bool:
-        """Log `decision` durably; False when its event id was already logged."""
-        if not self.is_sqlite:
-            row = _row(decision)
-            values = [Json(v) if k in _JSON_COLUMNS else v for k, v in row.items()]
-            with self.raw() as conn:
-                cursor = conn.execute(_insert_sql(tuple(row)), values)
-                return bool(cursor.rowcount)
+        """Log `decision` durably; False when its event id was already logged.
+
+        Returns once the transaction holding it is committed (shared with the decisions
+        logged concurrently).
+        """
+        return self._decision_log.write(_row(decision))
+
+    def _commit_decisions(self, rows: Sequence[dict[str, Any]]) -> list[bool | Exception]:
+        """One transaction for `rows`; True for each row inserted, False for a logged event id.
+
+        A row the database refuses fails alone: the batch is retried row by row, so one bad
+        decision never fails the others. An unreachable database fails them all at once.
+        """
+        first: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            first.setdefault(row["event_id"], i)
+        # A twin in the same batch is a logged event id for all but the first.
+        unique = [row for i, row in enumerate(rows) if first[row["event_id"]] == i]
         try:
-            with self._write(single=True) as conn:
-                conn.execute(decisions.insert(), _row(decision))
-        except IntegrityError:
-            return False
-        return True
+            inserted = self._insert_decisions(unique)
+        except _UNREACHABLE:
+            raise
+        except Exception as exc:
+            if len(unique) == 1:
+                return [exc] * len(rows)
+            out: list[bool | Exception] = []
+            for i, row in enumerate(rows):
+                try:
+                    out.append(first[row["event_id"]] == i and bool(self._insert_decisions([row])))
+                except Exception as alone:
+                    out.append(alone)
+            return out
+        return [
+            first[row["event_id"]] == i and row["event_id"] in inserted
+            for i, row in enumerate(rows)
+        ]
+
+    def _insert_decisions(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Insert `rows` (distinct event ids) in one transaction; the event ids inserted."""
+        if not self.is_sqlite:
+            columns = tuple(rows[0])
+            values = [Json(v) if k in _JSON_COLUMNS else v for row in rows for k, v in row.items()]
+            with self.raw() as conn:
+                cursor = conn.execute(_insert_sql(columns, len(rows)), values)
+                return {event_id for (event_id,) in cursor.fetchall()}
+        inserted = set()
+        with self._write() as conn:
+            for row in rows:
+                if conn.execute(_SQLITE_INSERT, row).rowcount:
+                    inserted.add(row["event_id"])
+        return inserted
 
     def activate(self, event_id: str, at: datetime | None = None) -> bool:
         """Mark a deferred decision activated (first activation wins); False if unknown."""

@@ -1,0 +1,155 @@
+"""Group commit of the decision log (ADR 0013): batches form under load, every writer is
+answered only after the commit holding its row, and one bad row or twin never fails another."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from bandit.events import Action, Decision, utcnow
+from bandit.features import action_lines, adf_example
+from bandit.store import Store
+from bandit.store.group_commit import GroupCommit
+from bandit.store.rows import _row
+from tests.conftest import Backend, wait_until
+
+ACTIONS = (Action("a", [{"item": {"id": "a"}}]), Action("b", [{"item": {"id": "b"}}]))
+
+
+def decision(event_id: str) -> Decision:
+    now = utcnow()
+    context = [{"user": {"id": "u"}}]
+    return Decision(
+        event_id=event_id,
+        surface="personalizer",
+        principal="p",
+        context=context,
+        actions=ACTIONS,
+        pmf=(0.5, 0.5),
+        chosen_index=0,
+        policy="random",
+        model_key="personalizer:random",
+        model_version=0,
+        created_at=now,
+        activated_at=now,
+        example=tuple(adf_example(context, action_lines(ACTIONS))),
+    )
+
+
+class Gate:
+    """A commit function that holds its first batch until released, recording every batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.fail: BaseException | None = None
+
+    def __call__(self, rows: Sequence[str]) -> list[str]:
+        self.batches.append(list(rows))
+        if len(self.batches) == 1:
+            self.entered.set()
+            assert self.release.wait(30)
+        if self.fail is not None:
+            raise self.fail
+        return [row.upper() for row in rows]
+
+
+def _writers(group: GroupCommit[str, str], rows: list[str]) -> tuple[list[threading.Thread], dict]:
+    answers: dict[str, object] = {}
+
+    def write(row: str) -> None:
+        try:
+            answers[row] = group.write(row)
+        except BaseException as exc:
+            answers[row] = exc
+
+    threads = [threading.Thread(target=write, args=(row,)) for row in rows]
+    for thread in threads:
+        thread.start()
+    return threads, answers
+
+
+def test_rows_queued_during_a_commit_share_the_next_one_and_wait_for_it() -> None:
+    gate = Gate()
+    group: GroupCommit[str, str] = GroupCommit(gate, name="test-group")
+    first, first_answers = _writers(group, ["first"])
+    assert gate.entered.wait(30)
+    rest, answers = _writers(group, [f"row{i}" for i in range(8)])
+    wait_until(lambda: len(group._queue) == 8)
+    # Nothing is answered before its commit returns.
+    assert all(thread.is_alive() for thread in first + rest)
+    assert first_answers == answers == {}
+    gate.release.set()
+    for thread in first + rest:
+        thread.join(30)
+    assert gate.batches[0] == ["first"]
+    assert sorted(gate.batches[1]) == [f"row{i}" for i in range(8)]  # one commit for all eight
+    assert first_answers == {"first": "FIRST"}
+    assert answers == {f"row{i}": f"ROW{i}" for i in range(8)}
+
+
+def test_a_failed_commit_raises_its_error_in_every_writer_of_the_batch() -> None:
+    gate = Gate()
+    group: GroupCommit[str, str] = GroupCommit(gate, name="test-group")
+    first, _ = _writers(group, ["first"])
+    assert gate.entered.wait(30)
+    gate.fail = OSError("disk gone")
+    rest, answers = _writers(group, ["x", "y"])
+    wait_until(lambda: len(group._queue) == 2)
+    gate.release.set()
+    for thread in first + rest:
+        thread.join(30)
+    assert {row: str(answer) for row, answer in answers.items()} == {
+        "x": "disk gone",
+        "y": "disk gone",
+    }
+    # The writer thread survives a failed batch: the next write is committed.
+    gate.fail = None
+    assert group.write("later") == "LATER"
+
+
+def test_the_writer_thread_ends_when_idle_and_starts_again() -> None:
+    group: GroupCommit[str, str] = GroupCommit(
+        lambda rows: [r.upper() for r in rows], name="test-idle", idle_seconds=0.01
+    )
+    assert group.write("a") == "A"
+    wait_until(lambda: not any(t.name == "test-idle" for t in threading.enumerate()))
+    assert group.write("b") == "B"
+
+
+@pytest.fixture
+def store(backend: Backend) -> Iterator[Store]:
+    store = Store.connect(backend.database_url)
+    yield store
+    store.engine.dispose()
+
+
+def test_concurrent_decisions_are_all_logged_once(store: Store) -> None:
+    ids = [f"e{i}" for i in range(64)]
+    results: dict[str, bool] = {}
+
+    def log(event_id: str) -> None:
+        results[event_id] = store.insert_decision(decision(event_id))
+
+    threads = [threading.Thread(target=log, args=(event_id,)) for event_id in ids * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == sorted(ids)
+    assert {d.decision.event_id for d in store.get_many(ids)} == set(ids)
+    # Each id was written twice: the second write of each found it logged.
+    assert store.insert_decision(decision("e0")) is False
+
+
+def test_a_twin_in_the_batch_is_logged_once_and_a_bad_row_fails_alone(store: Store) -> None:
+    good, twin, other = _row(decision("t1")), _row(decision("t1")), _row(decision("t2"))
+    bad = {**_row(decision("t3")), "surface": None}  # NOT NULL
+    results = store._commit_decisions([good, twin, bad, other])
+    assert results[:2] == [True, False]
+    assert isinstance(results[2], Exception)
+    assert results[3] is True
+    assert {d.decision.event_id for d in store.get_many(["t1", "t2", "t3"])} == {"t1", "t2"}

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     # Why this default: docs/adr/0011-exploration-default-from-the-simulation-suite.md.
     tips_policy: str = DEFAULT_POLICY
     personalizer_policy: str = DEFAULT_POLICY
+    timing_policy: str = DEFAULT_POLICY
     reaction_rewards: str = Field(
         default="", description='JSON object, e.g. {"done": 1, "useful": 1, "later": 0.25, ...}'
     )

@@ -1,16 +1,15 @@
 """`oo notifier`: the sending loop as its own process, with /health and /metrics over HTTP.
 
-One per deployment, like the learner (it takes over what a dead one held at start). The api's
-CLI builds the settings and prepares the database, then hands over here (`notifier` never
-imports `api`).
+One per deployment, like the learner (it takes over what a dead one held at start); it also
+runs the timing surface's decision points. The api's CLI builds the settings and the services
+(policies, integrations, the tips decision), then hands over here (`notifier` never imports
+`api`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,10 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bandit.store import Store
-from integrations.vault import Vault
 from notifier.push import Push
-from notifier.settings import PushSettings
-from notifier.worker import Notifier
+from notifier.worker import Notifier, TimingPass
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +49,16 @@ def health_app(store: Store, notifier: Notifier) -> FastAPI:
 def run_notifier(
     stop: threading.Event,
     *,
-    database_url: str,
-    settings: PushSettings,
-    vault_factory: Callable[[], Vault],
-    local_key_file: Path | None,
+    store: Store,
+    push: Push,
+    timing: TimingPass | None,
     host: str,
     port: int,
 ) -> None:
-    """Send pushes until `stop` is set; the key must be loadable (checked before anything)."""
-    store = Store.connect(database_url, pool_size=4)
-    push = Push(store.engine, settings, vault_factory=vault_factory, local_key_file=local_key_file)
+    """Decide the timing surface's points (with `timing`) and send pushes until `stop` is
+    set; the key must be loadable (checked before anything). The caller owns `store`."""
     push.key()  # PushNotConfigured before the loop starts, not at the first push
-    notifier = push.loop()
+    notifier = push.loop(timing=timing)
     server = uvicorn.Server(
         uvicorn.Config(health_app(store, notifier), host=host, port=port, log_level="warning")
     )
@@ -76,4 +71,3 @@ def run_notifier(
         server.should_exit = True
         http.join(timeout=5)
         notifier.close()
-        store.engine.dispose()

@@ -151,12 +151,26 @@ def simulate(
     ] = "tips6",
     key: Annotated[str, typer.Option(help="Ocp-Apim-Subscription-Key to send")] = "simulation",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    timing: Annotated[
+        bool,
+        typer.Option(
+            "--timing",
+            help="Simulate when to push (the timing surface): learned vs random-time vs a "
+            "fixed daily time, at the same number of pushes",
+        ),
+    ] = False,
+    people: Annotated[int, typer.Option(min=1, help="--timing: synthetic people")] = 10,
+    days: Annotated[int, typer.Option(min=2, help="--timing: simulated days")] = 14,
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
     import httpx
 
     from api import simulate as sim
     from api.cli_common import Column, Figures, counting_progress
+
+    if timing:
+        _simulate_timing(url, key, people, days, seed, as_json)
+        return
 
     spec = sim.WORLDS.get(world)
     if spec is None:
@@ -206,6 +220,42 @@ def simulate(
         f"{tail['random_expected']:.3f} (margin {margin:+.3f}); "
         f"{100 * shares['last_1000']:.0f}% of the oracle's lift over the last 1,000 decisions; "
         f"{report.seconds:.1f}s"
+    )
+
+
+def _simulate_timing(url: str, key: str, people: int, days: int, seed: int, as_json: bool) -> None:
+    import httpx
+
+    from api import simulate as sim
+    from api.cli_common import counting_progress
+    from api.simulate.timing import TimingWorld, run_timing
+
+    with (
+        counting_progress(disable=as_json) as progress,
+        httpx.Client(base_url=url, timeout=10.0) as client,
+    ):
+        task = progress.add_task("simulating days", total=days)
+        report = run_timing(
+            sim.HttpLoop(client, key),
+            TimingWorld(people, seed),
+            days=days,
+            on_day=lambda done: progress.update(task, completed=done),
+        )
+    figures = report.as_json()
+    if as_json:
+        json.dump(figures, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    typer.echo(
+        f"engagement per push over days {figures['evaluated_from_day'] + 1}-{days} "
+        f"({people} people, {figures['pushes']} pushes by the learned policy, "
+        f"{figures['decisions']} decisions):"
+    )
+    for name in ("learned", "random_time", "fixed_time"):
+        typer.echo(f"  {name:<12} {figures[name]:.3f}")
+    typer.echo(
+        f"lift vs random time {figures['lift_vs_random_time']:+.2f}, "
+        f"vs a fixed time {figures['lift_vs_fixed_time']:+.2f}; {figures['seconds']:.1f}s"
     )
 
 

@@ -71,7 +71,7 @@ class Notifier:
         self._wake = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="push")
         self._pruned_at = float("-inf")
-        self._timed_at = float("-inf")
+        self._timed_at = time.monotonic()  # the first pass one interval after start
 
     def wake(self) -> None:
         """Something was enqueued: look now rather than at the next poll."""

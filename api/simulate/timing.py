@@ -4,9 +4,10 @@ Each synthetic person wakes at 08:00 and sleeps at 22:00 (28 decision points a d
 minutes) and gets at most `DOSE` pushes a day. Whether they open a push within 30 minutes depends
 on (the truth is hidden from the policy, which sees only the timing surface's context):
 
-- the hour: each person has a chronotype, `early` (receptive around 08, 12 and 18-19) or
-  `late` (around 12-13 and 20-22); elsewhere receptivity is low, lower still in working hours
-  on weekdays (interruptibility research: people are receptive at breakpoints, not at random);
+- the hour: everyone is receptive around lunch (12-13) and 19:00; besides, each person has a
+  chronotype, `early` (receptive around 08 and 18 too) or `late` (around 20-21); elsewhere
+  receptivity is low, lower still in working hours on weekdays (interruptibility research:
+  people are receptive at breakpoints, not at random);
 - the calendar: in a meeting, almost never; with one starting within the hour, less;
 - recent pushes (habituation): within an hour of the last push, a fifth as often; within two
   hours, half; and each push already sent today wears it down by another 10%;
@@ -48,8 +49,8 @@ FIXED_TIMES = ((12, 0), (18, 0), (9, 0))
 """Where the fixed-time baseline pushes: the first k of these for k pushes that day."""
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 PEAKS = {
-    "early": {8: 0.5, 12: 0.45, 18: 0.5, 19: 0.45},
-    "late": {12: 0.45, 13: 0.4, 20: 0.55, 21: 0.55},
+    "early": {8: 0.45, 12: 0.5, 13: 0.4, 18: 0.5, 19: 0.5},
+    "late": {12: 0.5, 13: 0.4, 19: 0.5, 20: 0.55, 21: 0.5},
 }
 OFF_PEAK = {"workday": 0.05, "free": 0.12}
 VISIT = {"peak": 0.14, "off": 0.06}

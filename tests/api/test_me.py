@@ -153,6 +153,7 @@ def test_export_holds_profile_signals_decisions_and_integrations(client: TestCli
         "integrations",
         "push_devices",
         "pushes",
+        "timing",
         "sessions",
     ]
     assert all(s["description"] for s in export["sections"])

@@ -18,11 +18,11 @@ from tests.notifier.test_push_api import client, make_push_client  # noqa: F401 
 MORNING = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 
 
-def _services(client: TestClient) -> Any:
+def _services(client: TestClient) -> Any:  # noqa: F811
     return client.app.state.services  # type: ignore[attr-defined]
 
 
-def _subscribed(client: TestClient, push_service: PushService) -> None:
+def _subscribed(client: TestClient, push_service: PushService) -> None:  # noqa: F811
     device = push_service.device("phone")
     assert client.post("/v1/push/subscriptions", json=device.subscription()).status_code == 201
 
@@ -110,12 +110,12 @@ def test_an_opened_push_and_a_visit_reward_their_decisions(
     outcomes = _day(services.timing, slots=12)
     send = next(o for o in outcomes if o.action == SEND)
     # The push's cost is recorded as it is sent; the open adds 1 (summed over the window).
-    assert services.store.get(send.event_id).reward.value == pytest.approx(-0.1)
+    assert services.store.get(send.event_id).reward == pytest.approx(-0.1)
     assert client.post("/v1/push/opened", json={"event_id": send.tip_event_id}).status_code == 204
-    assert services.store.get(send.event_id).reward.value == pytest.approx(0.9)
+    assert services.store.get(send.event_id).reward == pytest.approx(0.9)
     # A second open changes nothing.
     assert client.post("/v1/push/opened", json={"event_id": send.tip_event_id}).status_code == 204
-    assert services.store.get(send.event_id).reward.value == pytest.approx(0.9)
+    assert services.store.get(send.event_id).reward == pytest.approx(0.9)
 
     # A wait is rewarded when the person comes on their own within its window, once.
     wait_at = MORNING + timedelta(
@@ -123,7 +123,7 @@ def test_an_opened_push_and_a_visit_reward_their_decisions(
     )
     wait = next(o for o in outcomes if o.action == WAIT)
     assert services.timing.visited("local", wait_at + timedelta(minutes=10)) >= 1
-    assert services.store.get(wait.event_id).reward.value == 1.0
+    assert services.store.get(wait.event_id).reward == 1.0
     assert services.timing.visited("local", wait_at + timedelta(minutes=11)) == 0
 
 

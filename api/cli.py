@@ -242,12 +242,13 @@ def _simulate_timing(url: str, key: str, people: int, days: int, seed: int, as_j
             on_day=lambda done: progress.update(task, completed=done),
         )
     figures = report.as_json()
+    first_day = int(str(figures["evaluated_from_day"])) + 1
     if as_json:
         json.dump(figures, sys.stdout)
         sys.stdout.write("\n")
         return
     typer.echo(
-        f"engagement per push over days {figures['evaluated_from_day'] + 1}-{days} "
+        f"engagement per push over days {first_day}-{days} "
         f"({people} people, {figures['pushes']} pushes by the learned policy, "
         f"{figures['decisions']} decisions):"
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich import box
@@ -15,10 +17,17 @@ from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import DBAPIError
 
 from api.db import MigrationError, prepare
 from api.services.surfaces import SURFACES
 from bandit.clock import OutOfRange, as_utc
+from policies.registry import PolicyLoader
+from policies.spec import StoredSpec
+from policies.store import PolicyStore
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 StartOption = Annotated[
     str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
@@ -151,3 +160,39 @@ class Figures:
         if self.caption:
             console.print()
             console.print(Text(self.caption, style="dim"))
+
+
+def configure_logging() -> None:
+    """Log lines of every `oo` process: level from `OO_LOG_LEVEL` (INFO)."""
+    logging.basicConfig(
+        level=os.environ.get("OO_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # api.db logs what an upgrade at start ran; alembic's own progress lines would repeat it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def settings_or_exit(overrides: dict[str, object]) -> Settings:
+    """Settings, or the refusal as one line per problem and exit code 2 (no traceback)."""
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
+
+
+def policy_loader(policies: PolicyStore) -> PolicyLoader:
+    """Registered policies; none when the database has no policy table (an exported copy)."""
+
+    def find(name: str) -> StoredSpec | None:
+        try:
+            return policies.get(name)
+        except DBAPIError:
+            return None
+
+    return find

@@ -23,9 +23,9 @@ from api.cli_common import (
     StartOption,
     counting_progress,
     parse_moment,
+    policy_loader,
     ready_database,
 )
-from api.cli_evaluate import _loader
 from api.diagnostics import MAX_SAMPLE, MIN_SAMPLE, WindowError, checkup, window
 from api.services.surfaces import SURFACES
 from api.settings import Settings
@@ -66,7 +66,7 @@ def doctor(
         raise typer.BadParameter(str(exc), param_hint=f"--{exc.target}") from None
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
-        registry = Registry(loader=_loader(PolicyStore(store.engine)))
+        registry = Registry(loader=policy_loader(PolicyStore(store.engine)))
         with counting_progress(disable=as_json) as progress:
             task = progress.add_task("reading the log", total=None)
             diagnosis = checkup(

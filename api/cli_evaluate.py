@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import DBAPIError
 
 from api.cli_common import (
     Column,
@@ -24,13 +23,13 @@ from api.cli_common import (
     SurfaceOption,
     counting_progress,
     parse_moment,
+    policy_loader,
     ready_database,
 )
 from api.evaluation_wire import evaluation_result
 from api.settings import Settings
 from bandit.store import Store
-from policies.registry import PolicyLoader, Registry
-from policies.spec import StoredSpec
+from policies.registry import Registry
 from policies.store import PolicyStore
 from rewards.ope.errors import EvaluationError
 from rewards.ope.logged import Log
@@ -38,18 +37,6 @@ from rewards.ope.results import Evaluation
 from rewards.ope.reward_models import RewardModelName
 from rewards.ope.runs import evaluate_log
 from rewards.ope.targets import DEFAULT_POLICIES, resolve
-
-
-def _loader(policies: PolicyStore) -> PolicyLoader:
-    """Registered policies; none when the database has no policy table (an exported copy)."""
-
-    def find(name: str) -> StoredSpec | None:
-        try:
-            return policies.get(name)
-        except DBAPIError:
-            return None
-
-    return find
 
 
 def evaluate(
@@ -92,7 +79,7 @@ def evaluate(
     names = policy or list(DEFAULT_POLICIES)
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
-        registry = Registry(loader=_loader(PolicyStore(store.engine)))
+        registry = Registry(loader=policy_loader(PolicyStore(store.engine)))
         try:
             targets = resolve(names, registry)
         except EvaluationError as exc:

@@ -60,16 +60,15 @@ def notifier(
 ) -> None:
     """Decide when to push tips and send what the outbox holds (one per deployment; `oo serve`
     runs it as a thread)."""
-    from api.cli import _configure_logging, _settings_or_exit
-    from api.cli_common import ready_database
+    from api.cli_common import configure_logging, ready_database, settings_or_exit
     from api.services.process import start
     from notifier.process import run_notifier
     from notifier.push import PushNotConfigured
 
-    _configure_logging()
+    configure_logging()
     # The services an api process holds (policies, models kept fresh, integrations, the tips
     # decision); the sending loop and the decision points run here, not on a thread of them.
-    settings = _settings_or_exit({"role": "api"})
+    settings = settings_or_exit({"role": "api"})
     push = push_settings_or_exit()
     ready_database(settings.database)
     stop = threading.Event()

@@ -46,6 +46,21 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
+def _required_query(method: str, path: str, field: str) -> dict[str, str]:
+    """The other required query parameters of the operation, each at a valid value (the first
+    of its enum: a surface name), so the time under test is the only thing wrong."""
+    operation = SPEC["paths"][path][method.lower()]
+    values: dict[str, str] = {}
+    for parameter in operation.get("parameters", []):
+        name = parameter["name"]
+        if parameter["in"] != "query" or not parameter.get("required") or name == field:
+            continue
+        schema = _resolve(parameter.get("schema", {}))
+        assert "enum" in schema, f"add a valid value of {path}'s required `{name}`"
+        values[name] = str(schema["enum"][0])
+    return values
+
+
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
@@ -103,7 +118,8 @@ def _request(
         else {}
     )
     if where == "query":
-        return client.request(method, url, params={**query, field: value})
+        required = _required_query(method, path, field)
+        return client.request(method, url, params={**query, **required, field: value})
     if schema == "ServiceConfigurationUpdate":
         body = client.get("/personalizer/v1.0/configurations/service").json()
     else:

@@ -61,31 +61,20 @@ def notifier(
     """Decide when to push tips and send what the outbox holds (one per deployment; `oo serve`
     runs it as a thread)."""
     from api.cli_common import configure_logging, ready_database, settings_or_exit
-    from api.services.process import start
-    from notifier.process import run_notifier
+    from api.notifier_process import run_notifier
     from notifier.push import PushNotConfigured
 
     configure_logging()
-    # The services an api process holds (policies, models kept fresh, integrations, the tips
-    # decision); the sending loop and the decision points run here, not on a thread of them.
+    # The services an api process holds (models refreshed, no learner): the timing pass decides
+    # with them; the sending loop and the decision points run here, not on a thread of them.
     settings = settings_or_exit({"role": "api"})
     push = push_settings_or_exit()
     ready_database(settings.database)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    services = start(settings, push_settings=push)
     try:
-        run_notifier(
-            stop,
-            store=services.store,
-            push=services.push,
-            timing=services.timing.run_once,
-            host=host,
-            port=port,
-        )
+        run_notifier(stop, settings=settings, push_settings=push, host=host, port=port)
     except PushNotConfigured as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    finally:
-        services.close()

@@ -1,9 +1,9 @@
 """`oo notifier`: the sending loop as its own process, with /health and /metrics over HTTP.
 
 One per deployment, like the learner (it takes over what a dead one held at start); it also
-runs the timing surface's decision points. The api's CLI builds the settings and the services
-(policies, integrations, the tips decision), then hands over here (`notifier` never imports
-`api`).
+runs the timing surface's decision points. A front door, so it lives in `api`: it builds the
+services an api process holds (policies, models kept fresh, integrations, the tips decision)
+and hands the `notifier` package's loop the timing pass made of them.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.services.process import start
+from api.settings import Settings
 from bandit.store import Store
-from notifier.push import Push
-from notifier.worker import Notifier, TimingPass
+from notifier.settings import PushSettings
+from notifier.worker import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +51,30 @@ def health_app(store: Store, notifier: Notifier) -> FastAPI:
 def run_notifier(
     stop: threading.Event,
     *,
-    store: Store,
-    push: Push,
-    timing: TimingPass | None,
+    settings: Settings,
+    push_settings: PushSettings,
     host: str,
     port: int,
 ) -> None:
-    """Decide the timing surface's points (with `timing`) and send pushes until `stop` is
-    set; the key must be loadable (checked before anything). The caller owns `store`."""
-    push.key()  # PushNotConfigured before the loop starts, not at the first push
-    notifier = push.loop(timing=timing)
-    server = uvicorn.Server(
-        uvicorn.Config(health_app(store, notifier), host=host, port=port, log_level="warning")
-    )
-    http = threading.Thread(target=server.run, name="notifier-health", daemon=True)
-    http.start()
-    log.info("notifier running; /health on http://%s:%d/health", host, port)
+    """Decide the timing surface's points and send pushes until `stop` is set; the VAPID key
+    must be loadable (`PushNotConfigured` before anything runs)."""
+    services = start(settings, push_settings=push_settings)
     try:
-        notifier.run(stop)
+        services.push.key()  # PushNotConfigured before the loop starts, not at the first push
+        notifier = services.push.loop(timing=services.timing.run_once)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                health_app(services.store, notifier), host=host, port=port, log_level="warning"
+            )
+        )
+        http = threading.Thread(target=server.run, name="notifier-health", daemon=True)
+        http.start()
+        log.info("notifier running; /health on http://%s:%d/health", host, port)
+        try:
+            notifier.run(stop)
+        finally:
+            server.should_exit = True
+            http.join(timeout=5)
+            notifier.close()
     finally:
-        server.should_exit = True
-        http.join(timeout=5)
-        notifier.close()
+        services.close()

@@ -137,6 +137,14 @@ def simulate(
     ] = False,
     people: Annotated[int, typer.Option(min=1, help="--timing: synthetic people")] = 10,
     days: Annotated[int, typer.Option(min=2, help="--timing: simulated days")] = 14,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            "--embedded",
+            help="--timing: drive the timing surface itself, on a fresh in-process app (not "
+            "--url's server, which is driven through the Personalizer rank and reward calls)",
+        ),
+    ] = False,
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
     import httpx
@@ -145,7 +153,7 @@ def simulate(
     from api.cli_common import Column, Figures, counting_progress
 
     if timing:
-        _simulate_timing(url, key, people, days, seed, as_json)
+        _simulate_timing(url, key, people, days, seed, as_json, embedded=embedded)
         return
 
     spec = sim.WORLDS.get(world)
@@ -199,24 +207,37 @@ def simulate(
     )
 
 
-def _simulate_timing(url: str, key: str, people: int, days: int, seed: int, as_json: bool) -> None:
+def _simulate_timing(
+    url: str, key: str, people: int, days: int, seed: int, as_json: bool, *, embedded: bool
+) -> None:
+    import tempfile
+    from pathlib import Path
+
     import httpx
 
     from api import simulate as sim
     from api.cli_common import counting_progress
-    from api.simulate.timing import TimingWorld, run_timing
+    from api.simulate.suite import embedded_app, scratch
+    from api.simulate.timing import LoopDriver, SurfaceDriver, TimingWorld, run_timing
 
-    with (
-        counting_progress(disable=as_json) as progress,
-        httpx.Client(base_url=url, timeout=10.0) as client,
-    ):
+    with counting_progress(disable=as_json) as progress:
         task = progress.add_task("simulating days", total=days)
-        report = run_timing(
-            sim.HttpLoop(client, key),
-            TimingWorld(people, seed),
-            days=days,
-            on_day=lambda done: progress.update(task, completed=done),
-        )
+        world = TimingWorld(people, seed)
+
+        def on_day(done: int) -> None:
+            progress.update(task, completed=done)
+
+        if embedded:
+            with (
+                tempfile.TemporaryDirectory(prefix="oo-timing-", dir=scratch()) as tmp,
+                embedded_app(Path(tmp)) as client,
+            ):
+                services = client.app.state.services  # type: ignore[attr-defined]
+                report = run_timing(SurfaceDriver(services), world, days=days, on_day=on_day)
+        else:
+            with httpx.Client(base_url=url, timeout=10.0) as http:
+                driver = LoopDriver(sim.HttpLoop(http, key))
+                report = run_timing(driver, world, days=days, on_day=on_day)
     figures = report.as_json()
     first_day = int(str(figures["evaluated_from_day"])) + 1
     if as_json:

@@ -17,12 +17,12 @@ closes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bandit.decide import Decider
-from bandit.events import utcnow
+from bandit.events import Decision, Features, utcnow
 from bandit.metrics import REWARDS
 from bandit.store import Store
 from integrations.connections import Integrations
@@ -134,8 +134,20 @@ class Timing:
             free_busy=gathered.free_busy,
             tasks=gathered.tasks if TODOIST in gathered.used else None,
         )
+        decision = self.choose(person, event_id, context, missing=gathered.missing)
+        action = decision.chosen.id
+        tip_event_id = self._send(person, event_id, now) if action == SEND else None
+        self.points.decided(person, point, action, tip_event_id)
+        DECISION_POINTS.labels(action).inc()
+        return TimingOutcome(person, event_id, action, tip_event_id)
+
+    def choose(
+        self, person: str, event_id: str, context: Features, *, missing: Sequence[str] = ()
+    ) -> Decision:
+        """Send or wait at one decision point, logged with its pmf under the policy that
+        serves `person` (an experiment's arm, or the surface's policy)."""
         policy, experiment, arm = self.serving(TIMING, person)
-        decision = self.decider.decide(
+        return self.decider.decide(
             policy=policy,
             surface=TIMING,
             principal=person,
@@ -144,13 +156,8 @@ class Timing:
             actions=ACTIONS,
             experiment=experiment,
             arm=arm,
-            missing_sources=gathered.missing,
+            missing_sources=missing,
         ).decision
-        action = decision.chosen.id
-        tip_event_id = self._send(person, event_id, now) if action == SEND else None
-        self.points.decided(person, point, action, tip_event_id)
-        DECISION_POINTS.labels(action).inc()
-        return TimingOutcome(person, event_id, action, tip_event_id)
 
     def _send(self, person: str, event_id: str, now: datetime) -> str | None:
         """The tips surface picks the tip; the outbox takes the push (None: nothing pushed)."""
@@ -165,7 +172,7 @@ class Timing:
             timing_event_id=event_id,
         )
         # The push's cost, summed with the open that may follow (ADR 0014).
-        self._reward(event_id, -self.push_cost, "pushed")
+        self.reward(event_id, -self.push_cost, "pushed")
         return tip_event_id
 
     def _recency(
@@ -194,16 +201,18 @@ class Timing:
         timing_event_id = self.push.outbox.timing_event_id(person, tip_event_id)
         if timing_event_id is None:
             return False
-        return self._reward(timing_event_id, 1.0, "opened")
+        return self.reward(timing_event_id, 1.0, "opened")
 
     def visited(self, person: str, now: datetime) -> int:
         """The person came to the page on their own: each wait still in its window earns 1."""
         rewarded = 0
         for event_id in self.points.visited(person, now, self.reward_window()):
-            rewarded += self._reward(event_id, 1.0, "visited")
+            rewarded += self.reward(event_id, 1.0, "visited")
         return rewarded
 
-    def _reward(self, event_id: str, value: float, reaction: str) -> bool:
+    def reward(self, event_id: str, value: float, reaction: str) -> bool:
+        """Add `value` to a timing decision's reward (summed over its window); False when the
+        window had closed or the decision is unknown."""
         outcome = self.store.record_reward(
             event_id, value, reaction=reaction, window=self.reward_window(), aggregation="sum"
         )

@@ -17,22 +17,31 @@ Left alone, a person comes to the page on their own with a small probability per
 around their receptive hours). A `send` is rewarded 1 when opened, a `wait` when they came on
 their own: the timing surface's reward (ADR 0014).
 
-The learned policy decides through the running server, with the timing surface's context and
-actions (`integrations.timing`), over the Personalizer-compatible loop (`api.simulate.Loop`: its
-rank and reward calls serve a VW policy like any surface's, on simulated time). Each person-day,
-the two baselines then send the **same number of pushes** as the learned policy did: at random
-decision points (`random_time`), or at fixed times of day (`fixed_time`: 12:00, then 18:00,
-then 09:00). Each strategy keeps its own push history, so habituation costs each what its own
-pushes cost it. Engagement is the exact open probability of every push, averaged per push.
+The learned policy decides through a `TimingDriver`. `SurfaceDriver` drives the timing surface
+itself, in process: each decision is `notifier.timing.Timing.choose` (the call the notifier's
+decision points make: the timing policy that serves the person, an experiment's arm included,
+logged on the `timing` surface with its pmf), each reward is `Timing.reward` (summed over the
+window: the push's cost, then the open or the visit), and when a simulated half hour ends its
+windows are closed by the learner (`Learner.learn_events`, what its sweep does when a window
+closes on the real clock). `LoopDriver` drives a running server over HTTP through the
+Personalizer-compatible rank and reward calls (`api.simulate.Loop`) with the timing surface's
+features and actions: that measures the Personalizer surface's policy, not the timing surface's.
+Each person-day, the two baselines then send the **same number of pushes** as the learned policy
+did: at random decision points (`random_time`), or at fixed times of day (`fixed_time`: 12:00,
+then 18:00, then 09:00). Each strategy keeps its own push history, so habituation costs each
+what its own pushes cost it. Engagement is the exact open probability of every push, averaged
+per push.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,6 +50,7 @@ from integrations.calendar import Busy, FreeBusy
 from integrations.profiles import Profile
 from integrations.signals import trusted
 from integrations.timing import ACTIONS, PUSH_COST, SEND, Recency, timing_context
+from notifier.timing import Timing
 
 DOSE = 3
 WAKE_HOUR, SLEEP_HOUR = 8, 22
@@ -158,6 +168,72 @@ class TimingWorld:
         ]
 
 
+class TimingDriver(Protocol):
+    """How the simulation reaches a timing policy: decide, reward, close the windows."""
+
+    def decide(self, person: str, event_id: str, context: list[dict[str, Any]]) -> str:
+        """The action chosen (`send` or `wait`) at one decision point of `person`."""
+        ...
+
+    def reward(self, event_id: str, value: float, reaction: str) -> None:
+        """Add `value` to the decision's reward (the window sums them)."""
+        ...
+
+    def close(self, event_ids: Sequence[str]) -> None:
+        """The reward windows of these decisions have closed: learn their sums."""
+        ...
+
+
+@dataclass
+class SurfaceDriver:
+    """The timing surface of an in-process app (`Services`): what the notifier's decision
+    points call, on simulated time."""
+
+    services: Any
+
+    @property
+    def timing(self) -> Timing:
+        timing: Timing = self.services.timing
+        return timing
+
+    def decide(self, person: str, event_id: str, context: list[dict[str, Any]]) -> str:
+        return self.timing.choose(person, event_id, context).chosen.id
+
+    def reward(self, event_id: str, value: float, reaction: str) -> None:
+        self.timing.reward(event_id, value, reaction)
+
+    def close(self, event_ids: Sequence[str]) -> None:
+        # The sweep learns a summing surface's decisions when their window closes on the real
+        # clock; simulated half hours pass in milliseconds, so the run closes them itself.
+        learned = self.services.learner.learn_events(list(event_ids), allow_default=True)
+        if learned != len(event_ids):
+            raise RuntimeError(f"the learner learned {learned} of {len(event_ids)} decisions")
+
+
+@dataclass
+class LoopDriver:
+    """A running server's Personalizer-compatible rank and reward calls (one reward per
+    decision: its sum, sent when its window closes)."""
+
+    loop: Loop
+    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def decide(self, person: str, event_id: str, context: list[dict[str, Any]]) -> str:
+        actions = [{"id": a.id, "features": [dict(f) for f in a.features]} for a in ACTIONS]
+        answer = self.loop.rank(
+            {"contextFeatures": context, "actions": actions, "eventId": event_id}
+        )
+        chosen: str = answer["rewardActionId"]
+        return chosen
+
+    def reward(self, event_id: str, value: float, reaction: str) -> None:
+        self.sums[event_id] += value
+
+    def close(self, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            self.loop.reward(event_id, self.sums.pop(event_id, 0.0))
+
+
 @dataclass
 class TimingReport:
     days: int
@@ -200,19 +276,19 @@ class TimingReport:
 
 
 def run_timing(
-    loop: Loop,
+    driver: TimingDriver,
     world: TimingWorld,
     *,
     days: int,
     push_cost: float = PUSH_COST,
     run_id: str | None = None,
     on_day: Callable[[int], None] | None = None,
-    settle: Callable[[int], None] | None = None,
 ) -> TimingReport:
     """Simulate `days` days of decision points for every person of `world` (see the module doc).
 
-    Decisions go through `loop` in time order (every person's 08:00, then every person's
-    08:30, ...); each reward is sent as soon as it is drawn. Event ids are
+    Decisions go through `driver` in time order (every person's 08:00, then every person's
+    08:30, ...); a decision's rewards are given as they are drawn and its window is closed when
+    its half hour ends, before the next decision point. Event ids are
     `sim-timing-{run_id}-{i}`, so a fixed run id on a fresh server replays the same run.
     """
     if days < 1:
@@ -220,44 +296,41 @@ def run_timing(
     run_id = run_id or uuid.uuid4().hex[:12]
     report = TimingReport(days, len(world.people))
     report.day_of = {"learned": [], "random_time": [], "fixed_time": []}
-    actions = [{"id": a.id, "features": [dict(f) for f in a.features]} for a in ACTIONS]
     started = time.perf_counter()
-    sent = 0
     for day in range(days):
         world.new_day(day)
         slots = world.slots(day)
         sends: dict[str, int] = {person.name: 0 for person in world.people}
         for at in slots:
+            decided = []
             for person in world.people:
                 if person.learned.pushes_today >= DOSE:
                     continue  # past the daily dose: not a decision point
-                answer = loop.rank(
-                    {
-                        "contextFeatures": world.context(person, at),
-                        "actions": actions,
-                        "eventId": f"sim-timing-{run_id}-{report.decisions}",
-                    }
+                event_id = f"sim-timing-{run_id}-{report.decisions}"
+                action = driver.decide(
+                    person.profile.principal, event_id, world.context(person, at)
                 )
+                decided.append(event_id)
                 report.decisions += 1
-                if answer["rewardActionId"] == SEND:
+                if action == SEND:
                     p = world.open_probability(person, at, person.learned)
                     report.learned.append(p)
                     report.day_of["learned"].append(day)
                     person.learned.last_push = at
                     person.learned.pushes_today += 1
                     sends[person.name] += 1
+                    driver.reward(event_id, -push_cost, "pushed")
                     engaged = world.rng.random() < p
+                    reaction = "opened"
                 else:
                     engaged = world.rng.random() < world.visit_probability(person, at)
+                    reaction = "visited"
                     if engaged:
                         person.last_visit = at
                 if engaged:
                     person.engaged_at.append(at)
-                cost = push_cost if answer["rewardActionId"] == SEND else 0.0
-                loop.reward(answer["eventId"], (1.0 if engaged else 0.0) - cost)
-                sent += 1
-                if settle is not None:
-                    settle(sent)
+                    driver.reward(event_id, 1.0, reaction)
+            driver.close(decided)
         for person in world.people:
             _baselines(world, person, slots, sends[person.name], day, report)
         report.pushes += sum(sends.values())

@@ -6,22 +6,20 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from api.simulate import RouteLoop
-from api.simulate.suite import _scratch, embedded_app, settle_on
-from api.simulate.timing import TimingWorld, run_timing
+from api.simulate.suite import embedded_app, scratch
+from api.simulate.timing import SurfaceDriver, TimingWorld, run_timing
 
 
 def test_learned_timing_beats_random_time_at_the_same_number_of_pushes() -> None:
     with (
-        tempfile.TemporaryDirectory(prefix="oo-timing-", dir=_scratch()) as tmp,
+        tempfile.TemporaryDirectory(prefix="oo-timing-", dir=scratch()) as tmp,
         embedded_app(Path(tmp)) as client,
     ):
         report = run_timing(
-            RouteLoop(client.app.state.services),  # type: ignore[attr-defined]
+            SurfaceDriver(client.app.state.services),  # type: ignore[attr-defined]
             TimingWorld(10, 1),
             days=14,
             run_id="x",
-            settle=settle_on(client),
         )
     figures = report.as_json()
     print(f"timing simulation: {figures}")

@@ -37,10 +37,16 @@ from integrations.todoist import Task, due_soon
 TIMING = "timing"
 REWARD_WINDOW = timedelta(minutes=30)
 TIMING_SURFACE = Surface(
-    TIMING, reward_wait=REWARD_WINDOW, default_reward=0.0, reward_aggregation="sum"
+    TIMING,
+    reward_wait=REWARD_WINDOW,
+    default_reward=0.0,
+    reward_aggregation="sum",
+    exploration=0.02,
 )
 """When a tip is pushed: experiments assign each person; a decision's rewards (the push's cost,
-the open or the visit) are summed over 30 minutes and learned when that window closes."""
+the open or the visit) are summed over 30 minutes and learned when that window closes. A 2%
+uniform floor, not 5%: every uniform `send` spends a push of the daily dose at a random time
+(28 points a day: 5% sends 0.7 of 3 pushes at random); 1% starved learning (ADR 0014)."""
 
 PUSH_COST = 0.1
 """What a push costs its decision's reward: the price of the daily dose. Without it a

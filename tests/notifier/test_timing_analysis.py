@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from experiments.assignment import assign
 from integrations.timing import SEND, TIMING, WAIT
-from policies.registry import DEFAULT_POLICY
+from policies.registry import TIMING_POLICY
 from tests.conftest import Backend, wait_until
 from tests.notifier.push_service import PushService
 from tests.notifier.test_push_api import client, make_push_client  # noqa: F401 - fixtures
@@ -23,7 +23,7 @@ from tests.notifier.test_timing import MORNING, _day, _services, _subscribed
 
 PERSON = "local"  # local single-user mode: the one person, the experiment's unit
 ARMS = [
-    {"name": "learned", "policy": DEFAULT_POLICY, "weight": 1},
+    {"name": "learned", "policy": TIMING_POLICY, "weight": 1},
     {"name": "random_time", "policy": "random", "weight": 1},
 ]
 
@@ -126,4 +126,4 @@ def test_the_learned_arm_serves_the_timing_policy_under_the_experiment(
     assert len(outcomes) == 1 and outcomes[0].action in (SEND, WAIT)
     logged = services.store.get(outcomes[0].event_id).decision
     assert (logged.experiment, logged.arm) == ("when", "learned")
-    assert logged.model_key == f"timing:{DEFAULT_POLICY}:when/learned"
+    assert logged.model_key == f"timing:{TIMING_POLICY}:when/learned"

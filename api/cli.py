@@ -136,12 +136,34 @@ def simulate(
     ] = "tips6",
     key: Annotated[str, typer.Option(help="Ocp-Apim-Subscription-Key to send")] = "simulation",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    timing: Annotated[
+        bool,
+        typer.Option(
+            "--timing",
+            help="Simulate when to push (the timing surface): learned vs random-time vs a "
+            "fixed daily time, at the same number of pushes",
+        ),
+    ] = False,
+    people: Annotated[int, typer.Option(min=1, help="--timing: synthetic people")] = 10,
+    days: Annotated[int, typer.Option(min=2, help="--timing: simulated days")] = 14,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            "--embedded",
+            help="--timing: drive the timing surface itself, on a fresh in-process app (not "
+            "--url's server, which is driven through the Personalizer rank and reward calls)",
+        ),
+    ] = False,
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
     import httpx
 
     from api import simulate as sim
     from api.cli_common import Column, Figures, counting_progress
+
+    if timing:
+        _simulate_timing(url, key, people, days, seed, as_json, embedded=embedded)
+        return
 
     spec = sim.WORLDS.get(world)
     if spec is None:
@@ -191,6 +213,56 @@ def simulate(
         f"{tail['random_expected']:.3f} (margin {margin:+.3f}); "
         f"{100 * shares['last_1000']:.0f}% of the oracle's lift over the last 1,000 decisions; "
         f"{report.seconds:.1f}s"
+    )
+
+
+def _simulate_timing(
+    url: str, key: str, people: int, days: int, seed: int, as_json: bool, *, embedded: bool
+) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    from api import simulate as sim
+    from api.cli_common import counting_progress
+    from api.simulate.suite import embedded_app, scratch
+    from api.simulate.timing import LoopDriver, SurfaceDriver, TimingWorld, run_timing
+
+    with counting_progress(disable=as_json) as progress:
+        task = progress.add_task("simulating days", total=days)
+        world = TimingWorld(people, seed)
+
+        def on_day(done: int) -> None:
+            progress.update(task, completed=done)
+
+        if embedded:
+            with (
+                tempfile.TemporaryDirectory(prefix="oo-timing-", dir=scratch()) as tmp,
+                embedded_app(Path(tmp)) as client,
+            ):
+                services = client.app.state.services  # type: ignore[attr-defined]
+                report = run_timing(SurfaceDriver(services), world, days=days, on_day=on_day)
+        else:
+            with httpx.Client(base_url=url, timeout=10.0) as http:
+                driver = LoopDriver(sim.HttpLoop(http, key))
+                report = run_timing(driver, world, days=days, on_day=on_day)
+    figures = report.as_json()
+    first_day = int(str(figures["evaluated_from_day"])) + 1
+    if as_json:
+        json.dump(figures, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    typer.echo(
+        f"engagement per push over days {first_day}-{days} "
+        f"({people} people, {figures['pushes']} pushes by the learned policy, "
+        f"{figures['decisions']} decisions):"
+    )
+    for name in ("learned", "random_time", "fixed_time"):
+        typer.echo(f"  {name:<12} {figures[name]:.3f}")
+    typer.echo(
+        f"lift vs random time {figures['lift_vs_random_time']:+.2f}, "
+        f"vs a fixed time {figures['lift_vs_fixed_time']:+.2f}; {figures['seconds']:.1f}s"
     )
 
 

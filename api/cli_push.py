@@ -58,31 +58,23 @@ def notifier(
     ] = int(os.environ.get("OO_NOTIFIER_PORT", "8002")),
     host: Annotated[str, typer.Option(help="Bind address of /health")] = "127.0.0.1",
 ) -> None:
-    """Send the pushes the outbox holds (one per deployment; `oo serve` runs it as a thread)."""
+    """Decide when to push tips and send what the outbox holds (one per deployment; `oo serve`
+    runs it as a thread)."""
     from api.cli_common import configure_logging, ready_database, settings_or_exit
-    from api.integration_setup import local_folder, open_vault
-    from notifier.process import run_notifier
+    from api.notifier_process import run_notifier
     from notifier.push import PushNotConfigured
-    from notifier.vapid import KEY_FILE
 
     configure_logging()
-    settings = settings_or_exit({})
+    # The services an api process holds (models refreshed, no learner): the timing pass decides
+    # with them; the sending loop and the decision points run here, not on a thread of them.
+    settings = settings_or_exit({"role": "api"})
     push = push_settings_or_exit()
     ready_database(settings.database)
-    folder = local_folder(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        run_notifier(
-            stop,
-            database_url=settings.database,
-            settings=push,
-            vault_factory=lambda: open_vault(settings),
-            local_key_file=None if folder is None else folder / KEY_FILE,
-            host=host,
-            port=port,
-        )
+        run_notifier(stop, settings=settings, push_settings=push, host=host, port=port)
     except PushNotConfigured as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

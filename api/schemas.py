@@ -36,7 +36,7 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
 
-SurfaceName = Literal["tips", "personalizer"]
+SurfaceName = Literal["tips", "personalizer", "timing"]
 """The registered surfaces (`api.services.surfaces.SURFACES`) as the wire spells them: a
 literal, so the OpenAPI document lists them; a test holds the two equal."""
 

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from api.auth.config import ProviderConfig, TokenKey, parse_providers, parse_token_keys
 from api.budget import Budget
 from bandit.surfaces import Surface
-from policies.registry import DEFAULT_POLICY
+from policies.registry import DEFAULT_POLICY, TIMING_POLICY
 from rewards.mapping import DEFAULT_REWARDS, RewardMapping
 
 ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     # Why this default: docs/adr/0011-exploration-default-from-the-simulation-suite.md.
     tips_policy: str = DEFAULT_POLICY
     personalizer_policy: str = DEFAULT_POLICY
+    timing_policy: str = TIMING_POLICY  # the timing simulation's choice (ADR 0014)
     reaction_rewards: str = Field(
         default="", description='JSON object, e.g. {"done": 1, "useful": 1, "later": 0.25, ...}'
     )

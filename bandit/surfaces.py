@@ -2,14 +2,14 @@
 
 A surface is one stream of decisions with its own policy, models, reward rules and experiments:
 `tips` (which tip a person sees), `personalizer` (the Personalizer-compatible loop integrators
-call), and next `timing` (send a tip now, or wait). What differs between them is a field of
+call) and `timing` (send a tip now, or wait). What differs between them is a field of
 `Surface`, so the code that serves, learns, experiments and evaluates asks the registry instead
 of branching on a name:
 
 - `unit`: what an experiment assigns to arms and analyses, the decision's principal (a person)
   or, where one principal speaks for many people (a Personalizer subscription key), the event;
-- `reward_wait`, `default_reward`, `exploration`: the settings the surface starts with
-  (`bandit.surface_config`; an operator may change them while it runs);
+- `reward_wait`, `default_reward`, `exploration`, `reward_aggregation`: the settings the
+  surface starts with (`bandit.surface_config`; an operator may change them while it runs);
 - its policy: the one an experiment shipped to it, else the one its setting names. A process's
   settings hold one field per surface, `<name>_policy` (`OO_<NAME>_POLICY`), read by
   `Surface.policy_setting`.
@@ -28,7 +28,13 @@ from datetime import timedelta
 from typing import Literal
 
 from bandit.settings import LearnerSettings
-from bandit.surface_config import MAX_REWARD_WAIT, MIN_REWARD_WAIT, SurfaceConfig
+from bandit.surface_config import (
+    AGGREGATIONS,
+    MAX_REWARD_WAIT,
+    MIN_REWARD_WAIT,
+    Aggregation,
+    SurfaceConfig,
+)
 
 Unit = Literal["principal", "event"]
 UNITS: tuple[Unit, ...] = ("principal", "event")
@@ -53,6 +59,9 @@ class Surface:
     exploration
         The share of probability spread over the candidates it starts with; None: the
         configuration's default (`SurfaceConfig.exploration`).
+    reward_aggregation
+        `earliest` (the first reward counts) or `sum` (every on-time reward adds up, learned
+        when the window closes).
     """
 
     name: str
@@ -60,6 +69,7 @@ class Surface:
     reward_wait: timedelta | None = None
     default_reward: float | None = None
     exploration: float | None = None
+    reward_aggregation: Aggregation = "earliest"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -77,6 +87,8 @@ class Surface:
             raise ValueError(f"`default_reward` must be in [-1, 1] ({self.name})")
         if self.exploration is not None and not 0.0 <= self.exploration <= 1.0:
             raise ValueError(f"`exploration` must be in [0, 1] ({self.name})")
+        if self.reward_aggregation not in AGGREGATIONS:
+            raise ValueError(f"`reward_aggregation` must be one of {list(AGGREGATIONS)}")
 
     @property
     def policy_setting(self) -> str:
@@ -93,6 +105,7 @@ class Surface:
         config = SurfaceConfig(
             self.reward_wait if self.reward_wait is not None else learner.reward_window,
             learner.default_reward if self.default_reward is None else self.default_reward,
+            self.reward_aggregation,
         )
         if self.exploration is not None:
             config = replace(config, exploration=self.exploration)

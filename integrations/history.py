@@ -144,6 +144,12 @@ class History:
             if past is not None and past.reaction is None:
                 past.reaction = reaction
 
+    def moments(self) -> list[tuple[str, datetime, bool]]:
+        """Each decision's event id, when it was made and whether the person reacted to it,
+        oldest first (what the timing surface reads: visits and engagement by hour)."""
+        with self._lock:
+            return [(e, p.at, p.reaction is not None) for e, p in self._events.items()]
+
     def features(self, now: datetime, zone: tzinfo) -> Callable[[str], FeatureObject]:
         """Category -> the `history` feature object of a candidate in it, at `now`."""
         with self._lock:

@@ -337,3 +337,23 @@ def _urgency(task: Task, moment: datetime | None) -> tuple[int, float, int, str]
     if moment is None:
         return (1, 0.0, -task.priority, task.id)
     return (0, moment.timestamp(), -task.priority, task.id)
+
+
+def due_soon(tasks: Iterable[Task], now: datetime, tz: tzinfo) -> FeatureObject:
+    """The ``todos`` namespace of the timing surface: how pressing the open tasks are now.
+
+    ``due_2h``: tasks falling due within two hours; ``overdue``: tasks past due. Both bucketed
+    ``0`` / ``1`` / ``2+``, read with the same due rules as the todo candidates' features.
+    """
+    soon = overdue = 0
+    for task in tasks:
+        moment = _due_moment(task.due, tz)
+        if _overdue(task.due, moment, now, tz):
+            overdue += 1
+        elif _due_bucket(moment, now, False) == "h0-2":
+            soon += 1
+    return {"todos": {"due_2h": _count_bucket(soon), "overdue": _count_bucket(overdue)}}
+
+
+def _count_bucket(count: int) -> str:
+    return str(count) if count <= 1 else "2+"

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge
 
 DECISION_POINTS = Counter(
     "oo_push_decision_points_total",
-    "Decision points of the timing surface, by outcome (send, wait, skipped)",
+    "Decision points of the timing surface, by outcome (send, wait, failed)",
     ["outcome"],
 )
 SENDS = Counter(

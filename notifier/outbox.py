@@ -447,6 +447,15 @@ class Outbox:
             ).first()
         return False if owned is not None else None
 
+    def timing_event_id(self, person: str, event_id: str) -> str | None:
+        """The timing decision that pushed `person` the tip of `event_id` (None: not pushed by
+        one, or not theirs)."""
+        query = sa.select(messages.c.timing_event_id).where(
+            messages.c.event_id == event_id, messages.c.principal == person
+        )
+        with self.autocommit.connect() as conn:
+            return conn.execute(query).scalar()
+
     def deliveries(self, event_id: str) -> list[dict[str, Any]]:
         """Each device's delivery of one push: state, attempts, last status (no secrets)."""
         query = (

@@ -24,7 +24,7 @@ from notifier.settings import PushSettings
 from notifier.subscriptions import SubscriptionStore
 from notifier.vapid import VapidConfigError, VapidKey, load
 from notifier.webpush import WebPushSender
-from notifier.worker import Notifier
+from notifier.worker import Notifier, TimingPass
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +133,18 @@ class Push:
             OPENS.inc()
         return first
 
-    def loop(self, *, resolve: Resolver | None = None) -> Notifier:
-        """The sending loop of this process (`run` it on a thread; `close` it after)."""
+    def loop(
+        self, *, resolve: Resolver | None = None, timing: TimingPass | None = None
+    ) -> Notifier:
+        """The sending loop of this process (`run` it on a thread; `close` it after); with
+        `timing`, the loop also runs the timing surface's decision points."""
         sender = WebPushSender(
             self.key,
             self.services,
             timeout=self.settings.push_timeout_seconds,
             resolve=resolve,
         )
-        self.notifier = Notifier(self.outbox, sender, self.settings)
+        self.notifier = Notifier(self.outbox, sender, self.settings, timing=timing)
         return self.notifier
 
     def register(self, registry: PersonalData) -> None:

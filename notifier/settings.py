@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from integrations.timing import PUSH_COST
 from notifier.endpoints import ListedHost, PushServices, parse_listed
 from notifier.vapid import VapidConfigError, VapidKey, check_subject
 
@@ -48,6 +49,20 @@ class PushSettings(BaseSettings):
         ge=0,
         le=28 * 86400,
         description="How long a push service keeps a tip for a device that is offline",
+    )
+
+    timing_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How often the notifier looks for people whose decision point has come",
+    )
+    timing_push_cost: float = Field(
+        default=PUSH_COST,
+        ge=0,
+        le=1,
+        description="What a push costs its timing decision's reward: how much better than "
+        "waiting a moment must look before a tip is pushed (ADR 0014)",
     )
 
     @field_validator("vapid_private_key", "vapid_subject", mode="before")

@@ -91,3 +91,35 @@ class PushDeliveryRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=200)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     trimmed: bool = False
+
+
+class TimingPersonRow(SQLModel, table=True):
+    """A person's timing settings (`PATCH /v1/me`); no row: the defaults."""
+
+    __tablename__ = "timing_people"
+
+    principal: str = Field(primary_key=True, max_length=256)
+    every_minutes: int
+    pushes_per_day: int
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TimingPointRow(SQLModel, table=True):
+    """One decision point of one person: claimed once across notifiers by its primary key."""
+
+    __tablename__ = "timing_points"
+    __table_args__ = (sa.Index("ix_timing_points_principal_decided", "principal", "decided_at"),)
+
+    principal: str = Field(primary_key=True, max_length=256)
+    slot_at: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    """The start of the slot (UTC); the person's local day is `local_day`."""
+    local_day: str = Field(max_length=10)
+    event_id: str = Field(max_length=256)
+    """The timing decision's event id (logged whether it chose send or wait)."""
+    action: str | None = Field(default=None, max_length=8)
+    """send or wait; None while it is being decided (or when deciding failed)."""
+    tip_event_id: str | None = Field(default=None, max_length=256)
+    """The tips decision pushed when `action` is send."""
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+    visited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the person came on their own within a wait's window (its reward)."""

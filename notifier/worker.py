@@ -42,6 +42,10 @@ read well within it)."""
 PRUNE_SECONDS = 3600.0
 
 
+TimingPass = Callable[[], object]
+"""One pass over the timing surface's due decision points (`notifier.timing.Timing`)."""
+
+
 def backoff(attempts: int) -> float:
     """Seconds before attempt `attempts + 1`: 5 s doubling per attempt, at most an hour."""
     return float(min(LAST_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** max(0, attempts - 1)))
@@ -55,8 +59,10 @@ class Notifier:
         settings: PushSettings,
         *,
         clock: Callable[[], datetime] = utcnow,
+        timing: TimingPass | None = None,
     ) -> None:
         self.outbox = outbox
+        self.timing = timing
         self.sender = sender
         self.settings = settings
         self.clock = clock
@@ -65,6 +71,7 @@ class Notifier:
         self._wake = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="push")
         self._pruned_at = float("-inf")
+        self._timed_at = time.monotonic()  # the first pass one interval after start
 
     def wake(self) -> None:
         """Something was enqueued: look now rather than at the next poll."""
@@ -86,6 +93,11 @@ class Notifier:
                 log.exception("push: a pass over the outbox failed; trying again")
             if time.monotonic() - self._pruned_at > PRUNE_SECONDS:
                 self._prune()
+            if (
+                self.timing is not None
+                and time.monotonic() - self._timed_at >= self.settings.timing_poll_seconds
+            ):
+                self._decide()
             if not busy:
                 self._wake.wait(self.settings.push_poll_seconds)
                 self._wake.clear()
@@ -174,6 +186,17 @@ class Notifier:
         self.outbox.settle(claim, state, status=status, error=error)
         DELIVERIES.labels(state).inc()
         return state
+
+    def _decide(self) -> None:
+        """The timing surface's due decision points; a push it enqueues is sent next pass."""
+        self._timed_at = time.monotonic()
+        if self.timing is None:
+            return
+        try:
+            self.timing()
+        except Exception:
+            self.healthy = False
+            log.exception("timing: a pass over the decision points failed; trying again")
 
     def _prune(self) -> None:
         self._pruned_at = time.monotonic()

@@ -38,6 +38,10 @@ DEFAULT_POLICY = "vw-squarecb"
 """What a surface serves unless configured: SquareCB under the surface's uniform floor
 (`bandit.surface_config.DEFAULT_EXPLORATION`), chosen by the simulation suite (ADR 0011)."""
 
+TIMING_POLICY = "vw-timing"
+"""What the timing surface serves unless configured (ADR 0014): send or wait is one action
+crossed with the context, and the dose leaves few sends to learn from, so it learns fast."""
+
 BUILTIN: tuple[PolicySpec, ...] = (
     PolicySpec("random", "random", description="Uniform over the candidates (the v0)."),
     PolicySpec(
@@ -52,6 +56,14 @@ BUILTIN: tuple[PolicySpec, ...] = (
         "--cb_explore_adf --squarecb --cb_type mtr -q ::",
         "SquareCB (Foster & Rakhlin 2020) inverse-gap weighting, under the surface's uniform "
         "floor (5% unless configured): the default.",
+    ),
+    PolicySpec(
+        TIMING_POLICY,
+        "vw",
+        "--cb_explore_adf --squarecb --gamma_scale 1000 -l 1 --cb_type mtr -q w:",
+        "SquareCB for the timing surface: the action crossed with every context namespace "
+        "only (-q w:), a greedier gap weighting (gamma scale 1000) and a faster learning rate: "
+        "the timing simulation's choice (ADR 0014).",
     ),
     PolicySpec(
         "vw-softmax",

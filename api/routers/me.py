@@ -2,45 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Response
 
 from api.auth.signin import SignInAuthenticator
 from api.deps import PersonDep, ServicesDep
-from api.schemas import (
-    ExportSectionPublic,
-    PersonExport,
-    ProfilePublic,
-    ProfileUpdate,
-    QuietHours,
-)
+from api.schemas import ExportSectionPublic, PersonExport, QuietHours
+from api.schemas_timing import MePublic, MeUpdate, TimingPublic
+from api.services.process import Services
 from bandit.events import utcnow
 from integrations.profiles import ALL_KINDS, Profile
+from notifier.schedule import TimingSettings
 
 router = APIRouter(prefix="/v1", tags=["me"])
 
 
-def _public(profile: Profile) -> ProfilePublic:
+def _public(profile: Profile, timing: TimingSettings) -> MePublic:
     quiet = (
         QuietHours(start=profile.quiet_start, end=profile.quiet_end)
         if profile.quiet_start and profile.quiet_end
         else None
     )
-    return ProfilePublic(
+    return MePublic(
         timezone=profile.timezone,
         quiet_hours=quiet,
         interests=list(profile.interests),
         kinds=[k for k in profile.kinds if k in ALL_KINDS],
+        timing=TimingPublic(
+            every_minutes=timing.every_minutes, pushes_per_day=timing.pushes_per_day
+        ),
     )
 
 
-@router.get("/me", response_model=ProfilePublic)
-def read_me(services: ServicesDep, person: PersonDep) -> ProfilePublic:
-    return _public(services.people.profile(person))
+def _timing(services: Services, person: str) -> TimingSettings:
+    return services.timing.points.settings(person)
 
 
-@router.patch("/me", response_model=ProfilePublic)
-def update_me(body: ProfileUpdate, services: ServicesDep, person: PersonDep) -> ProfilePublic:
-    """Change timezone, quiet hours (null removes them), interests or wanted tip kinds."""
+@router.get("/me", response_model=MePublic)
+def read_me(services: ServicesDep, person: PersonDep) -> MePublic:
+    return _public(services.people.profile(person), _timing(services, person))
+
+
+@router.patch("/me", response_model=MePublic)
+def update_me(body: MeUpdate, services: ServicesDep, person: PersonDep) -> MePublic:
+    """Change timezone, quiet hours (null removes them), interests, wanted tip kinds, or when
+    tips are pushed (`timing`: decision interval and daily dose)."""
     current = services.people.profile(person)
     fields = body.model_fields_set
     quiet_start, quiet_end = current.quiet_start, current.quiet_end
@@ -56,7 +63,13 @@ def update_me(body: ProfileUpdate, services: ServicesDep, person: PersonDep) -> 
         kinds=tuple(body.kinds) if body.kinds is not None else current.kinds,
     )
     services.people.save_profile(updated)
-    return _public(updated)
+    timing = _timing(services, person)
+    if body.timing is not None:
+        changes = body.timing.model_dump(exclude_none=True)
+        if changes:
+            timing = TimingSettings(**{**asdict(timing), **changes})
+            services.timing.points.save(person, timing)
+    return _public(updated, timing)
 
 
 @router.get("/me/export", response_model=PersonExport)

@@ -112,6 +112,9 @@ def send_test(services: ServicesDep, person: PersonDep) -> PushTestAccepted:
 @router.post("/opened", status_code=204)
 def opened(body: PushOpened, services: ServicesDep, person: PersonDep) -> Response:
     """The person opened a pushed tip (its notification was clicked); the first open counts."""
-    if services.push.opened(person, body.event_id) is None:
+    first = services.push.opened(person, body.event_id)
+    if first is None:
         raise NotFound(f"no push has event id {body.event_id!r}", target="event_id")
+    if first:
+        services.timing.opened(person, body.event_id)  # its timing decision earns the open
     return Response(status_code=204)

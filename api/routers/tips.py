@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 
 from fastapi import APIRouter, Depends, Response, status
 
@@ -23,15 +23,10 @@ from api.services.process import Services
 from api.services.surfaces import TIPS
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
-from integrations.connections import live_candidates, todo_note
-from integrations.context import SIGNAL_FRESHNESS, build_context, with_history
-from integrations.profiles import ALL_KINDS
+from integrations.tip_decisions import Quiet, ShownTip
 from integrations.todoist import Task, action_id
 
 router = APIRouter(prefix="/v1", tags=["tips"])
-
-TODO_CANDIDATES = 10
-"""At most this many open tasks join the catalog tips as candidates (most urgent first)."""
 
 
 @router.post(
@@ -45,55 +40,25 @@ def recommend(
     """One tip for this person, now. The decision is logged before the answer leaves."""
     with RECOMMEND_LATENCY.time():
         now = utcnow()
-        cooldown = timedelta(hours=services.settings.tip_cooldown_hours)
-        profile, signals, recent, statuses = services.people.moment(
-            person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - cooldown
+        made = services.tip_decisions.decide(
+            person,
+            now,
+            activate=not (body and body.defer_activation),
+            event_id=services.event_ids(),
         )
-        next_tip = profile.next_tip_at(now)
-        if next_tip is not None:
-            wait = max(1, math.ceil((next_tip - now).total_seconds()))
+        if isinstance(made, Quiet):
+            wait = max(1, math.ceil((made.until - now).total_seconds()))
             return Response(
                 status_code=status.HTTP_204_NO_CONTENT,
-                headers={"Retry-After": str(wait), "X-Next-Tip-At": next_tip.isoformat()},
+                headers={"Retry-After": str(wait), "X-Next-Tip-At": made.until.isoformat()},
             )
-        context, local = build_context(profile, signals, now)
-        # Todoist and calendar, within one deadline; a slow or failing one is left out.
-        wanted = [k for k in profile.kinds if k in ALL_KINDS] or list(ALL_KINDS)
-        gathered = services.integrations.gather(
-            person, now, profile.zone, todos="todo" in wanted, statuses=statuses
-        )
-        live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
-        context += live.context
-        event_id = services.event_ids()
-        catalog = services.tips.candidates(profile, local, recent, event_id)
-        # The person's own record with each candidate's category: no query when warm.
-        history = services.history.get(person, now).features(now, profile.zone)
-        candidates = with_history(
-            catalog.actions + live.actions,
-            catalog.lines + live.lines,
-            history,
-            services.tips.category,
-        )
-        policy, experiment, arm = services.serving_policy(TIPS, person)
-        outcome = services.decider.decide(
-            policy=policy,
-            surface=TIPS,
-            principal=person,
-            event_id=event_id,
-            context=context,
-            actions=candidates.actions,
-            action_lines=candidates.lines,
-            activate=not (body and body.defer_activation),
-            experiment=experiment,
-            arm=arm,
-            missing_sources=gathered.missing,
-        )
-        decision = outcome.decision
-        if not outcome.replayed:
-            services.history.shown(person, event_id, decision.created_at, decision.chosen.id)
+        if not made.replayed:
+            # The person came on their own: a "wait" of the timing surface just paid off.
+            services.timing.visited(person, now)
+        decision = made.decision
         return RecommendResponse(
             event_id=decision.event_id,
-            tip=_shown(services, decision.chosen.id, live.tasks, now, profile.zone),
+            tip=_public(made.tip),
             probability=decision.propensity,
             policy=decision.policy,
             model_version=decision.model_version,
@@ -101,23 +66,7 @@ def recommend(
         )
 
 
-def _shown(
-    services: Services, action_id: str, tasks: Mapping[str, Task], now: datetime, tz: tzinfo
-) -> TipPublic:
-    """The chosen action as the page shows it; a todo's title comes from the fetched task."""
-    task = tasks.get(action_id)
-    if task is not None:
-        return TipPublic(
-            id=action_id,
-            kind="todo",
-            title=task.title or "A task from Todoist",
-            body=todo_note(task, now, tz),
-            category="todoist",
-            effort_minutes=task.duration_minutes or 0,
-        )
-    tip = services.tips.tip(action_id)
-    if tip is None:  # pragma: no cover - candidates come from the catalog or the tasks
-        raise Conflict(f"tip {action_id!r} left the catalog")
+def _public(tip: ShownTip) -> TipPublic:
     return TipPublic(
         id=tip.id,
         kind=tip.kind,
@@ -126,6 +75,12 @@ def _shown(
         category=tip.category,
         effort_minutes=tip.effort_minutes,
     )
+
+
+def _shown(
+    services: Services, action_id: str, tasks: Mapping[str, Task], now: datetime, tz: tzinfo
+) -> TipPublic:
+    return _public(services.tip_decisions.shown(action_id, tasks, now, tz))
 
 
 @router.get("/decisions/{event_id}", response_model=RecommendResponse)

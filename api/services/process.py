@@ -16,7 +16,7 @@ from api.db import prepare
 from api.integration_setup import local_folder, make_integrations, open_vault
 from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
-from api.services.surfaces import SURFACES, TIPS, surface_configs
+from api.services.surfaces import SURFACES, TIMING, TIPS, surface_configs
 from api.settings import Settings
 from bandit.apprentice import Imitation
 from bandit.bus import EventBus, make_bus
@@ -41,8 +41,11 @@ from integrations.live_signals import LiveSignals  # integration signals (issue 
 from integrations.personal_data import PersonalData, register_core
 from integrations.profiles import People
 from integrations.signals import SignalIngest, SignalWorker, make_signal_bus
+from integrations.tip_decisions import TipDecisions
 from notifier.push import Push  # Web Push delivery (ADR 0012)
 from notifier.settings import PushSettings
+from notifier.timing import Timing  # the timing surface (ADR 0014)
+from notifier.timing_points import TimingPoints
 from notifier.vapid import KEY_FILE
 from policies.registry import Registry, validate
 from policies.serving import serving
@@ -98,6 +101,10 @@ class Services:
     history: HistoryCache = field(init=False)
     # Web Push: devices, the outbox, and (in `oo serve`) the sending loop: set by `start`
     push: Push = field(init=False)
+    # the tips decision, which the recommend route and the timing surface both make
+    tip_decisions: TipDecisions = field(init=False)
+    # the timing surface: decision points (run by the notifier loop), opens and visits
+    timing: Timing = field(init=False)
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -282,7 +289,17 @@ def start(
     services.refresh_experiments()
     _start_signals(services)
     _start_integrations(services)
-    _start_push(services, push_settings or PushSettings())
+    push_settings = push_settings or PushSettings()
+    services.tip_decisions = TipDecisions(
+        people=services.people,
+        integrations=services.integrations,
+        tips=services.tips,
+        history=services.history,
+        decider=services.decider,
+        serving=services.serving_policy,
+        cooldown=timedelta(hours=settings.tip_cooldown_hours),
+    )
+    _start_push(services, push_settings)
     _register_account(services)
     # Load (and in the embedded process, recover) the served models before taking traffic.
     for policy in services.defaults.values():
@@ -414,13 +431,40 @@ def _start_push(services: Services, push_settings: PushSettings) -> None:
         local_key_file=None if folder is None else folder / KEY_FILE,
     )
     services.push.register(services.personal_data)
+    services.timing = timing(services, push_settings)
     if settings.role == "all" and (folder is not None or push_settings.private_key):
-        notifier = services.push.loop()
+        notifier = services.push.loop(timing=services.timing.run_once)
         thread = threading.Thread(
             target=notifier.run, args=(services.stop_event,), name="notifier", daemon=True
         )
         thread.start()
         services.threads.append(thread)
+
+
+def timing(services: Services, push_settings: PushSettings) -> Timing:
+    """The timing surface over this process's services; the notifier loop runs its passes."""
+    points = TimingPoints(services.store.engine)
+    services.personal_data.add_export_section(
+        "timing",
+        "When tips are pushed to you: your interval and daily dose, and each decision point "
+        "(send or wait)",
+        points.export,
+    )
+    services.personal_data.add_eraser("timing", points.forget)
+    return Timing(
+        store=services.store,
+        people=services.people,
+        integrations=services.integrations,
+        history=services.history,
+        decider=services.decider,
+        serving=services.serving_policy,
+        tips=services.tip_decisions,
+        push=services.push,
+        points=points,
+        reward_window=lambda: services.surface_configs.get(TIMING).reward_wait,
+        publish=services.publish,
+        push_cost=push_settings.timing_push_cost,
+    )
 
 
 def _register_account(services: Services) -> None:

@@ -1,4 +1,5 @@
-"""The surfaces the api serves: the tips product's and the Personalizer-compatible loop's.
+"""The surfaces the api serves: the tips product's two (what, and when) and the
+Personalizer-compatible loop's.
 
 Registered once (see `bandit.surfaces`); everything that differs between them is read from
 here: the experiments' unit of assignment, the starting reward settings, the policy setting.
@@ -11,15 +12,23 @@ from bandit.store import Store
 from bandit.surface_config import SurfaceConfig, SurfaceConfigs
 from bandit.surfaces import Surface, Surfaces
 from integrations.context import TIPS, TIPS_SURFACE
+from integrations.timing import TIMING, TIMING_SURFACE
 
 PERSONALIZER = "personalizer"
 PERSONALIZER_SURFACE = Surface(PERSONALIZER, unit="event")
 """Integrators' decisions: one subscription key speaks for all their users, so experiments
 assign (and analyse) each event on its own."""
 
-SURFACES = Surfaces(TIPS_SURFACE, PERSONALIZER_SURFACE)
+SURFACES = Surfaces(TIPS_SURFACE, PERSONALIZER_SURFACE, TIMING_SURFACE)
 
-__all__ = ["PERSONALIZER", "PERSONALIZER_SURFACE", "SURFACES", "TIPS", "surface_configs"]
+__all__ = [
+    "PERSONALIZER",
+    "PERSONALIZER_SURFACE",
+    "SURFACES",
+    "TIMING",
+    "TIPS",
+    "surface_configs",
+]
 
 
 def surface_configs(

@@ -132,7 +132,7 @@ def embedded_app(directory: Path) -> Iterator[TestClient]:
         yield client
 
 
-def _scratch() -> str | None:
+def scratch() -> str | None:
     """Memory-backed scratch space where the machine has it: the log of a simulation is thrown
     away, and a disk's fsync per decision would dominate the run."""
     shm = Path("/dev/shm")
@@ -185,7 +185,7 @@ def run_pair(
     route functions directly (identical figures, a fraction of the time: `RouteLoop`).
     """
     with (
-        tempfile.TemporaryDirectory(prefix="oo-suite-", dir=_scratch()) as tmp,
+        tempfile.TemporaryDirectory(prefix="oo-suite-", dir=scratch()) as tmp,
         embedded_app(Path(tmp)) as client,
     ):
         if candidate is not None:

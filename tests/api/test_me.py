@@ -35,6 +35,7 @@ DEFAULT_PROFILE = {
     "quiet_hours": None,
     "interests": [],
     "kinds": ["advice", "todo"],
+    "timing": {"every_minutes": 30, "pushes_per_day": 3},
 }
 SQL = "'); DROP TABLE signals; --"
 SCRIPT = "<script>alert('signal')</script>"
@@ -153,6 +154,7 @@ def test_export_holds_profile_signals_decisions_and_integrations(client: TestCli
         "integrations",
         "push_devices",
         "pushes",
+        "timing",
         "sessions",
     ]
     assert all(s["description"] for s in export["sections"])
@@ -285,7 +287,8 @@ def test_erasure_deletes_the_person_and_keeps_experiments_and_evaluations(
     export = _export(client)
     for name in ("signals", "decisions", "integrations"):
         assert _section(export, name) == [], name
-    assert _section(export, "profile") == DEFAULT_PROFILE
+    profile = {k: v for k, v in DEFAULT_PROFILE.items() if k != "timing"}
+    assert _section(export, "profile") == profile  # timing settings are their own section
 
     # Decisions: the person's became one pseudonym's; everyone else's are untouched.
     principals_after = _principals(client)
@@ -317,6 +320,7 @@ def test_erasure_of_a_fresh_person_answers_204(client: TestClient) -> None:
         "integrations",
         "push_devices",
         "pushes",
+        "timing",
     ]
     assert _section(export, "push_devices") == []
 

@@ -34,6 +34,8 @@ ADDED_SINCE_RELEASE_0 = {
     "push_subscriptions",  # 0002, Web Push
     "push_messages",
     "push_deliveries",
+    "timing_people",  # 0003, the timing surface
+    "timing_points",
 }
 """Tables revisions after the baseline created: release 0's databases cannot hold them."""
 

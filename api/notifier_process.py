@@ -1,25 +1,24 @@
 """`oo notifier`: the sending loop as its own process, with /health and /metrics over HTTP.
 
-One per deployment, like the learner (it takes over what a dead one held at start). The api's
-CLI builds the settings and prepares the database, then hands over here (`notifier` never
-imports `api`).
+One per deployment, like the learner (it takes over what a dead one held at start); it also
+runs the timing surface's decision points. A front door, so it lives in `api`: it builds the
+services an api process holds (policies, models kept fresh, integrations, the tips decision)
+and hands the `notifier` package's loop the timing pass made of them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.services.process import start
+from api.settings import Settings
 from bandit.store import Store
-from integrations.vault import Vault
-from notifier.push import Push
 from notifier.settings import PushSettings
 from notifier.worker import Notifier
 
@@ -52,28 +51,30 @@ def health_app(store: Store, notifier: Notifier) -> FastAPI:
 def run_notifier(
     stop: threading.Event,
     *,
-    database_url: str,
-    settings: PushSettings,
-    vault_factory: Callable[[], Vault],
-    local_key_file: Path | None,
+    settings: Settings,
+    push_settings: PushSettings,
     host: str,
     port: int,
 ) -> None:
-    """Send pushes until `stop` is set; the key must be loadable (checked before anything)."""
-    store = Store.connect(database_url, pool_size=4)
-    push = Push(store.engine, settings, vault_factory=vault_factory, local_key_file=local_key_file)
-    push.key()  # PushNotConfigured before the loop starts, not at the first push
-    notifier = push.loop()
-    server = uvicorn.Server(
-        uvicorn.Config(health_app(store, notifier), host=host, port=port, log_level="warning")
-    )
-    http = threading.Thread(target=server.run, name="notifier-health", daemon=True)
-    http.start()
-    log.info("notifier running; /health on http://%s:%d/health", host, port)
+    """Decide the timing surface's points and send pushes until `stop` is set; the VAPID key
+    must be loadable (`PushNotConfigured` before anything runs)."""
+    services = start(settings, push_settings=push_settings)
     try:
-        notifier.run(stop)
+        services.push.key()  # PushNotConfigured before the loop starts, not at the first push
+        notifier = services.push.loop(timing=services.timing.run_once)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                health_app(services.store, notifier), host=host, port=port, log_level="warning"
+            )
+        )
+        http = threading.Thread(target=server.run, name="notifier-health", daemon=True)
+        http.start()
+        log.info("notifier running; /health on http://%s:%d/health", host, port)
+        try:
+            notifier.run(stop)
+        finally:
+            server.should_exit = True
+            http.join(timeout=5)
+            notifier.close()
     finally:
-        server.should_exit = True
-        http.join(timeout=5)
-        notifier.close()
-        store.engine.dispose()
+        services.close()

@@ -1,0 +1,146 @@
+"""The tips decision as a service: which tip a person sees now, decided and logged.
+
+Both front doors call it: the api's `POST /v1/recommend` (the person opened the page) and the
+notifier's timing surface (a push won: its tip is decided here with activation deferred until
+the notification is opened). The policy that decides is handed in (`serving`: the surface's,
+or the person's experiment arm's), so this module needs nothing from either front door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from bandit.decide import Decider
+from bandit.events import Decision, new_event_id
+from bandit.policy import Policy
+from integrations.connections import Integrations, live_candidates, todo_note
+from integrations.context import SIGNAL_FRESHNESS, TIPS, TipSource, build_context, with_history
+from integrations.history import HistoryCache
+from integrations.profiles import ALL_KINDS, People
+from integrations.todoist import Task
+
+TODO_CANDIDATES = 10
+"""At most this many open tasks join the catalog tips as candidates (most urgent first)."""
+
+Serving = Callable[[str, str], tuple[Policy, str | None, str | None]]
+"""(surface, unit) -> the policy deciding, its experiment and arm (None outside experiments)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShownTip:
+    """A chosen action as the page shows it (a todo's title comes from the fetched task)."""
+
+    id: str
+    kind: str
+    title: str
+    body: str
+    category: str
+    effort_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class TipDecision:
+    decision: Decision
+    tip: ShownTip
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """Quiet hours cover now: no tip until `until` (aware, local)."""
+
+    until: datetime
+
+
+class TipDecisions:
+    def __init__(
+        self,
+        *,
+        people: People,
+        integrations: Integrations,
+        tips: TipSource,
+        history: HistoryCache,
+        decider: Decider,
+        serving: Serving,
+        cooldown: timedelta,
+    ) -> None:
+        self.people = people
+        self.integrations = integrations
+        self.tips = tips
+        self.history = history
+        self.decider = decider
+        self.serving = serving
+        self.cooldown = cooldown
+
+    def decide(
+        self, person: str, now: datetime, *, activate: bool = True, event_id: str | None = None
+    ) -> TipDecision | Quiet:
+        """One tip for `person` at `now`, logged before it returns (outside quiet hours)."""
+        profile, signals, recent, statuses = self.people.moment(
+            person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - self.cooldown
+        )
+        next_tip = profile.next_tip_at(now)
+        if next_tip is not None:
+            return Quiet(next_tip)
+        context, local = build_context(profile, signals, now)
+        # Todoist and calendar, within one deadline; a slow or failing one is left out.
+        wanted = [k for k in profile.kinds if k in ALL_KINDS] or list(ALL_KINDS)
+        gathered = self.integrations.gather(
+            person, now, profile.zone, todos="todo" in wanted, statuses=statuses
+        )
+        live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
+        context += live.context
+        event_id = event_id or new_event_id()
+        catalog = self.tips.candidates(profile, local, recent, event_id)
+        # The person's own record with each candidate's category: no query when warm.
+        history = self.history.get(person, now).features(now, profile.zone)
+        candidates = with_history(
+            catalog.actions + live.actions, catalog.lines + live.lines, history, self.tips.category
+        )
+        policy, experiment, arm = self.serving(TIPS, person)
+        outcome = self.decider.decide(
+            policy=policy,
+            surface=TIPS,
+            principal=person,
+            event_id=event_id,
+            context=context,
+            actions=candidates.actions,
+            action_lines=candidates.lines,
+            activate=activate,
+            experiment=experiment,
+            arm=arm,
+            missing_sources=gathered.missing,
+        )
+        decision = outcome.decision
+        if not outcome.replayed:
+            self.history.shown(person, event_id, decision.created_at, decision.chosen.id)
+        tip = self.shown(decision.chosen.id, live.tasks, now, profile.zone)
+        return TipDecision(decision, tip, outcome.replayed)
+
+    def shown(
+        self, action_id: str, tasks: Mapping[str, Task], now: datetime, tz: tzinfo
+    ) -> ShownTip:
+        """The chosen action as the page shows it; a todo's title comes from the fetched task."""
+        task = tasks.get(action_id)
+        if task is not None:
+            return ShownTip(
+                id=action_id,
+                kind="todo",
+                title=task.title or "A task from Todoist",
+                body=todo_note(task, now, tz),
+                category="todoist",
+                effort_minutes=task.duration_minutes or 0,
+            )
+        tip = self.tips.tip(action_id)
+        if tip is None:  # pragma: no cover - candidates come from the catalog or the tasks
+            raise LookupError(f"tip {action_id!r} left the catalog")
+        return ShownTip(
+            id=tip.id,
+            kind=tip.kind,
+            title=tip.title,
+            body=tip.body,
+            category=tip.category,
+            effort_minutes=tip.effort_minutes,
+        )

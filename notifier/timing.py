@@ -1,0 +1,223 @@
+"""The timing surface's decision points: at each, send a tip now or wait (ADR 0014).
+
+`Timing` runs inside the notifier's loop (a thread of `oo serve`, or `oo notifier`). Each pass,
+for everyone with a device and a dose above 0 who is awake: the slot `now` falls in is claimed
+(once across notifiers, `notifier.timing_points`), the context is built
+(`integrations.timing.timing_context`), the timing policy decides and the decision is logged
+with its pmf like every decision. When `send` wins, the tips surface picks the tip (logged with
+its activation deferred until the notification is opened) and the push goes through the outbox
+under that tip's event id.
+
+Rewards, summed over the surface's 30-minute window: a send starts at minus the push cost and
+gains 1 when its notification is opened (`opened`); a wait gains 1 when the person comes to the
+page on their own (`visited`). The api calls those two; the learner joins them when the window
+closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bandit.decide import Decider
+from bandit.events import Decision, Features, utcnow
+from bandit.metrics import REWARDS
+from bandit.store import Store
+from integrations.connections import Integrations
+from integrations.context import SIGNAL_FRESHNESS
+from integrations.history import HistoryCache
+from integrations.profiles import People, Profile
+from integrations.timing import ACTIONS, ENGAGEMENT_DAYS, SEND, TIMING, Recency, timing_context
+from integrations.tip_decisions import Quiet, Serving, TipDecisions
+from integrations.todoist import PROVIDER as TODOIST
+from notifier.metrics import DECISION_POINTS
+from notifier.outbox import PushMessage
+from notifier.push import Push, tip_url
+from notifier.schedule import Slot, awake, slot
+from notifier.timing_points import TimingPoints, point_event_id
+
+log = logging.getLogger(__name__)
+
+MAX_REMEMBERED = 100_000
+"""Slots this process has seen decided (a pass skips them without a query)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimingOutcome:
+    person: str
+    event_id: str
+    action: str
+    tip_event_id: str | None = None
+
+
+class Timing:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        people: People,
+        integrations: Integrations,
+        history: HistoryCache,
+        decider: Decider,
+        serving: Serving,
+        tips: TipDecisions,
+        push: Push,
+        points: TimingPoints,
+        reward_window: Callable[[], timedelta],
+        publish: Callable[[str, str], None],
+        push_cost: float,
+    ) -> None:
+        if not 0.0 <= push_cost <= 1.0:
+            raise ValueError(f"`push_cost` must be in [0, 1] (got {push_cost})")
+        self.store = store
+        self.people = people
+        self.integrations = integrations
+        self.history = history
+        self.decider = decider
+        self.serving = serving
+        self.tips = tips
+        self.push = push
+        self.points = points
+        self.reward_window = reward_window
+        self.publish = publish
+        self.push_cost = push_cost
+        self._seen: set[tuple[str, datetime]] = set()
+
+    # ------------------------------------------------------------------------------ deciding
+
+    def run_once(self, now: datetime | None = None) -> list[TimingOutcome]:
+        """Decide every decision point that is due now; what was decided."""
+        now = now or utcnow()
+        outcomes = []
+        for person, settings in self.points.reachable():
+            profile = self.people.profile(person)
+            if not awake(profile, now):
+                continue
+            point = slot(profile, now, settings.every_minutes)
+            key = (person, point.at)
+            if key in self._seen:
+                continue
+            self._remember(key)
+            pushes, last_push = self.points.pushed(person, point.local_day)
+            if pushes >= settings.pushes_per_day:
+                continue  # past the daily dose: not a decision point
+            event_id = point_event_id(person, point.at)
+            if not self.points.claim(person, point, event_id, now):
+                continue  # another notifier has this point
+            try:
+                outcomes.append(self.decide(profile, point, event_id, now, pushes, last_push))
+            except Exception:
+                DECISION_POINTS.labels("failed").inc()
+                log.exception("timing: the decision point of %s at %s failed", person, point.at)
+        return outcomes
+
+    def decide(
+        self,
+        profile: Profile,
+        point: Slot,
+        event_id: str,
+        now: datetime,
+        pushes: int,
+        last_push: datetime | None,
+    ) -> TimingOutcome:
+        """Log the timing decision of one claimed point and act on it."""
+        person = profile.principal
+        signals = self.people.latest_signals(person, now - SIGNAL_FRESHNESS)
+        gathered = self.integrations.gather(person, now, profile.zone, todos=True)
+        context = timing_context(
+            profile,
+            signals,
+            now,
+            self._recency(person, now, pushes, last_push),
+            free_busy=gathered.free_busy,
+            tasks=gathered.tasks if TODOIST in gathered.used else None,
+        )
+        decision = self.choose(person, event_id, context, missing=gathered.missing)
+        action = decision.chosen.id
+        tip_event_id = self._send(person, event_id, now) if action == SEND else None
+        self.points.decided(person, point, action, tip_event_id)
+        DECISION_POINTS.labels(action).inc()
+        return TimingOutcome(person, event_id, action, tip_event_id)
+
+    def choose(
+        self, person: str, event_id: str, context: Features, *, missing: Sequence[str] = ()
+    ) -> Decision:
+        """Send or wait at one decision point, logged with its pmf under the policy that
+        serves `person` (an experiment's arm, or the surface's policy)."""
+        policy, experiment, arm = self.serving(TIMING, person)
+        return self.decider.decide(
+            policy=policy,
+            surface=TIMING,
+            principal=person,
+            event_id=event_id,
+            context=context,
+            actions=ACTIONS,
+            experiment=experiment,
+            arm=arm,
+            missing_sources=missing,
+        ).decision
+
+    def _send(self, person: str, event_id: str, now: datetime) -> str | None:
+        """The tips surface picks the tip; the outbox takes the push (None: nothing pushed)."""
+        made = self.tips.decide(person, now, activate=False, event_id=f"{event_id}-tip")
+        if isinstance(made, Quiet):  # pragma: no cover - decision points avoid quiet hours
+            return None
+        tip_event_id = made.decision.event_id
+        self.push.enqueue(
+            person,
+            tip_event_id,
+            PushMessage(made.tip.title, made.tip.body, tip_url(tip_event_id)),
+            timing_event_id=event_id,
+        )
+        # The push's cost, summed with the open that may follow (ADR 0014).
+        self.reward(event_id, -self.push_cost, "pushed")
+        return tip_event_id
+
+    def _recency(
+        self, person: str, now: datetime, pushes: int, last_push: datetime | None
+    ) -> Recency:
+        since = now - timedelta(days=ENGAGEMENT_DAYS)
+        moments = self.history.get(person, now).moments()
+        pushed = self.points.pushed_tips(person, since)
+        visits = [at for event_id, at, _ in moments if event_id not in pushed]
+        return Recency(
+            last_tip_at=last_push,
+            last_visit_at=max(visits) if visits else None,
+            pushes_today=pushes,
+            engaged_at=[at for _, at, reacted in moments if reacted and at >= since],
+        )
+
+    def _remember(self, key: tuple[str, datetime]) -> None:
+        if len(self._seen) >= MAX_REMEMBERED:
+            self._seen.clear()  # the database still refuses a second claim
+        self._seen.add(key)
+
+    # ------------------------------------------------------------------------------ rewards
+
+    def opened(self, person: str, tip_event_id: str) -> bool:
+        """The notification of a pushed tip was opened: its timing decision earns 1."""
+        timing_event_id = self.push.outbox.timing_event_id(person, tip_event_id)
+        if timing_event_id is None:
+            return False
+        return self.reward(timing_event_id, 1.0, "opened")
+
+    def visited(self, person: str, now: datetime) -> int:
+        """The person came to the page on their own: each wait still in its window earns 1."""
+        rewarded = 0
+        for event_id in self.points.visited(person, now, self.reward_window()):
+            rewarded += self.reward(event_id, 1.0, "visited")
+        return rewarded
+
+    def reward(self, event_id: str, value: float, reaction: str) -> bool:
+        """Add `value` to a timing decision's reward (summed over its window); False when the
+        window had closed or the decision is unknown."""
+        outcome = self.store.record_reward(
+            event_id, value, reaction=reaction, window=self.reward_window(), aggregation="sum"
+        )
+        if outcome is None or outcome.late:
+            return False
+        REWARDS.labels(TIMING, reaction, "false").inc()
+        self.publish("reward", event_id)
+        return True

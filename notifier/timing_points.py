@@ -1,0 +1,172 @@
+"""The timing surface's own rows: people's settings and their decision points.
+
+A decision point is claimed by inserting its row, keyed by person and slot, before anything is
+decided: of two notifiers that reach the same slot, the second's insert fails and it moves on,
+so a slot is decided once across replicas. A notifier that dies after claiming leaves the slot
+undecided (`action` None): that point is skipped, never decided twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bandit.events import utcnow
+from notifier.schedule import Slot, TimingSettings
+from notifier.tables import PushSubscriptionRow, TimingPersonRow, TimingPointRow
+
+people = TimingPersonRow.__table__  # type: ignore[attr-defined]
+points = TimingPointRow.__table__  # type: ignore[attr-defined]
+devices = PushSubscriptionRow.__table__  # type: ignore[attr-defined]
+
+SEND = "send"
+WAIT = "wait"
+
+
+def point_event_id(person: str, slot_at: datetime) -> str:
+    """The timing decision's event id: the same for the same person and slot everywhere."""
+    digest = hashlib.blake2b(f"{person}\n{slot_at.isoformat()}".encode(), digest_size=16)
+    return f"timing-{digest.hexdigest()}"
+
+
+class TimingPoints:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    # ------------------------------------------------------------------------------ settings
+
+    def settings(self, person: str) -> TimingSettings:
+        with self.autocommit.connect() as conn:
+            row = conn.execute(sa.select(people).where(people.c.principal == person)).first()
+        if row is None:
+            return TimingSettings()
+        return TimingSettings(row.every_minutes, row.pushes_per_day)
+
+    def save(self, person: str, settings: TimingSettings) -> None:
+        values = {
+            "every_minutes": settings.every_minutes,
+            "pushes_per_day": settings.pushes_per_day,
+            "updated_at": utcnow(),
+        }
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                people.update().where(people.c.principal == person).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(people.insert().values(principal=person, **values))
+
+    def reachable(self) -> list[tuple[str, TimingSettings]]:
+        """Everyone with a device that gets pushes, and a dose above 0, with their settings."""
+        defaults = TimingSettings()
+        query = (
+            sa.select(devices.c.principal, people.c.every_minutes, people.c.pushes_per_day)
+            .select_from(devices.outerjoin(people, people.c.principal == devices.c.principal))
+            .distinct()
+            .order_by(devices.c.principal)
+        )
+        with self.autocommit.connect() as conn:
+            rows = list(conn.execute(query))
+        out = []
+        for principal, every, dose in rows:
+            settings = defaults if every is None else TimingSettings(every, dose)
+            if settings.pushes_per_day > 0:
+                out.append((principal, settings))
+        return out
+
+    # ------------------------------------------------------------------------------ points
+
+    def claim(self, person: str, slot: Slot, event_id: str, now: datetime) -> bool:
+        """Take this decision point; False when another notifier (or an earlier pass) has it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    points.insert().values(
+                        principal=person,
+                        slot_at=slot.at,
+                        local_day=slot.local_day,
+                        event_id=event_id,
+                        decided_at=now,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def decided(self, person: str, slot: Slot, action: str, tip_event_id: str | None) -> None:
+        with self.autocommit.connect() as conn:
+            conn.execute(
+                points.update()
+                .where(points.c.principal == person, points.c.slot_at == slot.at)
+                .values(action=action, tip_event_id=tip_event_id)
+            )
+
+    def pushed(self, person: str, local_day: str) -> tuple[int, datetime | None]:
+        """Tips pushed to `person` on their `local_day`, and when the last push ever was."""
+        sends = sa.and_(points.c.principal == person, points.c.action == SEND)
+        with self.autocommit.connect() as conn:
+            today = conn.execute(
+                sa.select(sa.func.count()).where(sends, points.c.local_day == local_day)
+            ).scalar_one()
+            last = conn.execute(sa.select(sa.func.max(points.c.decided_at)).where(sends)).scalar()
+        if last is not None and last.tzinfo is None:  # SQLite hands back naive UTC
+            last = last.replace(tzinfo=utcnow().tzinfo)
+        return int(today), last
+
+    def pushed_tips(self, person: str, since: datetime) -> set[str]:
+        """The tips decisions pushed to `person` since `since` (the others were visits)."""
+        query = sa.select(points.c.tip_event_id).where(
+            points.c.principal == person,
+            points.c.decided_at >= since,
+            points.c.tip_event_id.is_not(None),
+        )
+        with self.autocommit.connect() as conn:
+            return {row.tip_event_id for row in conn.execute(query)}
+
+    def visited(self, person: str, now: datetime, window: timedelta) -> list[str]:
+        """The person came on their own: the waits still in their window that it rewards
+        (each once)."""
+        open_waits = sa.and_(
+            points.c.principal == person,
+            points.c.action == WAIT,
+            points.c.decided_at >= now - window,
+            points.c.decided_at <= now,
+            points.c.visited_at.is_(None),
+        )
+        with self.engine.begin() as conn:
+            found = [
+                row.event_id for row in conn.execute(sa.select(points.c.event_id).where(open_waits))
+            ]
+            if found:
+                conn.execute(
+                    points.update()
+                    .where(open_waits, points.c.event_id.in_(found))
+                    .values(visited_at=now)
+                )
+        return found
+
+    # ------------------------------------------------------------------------ personal data
+
+    def export(self, person: str) -> dict[str, Any]:
+        settings = self.settings(person)
+        query = (
+            sa.select(points.c.slot_at, points.c.event_id, points.c.action, points.c.visited_at)
+            .where(points.c.principal == person)
+            .order_by(points.c.slot_at)
+        )
+        with self.autocommit.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        return {
+            "every_minutes": settings.every_minutes,
+            "pushes_per_day": settings.pushes_per_day,
+            "decision_points": rows,
+        }
+
+    def forget(self, person: str) -> int:
+        with self.engine.begin() as conn:
+            conn.execute(people.delete().where(people.c.principal == person))
+            return int(conn.execute(points.delete().where(points.c.principal == person)).rowcount)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from api.errors import BadRequest
@@ -91,6 +91,11 @@ def content(
     bucket = run.bucket_seconds
     interval = bucket if interval_minutes is None else interval_minutes * 60
     whole = begin <= evaluated[0] and finish >= evaluated[1]
+    # The points cover the buckets that hold data within the range: a window asked from the
+    # first instant to the last (year 1 to 9999) draws the weeks of the log, not ten millennia.
+    held = [b.start for p in run.policies for b in p.over_time if begin <= b.start < finish]
+    last = max(held) + timedelta(seconds=bucket) if held else begin + timedelta(seconds=bucket)
+    drawn = (max(begin, min(held)) if held else begin, min(finish, last))
     values = []
     try:
         for p in run.policies:
@@ -103,8 +108,8 @@ def content(
             points = series(
                 p.over_time,
                 bucket_seconds=bucket,
-                start=begin,
-                end=finish,
+                start=drawn[0],
+                end=drawn[1],
                 interval_seconds=interval,
                 window="rolling" if window == "Rolling" else "expanding",
                 alpha=run.alpha,

@@ -6,6 +6,7 @@ ceiling arithmetic by hand, and one small seeded run of each default through the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,19 @@ import numpy as np
 import pytest
 
 from api.simulate import RouteLoop, Trace, run
-from api.simulate.suite import OLD_DEFAULT, Candidate, configure, embedded_app, settle_on
+from api.simulate.suite import (
+    MEDIAN,
+    OLD_DEFAULT,
+    Candidate,
+    Result,
+    Spread,
+    configure,
+    embedded_app,
+    medians,
+    model_loop,
+    settle_on,
+    summarize,
+)
 from api.simulate.worlds import SUITE, TIPS6, WORLDS, Feature, World, WorldSpec, expected
 from bandit.events import Action
 from bandit.surface_config import DEFAULT_EXPLORATION
@@ -148,3 +161,43 @@ def test_the_new_default_learns_faster_from_a_cold_start_and_keeps_its_floor(
             pooled.oracle += trace.oracle
     # 0.69 against 0.55 when this was written
     assert new.share() > old.share() + 0.1
+
+
+@pytest.mark.parametrize("candidate", [None, OLD_DEFAULT], ids=["default", "old-default"])
+def test_the_model_path_gives_the_routes_figures(
+    tmp_path: Path, candidate: Candidate | None
+) -> None:
+    """The pilots' path (`ModelLoop`: predict, shape, draw, learn, without the app) is the
+    server's decision and learning steps: on the same seed it serves the very pmfs the routes
+    serve, decision by decision, so a search over candidates can run on it."""
+    routes, _ = _cold_start(tmp_path, candidate, 5)
+    loop = model_loop(candidate)
+    try:
+        report = run(loop, World(SMALL, 5), run_id="cold-5")
+    finally:
+        loop.close()
+    assert report.trace.policy == routes.policy
+    assert report.trace.propensity == routes.propensity
+    assert report.trace.reward == routes.reward
+
+
+def test_seeds_summarize_into_a_mean_and_an_interval_per_world_and_for_the_median() -> None:
+    """By hand: two worlds, three seeds; the median world is each seed's median over worlds
+    (with two worlds, their mean), then the mean over seeds with a Student-t interval."""
+
+    def result(world: str, seed: int, late: float) -> Result:
+        return Result(world, "c", seed, 0.0, 0.0, late, 0.1, 10.0 * (seed + 1), 1.0)
+
+    lates = {"w1": [0.6, 0.7, 0.8], "w2": [0.8, 0.9, 1.0]}
+    results = [result(w, s, late) for w, values in lates.items() for s, late in enumerate(values)]
+    per_world = {s.world: s for s in summarize(results)}
+    assert per_world["w1"].late.mean == pytest.approx(0.7)
+    # t_{0.975, 2} = 4.302653; s = 0.1; half-width = 4.302653 * 0.1 / sqrt(3)
+    assert per_world["w1"].late.half_width == pytest.approx(0.248414, abs=1e-6)
+    assert per_world["w1"].weight_bound == 30.0
+    (median,) = medians(results)
+    assert median.world == MEDIAN
+    assert median.late.mean == pytest.approx(0.8)  # seeds' medians 0.7, 0.8, 0.9
+    assert median.late.half_width == pytest.approx(0.248414, abs=1e-6)
+    assert medians(results[:5])[0].late.seeds == 2  # seed 2 lacks w2: left out
+    assert math.isnan(Spread.of([0.5]).half_width)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_learning.py [--worlds tips6,sparse] [--candidates 0,3]
         [--decisions 5000] [--seed 0] [--seeds 3] [--jobs 2] [--path routes|asgi|model]
-        [--sdk] [--sdk-world sparse] [--json]
+        [--tuning] [--sdk] [--sdk-world sparse] [--json]
 
 Every candidate (`api.simulate.suite.CANDIDATES`, plus the untouched defaults of a new surface)
 runs on every world of `api.simulate.worlds.SUITE`, each pair on a fresh all-in-one app (SQLite,
@@ -18,7 +18,9 @@ their mean). `--jobs` runs pairs in that many processes.
 
 `--path asgi` sends every call through the ASGI test client instead of the route functions (the
 figures are identical; it takes several times longer); `--path model` runs only the decision and
-learning steps without an app (identical figures again, fifty times faster: for pilots). `--sdk`
+learning steps without an app (identical figures again, fifty times faster: for pilots).
+`--tuning` runs the grid the default was tuned on (`api.simulate.suite.TUNING`, written up in
+docs/learning-suite.md) instead of the exploration candidates. `--sdk`
 also runs the acceptance check the issue describes: Personalizer's Python SDK against an
 `oo serve` process, the new default against the old one on `--sdk-world`, learning
 asynchronously as in production. Figures only; nothing is asserted, and no figure depends on
@@ -47,6 +49,7 @@ from api.simulate.suite import (
     CANDIDATES,
     MEDIAN,
     OLD_DEFAULT,
+    TUNING,
     CallPath,
     Candidate,
     Result,
@@ -92,8 +95,8 @@ def choose(names: str | None, specs: tuple[WorldSpec, ...]) -> list[WorldSpec]:
     return [known[n] for n in names.split(",")]
 
 
-def candidates(indices: str | None) -> list[Candidate | None]:
-    every: list[Candidate | None] = [None, *CANDIDATES]
+def candidates(indices: str | None, tuning: bool = False) -> list[Candidate | None]:
+    every: list[Candidate | None] = [None, *(TUNING if tuning else CANDIDATES)]
     if not indices:
         return every
     try:
@@ -109,7 +112,7 @@ def _pair(job: tuple[WorldSpec, Candidate | None, int, int | None, CallPath]) ->
 
 def suite(args: argparse.Namespace) -> list[Result]:
     worlds = choose(args.worlds, SUITE)
-    chosen = candidates(args.candidates)
+    chosen = candidates(args.candidates, args.tuning)
     seeds = range(args.seed, args.seed + args.seeds)
     jobs = [
         (spec, candidate, seed, args.decisions, args.path)
@@ -201,6 +204,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed on")
     parser.add_argument("--jobs", type=int, default=1, help="pairs run in this many processes")
     parser.add_argument("--path", choices=("routes", "asgi", "model"), default="routes")
+    parser.add_argument(
+        "--tuning", action="store_true", help="the default's tuning grid instead of the candidates"
+    )
     parser.add_argument("--sdk", action="store_true", help="also the SDK acceptance run")
     parser.add_argument("--sdk-world", choices=tuple(WORLDS), default="tips6")
     parser.add_argument("--sdk-decisions", type=int, help="default: the world's own")

@@ -86,6 +86,51 @@ CANDIDATES: tuple[Candidate, ...] = (
 """What the suite compares; exploration 0.0 on an adaptive explorer is its unfloored pmf."""
 
 
+def squarecb(
+    floor: float, *, gamma_scale: float = 10, learning_rate: float = 0.5, extra: str = ""
+) -> Candidate:
+    """SquareCB over an MTR model with all quadratic interactions, under a uniform `floor`.
+
+    `gamma_scale` (VW's default 10) sets how fast SquareCB turns greedy as examples accumulate
+    (gamma = gamma_scale * t^0.5); `learning_rate` is VW's `-l` (default 0.5); `extra` appends
+    further allow-listed options. Defaults are left out of the arguments, so the untuned
+    candidate is exactly `vw-squarecb`'s.
+    """
+    args = "--cb_explore_adf --squarecb"
+    name = f"squarecb gs={gamma_scale:g} l={learning_rate:g}"
+    if gamma_scale != 10:
+        args += f" --gamma_scale {gamma_scale:g}"
+    args += " --cb_type mtr -q ::"
+    if learning_rate != 0.5:
+        args += f" -l {learning_rate:g}"
+    if extra:
+        args += f" {extra}"
+        name += f" {extra}"
+    return Candidate(f"{name} floor={floor:g}", args, floor)
+
+
+TUNING: tuple[Candidate, ...] = (
+    squarecb(0.05),
+    squarecb(0.05, gamma_scale=100),
+    squarecb(0.05, gamma_scale=30, learning_rate=1),
+    squarecb(0.05, gamma_scale=100, learning_rate=1),
+    squarecb(0.05, gamma_scale=300, learning_rate=1),
+    squarecb(0.05, gamma_scale=100, learning_rate=2),
+    squarecb(0.03, gamma_scale=100, learning_rate=2),
+    squarecb(0.02, gamma_scale=100, learning_rate=2),
+    squarecb(0.02, gamma_scale=300, learning_rate=2),
+    squarecb(0.02, gamma_scale=100, learning_rate=4),
+    squarecb(0.02, gamma_scale=100, learning_rate=2, extra="--clip_p 0.1"),
+    squarecb(0.02, gamma_scale=100, learning_rate=2, extra="--clip_p 0.2"),
+    squarecb(0.02, gamma_scale=100, learning_rate=2, extra="--clip_p 0.5"),
+    squarecb(0.02, gamma_scale=100, learning_rate=2, extra="--clip_p 1"),
+    squarecb(0.05, gamma_scale=100, learning_rate=2, extra="--clip_p 0.1"),
+)
+"""The grid the default was tuned on (docs/learning-suite.md): SquareCB's greediness
+(`--gamma_scale`), the learning rate and the floor, piloted over seeds on the model-only path
+(`bench/bench_learning.py --tuning --path model`); the finalists run through the routes."""
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     world: str

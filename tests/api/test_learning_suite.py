@@ -17,6 +17,7 @@ from api.simulate import RouteLoop, Trace, run
 from api.simulate.suite import (
     MEDIAN,
     OLD_DEFAULT,
+    TUNING,
     Candidate,
     Result,
     Spread,
@@ -25,13 +26,14 @@ from api.simulate.suite import (
     medians,
     model_loop,
     settle_on,
+    squarecb,
     summarize,
 )
 from api.simulate.worlds import SUITE, TIPS6, WORLDS, Feature, World, WorldSpec, expected
 from bandit.events import Action
 from bandit.surface_config import DEFAULT_EXPLORATION
 from policies import serving
-from policies.registry import DEFAULT_POLICY
+from policies.registry import DEFAULT_POLICY, Registry
 from tests.policies.test_serving import Fixed
 
 ACTIONS = [Action("a"), Action("b"), Action("c")]
@@ -90,7 +92,7 @@ def test_a_uniform_share_caps_even_a_perfect_policy_at_one_minus_the_share() -> 
     floor under an adaptive explorer."""
     truth = [np.array([0.1, 0.5, 0.3]), np.array([0.6, 0.2, 0.1])]
     # oracle 0.5 + 0.6 = 1.1, random 0.3 + 0.3 = 0.6: a lift of 0.5 to capture.
-    for delta, by_hand in ((0.2, [0.46, 0.54]), (0.05, [0.49, 0.585])):
+    for delta, by_hand in ((0.2, [0.46, 0.54]), (0.05, [0.49, 0.585]), (0.02, [0.496, 0.594])):
         for shape in (serving.Explore, serving.Floor):
             trace = Trace()
             for probabilities, earned in zip(truth, by_hand, strict=True):
@@ -102,6 +104,25 @@ def test_a_uniform_share_caps_even_a_perfect_policy_at_one_minus_the_share() -> 
                 trace.random.append(exact.random)
                 trace.oracle.append(exact.oracle)
             assert trace.share() == pytest.approx(1.0 - delta)
+
+
+def test_the_default_is_the_tuning_grids_choice_and_the_untuned_squarecb_stays() -> None:
+    """The default a new surface serves is one candidate of the grid it was tuned on (arguments
+    and floor), so the suite's tables describe what ships; `vw-squarecb` keeps VW's defaults,
+    so a deployment that chose it by name keeps serving the model it learned."""
+    registry = Registry()
+    default = registry.get(DEFAULT_POLICY)
+    chosen = [
+        c for c in TUNING if (c.arguments, c.exploration) == (default.args, DEFAULT_EXPLORATION)
+    ]
+    assert len(chosen) == 1, "the default must be a candidate of TUNING"
+    assert not serving.is_epsilon_greedy(default.args)  # so the floor applies, >= delta / K
+    assert 0.02 <= DEFAULT_EXPLORATION <= 0.05
+    assert (
+        registry.get("vw-squarecb").args
+        == squarecb(0.05).arguments
+        == ("--cb_explore_adf --squarecb --cb_type mtr -q ::")
+    )
 
 
 SMALL = WorldSpec(

@@ -25,7 +25,9 @@ from tests.conftest import LiveServer, wait_until
 
 StartServer = Callable[..., LiveServer]
 EPSILON_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
-SQUARECB_ARGS = "--cb_explore_adf --squarecb --gamma_scale 100 --cb_type mtr -q :: -l 2"
+SQUARECB_ARGS = (
+    "--cb_explore_adf --squarecb --gamma_scale 100 --cb_type mtr -q :: -l 2 --clip_p 0.1"
+)
 ITEMS = ("x", "y", "z")
 
 

@@ -39,9 +39,10 @@ TUNED_SQUARECB_ARGS = (
 )
 DEFAULT_POLICY = "vw-squarecb-tuned"
 """What a surface serves unless configured: SquareCB, greedier, learning faster and with the
-reward model's importance weights clipped (`--clip_p 0.1`), under the surface's uniform floor (`bandit.surface_config.
-DEFAULT_EXPLORATION`), tuned on the simulation suite (ADR 0011, docs/learning-suite.md).
-`vw-squarecb` keeps VW's defaults, so a deployment that set it keeps its model."""
+reward model's importance weights clipped (`--clip_p 0.1`), under the surface's uniform floor
+(`bandit.surface_config.DEFAULT_EXPLORATION`), tuned on the simulation suite (ADR 0011,
+docs/learning-suite.md). `vw-squarecb` keeps VW's defaults, so a deployment that named it keeps
+its model."""
 
 BUILTIN: tuple[PolicySpec, ...] = (
     PolicySpec("random", "random", description="Uniform over the candidates (the v0)."),

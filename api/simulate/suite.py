@@ -124,7 +124,6 @@ TUNING: tuple[Candidate, ...] = (
     squarecb(0.02, gamma_scale=100, learning_rate=2, extra="--clip_p 0.2"),
     squarecb(0.02, gamma_scale=100, learning_rate=2, extra="--clip_p 0.5"),
     squarecb(0.02, gamma_scale=100, learning_rate=2, extra="--clip_p 1"),
-    squarecb(0.05, gamma_scale=100, learning_rate=2, extra="--clip_p 0.1"),
 )
 """The grid the default was tuned on (docs/learning-suite.md): SquareCB's greediness
 (`--gamma_scale`), the learning rate and the floor, piloted over seeds on the model-only path

@@ -44,10 +44,11 @@ LEARNING_MODES: tuple[LearningMode, ...] = ("Online", "Apprentice", "LoggingOnly
 Aggregation = Literal["earliest", "sum"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("earliest", "sum")
 
-DEFAULT_EXPLORATION = 0.05
+DEFAULT_EXPLORATION = 0.02
 """The exploration share of a surface nobody configured (Personalizer's `explorationPercentage`):
-epsilon for epsilon-greedy policies, the uniform floor of other explorers. Chosen by the
-simulation suite (ADR 0011); Personalizer's own default was 0.2. A stored configuration keeps
+epsilon for epsilon-greedy policies, the uniform floor of other explorers, so every logged
+propensity is >= 0.02 / K. Chosen by the simulation suite (ADR 0011, docs/learning-suite.md);
+Personalizer's own default was 0.2. A stored configuration keeps
 the share it holds (a stored null keeps meaning "the policy's own epsilon")."""
 
 MIN_REWARD_WAIT = timedelta(seconds=5)

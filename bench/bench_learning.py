@@ -1,7 +1,8 @@
 """The learning suite: how much of what is learnable each exploration captures, world by world.
 
     .venv/bin/python bench/bench_learning.py [--worlds tips6,sparse] [--candidates 0,3]
-        [--decisions 5000] [--seed 0] [--path routes|asgi] [--sdk] [--json]
+        [--decisions 5000] [--seed 0] [--seeds 3] [--jobs 2] [--path routes|asgi|model]
+        [--tuning] [--sdk] [--sdk-world sparse] [--json]
 
 Every candidate (`api.simulate.suite.CANDIDATES`, plus the untouched defaults of a new surface)
 runs on every world of `api.simulate.worlds.SUITE`, each pair on a fresh all-in-one app (SQLite,
@@ -10,11 +11,20 @@ its rank and reward calls. Per pair: the share of the oracle's lift over random 
 first 200 and first 1,000 decisions and in the last 1,000, and the log's importance-weight bound
 (1 / the smallest logged propensity); then per candidate the median over worlds.
 
+`--seeds N` runs seeds `seed` … `seed + N - 1`: each draws every world's hidden preferences and
+traffic afresh, so the tables show each figure's mean over seeds ± the half-width of its 95%
+Student-t interval, per world and for the median world (each seed's median over worlds, then
+their mean). `--jobs` runs pairs in that many processes.
+
 `--path asgi` sends every call through the ASGI test client instead of the route functions (the
-figures are identical; it takes several times longer). `--sdk` also runs the acceptance check
-the issue describes: Personalizer's Python SDK against an `oo serve` process, the new default
-against the old one on the `tips6` world, learning asynchronously as in production.
-Figures only; nothing is asserted, and no figure depends on timing except the `--sdk` run.
+figures are identical; it takes several times longer); `--path model` runs only the decision and
+learning steps without an app (identical figures again, fifty times faster: for pilots).
+`--tuning` runs the grid the default was tuned on (`api.simulate.suite.TUNING`, written up in
+docs/learning-suite.md) instead of the exploration candidates. `--sdk`
+also runs the acceptance check the issue describes: Personalizer's Python SDK against an
+`oo serve` process, the new default against the old one on `--sdk-world`, learning
+asynchronously as in production. Figures only; nothing is asserted, and no figure depends on
+timing except the `--sdk` run.
 """
 
 from __future__ import annotations
@@ -25,20 +35,42 @@ import math
 import os
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from rich.progress import TaskID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.cli_common import counting_progress
 from api.simulate import SdkLoop, World, run
-from api.simulate.suite import CANDIDATES, OLD_DEFAULT, Candidate, Result, medians, run_pair
-from api.simulate.worlds import SUITE, TIPS6, WorldSpec
+from api.simulate.suite import (
+    CANDIDATES,
+    MEDIAN,
+    OLD_DEFAULT,
+    TUNING,
+    CallPath,
+    Candidate,
+    Result,
+    Spread,
+    Summary,
+    medians,
+    run_pair,
+    summarize,
+)
+from api.simulate.worlds import SUITE, WORLDS, WorldSpec
 from bench._harness import free_port, server, table
 
 
 def _pct(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.0f}%"
+
+
+def _spread(value: Spread) -> str:
+    if math.isnan(value.half_width):
+        return _pct(value.mean)
+    return f"{_pct(value.mean)} ± {100 * value.half_width:.0f}"
 
 
 def _bound(value: float) -> str:
@@ -47,8 +79,9 @@ def _bound(value: float) -> str:
 
 def _line(r: Result) -> str:
     return (
-        f"{r.world} / {r.candidate}: first 200 {_pct(r.cold)}, first 1k {_pct(r.early)}, "
-        f"last 1k {_pct(r.late)}, IW bound {_bound(r.weight_bound)} ({r.seconds:.0f}s)"
+        f"{r.world} / {r.candidate} / seed {r.seed}: first 200 {_pct(r.cold)}, "
+        f"first 1k {_pct(r.early)}, last 1k {_pct(r.late)}, IW bound {_bound(r.weight_bound)} "
+        f"({r.seconds:.0f}s)"
     )
 
 
@@ -62,8 +95,8 @@ def choose(names: str | None, specs: tuple[WorldSpec, ...]) -> list[WorldSpec]:
     return [known[n] for n in names.split(",")]
 
 
-def candidates(indices: str | None) -> list[Candidate | None]:
-    every: list[Candidate | None] = [None, *CANDIDATES]
+def candidates(indices: str | None, tuning: bool = False) -> list[Candidate | None]:
+    every: list[Candidate | None] = [None, *(TUNING if tuning else CANDIDATES)]
     if not indices:
         return every
     try:
@@ -72,33 +105,51 @@ def candidates(indices: str | None) -> list[Candidate | None]:
         sys.exit(f"--candidates: indices in 0..{len(every) - 1} (0 is the new default)")
 
 
+def _pair(job: tuple[WorldSpec, Candidate | None, int, int | None, CallPath]) -> Result:
+    spec, candidate, seed, decisions, path = job
+    return run_pair(spec, candidate, seed=seed, decisions=decisions, path=path)
+
+
 def suite(args: argparse.Namespace) -> list[Result]:
     worlds = choose(args.worlds, SUITE)
-    chosen = candidates(args.candidates)
+    chosen = candidates(args.candidates, args.tuning)
+    seeds = range(args.seed, args.seed + args.seeds)
+    jobs = [
+        (spec, candidate, seed, args.decisions, args.path)
+        for seed in seeds
+        for spec in worlds
+        for candidate in chosen
+    ]
     results: list[Result] = []
     with counting_progress(disable=args.quiet) as progress:
-        pairs = progress.add_task("pairs", total=len(worlds) * len(chosen))
-        for spec in worlds:
-            for candidate in chosen:
-                total = args.decisions or spec.decisions
-                name = candidate.name if candidate else "default"
-                task = progress.add_task(f"{spec.name} / {name}", total=total)
-                result = run_pair(
-                    spec,
-                    candidate,
-                    seed=args.seed,
-                    decisions=args.decisions,
-                    path=args.path,
-                    on_event=lambda done, task=task: progress.update(task, completed=done),
-                )
-                progress.remove_task(task)
-                progress.advance(pairs)
-                results.append(result)
-                progress.console.print(_line(result))
+        pairs = progress.add_task("pairs", total=len(jobs))
+
+        def done(result: Result) -> None:
+            progress.advance(pairs)
+            results.append(result)
+            progress.console.print(_line(result))
+
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                for result in pool.map(_pair, jobs):
+                    done(result)
+            return results
+        for spec, candidate, seed, decisions, path in jobs:
+            name = candidate.name if candidate else "default"
+            total = decisions or spec.decisions
+            task = progress.add_task(f"{spec.name} / {name} / seed {seed}", total=total)
+
+            def step(n: int, task: TaskID = task) -> None:
+                progress.update(task, completed=n)
+
+            done(
+                run_pair(spec, candidate, seed=seed, decisions=decisions, path=path, on_event=step)
+            )
+            progress.remove_task(task)
     return results
 
 
-def sdk_run(candidate: Candidate | None, decisions: int, seed: int) -> Result:
+def sdk_run(candidate: Candidate | None, spec: WorldSpec, decisions: int, seed: int) -> Result:
     """Personalizer's SDK against a fresh `oo serve` process, configured with its admin client."""
     from azure.ai.personalizer import PersonalizerAdministrationClient, PersonalizerClient
     from azure.core.credentials import AzureKeyCredential
@@ -123,9 +174,23 @@ def sdk_run(candidate: Candidate | None, decisions: int, seed: int) -> Result:
                     config["explorationPercentage"] = candidate.exploration
                     admin.update_service_configuration(config)
             client = PersonalizerClient(url, credential, retry_total=0)
-            report = run(SdkLoop(client), World(TIPS6, seed), decisions=decisions)
+            report = run(SdkLoop(client), World(spec, seed), decisions=decisions)
     name = candidate.name if candidate is not None else "default"
-    return Result.of(TIPS6.name, f"{name} (SDK)", report.trace, report.seconds)
+    return Result.of(spec.name, f"{name} (SDK)", seed, report.trace, report.seconds)
+
+
+def _summary_rows(summaries: list[Summary]) -> list[list[str]]:
+    return [
+        [
+            s.world,
+            s.candidate,
+            _spread(s.cold),
+            _spread(s.early),
+            _spread(s.late),
+            _bound(s.weight_bound),
+        ]
+        for s in summaries
+    ]
 
 
 def main() -> None:
@@ -135,62 +200,51 @@ def main() -> None:
         "--candidates", help="comma-separated indices; 0 is the new default (default: all)"
     )
     parser.add_argument("--decisions", type=int, help="per world (default: the world's own)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--path", choices=("routes", "asgi"), default="routes")
+    parser.add_argument("--seed", type=int, default=0, help="the first seed")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed on")
+    parser.add_argument("--jobs", type=int, default=1, help="pairs run in this many processes")
+    parser.add_argument("--path", choices=("routes", "asgi", "model"), default="routes")
+    parser.add_argument(
+        "--tuning", action="store_true", help="the default's tuning grid instead of the candidates"
+    )
     parser.add_argument("--sdk", action="store_true", help="also the SDK acceptance run")
-    parser.add_argument("--sdk-decisions", type=int, default=TIPS6.decisions)
+    parser.add_argument("--sdk-world", choices=tuple(WORLDS), default="tips6")
+    parser.add_argument("--sdk-decisions", type=int, help="default: the world's own")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
+    if args.seeds < 1 or args.jobs < 1:
+        sys.exit("--seeds and --jobs must be at least 1")
 
     results = suite(args)
     if args.sdk:
-        for candidate in (None, OLD_DEFAULT):
-            results.append(sdk_run(candidate, args.sdk_decisions, args.seed))
-            print(_line(results[-1]), file=sys.stderr)
-    summary = medians([r for r in results if not r.candidate.endswith("(SDK)")])
+        spec = WORLDS[args.sdk_world]
+        for seed in range(args.seed, args.seed + args.seeds):
+            for candidate in (None, OLD_DEFAULT):
+                decisions = args.sdk_decisions or spec.decisions
+                results.append(sdk_run(candidate, spec, decisions, seed))
+                print(_line(results[-1]), file=sys.stderr)
+    served = [r for r in results if not r.candidate.endswith("(SDK)")]
+    per_world = summarize(results)
+    median = medians(served)
     if args.json:
         out: dict[str, Any] = {
             "results": [r.as_json() for r in results],
-            "medians": summary,
+            "summaries": [s.as_json() for s in per_world],
+            "medians": [s.as_json() for s in median],
         }
         json.dump(out, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return
-    header = ["world", "candidate", "first 200", "first 1k", "last 1k", "min p", "IW bound"]
-    rows = [
-        [
-            r.world,
-            r.candidate,
-            _pct(r.cold),
-            _pct(r.early),
-            _pct(r.late),
-            f"{r.min_propensity:.4f}",
-            _bound(r.weight_bound),
-        ]
-        for r in results
-    ]
-    print("share of the oracle's lift over random captured")
-    print(table(rows, header))
+    seeds = f"{args.seeds} seed{'s' if args.seeds > 1 else ''} from {args.seed}"
+    header = ["world", "candidate", "first 200", "first 1k", "last 1k", "IW bound"]
+    print(f"share of the oracle's lift over random captured ({seeds}; mean ± 95% interval)")
+    print(table(_summary_rows(per_world), header))
     print()
-    print("median over worlds (IW bound: the worst world)")
-    print(
-        table(
-            [
-                [
-                    name,
-                    _pct(m["cold"]),
-                    _pct(m["early"]),
-                    _pct(m["late"]),
-                    _bound(m["weight_bound"]),
-                ]
-                for name, m in summary.items()
-            ],
-            ["candidate", "first 200", "first 1k", "last 1k", "IW bound"],
-        )
-    )
+    print(f"the median world ({MEDIAN} over worlds per seed; IW bound: the worst world)")
+    print(table(_summary_rows(median), header))
     if os.environ.get("OO_BENCH_LEARNING_TIMES"):
-        print({r.world + "/" + r.candidate: round(r.seconds, 1) for r in results})
+        print({f"{r.world}/{r.candidate}/{r.seed}": round(r.seconds, 1) for r in results})
 
 
 if __name__ == "__main__":

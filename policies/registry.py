@@ -34,9 +34,15 @@ from policies.spec import (
 EPSILON_GREEDY_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
 """The arguments of `vw-epsilon`, the epsilon-greedy policy of ADR 0002 (the default until
 ADR 0011; the default is now `DEFAULT_POLICY`)."""
-DEFAULT_POLICY = "vw-squarecb"
-"""What a surface serves unless configured: SquareCB under the surface's uniform floor
-(`bandit.surface_config.DEFAULT_EXPLORATION`), chosen by the simulation suite (ADR 0011)."""
+TUNED_SQUARECB_ARGS = (
+    "--cb_explore_adf --squarecb --gamma_scale 100 --cb_type mtr -q :: -l 2 --clip_p 0.1"
+)
+DEFAULT_POLICY = "vw-squarecb-tuned"
+"""What a surface serves unless configured: SquareCB, greedier, learning faster and with the
+reward model's importance weights clipped (`--clip_p 0.1`), under the surface's uniform floor
+(`bandit.surface_config.DEFAULT_EXPLORATION`), tuned on the simulation suite (ADR 0011,
+docs/learning-suite.md). `vw-squarecb` keeps VW's defaults, so a deployment that named it keeps
+its model."""
 
 TIMING_POLICY = "vw-timing"
 """What the timing surface serves unless configured (ADR 0014): send or wait is one action
@@ -54,8 +60,16 @@ BUILTIN: tuple[PolicySpec, ...] = (
         "vw-squarecb",
         "vw",
         "--cb_explore_adf --squarecb --cb_type mtr -q ::",
-        "SquareCB (Foster & Rakhlin 2020) inverse-gap weighting, under the surface's uniform "
-        "floor (5% unless configured): the default.",
+        "SquareCB (Foster & Rakhlin 2020) inverse-gap weighting with VW's defaults, under the "
+        "surface's uniform floor.",
+    ),
+    PolicySpec(
+        "vw-squarecb-tuned",
+        "vw",
+        TUNED_SQUARECB_ARGS,
+        "SquareCB turning greedy ten times sooner (gamma scale 100), learning rate 2, "
+        "importance weights of the reward model clipped at 10, under the surface's uniform "
+        "floor (2% unless configured): the default, tuned on the simulation suite.",
     ),
     PolicySpec(
         TIMING_POLICY,

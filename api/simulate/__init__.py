@@ -7,7 +7,8 @@ decisions later when the world delays rewards. Because the world is known, every
 expected reward under the served pmf, under uniform random and under the oracle is exact, on
 identical traffic; `Trace.share` is the part of the oracle's lift over random the policy
 captured. The loop talks to the server through `Loop`: plain HTTP (`HttpLoop`, which also takes
-an ASGI test client) or Personalizer's own SDK (`SdkLoop`).
+an ASGI test client), Personalizer's own SDK (`SdkLoop`), the route functions in this process
+(`RouteLoop`), or only the server's decision and learning steps (`ModelLoop`, for pilots).
 """
 
 from __future__ import annotations
@@ -15,14 +16,22 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import httpx
 import numpy as np
 
 from api.simulate.worlds import SUITE, TIPS6, WORLDS, World, WorldSpec, expected
+from bandit.events import Action, Features
+from bandit.features import action_lines as lines_of
+from bandit.features import adf_example
+from bandit.model import LearnExample, Model
+from bandit.policy import Policy
+from bandit.sampling import sample_index
+from policies.serving import serving
+from policies.stateless import NamedPolicy
 
 __all__ = [
     "SUITE",
@@ -30,6 +39,7 @@ __all__ = [
     "WORLDS",
     "HttpLoop",
     "Loop",
+    "ModelLoop",
     "Report",
     "RouteLoop",
     "SdkLoop",
@@ -113,6 +123,74 @@ class RouteLoop:
 
         logged = integrator_decision(event_id, self.services, PERSONALIZER)
         personalizer.reward(RewardRequest.model_validate({"value": value}), logged, self.services)
+
+
+@dataclass
+class ModelLoop:
+    """The server's decision and learning steps on one VW model, without the server.
+
+    A rank predicts with the model, shapes the pmf as a surface configured with `exploration`
+    would (`policies.serving.serving`: epsilon, or a floor under other explorers), draws with
+    the event id's randomness (`bandit.sampling`) and keeps the logged example; its reward is
+    learned at once (`Model.learn`), as the suite's settled learner does. No log, learner
+    thread or request validation: the figures equal `RouteLoop`'s on the same seed
+    (`tests/api/test_learning_suite.py` checks it) at a fraction of the time, which is what a
+    search over many candidates needs. The suite confirms its choice through the routes.
+    """
+
+    args: str
+    exploration: float | None
+    _model: Model = field(init=False, repr=False)
+    _policy: Policy = field(init=False, repr=False)
+    _pending: dict[str, LearnExample] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from api.services.surfaces import PERSONALIZER
+
+        self._model = Model(self.args)
+        self._policy = serving(
+            _ModelPolicy(self._model),
+            PERSONALIZER,
+            mode="Online",
+            exploration=self.exploration,
+            args=self.args,
+        )
+
+    def rank(self, body: dict[str, Any]) -> dict[str, Any]:
+        context = body["contextFeatures"]
+        actions = [Action(a["id"], a["features"]) for a in body["actions"]]
+        lines = lines_of(actions)
+        pmf = self._policy.pmf(context, actions, lines)
+        event_id = body["eventId"]
+        chosen = sample_index(pmf, event_id)
+        self._pending[event_id] = LearnExample(
+            tuple(adf_example(context, lines)), chosen, pmf[chosen], 0.0
+        )
+        ranking = [{"id": a.id, "probability": p} for a, p in zip(actions, pmf, strict=True)]
+        return {"eventId": event_id, "rewardActionId": actions[chosen].id, "ranking": ranking}
+
+    def reward(self, event_id: str, value: float) -> None:
+        self._model.learn([replace(self._pending.pop(event_id), reward=value)])
+
+    def close(self) -> None:
+        self._model.close()
+
+
+class _ModelPolicy(NamedPolicy):
+    """A model served as a policy, without a hub (`ModelLoop`)."""
+
+    def __init__(self, model: Model) -> None:
+        super().__init__("candidate", "personalizer:candidate")
+        self._model = model
+
+    @property
+    def model_version(self) -> int:
+        return self._model.version
+
+    def pmf(
+        self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]
+    ) -> list[float]:
+        return self._model.predict(context, action_lines)
 
 
 @dataclass

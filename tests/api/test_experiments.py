@@ -210,7 +210,7 @@ def test_assignment_is_sticky_recorded_and_each_arm_learns_alone(client: TestCli
         )
     )
     assert services.hub.get("personalizer:vw-epsilon:pz/control").version == 0
-    assert services.default_policy(PERSONALIZER).model_key == "personalizer:vw-squarecb"
+    assert services.default_policy(PERSONALIZER).model_key == "personalizer:vw-squarecb-tuned"
 
     results = client.get("/v1/experiments/pz/results").json()
     assert [a["model_key"] for a in results["arms"]] == [
@@ -490,7 +490,7 @@ def test_shipping_makes_the_arm_the_default_policy(make_client: Callable[..., Te
 
     client.post("/v1/experiments/ship-me/pause")
     paused = services.store.get(client.post("/v1/recommend").json()["event_id"]).decision
-    assert (paused.experiment, paused.arm, paused.policy) == (None, None, "vw-squarecb")
+    assert (paused.experiment, paused.arm, paused.policy) == (None, None, "vw-squarecb-tuned")
 
     no_winner = client.post("/v1/experiments/ship-me/ship")
     assert (no_winner.status_code, no_winner.json()["error"]["target"]) == (409, "arm")

@@ -6,6 +6,7 @@ ceiling arithmetic by hand, and one small seeded run of each default through the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,26 @@ import numpy as np
 import pytest
 
 from api.simulate import RouteLoop, Trace, run
-from api.simulate.suite import OLD_DEFAULT, Candidate, configure, embedded_app, settle_on
+from api.simulate.suite import (
+    MEDIAN,
+    OLD_DEFAULT,
+    TUNING,
+    Candidate,
+    Result,
+    Spread,
+    configure,
+    embedded_app,
+    medians,
+    model_loop,
+    settle_on,
+    squarecb,
+    summarize,
+)
 from api.simulate.worlds import SUITE, TIPS6, WORLDS, Feature, World, WorldSpec, expected
 from bandit.events import Action
 from bandit.surface_config import DEFAULT_EXPLORATION
 from policies import serving
-from policies.registry import DEFAULT_POLICY
+from policies.registry import DEFAULT_POLICY, Registry
 from tests.policies.test_serving import Fixed
 
 ACTIONS = [Action("a"), Action("b"), Action("c")]
@@ -77,7 +92,7 @@ def test_a_uniform_share_caps_even_a_perfect_policy_at_one_minus_the_share() -> 
     floor under an adaptive explorer."""
     truth = [np.array([0.1, 0.5, 0.3]), np.array([0.6, 0.2, 0.1])]
     # oracle 0.5 + 0.6 = 1.1, random 0.3 + 0.3 = 0.6: a lift of 0.5 to capture.
-    for delta, by_hand in ((0.2, [0.46, 0.54]), (0.05, [0.49, 0.585])):
+    for delta, by_hand in ((0.2, [0.46, 0.54]), (0.05, [0.49, 0.585]), (0.02, [0.496, 0.594])):
         for shape in (serving.Explore, serving.Floor):
             trace = Trace()
             for probabilities, earned in zip(truth, by_hand, strict=True):
@@ -89,6 +104,25 @@ def test_a_uniform_share_caps_even_a_perfect_policy_at_one_minus_the_share() -> 
                 trace.random.append(exact.random)
                 trace.oracle.append(exact.oracle)
             assert trace.share() == pytest.approx(1.0 - delta)
+
+
+def test_the_default_is_the_tuning_grids_choice_and_the_untuned_squarecb_stays() -> None:
+    """The default a new surface serves is one candidate of the grid it was tuned on (arguments
+    and floor), so the suite's tables describe what ships; `vw-squarecb` keeps VW's defaults,
+    so a deployment that chose it by name keeps serving the model it learned."""
+    registry = Registry()
+    default = registry.get(DEFAULT_POLICY)
+    chosen = [
+        c for c in TUNING if (c.arguments, c.exploration) == (default.args, DEFAULT_EXPLORATION)
+    ]
+    assert len(chosen) == 1, "the default must be a candidate of TUNING"
+    assert not serving.is_epsilon_greedy(default.args)  # so the floor applies, >= delta / K
+    assert 0.02 <= DEFAULT_EXPLORATION <= 0.05
+    assert (
+        registry.get("vw-squarecb").args
+        == squarecb(0.05).arguments
+        == ("--cb_explore_adf --squarecb --cb_type mtr -q ::")
+    )
 
 
 SMALL = WorldSpec(
@@ -148,3 +182,43 @@ def test_the_new_default_learns_faster_from_a_cold_start_and_keeps_its_floor(
             pooled.oracle += trace.oracle
     # 0.69 against 0.55 when this was written
     assert new.share() > old.share() + 0.1
+
+
+@pytest.mark.parametrize("candidate", [None, OLD_DEFAULT], ids=["default", "old-default"])
+def test_the_model_path_gives_the_routes_figures(
+    tmp_path: Path, candidate: Candidate | None
+) -> None:
+    """The pilots' path (`ModelLoop`: predict, shape, draw, learn, without the app) is the
+    server's decision and learning steps: on the same seed it serves the very pmfs the routes
+    serve, decision by decision, so a search over candidates can run on it."""
+    routes, _ = _cold_start(tmp_path, candidate, 5)
+    loop = model_loop(candidate)
+    try:
+        report = run(loop, World(SMALL, 5), run_id="cold-5")
+    finally:
+        loop.close()
+    assert report.trace.policy == routes.policy
+    assert report.trace.propensity == routes.propensity
+    assert report.trace.reward == routes.reward
+
+
+def test_seeds_summarize_into_a_mean_and_an_interval_per_world_and_for_the_median() -> None:
+    """By hand: two worlds, three seeds; the median world is each seed's median over worlds
+    (with two worlds, their mean), then the mean over seeds with a Student-t interval."""
+
+    def result(world: str, seed: int, late: float) -> Result:
+        return Result(world, "c", seed, 0.0, 0.0, late, 0.1, 10.0 * (seed + 1), 1.0)
+
+    lates = {"w1": [0.6, 0.7, 0.8], "w2": [0.8, 0.9, 1.0]}
+    results = [result(w, s, late) for w, values in lates.items() for s, late in enumerate(values)]
+    per_world = {s.world: s for s in summarize(results)}
+    assert per_world["w1"].late.mean == pytest.approx(0.7)
+    # t_{0.975, 2} = 4.302653; s = 0.1; half-width = 4.302653 * 0.1 / sqrt(3)
+    assert per_world["w1"].late.half_width == pytest.approx(0.248414, abs=1e-6)
+    assert per_world["w1"].weight_bound == 30.0
+    (median,) = medians(results)
+    assert median.world == MEDIAN
+    assert median.late.mean == pytest.approx(0.8)  # seeds' medians 0.7, 0.8, 0.9
+    assert median.late.half_width == pytest.approx(0.248414, abs=1e-6)
+    assert medians(results[:5])[0].late.seeds == 2  # seed 2 lacks w2: left out
+    assert math.isnan(Spread.of([0.5]).half_width)

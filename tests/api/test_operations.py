@@ -22,7 +22,7 @@ def test_health_reports_every_dependency(client: TestClient) -> None:
     assert body["checks"]["model"]["status"] == "ok"
     services = client.app.state.services  # type: ignore[attr-defined]
     assert ("redis" in body["checks"]) == (services.settings.redis_url is not None)
-    assert set(body["models"]) == {"tips:vw-squarecb", "personalizer:vw-squarecb"}
+    assert set(body["models"]) == {"tips:vw-squarecb-tuned", "personalizer:vw-squarecb-tuned"}
 
 
 def test_health_fails_when_the_database_is_gone(client: TestClient) -> None:
@@ -42,12 +42,12 @@ def test_metrics_count_decisions_and_rewards(client: TestClient) -> None:
     client.post("/v1/feedback", json={"event_id": tip["event_id"], "reaction": "later"})
     text = client.get("/metrics").text
     for name in (
-        'oo_decisions_total{policy="vw-squarecb",surface="tips"}',
+        'oo_decisions_total{policy="vw-squarecb-tuned",surface="tips"}',
         'oo_rewards_total{late="false",reaction="later",surface="tips"}',
         "oo_recommend_latency_seconds_bucket",
         "oo_rank_latency_seconds_bucket",
         "oo_join_lag_seconds_bucket",
-        'oo_model_version{model="tips:vw-squarecb"}',
+        'oo_model_version{model="tips:vw-squarecb-tuned"}',
         "oo_learner_events_total",
     ):
         assert name in text, name

@@ -69,7 +69,10 @@ def test_rank_answers_201_and_logs_the_full_decision(client: TestClient, form: F
     assert decision.propensity == probability[answer["rewardActionId"]]
     assert (decision.surface, decision.principal) == (PERSONALIZER, PERSONALIZER)
     policy = services(client).default_policy(PERSONALIZER)
-    assert (decision.policy, decision.model_key) == ("vw-squarecb", "personalizer:vw-squarecb")
+    assert (decision.policy, decision.model_key) == (
+        "vw-squarecb-tuned",
+        "personalizer:vw-squarecb-tuned",
+    )
     assert decision.model_version == policy.model_version
     assert decision.activated_at is not None
 

@@ -27,7 +27,9 @@ from tests.conftest import LiveServer, wait_until
 
 StartServer = Callable[..., LiveServer]
 EPSILON_ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
-SQUARECB_ARGS = "--cb_explore_adf --squarecb --cb_type mtr -q ::"
+SQUARECB_ARGS = (
+    "--cb_explore_adf --squarecb --gamma_scale 100 --cb_type mtr -q :: -l 2 --clip_p 0.1"
+)
 ITEMS = ("x", "y", "z")
 
 
@@ -135,7 +137,7 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
     live = live_server()
     admin, client = _clients(live)
     policy = admin.get_policy()
-    assert policy == {"name": "vw-squarecb", "arguments": SQUARECB_ARGS}  # ADR 0011
+    assert policy == {"name": "vw-squarecb-tuned", "arguments": SQUARECB_ARGS}  # ADR 0011
 
     # Only the exploration changes: same model, new epsilon.
     admin.update_policy({"name": "greedy", "arguments": EPSILON_ARGS})
@@ -174,7 +176,7 @@ def test_policy_update_and_reset(live_server: StartServer) -> None:
 
     assert admin.reset_policy() == policy
     answer = client.rank({"actions": actions("a", "b")})
-    assert live.services.store.get(answer["eventId"]).decision.policy == "vw-squarecb"
+    assert live.services.store.get(answer["eventId"]).decision.policy == "vw-squarecb-tuned"
 
 
 def test_model_export_import_reset(live_server: StartServer) -> None:

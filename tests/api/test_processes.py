@@ -120,7 +120,7 @@ def test_api_serves_new_model_versions_and_learner_survives_kill_9(
 
     def served_version() -> int:
         models = api.get("/health").json()["models"]
-        return int(models["personalizer:vw-squarecb"])
+        return int(models["personalizer:vw-squarecb-tuned"])
 
     # The api process loads the learner's new snapshot without restarting.
     assert wait_until(lambda: served_version() == 30, timeout=30)

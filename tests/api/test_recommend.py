@@ -55,7 +55,7 @@ def test_recommend_answers_one_tip_and_the_decision_is_already_logged(
     assert decision.chosen.id == tip["id"]
     assert decision.propensity == answer["probability"]
     assert (decision.policy, decision.model_version) == (answer["policy"], answer["model_version"])
-    assert decision.policy == "vw-squarecb"
+    assert decision.policy == "vw-squarecb-tuned"
     assert not found.deferred and decision.activated_at is not None
     ids = [a.id for a in decision.actions]
     assert len(set(ids)) == len(ids)

@@ -107,7 +107,7 @@ def test_a_new_surface_gets_the_default_exploration_and_a_stored_one_keeps_its_o
     before it (exploration null: the policy's own epsilon) or set since keeps its value."""
     store = Store.connect(migrated(f"sqlite:///{tmp_path / 'oo.sqlite3'}"))
     configs = SurfaceConfigs(store.engine, DEFAULTS, ttl=0.0)
-    assert configs.get("tips").exploration == DEFAULT_EXPLORATION == 0.05
+    assert configs.get("tips").exploration == DEFAULT_EXPLORATION == 0.02
 
     now = utcnow()
     stored_before = {**DEFAULTS.as_json(), "exploration": None}

@@ -35,7 +35,7 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = "personalizer:vw-squarecb"
+MODEL = "personalizer:vw-squarecb-tuned"
 ACTIONS = [{"id": f"a{i}", "features": [{"item": {"kind": f"k{i % 3}"}}]} for i in range(5)]
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.services import PERSONALIZER, TIPS, Services
+from api.services.process import Services
+from api.services.surfaces import PERSONALIZER, TIPS
 from tests.conftest import wait_until
 
 ARMS = [

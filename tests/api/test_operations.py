@@ -22,7 +22,11 @@ def test_health_reports_every_dependency(client: TestClient) -> None:
     assert body["checks"]["model"]["status"] == "ok"
     services = client.app.state.services  # type: ignore[attr-defined]
     assert ("redis" in body["checks"]) == (services.settings.redis_url is not None)
-    assert set(body["models"]) == {"tips:vw-squarecb-tuned", "personalizer:vw-squarecb-tuned"}
+    assert set(body["models"]) == {
+        "tips:vw-squarecb-tuned",
+        "personalizer:vw-squarecb-tuned",
+        "timing:vw-timing",
+    }
 
 
 def test_health_fails_when_the_database_is_gone(client: TestClient) -> None:

@@ -18,6 +18,7 @@ from api.schemas import (
     RecommendResponse,
     SignalIn,
     TipPublic,
+    model_response,
 )
 from api.services.process import Services
 from api.services.surfaces import TIPS
@@ -41,7 +42,7 @@ TODO_CANDIDATES = 10
 )
 def recommend(
     services: ServicesDep, person: PersonDep, body: RecommendRequest | None = None
-) -> RecommendResponse | Response:
+) -> Response:
     """One tip for this person, now. The decision is logged before the answer leaves."""
     with RECOMMEND_LATENCY.time():
         now = utcnow()
@@ -91,7 +92,7 @@ def recommend(
         decision = outcome.decision
         if not outcome.replayed:
             services.history.shown(person, event_id, decision.created_at, decision.chosen.id)
-        return RecommendResponse(
+        answer = RecommendResponse(
             event_id=decision.event_id,
             tip=_shown(services, decision.chosen.id, live.tasks, now, profile.zone),
             probability=decision.propensity,
@@ -99,6 +100,7 @@ def recommend(
             model_version=decision.model_version,
             missing_sources=list(decision.missing_sources),
         )
+        return model_response(answer)
 
 
 def _shown(

@@ -12,6 +12,7 @@ an ASGI test client) or Personalizer's own SDK (`SdkLoop`).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -102,7 +103,7 @@ class RouteLoop:
         from api.services.surfaces import PERSONALIZER
 
         answer = personalizer.rank(RankRequest.model_validate(body), self.services, PERSONALIZER)
-        ranked: dict[str, Any] = answer.model_dump(by_alias=True, mode="json")
+        ranked: dict[str, Any] = json.loads(bytes(answer.body))  # the JSON the route sends
         return ranked
 
     def reward(self, event_id: str, value: float) -> None:

@@ -10,12 +10,13 @@ route module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
+from starlette.concurrency import run_in_threadpool
 
-from api.auth.principal import KEY_HEADER, Principal, Role
+from api.auth.principal import KEY_HEADER, NeedsLookup, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.job_runner import JobRunner
 from api.schemas import NoNul
@@ -44,8 +45,13 @@ def get_job_runner(services: ServicesDep) -> JobRunner:
 JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
-def current_principal(request: Request, services: ServicesDep) -> Principal:
-    principal = services.auth.authenticate(request)
+async def current_principal(request: Request, services: ServicesDep) -> Principal:
+    # Async, like the checks built on it: credentials the process holds in memory (a cached key
+    # or person, a verified token) cost no worker-thread hop; only a database lookup takes one.
+    try:
+        principal = services.auth.authenticate(request, memory_only=True)
+    except NeedsLookup:
+        principal = await run_in_threadpool(services.auth.authenticate, request)
     if principal is None:
         raise Unauthorized(
             "sign in first: send the session cookie, an `Authorization: Bearer` access token, "
@@ -66,7 +72,7 @@ NOT_A_PERSON = (
 )
 
 
-def current_person(principal: PrincipalDep) -> str:
+async def current_person(principal: PrincipalDep) -> str:
     """The person the request speaks for; API keys are not people (ADR 0008)."""
     if not principal.is_person:
         raise Forbidden(NOT_A_PERSON)
@@ -76,11 +82,11 @@ def current_person(principal: PrincipalDep) -> str:
 PersonDep = Annotated[str, Depends(current_person)]
 
 
-def requires(*roles: Role) -> Callable[[Principal], Principal]:
+def requires(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A principal holding at least one of `roles` (admin holds them all)."""
     needed = " or ".join(f"`{role}`" for role in roles)
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if not any(principal.has(role) for role in roles):
             if principal.kind == "key":
                 raise Forbidden(
@@ -99,13 +105,16 @@ AnalystDep = Annotated[Principal, Depends(requires(Role.ANALYST))]
 AdminDep = Annotated[Principal, Depends(requires(Role.ADMIN))]
 
 
-def current_integrator(
+async def current_integrator(
     request: Request,
     services: ServicesDep,
     key: Annotated[str | None, Header(alias=KEY_HEADER)] = None,
 ) -> str:
     """A Personalizer client; every key shares the one Personalizer loop of this service."""
-    principal = services.auth.authenticate_key(key)
+    try:
+        principal = services.auth.authenticate_key(key, memory_only=True)
+    except NeedsLookup:
+        principal = await run_in_threadpool(services.auth.authenticate_key, key)
     if principal is None:
         raise Unauthorized(f"the `{KEY_HEADER}` header is missing or not valid", target=KEY_HEADER)
     request.state.principal = principal
@@ -115,13 +124,13 @@ def current_integrator(
 IntegratorDep = Annotated[str, Depends(current_integrator)]
 
 
-def integrator_admin(
+async def integrator_admin(
     request: Request,
     services: ServicesDep,
     key: Annotated[str | None, Header(alias=KEY_HEADER)] = None,
 ) -> Principal:
     """The Personalizer administration surface: a key with the admin role."""
-    current_integrator(request, services, key)
+    await current_integrator(request, services, key)
     principal: Principal = request.state.principal
     if not principal.has(Role.ADMIN):
         raise Forbidden("this key cannot administer the service; it needs the `admin` role")

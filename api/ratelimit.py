@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -33,6 +33,7 @@ from typing import Protocol
 import redis
 from fastapi import Request
 from prometheus_client import Counter
+from starlette.concurrency import run_in_threadpool
 
 from api.auth.principal import Principal
 from api.budget import US, Budget
@@ -101,6 +102,9 @@ def monotonic_us() -> int:
 
 
 class Store(Protocol):
+    blocking: bool
+    """Whether `check` waits on the network (then it runs on a worker thread, not the loop)."""
+
     def check(self, key: str, budget: Budget) -> Verdict: ...
 
     def close(self) -> None: ...
@@ -111,6 +115,8 @@ class MemoryStore:
 
     `clock` reads whole microseconds (a monotonic clock by default).
     """
+
+    blocking = False  # a dict under a lock held for microseconds: fine on the event loop
 
     def __init__(self, clock: Callable[[], int] = monotonic_us, max_keys: int = 100_000):
         self._clock = clock
@@ -179,6 +185,8 @@ class RedisStore:
     `clock` (whole microseconds) replaces Redis' clock; tests use it to choose the time.
     """
 
+    blocking = True
+
     def __init__(
         self,
         url: str,
@@ -241,6 +249,10 @@ class RateLimiter:
         self.store = store
         self.budgets = budgets
 
+    def applies(self, bucket: Bucket, principal: Principal) -> bool:
+        """Whether `check` spends anything (`bucket` is on and `principal` is limited)."""
+        return self.budgets.get(bucket) is not None and principal.kind != "local"
+
     def check(self, bucket: Bucket, principal: Principal) -> Verdict | None:
         """None when `bucket` is off or `principal` is not limited; raises RateLimited."""
         budget = self.budgets.get(bucket)
@@ -267,9 +279,12 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return RateLimiter(store, budgets)
 
 
-def _spend(request: Request, bucket: Bucket, principal: Principal) -> None:
+async def _spend(request: Request, bucket: Bucket, principal: Principal) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
-    verdict = limiter.check(bucket, principal)
+    if limiter.store.blocking and limiter.applies(bucket, principal):
+        verdict = await run_in_threadpool(limiter.check, bucket, principal)
+    else:  # off, unlimited or in memory: no I/O, so no worker-thread hop
+        verdict = limiter.check(bucket, principal)
     if verdict is not None:
         previous: Verdict | None = getattr(request.state, STATE_KEY, None)
         # Headers report the tightest bucket the request went through.
@@ -278,21 +293,21 @@ def _spend(request: Request, bucket: Bucket, principal: Principal) -> None:
 
 
 @cache
-def limited(bucket: Bucket) -> Callable[..., None]:
+def limited(bucket: Bucket) -> Callable[..., Awaitable[None]]:
     """A dependency spending one request of `bucket` for the request's principal.
 
     Cached per bucket, so attaching the same bucket on a router and a route spends once.
     """
     if bucket is Bucket.PERSONALIZER:
 
-        def check_key(request: Request, integrator: IntegratorDep) -> None:
-            _spend(request, bucket, request.state.principal)
+        async def check_key(request: Request, integrator: IntegratorDep) -> None:
+            await _spend(request, bucket, request.state.principal)
 
         check_key.__name__ = f"rate_limit_{bucket}"
         return check_key
 
-    def check(request: Request, principal: PrincipalDep) -> None:
-        _spend(request, bucket, principal)
+    async def check(request: Request, principal: PrincipalDep) -> None:
+        await _spend(request, bucket, principal)
 
     check.__name__ = f"rate_limit_{bucket}"
     return check

@@ -61,14 +61,26 @@ class Authenticator(Protocol):
     do not hold (expired, tampered, revoked, disabled) — the message never says whether a given
     person or key exists.
     `authenticate_key` checks a Personalizer-style subscription key header value.
+
+    With `memory_only=True` either answers from what the process holds (a cached key or
+    person, a verified token) or raises `NeedsLookup` where it would query the database: the
+    event loop asks that way first and sends only a miss to a worker thread.
     """
 
     @property
     def local(self) -> bool: ...
 
-    def authenticate(self, request: HTTPConnection) -> Principal | None: ...
+    def authenticate(
+        self, request: HTTPConnection, *, memory_only: bool = False
+    ) -> Principal | None: ...
 
-    def authenticate_key(self, key: str | None) -> Principal | None: ...
+    def authenticate_key(
+        self, key: str | None, *, memory_only: bool = False
+    ) -> Principal | None: ...
+
+
+class NeedsLookup(Exception):
+    """Raised by a `memory_only` authentication that cannot answer without the database."""
 
 
 class LocalAuthenticator:
@@ -83,10 +95,12 @@ class LocalAuthenticator:
     def __init__(self, static_key: str | None = None) -> None:
         self._static_key = static_key or None  # an empty key is no key, never a match for ""
 
-    def authenticate(self, request: HTTPConnection) -> Principal | None:
+    def authenticate(
+        self, request: HTTPConnection, *, memory_only: bool = False
+    ) -> Principal | None:
         return LOCAL
 
-    def authenticate_key(self, key: str | None) -> Principal | None:
+    def authenticate_key(self, key: str | None, *, memory_only: bool = False) -> Principal | None:
         if self._static_key is None:
             return LOCAL
         if key is not None and _same(key, self._static_key):

@@ -36,7 +36,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from api.auth.config import ProviderConfig, parse_emails
-from api.auth.principal import KEY_HEADER, Principal, Role
+from api.auth.principal import KEY_HEADER, NeedsLookup, Principal, Role
 from api.auth.store import KEY_PREFIX, AuthStore, Person
 from api.auth.tokens import AccessTokens, InvalidToken
 from api.errors import Forbidden, NotFound, Unauthorized
@@ -107,7 +107,9 @@ class SignInAuthenticator:
 
     # the Authenticator protocol ---------------------------------------------------------
 
-    def authenticate(self, request: HTTPConnection) -> Principal | None:
+    def authenticate(
+        self, request: HTTPConnection, *, memory_only: bool = False
+    ) -> Principal | None:
         authorization = request.headers.get("authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
@@ -118,17 +120,19 @@ class SignInAuthenticator:
                 )
             token = token.strip()
             if token.startswith(f"{KEY_PREFIX}_"):  # access tokens are JWTs: `eyJ…`
-                return self.key(token, "Authorization")
-            return self.bearer(token)
+                return self.key(token, "Authorization", memory_only=memory_only)
+            return self.bearer(token, memory_only=memory_only)
         key = request.headers.get(KEY_HEADER)
         if key is not None:
-            return self.key(key, KEY_HEADER)
+            return self.key(key, KEY_HEADER, memory_only=memory_only)
+        if memory_only and SESSION_COOKIE in request.cookies:
+            raise NeedsLookup  # sessions live in the database only
         person = self.session_person(request)
         if person is None:
             return None
         return Principal(person.id, "person", person.roles)
 
-    def authenticate_key(self, key: str | None) -> Principal | None:
+    def authenticate_key(self, key: str | None, *, memory_only: bool = False) -> Principal | None:
         if not key:
             return None
         if self._static_key is not None and hmac.compare_digest(
@@ -141,6 +145,8 @@ class SignInAuthenticator:
             hit = self._keys.get(fingerprint)
         if hit is not None and hit[0] > now:
             return hit[1]
+        if memory_only:
+            raise NeedsLookup
         found = self.store.check_key(key)
         if found is None:  # never cached: a key created a moment later works at once
             return None
@@ -158,10 +164,10 @@ class SignInAuthenticator:
 
     # credentials ------------------------------------------------------------------------
 
-    def key(self, presented: str, header: str) -> Principal:
+    def key(self, presented: str, header: str, *, memory_only: bool = False) -> Principal:
         """The principal of an API key sent in `header` to a person's or role's route: a
         script's, within the key's roles."""
-        principal = self.authenticate_key(presented)
+        principal = self.authenticate_key(presented, memory_only=memory_only)
         if principal is None:
             raise Unauthorized("the API key is not valid or has been revoked", target=header)
         if principal is STATIC_KEY:
@@ -173,7 +179,7 @@ class SignInAuthenticator:
             )
         return principal
 
-    def bearer(self, token: str) -> Principal:
+    def bearer(self, token: str, *, memory_only: bool = False) -> Principal:
         refused = Unauthorized(
             "the access token is not valid or has expired; refresh it or sign in again",
             target="Authorization",
@@ -182,7 +188,7 @@ class SignInAuthenticator:
             claims = self.tokens.verify(token)
         except InvalidToken:
             raise refused from None
-        person = self._cached_person(claims.subject)
+        person = self._cached_person(claims.subject, memory_only=memory_only)
         if person is None or person.disabled:
             raise refused
         return Principal(person.id, "person", person.roles)
@@ -215,12 +221,14 @@ class SignInAuthenticator:
                 target=CSRF_HEADER,
             )
 
-    def _cached_person(self, person_id: str) -> Person | None:
+    def _cached_person(self, person_id: str, *, memory_only: bool = False) -> Person | None:
         now = self._monotonic()
         with self._lock:
             hit = self._people.get(person_id)
         if hit is not None and hit[0] > now:
             return hit[1]
+        if memory_only:
+            raise NeedsLookup
         person = self.store.person(person_id)
         with self._lock:
             if len(self._people) > 10_000:

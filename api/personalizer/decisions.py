@@ -7,6 +7,7 @@ from fastapi import Response
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
 from api.personalizer.routing import PathStyles
 from api.personalizer.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
+from api.schemas import model_response
 from api.services.surfaces import PERSONALIZER
 from bandit.events import Action, Decision
 from bandit.features import action_lines
@@ -25,7 +26,7 @@ def _ranking(decision: Decision) -> RankResponse:
 
 
 @router.post("/rank", summary="Rank", status_code=201, response_model=RankResponse)
-def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) -> RankResponse:
+def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) -> Response:
     """Choose one action. The first action that is not excluded is the baseline."""
     with RANK_LATENCY.time():
         excluded = set(body.excluded_actions or [])
@@ -47,7 +48,7 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
             experiment=experiment,
             arm=arm,
         )
-        return _ranking(outcome.decision)
+        return model_response(_ranking(outcome.decision), status_code=201)
 
 
 @router.post("/events/{event_id}/reward", summary="Reward", status_code=204)

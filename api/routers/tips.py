@@ -18,6 +18,7 @@ from api.schemas import (
     RecommendResponse,
     SignalIn,
     TipPublic,
+    model_response,
 )
 from api.services.process import Services
 from api.services.surfaces import TIPS
@@ -36,7 +37,7 @@ router = APIRouter(prefix="/v1", tags=["tips"])
 )
 def recommend(
     services: ServicesDep, person: PersonDep, body: RecommendRequest | None = None
-) -> RecommendResponse | Response:
+) -> Response:
     """One tip for this person, now. The decision is logged before the answer leaves."""
     with RECOMMEND_LATENCY.time():
         now = utcnow()
@@ -56,7 +57,7 @@ def recommend(
             # The person came on their own: a "wait" of the timing surface just paid off.
             services.timing.visited(person, now)
         decision = made.decision
-        return RecommendResponse(
+        answer = RecommendResponse(
             event_id=decision.event_id,
             tip=_public(made.tip),
             probability=decision.propensity,
@@ -64,6 +65,7 @@ def recommend(
             model_version=decision.model_version,
             missing_sources=list(decision.missing_sources),
         )
+        return model_response(answer)
 
 
 def _public(tip: ShownTip) -> TipPublic:

@@ -13,6 +13,7 @@ an ASGI test client), Personalizer's own SDK (`SdkLoop`), the route functions in
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -112,7 +113,7 @@ class RouteLoop:
         from api.services.surfaces import PERSONALIZER
 
         answer = personalizer.rank(RankRequest.model_validate(body), self.services, PERSONALIZER)
-        ranked: dict[str, Any] = answer.model_dump(by_alias=True, mode="json")
+        ranked: dict[str, Any] = json.loads(bytes(answer.body))  # the JSON the route sends
         return ranked
 
     def reward(self, event_id: str, value: float) -> None:

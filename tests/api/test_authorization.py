@@ -49,13 +49,15 @@ class HeaderAuthenticator:
 
     local = False
 
-    def authenticate(self, request: HTTPConnection) -> Principal | None:
+    def authenticate(
+        self, request: HTTPConnection, *, memory_only: bool = False
+    ) -> Principal | None:
         name = request.headers.get(WHO)
         if name is None:
             return None
         return PRINCIPALS.get(name) or KEYS.get(name)
 
-    def authenticate_key(self, key: str | None) -> Principal | None:
+    def authenticate_key(self, key: str | None, *, memory_only: bool = False) -> Principal | None:
         return KEYS.get(key or "")
 
 

@@ -46,7 +46,9 @@ class HeaderAuth:
 
     local = False
 
-    def authenticate(self, request: HTTPConnection) -> Principal | None:
+    def authenticate(
+        self, request: HTTPConnection, *, memory_only: bool = False
+    ) -> Principal | None:
         person = request.headers.get(PERSON)
         if person is None:
             return None
@@ -54,7 +56,7 @@ class HeaderAuth:
             raise Unauthorized("the access token has expired", target="Authorization")
         return Principal(person, "person", frozenset({Role.PERSON}))
 
-    def authenticate_key(self, key: str | None) -> Principal | None:
+    def authenticate_key(self, key: str | None, *, memory_only: bool = False) -> Principal | None:
         if key is None or not key.startswith("key-"):
             return None
         return Principal(f"key:{key}", "key", frozenset())

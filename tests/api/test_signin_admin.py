@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from api.auth.principal import LocalAuthenticator, Role
+from api.auth.principal import LocalAuthenticator, NeedsLookup, Role
 from api.auth.signin import KEY_CACHE_SECONDS, SignInAuthenticator
 from api.auth.store import AuthStore
 from api.cli import app as cli
@@ -99,6 +99,29 @@ def test_a_key_carries_the_roles_it_was_created_with(
     assert found is not None and found.id == f"key:{plain['key_id']}" and not found.roles
     found = auth.authenticate_key(admin["key"])
     assert found is not None and found.kind == "key" and found.has(Role.ANALYST)
+
+
+def test_a_key_is_answered_from_memory_only_once_it_was_checked(
+    runner: CliRunner, make_client: Callable[..., TestClient]
+) -> None:
+    # The event loop asks `memory_only` first; a miss must say so, never guess "not valid".
+    client = make_client(**SIGN_IN)
+    auth = services(client).auth
+    created = json.loads(invoke(runner, "keys", "create", "--name", "etl", "--json"))
+    with pytest.raises(NeedsLookup):
+        auth.authenticate_key(created["key"], memory_only=True)
+    with pytest.raises(NeedsLookup):
+        auth.authenticate_key("oo_not-a-key", memory_only=True)
+    checked = auth.authenticate_key(created["key"])
+    assert auth.authenticate_key(created["key"], memory_only=True) == checked
+    assert auth.authenticate_key(None, memory_only=True) is None
+    # Through the api: a cold key goes to the database, a warm one does not need to.
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    auth.forget_keys()
+    for _ in range(2):  # a key without roles is authenticated, then refused the analyst's logs
+        assert client.get("/v1/logs/export", headers=headers).status_code == 403
+    refused = client.get("/v1/logs/export", headers={"Authorization": "Bearer oo_nope"})
+    assert refused.status_code == 401
 
 
 def test_people_grant_revoke_disable_enable(runner: CliRunner, backend: Backend) -> None:

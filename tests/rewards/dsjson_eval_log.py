@@ -29,7 +29,10 @@ def _catalog() -> list[Action]:
         for i in range(40)
     ]
     catalog += [Action(f"twin-{i}", catalog[i].features) for i in range(5)]  # same features
-    catalog += [Action("flag-1", [{"tip": {"fast": True}}]), Action("flag-2", [{"tip": {"fast": 1}}])]
+    catalog += [
+        Action("flag-1", [{"tip": {"fast": True}}]),
+        Action("flag-2", [{"tip": {"fast": 1}}]),
+    ]
     return catalog
 
 
@@ -73,7 +76,7 @@ def _line(rng: random.Random, record: dict[str, Any], i: int) -> str:
     if i % 7 == 1:
         return json.dumps(record)  # spaced, `\u` escapes for non-ASCII
     if i % 29 == 6:
-        multi[-1]["note"] = "caf\u00e9 \"quoted\" }, {"
+        multi[-1]["note"] = 'caf\u00e9 "quoted" }, {'
         return json.dumps(record, indent=1).replace("\n", " ")
     return dumps(record)
 

@@ -118,15 +118,16 @@ class _Chunk(Columns):
         self.reward: list[float] = []
         self.created: list[float] = []
         self.lines: list[list[str]] = []
-        self.rest: list[tuple[str, Any, Any]] = []  # event id, timestamp, context object
+        # Event id, timestamp, shared features: not the parsed line, whose thousands of objects
+        # would keep the garbage collector busy.
+        self.rest: list[tuple[str, Any, dict[str, Any]]] = []
         super().__init__(self.pmfs, self.chosen, self.reward, self.created, self.lines)
 
     def make_events(self) -> Sequence[LoggedEvent]:
         events = []
-        for (event_id, moment, context), pmf, chosen, reward, lines in zip(
+        for (event_id, moment, shared), pmf, chosen, reward, lines in zip(
             self.rest, self.pmfs, self.chosen, self.reward, self.lines, strict=True
         ):
-            shared = {k: v for k, v in context.items() if k != "_multi"}
             example = (f"shared {features_line([shared] if shared else [])}", *lines)
             events.append(LoggedEvent(event_id, moment, pmf, chosen, reward, example))
         return events
@@ -162,7 +163,8 @@ def _passes(path: Path, batch: int) -> Iterator[_Chunk]:
             chunk.reward.append(label.reward)
             chunk.created.append(epoch(label.timestamp))
             chunk.lines.append(lines)
-            chunk.rest.append((label.event_id, label.timestamp, context))
+            shared = {k: v for k, v in context.items() if k != "_multi"}
+            chunk.rest.append((label.event_id, label.timestamp, shared))
             if len(chunk) >= batch:
                 yield chunk
                 chunk = _Chunk()

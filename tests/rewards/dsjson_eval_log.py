@@ -36,7 +36,9 @@ def _catalog() -> list[Action]:
     return catalog
 
 
-def _record(rng: random.Random, i: int, catalog: list[Action]) -> dict[str, Any]:
+def _record(
+    rng: random.Random, i: int, catalog: list[Action], spacing: timedelta
+) -> dict[str, Any]:
     n = rng.choice((6, 12, 12, 12))
     actions = tuple(rng.sample(catalog, n))
     greedy = rng.randrange(n)
@@ -56,7 +58,7 @@ def _record(rng: random.Random, i: int, catalog: list[Action]) -> dict[str, Any]
         policy="vw-epsilon",
         model_key="tips:vw-epsilon",
         model_version=0,
-        created_at=T0 + timedelta(minutes=11 * i),
+        created_at=T0 + spacing * i,
         activated_at=T0,
     )
     return to_dsjson(decision, reward, skip_learn=i % 17 == 3)
@@ -81,12 +83,14 @@ def _line(rng: random.Random, record: dict[str, Any], i: int) -> str:
     return dumps(record)
 
 
-def write(path: Path, n: int = 600, *, seed: int = 14) -> Path:
+def write(
+    path: Path, n: int = 600, *, seed: int = 14, spacing: timedelta = timedelta(minutes=11)
+) -> Path:
     rng = random.Random(seed)
     catalog = _catalog()
     with open(path, "w", encoding="utf-8") as out:
         for i in range(n):
-            out.write(_line(rng, _record(rng, i, catalog), i) + "\n")
+            out.write(_line(rng, _record(rng, i, catalog, spacing), i) + "\n")
             if i % 50 == 10:
                 out.write("\n")
     return path

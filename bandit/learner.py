@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -111,6 +112,7 @@ class Learner:
             batches: dict[str, list[LearnExample]] = {}
             watched: dict[str, set[int]] = {}
             marks: list[Learned] = []
+            counts: Counter[tuple[str, str]] = Counter()  # counted here, reported once
             now = utcnow()
             for item in logged:
                 config = self._config(surface_of(item.model_key))
@@ -122,7 +124,7 @@ class Learner:
                 if item.activated_at is not None:
                     JOIN_LAG.observe(max(0.0, (now - item.activated_at).total_seconds()))
                 source = "reward" if item.reward is not None and not item.reward_late else "default"
-                LEARNED.labels(item.model_key, source).inc()
+                counts[item.model_key, source] += 1
                 if self.hub.get(item.model_key) is not None:
                     examples = batches.setdefault(item.model_key, [])
                     if any(watcher.wants(item) for watcher in self.watchers):
@@ -144,6 +146,8 @@ class Learner:
                     watcher.rolled_back()
                 raise
             self.learned += len(marks)
+            for (model_key, source), n in counts.items():
+                LEARNED.labels(model_key, source).inc(n)
             for watcher in self.watchers:
                 watcher.committed(now)
         return len(marks)

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from bandit.events import utcnow
 from bandit.store.database import Database
@@ -20,9 +21,16 @@ class Learning(Database):
     def learnables(self, event_ids: Sequence[str]) -> list[Learnable]:
         if not event_ids:
             return []
+        wanted: sa.ColumnElement[bool]
+        if self.is_sqlite:
+            wanted = decisions.c.event_id.in_(list(event_ids))
+        else:
+            # One array parameter, not one placeholder per id: a batch is thousands of ids.
+            wanted = decisions.c.event_id == sa.any_(
+                sa.bindparam("ids", list(event_ids), type_=postgresql.ARRAY(sa.Text))
+            )
         with self.autocommit.connect() as conn:
-            rows = conn.execute(_LEARNABLE.where(decisions.c.event_id.in_(list(event_ids))))
-            return [_learnable(r) for r in rows]
+            return [_learnable(r) for r in conn.execute(_LEARNABLE.where(wanted))]
 
     def max_learn_seq(self) -> int:
         """The highest learning mark ever issued. Snapshots count too: their decisions may

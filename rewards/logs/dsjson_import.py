@@ -103,7 +103,8 @@ def _integer(record: dict[str, Any], key: str, line: int) -> int | None:
     return value
 
 
-def _action(obj: Any, index: int, line: int) -> Action:
+def parse_action(obj: Any, index: int, line: int) -> Action:
+    """The `index`-th object of `c._multi` as an action (its id under `_tag` or `_id`)."""
     if not isinstance(obj, dict):
         raise DsjsonError(line, "c._multi", f"`c._multi[{index}]` must be an object")
     ids = [obj[k] for k in ACTION_ID_KEYS if k in obj]
@@ -135,6 +136,26 @@ def _timestamp(value: Any, line: int) -> datetime | None:
 
 def parse_record(record: Any, line: int) -> ImportedEvent:
     """One parsed DSJSON object into an event; raises DsjsonError naming the field."""
+    context, multi = record_context(record, line)
+    actions = tuple(parse_action(obj, i, line) for i, obj in enumerate(multi))
+    label = parse_label(record, len(actions), line)
+    shared = {k: v for k, v in context.items() if k != "_multi"}
+    return ImportedEvent(
+        line=line,
+        event_id=label.event_id,
+        timestamp=label.timestamp,
+        context=[shared] if shared else [],
+        actions=actions,
+        pmf=label.pmf,
+        chosen_index=label.chosen_index,
+        propensity=label.propensity,
+        reward=label.reward,
+        skip_learn=label.skip_learn,
+    )
+
+
+def record_context(record: Any, line: int) -> tuple[dict[str, Any], list[Any]]:
+    """The context object `c` of a parsed line and its `_multi` list of actions, checked."""
     if not isinstance(record, dict):
         raise DsjsonError(line, "", "a DSJSON line must be a JSON object")
     context = record.get("c")
@@ -143,9 +164,40 @@ def parse_record(record: Any, line: int) -> ImportedEvent:
     multi = context.get("_multi")
     if not isinstance(multi, list) or not multi:
         raise DsjsonError(line, "c._multi", "`c._multi` must be a non-empty list of actions")
-    actions = tuple(_action(obj, i, line) for i, obj in enumerate(multi))
-    n = len(actions)
-    a, p = record.get("a"), record.get("p")
+    return context, multi
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """Everything of a line but its features: the fields of :class:`ImportedEvent` bar
+    `context` and `actions`."""
+
+    event_id: str
+    timestamp: datetime | None
+    pmf: tuple[float, ...]
+    chosen_index: int
+    propensity: float
+    reward: float
+    skip_learn: bool
+
+
+def _plain_pmf(a: Any, p: Any, n: int) -> list[float] | None:
+    """The pmf of a line whose `a` is a permutation of 1..n and whose `p` are finite floats (as
+    written), checked at C speed; None for anything else, which `_checked_pmf` then names."""
+    if not (type(a) is list and type(p) is list and len(a) == len(p) == n):
+        return None
+    if set(map(type, a)) != {int} or set(map(type, p)) != {float}:
+        return None
+    if sorted(a) != list(range(1, n + 1)) or not all(map(math.isfinite, p)):
+        return None
+    pmf = [0.0] * n
+    for index, probability in zip(a, p, strict=True):
+        pmf[index - 1] = probability
+    return pmf
+
+
+def _checked_pmf(a: Any, p: Any, n: int, line: int) -> list[float]:
+    """The pmf of `a` and `p`, or DsjsonError naming the first thing wrong with them."""
     if not isinstance(a, list) or not a:
         raise DsjsonError(line, "a", "`a` must be a non-empty list of 1-based action indices")
     if not isinstance(p, list):
@@ -168,6 +220,17 @@ def parse_record(record: Any, line: int) -> ImportedEvent:
                 line, "p", f"`p[{position}]` must be finite (got {_shown(probability)})"
             )
         pmf[index - 1] = number
+    return pmf
+
+
+def parse_label(record: dict[str, Any], n: int, line: int) -> Label:
+    """The label, pmf and identity of a parsed line with `n` actions (checked by
+    `record_context` and `parse_action` first); raises DsjsonError naming the field."""
+    a: Any = record.get("a")
+    p: Any = record.get("p")
+    pmf = _plain_pmf(a, p, n)
+    if pmf is None:
+        pmf = _checked_pmf(a, p, n, line)
     try:
         validate_pmf(pmf, n)
     except ValueError as exc:
@@ -206,13 +269,9 @@ def parse_record(record: Any, line: int) -> ImportedEvent:
     event_id = record.get("EventId")
     if not isinstance(event_id, str) or not event_id:
         raise DsjsonError(line, "EventId", "`EventId` must be a non-empty string")
-    shared = {k: v for k, v in context.items() if k != "_multi"}
-    return ImportedEvent(
-        line=line,
+    return Label(
         event_id=event_id,
         timestamp=_timestamp(record.get("Timestamp"), line),
-        context=[shared] if shared else [],
-        actions=actions,
         pmf=tuple(pmf),
         chosen_index=chosen,
         propensity=propensity,
@@ -221,13 +280,22 @@ def parse_record(record: Any, line: int) -> ImportedEvent:
     )
 
 
-def _load(text: str | bytes, line: int, max_line_bytes: int) -> Any:
+_BOM = b"\xef\xbb\xbf"
+
+
+def _utf8(data: bytes) -> str:
+    """`data.decode("utf-8-sig")` without the codec's Python wrapper (a leading byte order
+    mark dropped once), on the C fast path."""
+    return (data[3:] if data.startswith(_BOM) else data).decode("utf-8")
+
+
+def load_line(text: str | bytes, line: int, max_line_bytes: int) -> Any:
     if len(text) > max_line_bytes:
         raise DsjsonError(line, "", f"the line exceeds {max_line_bytes} bytes")
     try:
         # DSJSON is UTF-8: json.loads would guess UTF-16/32 from the first bytes of a line, and
         # guess differently with and without its newline.
-        return json.loads(text.decode("utf-8-sig") if isinstance(text, bytes) else text)
+        return json.loads(_utf8(text) if isinstance(text, bytes) else text)
     except json.JSONDecodeError as exc:
         raise DsjsonError(line, "", f"not valid JSON ({exc.msg})") from None
     except UnicodeDecodeError:
@@ -287,7 +355,7 @@ def read_dsjson(
         if not text.strip():
             continue
         try:
-            yield parse_record(_load(text, number, max_line_bytes), number)
+            yield parse_record(load_line(text, number, max_line_bytes), number)
         except DsjsonError as error:
             if strict:
                 raise

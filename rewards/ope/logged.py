@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -65,7 +65,11 @@ class LoggedEvent:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Events with their columns as arrays; pmfs padded with NaN to the widest event."""
+    """Events with their columns as arrays; pmfs padded with NaN to the widest event.
+
+    `events` may be a :class:`Columns` whose events are only built when a target asks for them
+    (a learning target reads each example); the columns are what everything else reads.
+    """
 
     events: Sequence[LoggedEvent]
     p_log_all: FloatArray
@@ -73,14 +77,24 @@ class Batch:
     chosen: np.ndarray[Any, np.dtype[np.intp]]
     p_log: FloatArray
     reward: FloatArray
+    created: FloatArray
+    """Seconds since the epoch (UTC), NaN for an event without a timestamp."""
+    action_lines: Sequence[Sequence[str]]
+    """Each event's candidates as VW action lines (its example past the shared line)."""
 
     @classmethod
     def of(cls, events: Sequence[LoggedEvent]) -> Batch:
+        if isinstance(events, Columns):
+            return events.batch()
         p_log_all = padded([e.pmf for e in events])
         chosen = np.fromiter((e.chosen_index for e in events), dtype=np.intp, count=len(events))
         rows = np.arange(len(events))
         reward = np.fromiter((e.reward for e in events), dtype=np.float64, count=len(events))
-        return cls(events, p_log_all, chosen, p_log_all[rows, chosen], reward)
+        created = np.fromiter(
+            (epoch(e.created_at) for e in events), dtype=np.float64, count=len(events)
+        )
+        lines = [e.example[1:] for e in events]
+        return cls(events, p_log_all, chosen, p_log_all[rows, chosen], reward, created, lines)
 
     def __len__(self) -> int:
         return len(self.events)
@@ -90,6 +104,66 @@ class Batch:
         real = ~np.isnan(self.p_log_all)
         counts = real.sum(axis=1, keepdims=True)
         return np.where(real, 1.0 / counts, np.nan)
+
+
+def epoch(moment: datetime | None) -> float:
+    """Seconds since the epoch, NaN for no moment; a naive moment (SQLite) is UTC."""
+    if moment is None:
+        return math.nan
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+class Columns(Sequence[LoggedEvent]):
+    """A batch read straight into columns; its events are built on first access only, by
+    `make_events` (a reader's subclass: the `LoggedEvent`s, with their VW examples, that the
+    columns came from)."""
+
+    def __init__(
+        self,
+        pmfs: Sequence[Sequence[float]],
+        chosen: Sequence[int],
+        reward: Sequence[float],
+        created: Sequence[float],
+        action_lines: Sequence[Sequence[str]],
+    ) -> None:
+        self._pmfs = pmfs
+        self._chosen = chosen
+        self._reward = reward
+        self._created = created
+        self._lines = action_lines
+        self._events: Sequence[LoggedEvent] | None = None
+
+    def batch(self) -> Batch:
+        n = len(self._chosen)
+        p_log_all = padded(self._pmfs)
+        chosen = np.array(self._chosen, dtype=np.intp).reshape(n)
+        reward = np.array(self._reward, dtype=np.float64).reshape(n)
+        created = np.array(self._created, dtype=np.float64).reshape(n)
+        p_log = p_log_all[np.arange(n), chosen]
+        return Batch(self, p_log_all, chosen, p_log, reward, created, self._lines)
+
+    def make_events(self) -> Sequence[LoggedEvent]:
+        raise NotImplementedError
+
+    def _built(self) -> Sequence[LoggedEvent]:
+        if self._events is None:
+            self._events = self.make_events()
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._chosen)
+
+    @overload
+    def __getitem__(self, index: int) -> LoggedEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[LoggedEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> LoggedEvent | Sequence[LoggedEvent]:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[LoggedEvent]:
+        return iter(self._built())
 
 
 def padded(rows: Sequence[Sequence[float]], width: int = 0) -> FloatArray:
@@ -197,14 +271,18 @@ class Log:
 
     @classmethod
     def of_dsjson(cls, path: Path, *, batch: int = 1000) -> Log:
-        """The learnable events of a DSJSON file (`_skipLearn` ones are never evaluated).
+        """The learnable events of a DSJSON file (`_skipLearn` ones are never evaluated), read
+        straight into columns (:mod:`rewards.ope.dsjson_log`); the same events, figures and
+        errors as :meth:`of_events` over :func:`dsjson_events`.
 
         Raises
         ------
         rewards.logs.dsjson_import.DsjsonError
             At the first malformed line, naming it and the field.
         """
-        return cls.of_events(lambda: dsjson_events(path), batch=batch)
+        from rewards.ope.dsjson_log import dsjson_log  # it builds on this module
+
+        return dsjson_log(path, batch=batch)
 
 
 def _stored(row: LearnedRow) -> LoggedEvent:

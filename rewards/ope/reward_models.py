@@ -24,7 +24,7 @@ import numpy as np
 
 from bandit.model import Model
 from rewards.estimators._validation import FloatArray
-from rewards.ope.logged import Batch
+from rewards.ope.logged import Batch, padded
 
 RewardModelName = Literal["action-mean", "vw"]
 
@@ -49,20 +49,23 @@ class ActionMean:
         self._n = 0
 
     def predict_learn(self, batch: Batch) -> FloatArray:
-        out = np.full_like(batch.p_log_all, np.nan)
         sums = self._sums
-        for i, event in enumerate(batch.events):
+        rows = []
+        for lines, chosen_index, reward in zip(
+            batch.action_lines, batch.chosen.tolist(), batch.reward.tolist(), strict=True
+        ):
             prior = self._total / self._n if self._n else 0.0
-            lines = event.example[1:]
-            for j, line in enumerate(lines):
+            row = []
+            for line in lines:
                 seen = sums.get(line)
-                out[i, j] = seen[0] / seen[1] if seen else prior
-            chosen = sums.setdefault(lines[event.chosen_index], [0.0, 0.0])
-            chosen[0] += event.reward
+                row.append(seen[0] / seen[1] if seen else prior)
+            rows.append(row)
+            chosen = sums.setdefault(lines[chosen_index], [0.0, 0.0])
+            chosen[0] += reward
             chosen[1] += 1.0
-            self._total += event.reward
+            self._total += reward
             self._n += 1
-        return out
+        return padded(rows, batch.p_log_all.shape[1])
 
     def close(self) -> None:
         pass

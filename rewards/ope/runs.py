@@ -125,18 +125,10 @@ class _Accumulator:
         return tuple(out)
 
 
-def _epoch(moment: datetime) -> float:
-    """Seconds since the epoch; a naive moment (SQLite) is UTC."""
-    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
-
-
 def _hours(batch: Batch, bucket_seconds: int = HOUR) -> FloatArray:
     """Each event's bucket since the epoch (UTC), NaN for an event without a timestamp."""
     return np.fromiter(
-        (
-            _epoch(e.created_at) // bucket_seconds if e.created_at is not None else np.nan
-            for e in batch.events
-        ),
+        (c // bucket_seconds if not math.isnan(c) else np.nan for c in batch.created.tolist()),
         dtype=np.float64,
         count=len(batch),
     )

@@ -21,12 +21,12 @@ from rich.console import Console
 
 from api.cli_common import Column, Figures, ready_database
 from api.errors import KIND_ANSWERS
-from api.schemas import (
+from api.schemas.base import SurfaceName
+from api.schemas.experiments import (
     ArmIn,
     ExperimentCreate,
     ExperimentPublic,
     ExperimentResultsPublic,
-    SurfaceName,
 )
 from api.services.experiments import Action, create, public, results, transition
 from api.services.surfaces import SURFACES, TIPS

@@ -18,7 +18,7 @@ from fastapi import Depends, Header, Path, Request
 from api.auth.principal import KEY_HEADER, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.job_runner import JobRunner
-from api.schemas import NoNul
+from api.schemas.base import NoNul
 from api.services.evaluations import Jobs
 from api.services.policy_searches import Searches
 from api.services.process import Services

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import AnalystDep, ServicesDep
 from api.diagnostics import MAX_SAMPLE, MIN_SAMPLE, WindowError, checkup
 from api.errors import BadRequest
-from api.schemas import Instant
+from api.schemas.base import Instant
 from bandit.events import utcnow
 from rewards.doctor import DEFAULT_SAMPLE, Diagnosis
 

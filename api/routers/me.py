@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from api.auth.signin import SignInAuthenticator
 from api.deps import PersonDep, ServicesDep
-from api.schemas import (
+from api.schemas.me import (
     ExportSectionPublic,
     PersonExport,
     ProfilePublic,

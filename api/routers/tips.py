@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Response, status
 from api.deps import PersonDecisionDep, PersonDep, ServicesDep, owned_decision
 from api.errors import Conflict
 from api.ratelimit import Bucket, limited
-from api.schemas import (
+from api.schemas.tips import (
     FeedbackRequest,
     FeedbackResponse,
     RecommendRequest,

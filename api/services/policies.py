@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.schemas import PolicyCreate, PolicyPublic
+from api.schemas.policies import PolicyCreate, PolicyPublic
 from api.services.process import Services
 from policies.registry import BUILTIN, Registry
 from policies.spec import PolicySpec

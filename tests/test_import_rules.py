@@ -2,10 +2,12 @@
 also those inside functions and `TYPE_CHECKING` blocks):
 
 1. Packages import downward only. From the top:
-   `api`, `notifier` (the front doors) → `dashboards` (pages `api` renders) →
+   `api` (the front door: HTTP, the `oo` commands, every process's start) →
+   `dashboards` (pages `api` renders), `notifier` (Web Push: the outbox `api` fills, the loop
+   `oo notifier` runs), side by side →
    `experiments`, `rewards`, `integrations`, `policies` (the domain, side by side: none imports
    another) → `bandit` (the decision core).
-2. Nothing imports `api`: it is the top; the `notifier` is a front door beside it, not under it.
+2. Nothing imports `api`: it is the top.
 3. No route module imports another route module (`api/routers/*`): what two routes share is a
    service (`api/services/*`) or a dependency (`api/deps.py`).
 4. The service layer never imports a route.
@@ -33,8 +35,8 @@ LAYERS: dict[str, int] = {
     "rewards": 1,
     "integrations": 1,
     "dashboards": 2,
+    "notifier": 2,
     "api": 3,
-    "notifier": 3,
 }
 """A package may import its own modules and any package of a lower layer, nothing else."""
 

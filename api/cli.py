@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
-from api.cli_common import ready_database
+from api.cli_common import configure_logging, ready_database, settings_or_exit
 from api.cli_db import db_app  # schema migrations
 from api.cli_doctor import doctor  # is it learning?
-from api.cli_push import notifier, push_app, push_settings_or_exit  # Web Push (ADR 0012)
+from api.cli_push import notifier, push_app  # Web Push (ADR 0012)
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
-
-if TYPE_CHECKING:
-    from api.settings import Settings
+from api.settings import Settings
+from notifier.settings import PushSettings
 
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
 app.add_typer(cli_experiments.app, name="experiments")
@@ -40,15 +38,6 @@ app.command("search-policies")(search_policies)
 app.command("doctor")(doctor)
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("OO_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # api.db logs what an upgrade at start ran; alembic's own progress lines would repeat it.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
 def _run_http(role: str, host: str | None, port: int | None, workers: int) -> None:
     from api.app import create_app
 
@@ -58,8 +47,8 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = _settings_or_exit(overrides)
-    push_settings = push_settings_or_exit()
+    settings = settings_or_exit(Settings, overrides)
+    push_settings = settings_or_exit(PushSettings)
     ready_database(settings.database)
     where = "PostgreSQL" if settings.database_url else f"SQLite at {settings.database}"
     bus = "Redis Streams" if settings.redis_url else "the in-process bus"
@@ -85,27 +74,13 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         )
 
 
-def _settings_or_exit(overrides: dict[str, object]) -> Settings:
-    """Settings, or the refusal as one line per problem and exit code 2 (no traceback)."""
-    from pydantic import ValidationError
-
-    from api.settings import Settings
-
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False, include_input=False):
-            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
-        raise typer.Exit(2) from None
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (OO_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OO_PORT, default 8000)")] = None,
 ) -> None:
     """All in one process: api + learner (the embedded default)."""
-    _configure_logging()
+    configure_logging()
     _run_http("all", host, port, 1)
 
 
@@ -116,7 +91,7 @@ def api_process(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Stateless HTTP workers: log decisions and rewards, serve the newest model versions."""
-    _configure_logging()
+    configure_logging()
     _run_http("api", host, port, workers)
 
 
@@ -128,10 +103,10 @@ def learner(
     host: Annotated[str, typer.Option(help="Bind address of /health")] = "127.0.0.1",
 ) -> None:
     """Join rewards to decisions, learn, and publish model versions (one per deployment)."""
-    _configure_logging()
+    configure_logging()
     from api.learner_process import run_learner
 
-    ready_database(_settings_or_exit({}).database)
+    ready_database(settings_or_exit(Settings).database)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -213,7 +188,6 @@ def simulate(
 def openapi() -> None:
     """Print the OpenAPI document (docs/openapi.json is generated with this)."""
     from api.app import create_app
-    from api.settings import Settings
 
     document = create_app(Settings()).openapi()
     json.dump(document, sys.stdout, indent=2, sort_keys=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
@@ -29,6 +33,31 @@ EndOption = Annotated[
 SurfaceOption = Annotated[
     str | None, typer.Option(help=f"Only this surface: {', '.join(SURFACES)}")
 ]
+
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+
+
+def configure_logging() -> None:
+    """Log lines with time, level and module, at `OO_LOG_LEVEL` (INFO by default)."""
+    logging.basicConfig(
+        level=os.environ.get("OO_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # api.db logs what an upgrade at start ran; alembic's own progress lines would repeat it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def settings_or_exit(
+    kind: type[AnySettings], overrides: Mapping[str, object] | None = None
+) -> AnySettings:
+    """`kind` read from the environment (and `overrides`), or the refusal as one line per
+    problem and exit code 2 (no traceback)."""
+    try:
+        return kind(**(overrides or {}))  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
 
 
 def ready_database(url: str) -> str:

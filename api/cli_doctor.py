@@ -25,14 +25,12 @@ from api.cli_common import (
     parse_moment,
     ready_database,
 )
-from api.cli_evaluate import _loader
 from api.diagnostics import MAX_SAMPLE, MIN_SAMPLE, WindowError, checkup, window
+from api.services.policies import offline_registry
 from api.services.surfaces import SURFACES
 from api.settings import Settings
 from bandit.events import utcnow
 from bandit.store import Store
-from policies.registry import Registry
-from policies.store import PolicyStore
 from rewards.doctor import DEFAULT_SAMPLE, Diagnosis
 
 
@@ -66,7 +64,7 @@ def doctor(
         raise typer.BadParameter(str(exc), param_hint=f"--{exc.target}") from None
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
-        registry = Registry(loader=_loader(PolicyStore(store.engine)))
+        registry = offline_registry(store.engine)
         with counting_progress(disable=as_json) as progress:
             task = progress.add_task("reading the log", total=None)
             diagnosis = checkup(

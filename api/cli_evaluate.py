@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import DBAPIError
 
 from api.cli_common import (
     Column,
@@ -27,29 +26,15 @@ from api.cli_common import (
     ready_database,
 )
 from api.evaluation_wire import evaluation_result
+from api.services.policies import offline_registry
 from api.settings import Settings
 from bandit.store import Store
-from policies.registry import PolicyLoader, Registry
-from policies.spec import StoredSpec
-from policies.store import PolicyStore
 from rewards.ope.errors import EvaluationError
 from rewards.ope.logged import Log
 from rewards.ope.results import Evaluation
 from rewards.ope.reward_models import RewardModelName
 from rewards.ope.runs import evaluate_log
 from rewards.ope.targets import DEFAULT_POLICIES, resolve
-
-
-def _loader(policies: PolicyStore) -> PolicyLoader:
-    """Registered policies; none when the database has no policy table (an exported copy)."""
-
-    def find(name: str) -> StoredSpec | None:
-        try:
-            return policies.get(name)
-        except DBAPIError:
-            return None
-
-    return find
 
 
 def evaluate(
@@ -92,7 +77,7 @@ def evaluate(
     names = policy or list(DEFAULT_POLICIES)
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
-        registry = Registry(loader=_loader(PolicyStore(store.engine)))
+        registry = offline_registry(store.engine)
         try:
             targets = resolve(names, registry)
         except EvaluationError as exc:

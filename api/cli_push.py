@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    from notifier.settings import PushSettings
 
 push_app = typer.Typer(help="Web Push: the deployment's VAPID keys.", no_args_is_help=True)
 
@@ -38,20 +35,6 @@ def new_keys(
     typer.echo(f"# public key (GET /v1/push/key serves it): {key.public_key}", err=True)
 
 
-def push_settings_or_exit() -> PushSettings:
-    """The push settings, or the refusal as one line per problem and exit code 2."""
-    from pydantic import ValidationError
-
-    from notifier.settings import PushSettings
-
-    try:
-        return PushSettings()
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False, include_input=False):
-            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
-        raise typer.Exit(2) from None
-
-
 def notifier(
     port: Annotated[
         int, typer.Option(help="Port of the notifier's /health and /metrics (OO_NOTIFIER_PORT)")
@@ -59,16 +42,17 @@ def notifier(
     host: Annotated[str, typer.Option(help="Bind address of /health")] = "127.0.0.1",
 ) -> None:
     """Send the pushes the outbox holds (one per deployment; `oo serve` runs it as a thread)."""
-    from api.cli import _configure_logging, _settings_or_exit
-    from api.cli_common import ready_database
+    from api.cli_common import configure_logging, ready_database, settings_or_exit
     from api.integration_setup import local_folder, open_vault
+    from api.settings import Settings
     from notifier.process import run_notifier
     from notifier.push import PushNotConfigured
+    from notifier.settings import PushSettings
     from notifier.vapid import KEY_FILE
 
-    _configure_logging()
-    settings = _settings_or_exit({})
-    push = push_settings_or_exit()
+    configure_logging()
+    settings = settings_or_exit(Settings)
+    push = settings_or_exit(PushSettings)
     ready_database(settings.database)
     folder = local_folder(settings)
     stop = threading.Event()

@@ -45,6 +45,11 @@ BODIES: dict[str, dict[str, Any]] = {
     "ServiceConfigurationUpdate": {},  # the current configuration, read from the server
 }
 
+# The other required query parameters of a route whose query carries a time.
+QUERIES: dict[str, dict[str, str]] = {
+    "/v1/diagnostics": {"surface": "personalizer"},
+}
+
 
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
@@ -82,6 +87,16 @@ FIELDS = sorted(set(date_time_fields()), key=str)
 def test_the_contract_has_the_time_fields_this_file_knows() -> None:
     bodies = {schema for *_, schema, _ in FIELDS if schema is not None}
     assert bodies <= set(BODIES), "add a request template to BODIES"
+    for _, path, where, _, _ in FIELDS:
+        required = {
+            parameter["name"]
+            for operation in SPEC["paths"][path].values()
+            for parameter in operation.get("parameters", [])
+            if parameter.get("required") and parameter["in"] == "query"
+        } - {"api-version"}
+        assert where != "query" or required <= set(QUERIES.get(path, {})), (
+            f"add {path}'s required query parameters to QUERIES"
+        )
     queries = {(path, field) for _, path, where, _, field in FIELDS if where == "query"}
     assert {("/v1/logs/export", "start"), ("/v1/logs/export", "end")} <= queries
     assert len(FIELDS) >= 19  # both Personalizer forms, the analyst routes and signals
@@ -103,7 +118,7 @@ def _request(
         else {}
     )
     if where == "query":
-        return client.request(method, url, params={**query, field: value})
+        return client.request(method, url, params={**query, **QUERIES.get(path, {}), field: value})
     if schema == "ServiceConfigurationUpdate":
         body = client.get("/personalizer/v1.0/configurations/service").json()
     else:

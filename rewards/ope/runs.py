@@ -28,6 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
+from bandit.clock import as_utc
 from bandit.store import Store
 from rewards.estimators import diagnostics, dr, ips, snips
 from rewards.estimators._validation import FloatArray
@@ -123,7 +124,7 @@ class _Accumulator:
 
 def _epoch(moment: datetime) -> float:
     """Seconds since the epoch; a naive moment (SQLite) is UTC."""
-    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+    return as_utc(moment, "created_at").timestamp()
 
 
 def _hours(batch: Batch) -> FloatArray:

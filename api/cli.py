@@ -14,7 +14,7 @@ import uvicorn
 
 from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
-from api.cli_common import configure_logging, ready_database, settings_or_exit
+from api.cli_common import JsonFlag, configure_logging, ready_database, settings_or_exit
 from api.cli_db import db_app  # schema migrations
 from api.cli_doctor import doctor  # is it learning?
 from api.cli_push import notifier, push_app  # Web Push (ADR 0012)
@@ -125,7 +125,7 @@ def simulate(
         str, typer.Option(help="A world of the learning suite: tips6, sparse, drift, …")
     ] = "tips6",
     key: Annotated[str, typer.Option(help="Ocp-Apim-Subscription-Key to send")] = "simulation",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Synthetic people with context-dependent tastes drive the server; compare with random."""
     import httpx

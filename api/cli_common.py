@@ -23,6 +23,7 @@ from rich.text import Text
 from api.db import MigrationError, prepare
 from api.services.surfaces import SURFACES
 from bandit.clock import OutOfRange, as_utc
+from rewards.ope.reward_models import RewardModelName
 
 StartOption = Annotated[
     str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
@@ -33,6 +34,12 @@ EndOption = Annotated[
 SurfaceOption = Annotated[
     str | None, typer.Option(help=f"Only this surface: {', '.join(SURFACES)}")
 ]
+DatabaseOption = Annotated[
+    str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
+]
+BatchOption = Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")]
+RewardModelOption = Annotated[str, typer.Option(help="DR's reward model: action-mean or vw")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 AnySettings = TypeVar("AnySettings", bound=BaseSettings)
 
@@ -98,6 +105,25 @@ def parse_moment(value: str | None, name: str) -> datetime | None:
         return as_utc(moment, name)
     except OutOfRange as exc:
         raise typer.BadParameter(exc.reason, param_hint=f"--{name}") from None
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """`--start` and `--end` as aware UTC datetimes, the start before the end."""
+    since, until = parse_moment(start, "start"), parse_moment(end, "end")
+    if since is not None and until is not None and since >= until:
+        raise typer.BadParameter("must be before --end", param_hint="--start")
+    return since, until
+
+
+def reward_model_name(value: str) -> RewardModelName:
+    """`--reward-model` checked: action-mean or vw."""
+    if value == "vw":
+        return "vw"
+    if value == "action-mean":
+        return "action-mean"
+    raise typer.BadParameter(
+        f"must be action-mean or vw (got {value!r})", param_hint="--reward-model"
+    )
 
 
 @dataclass(frozen=True, slots=True)

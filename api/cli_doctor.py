@@ -18,8 +18,10 @@ from rich.padding import Padding
 
 from api.cli_common import (
     Column,
+    DatabaseOption,
     EndOption,
     Figures,
+    JsonFlag,
     StartOption,
     counting_progress,
     parse_moment,
@@ -46,10 +48,8 @@ def doctor(
             help="Decisions read at most for exploration, estimates and feature checks",
         ),
     ] = DEFAULT_SAMPLE,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    database_url: DatabaseOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Is it learning? Reward shares, exploration, the model's age, estimates and warnings
     that name the feature at fault and what to do (default window: the last 24 hours)."""

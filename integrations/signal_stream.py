@@ -19,6 +19,7 @@ from typing import Protocol
 import redis
 from pydantic import ValidationError
 
+from bandit.bus import drain
 from bandit.events import utcnow
 from integrations.signals import (
     CONSUMED,
@@ -86,16 +87,7 @@ class InProcessSignalBus:
             DROPPED.inc()  # the consumer is stuck; the signal itself is stored
 
     def read(self, consumer: str, count: int, block_ms: int) -> list[SignalEvent]:
-        try:
-            events = [self._queue.get(timeout=block_ms / 1000)]
-        except queue.Empty:
-            return []
-        while len(events) < count:
-            try:
-                events.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return events
+        return drain(self._queue, count, block_ms)
 
     def ack(self, events: Sequence[SignalEvent]) -> None:
         """Nothing to do: an event is gone from the queue once read."""

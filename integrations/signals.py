@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -300,10 +300,10 @@ class SignalStore:
         query = sa.select(sa.func.count(), sa.func.min(signals_table.c.occurred_at))
         with self.autocommit.connect() as conn:
             count, oldest = conn.execute(query).one()
-        if isinstance(oldest, datetime) and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)  # aggregates bypass the column type on SQLite
-        elif isinstance(oldest, str):
-            oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
+        if isinstance(oldest, str):  # aggregates bypass the column type on SQLite
+            oldest = datetime.fromisoformat(oldest)
+        if isinstance(oldest, datetime):
+            oldest = as_utc(oldest, "occurred_at")
         return int(count), oldest
 
     def prune_report(

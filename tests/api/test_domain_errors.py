@@ -35,7 +35,7 @@ from rewards.ope.grid import SearchError
         (PolicyNotServed("arm 'b': refused"), Kind.CONFLICT, "policy"),
         (VwArgsError("`--data` reads files", target="--data"), Kind.INVALID, "--data"),
         (ModelError("not a model"), Kind.INVALID, None),
-        (ConfigError("`defaultReward` …", target="defaultReward"), Kind.INVALID, "defaultReward"),
+        (ConfigError("default_reward", "…"), Kind.INVALID, "default_reward"),
         (ExperimentError("`salt` …", target="salt"), Kind.INVALID, "salt"),
         (ExperimentNotFound("no experiment 'x'", target="name"), Kind.NOT_FOUND, "name"),
         (ExperimentConflict("running", target="surface"), Kind.CONFLICT, "surface"),

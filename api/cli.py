@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -15,15 +15,14 @@ from sqlalchemy.engine import make_url
 
 from api import cli_evaluate, cli_experiments, cli_logs, cli_vault
 from api.cli_auth import keys_app, people_app  # sign-in (issue 4)
-from api.cli_common import configure_logging, ready_database, settings_or_exit
+from api.cli_common import JsonFlag, configure_logging, ready_database, settings_or_exit
 from api.cli_db import db_app  # schema migrations
 from api.cli_doctor import doctor  # is it learning?
-from api.cli_push import notifier, push_app, push_settings_or_exit  # Web Push (ADR 0012)
+from api.cli_push import notifier, push_app  # Web Push (ADR 0012)
 from api.cli_search import search_policies  # policy search (issue 6)
 from api.cli_signals import signals_app  # signals, profile and consent (issue 4)
-
-if TYPE_CHECKING:
-    pass
+from api.settings import Settings
+from notifier.settings import PushSettings
 
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
 app.add_typer(cli_experiments.app, name="experiments")
@@ -49,8 +48,8 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = settings_or_exit(overrides)
-    push_settings = push_settings_or_exit()
+    settings = settings_or_exit(Settings, overrides)
+    push_settings = settings_or_exit(PushSettings)
     ready_database(settings.database)
     bus = "Redis Streams" if settings.redis_url else "the in-process bus"
     typer.echo(f"oO {role}: {database_banner(settings.database)}, {bus}")
@@ -116,7 +115,7 @@ def learner(
     configure_logging()
     from api.learner_process import run_learner
 
-    ready_database(settings_or_exit({}).database)
+    ready_database(settings_or_exit(Settings).database)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -135,7 +134,7 @@ def simulate(
         str, typer.Option(help="A world of the learning suite: tips6, sparse, drift, …")
     ] = "tips6",
     key: Annotated[str, typer.Option(help="Ocp-Apim-Subscription-Key to send")] = "simulation",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    as_json: JsonFlag = False,
     timing: Annotated[
         bool,
         typer.Option(
@@ -270,7 +269,6 @@ def _simulate_timing(
 def openapi() -> None:
     """Print the OpenAPI document (docs/openapi.json is generated with this)."""
     from api.app import create_app
-    from api.settings import Settings
 
     document = create_app(Settings()).openapi()
     json.dump(document, sys.stdout, indent=2, sort_keys=True)

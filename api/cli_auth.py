@@ -21,7 +21,7 @@ import typer
 from api.auth.config import KEY_ID, MIN_KEY_BYTES
 from api.auth.principal import Role
 from api.auth.store import ApiKey, AuthStore, Person
-from api.cli_common import Figures, ready_database
+from api.cli_common import Figures, JsonFlag, ready_database
 from api.settings import Settings
 from bandit.events import utcnow
 from bandit.store import make_engine
@@ -29,7 +29,6 @@ from bandit.store import make_engine
 keys_app = typer.Typer(help="API keys for the Personalizer-compatible API.", no_args_is_help=True)
 people_app = typer.Typer(help="People who signed in: roles, disable, enable.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 ROLE_NAMES = ", ".join(role.value for role in Role)
 
 

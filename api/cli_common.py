@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
@@ -17,17 +19,11 @@ from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import DBAPIError
 
 from api.db import MigrationError, prepare
 from api.services.surfaces import SURFACES
 from bandit.clock import OutOfRange, as_utc
-from policies.registry import PolicyLoader
-from policies.spec import StoredSpec
-from policies.store import PolicyStore
-
-if TYPE_CHECKING:
-    from api.settings import Settings
+from rewards.ope.reward_models import RewardModelName
 
 StartOption = Annotated[
     str | None, typer.Option(help="Decisions created at or after (ISO 8601; UTC if no offset)")
@@ -38,6 +34,37 @@ EndOption = Annotated[
 SurfaceOption = Annotated[
     str | None, typer.Option(help=f"Only this surface: {', '.join(SURFACES)}")
 ]
+DatabaseOption = Annotated[
+    str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
+]
+BatchOption = Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")]
+RewardModelOption = Annotated[str, typer.Option(help="DR's reward model: action-mean or vw")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+
+
+def configure_logging() -> None:
+    """Log lines with time, level and module, at `OO_LOG_LEVEL` (INFO by default)."""
+    logging.basicConfig(
+        level=os.environ.get("OO_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # api.db logs what an upgrade at start ran; alembic's own progress lines would repeat it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def settings_or_exit(
+    kind: type[AnySettings], overrides: Mapping[str, object] | None = None
+) -> AnySettings:
+    """`kind` read from the environment (and `overrides`), or the refusal as one line per
+    problem and exit code 2 (no traceback)."""
+    try:
+        return kind(**(overrides or {}))  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
 
 
 def ready_database(url: str) -> str:
@@ -78,6 +105,25 @@ def parse_moment(value: str | None, name: str) -> datetime | None:
         return as_utc(moment, name)
     except OutOfRange as exc:
         raise typer.BadParameter(exc.reason, param_hint=f"--{name}") from None
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """`--start` and `--end` as aware UTC datetimes, the start before the end."""
+    since, until = parse_moment(start, "start"), parse_moment(end, "end")
+    if since is not None and until is not None and since >= until:
+        raise typer.BadParameter("must be before --end", param_hint="--start")
+    return since, until
+
+
+def reward_model_name(value: str) -> RewardModelName:
+    """`--reward-model` checked: action-mean or vw."""
+    if value == "vw":
+        return "vw"
+    if value == "action-mean":
+        return "action-mean"
+    raise typer.BadParameter(
+        f"must be action-mean or vw (got {value!r})", param_hint="--reward-model"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,39 +206,3 @@ class Figures:
         if self.caption:
             console.print()
             console.print(Text(self.caption, style="dim"))
-
-
-def configure_logging() -> None:
-    """Log lines of every `oo` process: level from `OO_LOG_LEVEL` (INFO)."""
-    logging.basicConfig(
-        level=os.environ.get("OO_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # api.db logs what an upgrade at start ran; alembic's own progress lines would repeat it.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def settings_or_exit(overrides: dict[str, object]) -> Settings:
-    """Settings, or the refusal as one line per problem and exit code 2 (no traceback)."""
-    from pydantic import ValidationError
-
-    from api.settings import Settings
-
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False, include_input=False):
-            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
-        raise typer.Exit(2) from None
-
-
-def policy_loader(policies: PolicyStore) -> PolicyLoader:
-    """Registered policies; none when the database has no policy table (an exported copy)."""
-
-    def find(name: str) -> StoredSpec | None:
-        try:
-            return policies.get(name)
-        except DBAPIError:
-            return None
-
-    return find

@@ -17,13 +17,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from api import db
+from api.cli_common import DatabaseOption
 from api.settings import Settings
 
 db_app = typer.Typer(help="Schema migrations: current revision, upgrade, downgrade.")
 
-DatabaseOption = Annotated[
-    str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 STATES = {

@@ -18,21 +18,21 @@ from rich.padding import Padding
 
 from api.cli_common import (
     Column,
+    DatabaseOption,
     EndOption,
     Figures,
+    JsonFlag,
     StartOption,
     counting_progress,
     parse_moment,
-    policy_loader,
     ready_database,
 )
 from api.diagnostics import MAX_SAMPLE, MIN_SAMPLE, WindowError, checkup, window
+from api.services.policies import offline_registry
 from api.services.surfaces import SURFACES
 from api.settings import Settings
 from bandit.events import utcnow
 from bandit.store import Store
-from policies.registry import Registry
-from policies.store import PolicyStore
 from rewards.doctor import DEFAULT_SAMPLE, Diagnosis
 
 
@@ -48,10 +48,8 @@ def doctor(
             help="Decisions read at most for exploration, estimates and feature checks",
         ),
     ] = DEFAULT_SAMPLE,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    database_url: DatabaseOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Is it learning? Reward shares, exploration, the model's age, estimates and warnings
     that name the feature at fault and what to do (default window: the last 24 hours)."""
@@ -66,7 +64,7 @@ def doctor(
         raise typer.BadParameter(str(exc), param_hint=f"--{exc.target}") from None
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
-        registry = Registry(loader=policy_loader(PolicyStore(store.engine)))
+        registry = offline_registry(store.engine)
         with counting_progress(disable=as_json) as progress:
             task = progress.add_task("reading the log", total=None)
             diagnosis = checkup(

@@ -16,25 +16,27 @@ from typing import Annotated
 import typer
 
 from api.cli_common import (
+    BatchOption,
     Column,
+    DatabaseOption,
     EndOption,
     Figures,
+    JsonFlag,
+    RewardModelOption,
     StartOption,
     SurfaceOption,
     counting_progress,
-    parse_moment,
-    policy_loader,
+    parse_window,
     ready_database,
+    reward_model_name,
 )
 from api.evaluation_wire import evaluation_result
+from api.services.policies import offline_registry
 from api.settings import Settings
 from bandit.store import Store
-from policies.registry import Registry
-from policies.store import PolicyStore
 from rewards.ope.errors import EvaluationError
 from rewards.ope.logged import Log
 from rewards.ope.results import Evaluation
-from rewards.ope.reward_models import RewardModelName
 from rewards.ope.runs import evaluate_log
 from rewards.ope.targets import DEFAULT_POLICIES, resolve
 
@@ -53,33 +55,24 @@ def evaluate(
     model_key: Annotated[
         str | None, typer.Option(help="Only decisions logged by this model key")
     ] = None,
-    reward_model: Annotated[
-        str, typer.Option(help="DR's reward model: action-mean or vw")
-    ] = "action-mean",
+    reward_model: RewardModelOption = "action-mean",
     log: Annotated[
         Path | None,
         typer.Option(
             "--log", exists=True, dir_okay=False, help="Evaluate a DSJSON file, not the database"
         ),
     ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-    ] = None,
-    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    database_url: DatabaseOption = None,
+    batch: BatchOption = 1000,
+    as_json: JsonFlag = False,
 ) -> None:
     """Estimate what policies would have earned on the logged decisions (IPS, SNIPS, DR)."""
-    since, until = parse_moment(start, "start"), parse_moment(end, "end")
-    if since is not None and until is not None and since >= until:
-        raise typer.BadParameter("must be before --end", param_hint="--start")
-    if reward_model not in ("action-mean", "vw"):
-        raise typer.BadParameter(
-            f"must be action-mean or vw (got {reward_model!r})", param_hint="--reward-model"
-        )
+    since, until = parse_window(start, end)
+    model = reward_model_name(reward_model)
     names = policy or list(DEFAULT_POLICIES)
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
-        registry = Registry(loader=policy_loader(PolicyStore(store.engine)))
+        registry = offline_registry(store.engine)
         try:
             targets = resolve(names, registry)
         except EvaluationError as exc:
@@ -90,7 +83,6 @@ def evaluate(
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            model: RewardModelName = "vw" if reward_model == "vw" else "action-mean"
             if log is not None:
                 source = Log.of_dsjson(log, batch=batch)
             else:

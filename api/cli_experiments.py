@@ -19,14 +19,14 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
-from api.cli_common import Column, Figures, ready_database
+from api.cli_common import Column, Figures, JsonFlag, ready_database
 from api.errors import KIND_ANSWERS
-from api.schemas import (
+from api.schemas.base import SurfaceName
+from api.schemas.experiments import (
     ArmIn,
     ExperimentCreate,
     ExperimentPublic,
     ExperimentResultsPublic,
-    SurfaceName,
 )
 from api.services.experiments import Action, create, public, results, transition
 from api.services.surfaces import SURFACES, TIPS
@@ -38,8 +38,6 @@ from policies.registry import Registry
 from policies.store import PolicyStore
 
 app = typer.Typer(help="Experiments: A/B tests between policies.", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 
 @dataclass

@@ -34,12 +34,15 @@ from rich.progress import (
 )
 
 from api.cli_common import (
+    BatchOption,
     Column,
+    DatabaseOption,
     EndOption,
     Figures,
+    JsonFlag,
     StartOption,
     SurfaceOption,
-    parse_moment,
+    parse_window,
     ready_database,
 )
 from api.settings import Settings
@@ -66,10 +69,8 @@ def export(
     start: StartOption = None,
     end: EndOption = None,
     surface: SurfaceOption = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-    ] = None,
-    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")] = 2000,
+    database_url: DatabaseOption = None,
+    batch: BatchOption = 2000,
     format: Annotated[
         str, typer.Option("--format", help="dsjson (one decision per line) or parquet")
     ] = "dsjson",
@@ -79,9 +80,7 @@ def export(
         raise typer.BadParameter(
             f"must be dsjson or parquet (got {format!r})", param_hint="--format"
         )
-    since, until = parse_moment(start, "start"), parse_moment(end, "end")
-    if since is not None and until is not None and since >= until:
-        raise typer.BadParameter("must be before --end", param_hint="--start")
+    since, until = parse_window(start, end)
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     console = Console(stderr=True)
     written = 0
@@ -202,7 +201,7 @@ def import_(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first malformed line")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Validate a DSJSON file and summarize it; exits 1 when any line is malformed."""
     summary = Summary()

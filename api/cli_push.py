@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    from notifier.settings import PushSettings
 
 push_app = typer.Typer(help="Web Push: the deployment's VAPID keys.", no_args_is_help=True)
 
@@ -38,20 +35,6 @@ def new_keys(
     typer.echo(f"# public key (GET /v1/push/key serves it): {key.public_key}", err=True)
 
 
-def push_settings_or_exit() -> PushSettings:
-    """The push settings, or the refusal as one line per problem and exit code 2."""
-    from pydantic import ValidationError
-
-    from notifier.settings import PushSettings
-
-    try:
-        return PushSettings()
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False, include_input=False):
-            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
-        raise typer.Exit(2) from None
-
-
 def notifier(
     port: Annotated[
         int, typer.Option(help="Port of the notifier's /health and /metrics (OO_NOTIFIER_PORT)")
@@ -62,13 +45,15 @@ def notifier(
     runs it as a thread)."""
     from api.cli_common import configure_logging, ready_database, settings_or_exit
     from api.notifier_process import run_notifier
+    from api.settings import Settings
     from notifier.push import PushNotConfigured
+    from notifier.settings import PushSettings
 
     configure_logging()
     # The services an api process holds (models refreshed, no learner): the timing pass decides
     # with them; the sending loop and the decision points run here, not on a thread of them.
-    settings = settings_or_exit({"role": "api"})
-    push = push_settings_or_exit()
+    settings = settings_or_exit(Settings, {"role": "api"})
+    push = settings_or_exit(PushSettings)
     ready_database(settings.database)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

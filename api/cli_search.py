@@ -16,14 +16,19 @@ from typing import Annotated
 import typer
 
 from api.cli_common import (
+    BatchOption,
     Column,
+    DatabaseOption,
     EndOption,
     Figures,
+    JsonFlag,
+    RewardModelOption,
     StartOption,
     SurfaceOption,
     counting_progress,
-    parse_moment,
+    parse_window,
     ready_database,
+    reward_model_name,
 )
 from api.evaluation_wire import search_result
 from api.settings import Settings
@@ -32,7 +37,6 @@ from rewards.ope import search
 from rewards.ope.grid import Budget, Exploration, Grid, SearchError
 from rewards.ope.logged import Log
 from rewards.ope.results import EstimatorName
-from rewards.ope.reward_models import RewardModelName
 
 
 def _learning_rate(text: str) -> float | None:
@@ -82,33 +86,24 @@ def search_policies(
     max_seconds: Annotated[float | None, typer.Option(min=0.001, help="Budget: seconds")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Fixes the order the grid is tried in")] = 0,
     estimator: Annotated[str, typer.Option(help="Choose the winner on ips, snips or dr")] = "ips",
-    reward_model: Annotated[
-        str, typer.Option(help="DR's reward model: action-mean or vw")
-    ] = "action-mean",
+    reward_model: RewardModelOption = "action-mean",
     log: Annotated[
         Path | None,
         typer.Option(
             "--log", exists=True, dir_okay=False, help="Search on a DSJSON file, not the database"
         ),
     ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-    ] = None,
-    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Decisions per query")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    database_url: DatabaseOption = None,
+    batch: BatchOption = 1000,
+    as_json: JsonFlag = False,
 ) -> None:
     """Replay a grid of VW configurations over the log and rank them (auto-optimize rule)."""
-    since, until = parse_moment(start, "start"), parse_moment(end, "end")
-    if since is not None and until is not None and since >= until:
-        raise typer.BadParameter("must be before --end", param_hint="--start")
+    since, until = parse_window(start, end)
     if estimator not in ("ips", "snips", "dr"):
         raise typer.BadParameter(
             f"must be ips, snips or dr (got {estimator!r})", param_hint="--estimator"
         )
-    if reward_model not in ("action-mean", "vw"):
-        raise typer.BadParameter(
-            f"must be action-mean or vw (got {reward_model!r})", param_hint="--reward-model"
-        )
+    model = reward_model_name(reward_model)
     defaults = Grid()
     try:
         grid = Grid(
@@ -130,7 +125,6 @@ def search_policies(
         )
         raise typer.BadParameter(str(exc), param_hint=f"--{hint}") from None
     chosen: EstimatorName = estimator  # type: ignore[assignment]
-    model: RewardModelName = "vw" if reward_model == "vw" else "action-mean"
     store = Store.connect(ready_database(database_url or Settings().database), pool_size=1)
     try:
         if log is not None:

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-from api.cli_common import Column, Figures, ready_database
+from api.cli_common import Column, DatabaseOption, Figures, JsonFlag, ready_database
 from api.settings import Settings
 from bandit.store import make_engine
 from integrations.signals import SignalStore
@@ -29,11 +29,9 @@ def prune(
         int | None,
         typer.Option(min=1, max=3650, help="Keep this many days; default OO_SIGNAL_RETENTION_DAYS"),
     ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-    ] = None,
+    database_url: DatabaseOption = None,
     batch: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per transaction")] = 5000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Delete signals that occurred before the retention period."""
     settings = Settings()

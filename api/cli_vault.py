@@ -13,17 +13,11 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-from api.cli_common import ready_database
+from api.cli_common import DatabaseOption, ready_database
 from api.settings import Settings
 from bandit.store import make_engine
-from integrations.vault import (
-    ENV_VAR,
-    RotationReport,
-    TokenStore,
-    Vault,
-    VaultConfigError,
-    new_key_entry,
-)
+from integrations.token_store import TokenStore
+from integrations.vault import ENV_VAR, RotationReport, Vault, VaultConfigError, new_key_entry
 from notifier.endpoints import PushServices
 from notifier.outbox import Outbox
 from notifier.subscriptions import SubscriptionStore
@@ -46,9 +40,7 @@ def new_key(
 
 @vault_app.command("rotate")
 def rotate(
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default OO_DATABASE_URL or embedded SQLite")
-    ] = None,
+    database_url: DatabaseOption = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per query")] = 500,
 ) -> None:
     """Re-encrypt every stored provider token under the newest key in OO_VAULT_KEYS."""

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth.principal import KEY_HEADER, NeedsLookup, Principal, Role
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.job_runner import JobRunner
-from api.schemas import NoNul
+from api.schemas.base import NoNul
 from api.services.evaluations import Jobs
 from api.services.policy_searches import Searches
 from api.services.process import Services

@@ -109,7 +109,7 @@ def field_path(loc: Sequence[int | str]) -> str:
 
 
 OUT_OF_RANGE = "out_of_range_utc"
-"""The validation error of `api.schemas.Instant`; its message continues the field's name."""
+"""The validation error of `api.schemas.base.Instant`; its message continues the field's name."""
 
 
 def validation_message(exc: RequestValidationError) -> tuple[str, str]:

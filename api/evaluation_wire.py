@@ -1,7 +1,8 @@
 """Evaluation and policy-search results as JSON: the wire form of `rewards.ope`'s domain records.
 
-Each function returns the JSON-ready dict of one wire schema (`api.schemas.EvaluationResult`,
-`PolicyEvaluationPublic`, `PolicySearchResult`, `PolicySearchCandidatePublic`): what a job
+Each function returns the JSON-ready dict of one wire schema (`EvaluationResult`,
+`PolicyEvaluationPublic` of `api.schemas.evaluations`; `PolicySearchResult`,
+`PolicySearchCandidatePublic` of `api.schemas.policy_searches`): what a job
 stores as its result, what the API serves from it, and what `oo evaluate --json` and
 `oo search-policies --json` print. Estimates that are not numbers (NaN, an infinite weight)
 become null; times are ISO 8601.

@@ -21,7 +21,8 @@ from bandit.hub import ModelHub
 from bandit.learner import Learner
 from bandit.settings import LearnerSettings
 from bandit.store import Store
-from integrations.signals import SignalStore, SignalWorker, make_signal_bus
+from integrations.signal_stream import SignalWorker, make_signal_bus
+from integrations.signals import SignalStore
 from policies.registry import Registry
 from policies.store import PolicyStore
 

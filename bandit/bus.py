@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import redis
 
@@ -24,6 +24,24 @@ log = logging.getLogger(__name__)
 MessageKind = Literal["reward", "activate"]
 STREAM = "oo:events"
 GROUP = "learner"
+
+
+T = TypeVar("T")
+
+
+def drain(source: queue.Queue[T], count: int, block_ms: int) -> list[T]:
+    """Up to `count` items of an in-process queue: the first waited for (at most `block_ms`),
+    the rest only if already there. The in-process buses read like a Redis stream's XREADGROUP."""
+    try:
+        items = [source.get(timeout=block_ms / 1000)]
+    except queue.Empty:
+        return []
+    while len(items) < count:
+        try:
+            items.append(source.get_nowait())
+        except queue.Empty:
+            break
+    return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +78,7 @@ class InProcessBus:
         self._queue.put(BusMessage(message_id, kind, event_id))
 
     def read(self, consumer: str, count: int, block_ms: int) -> list[BusMessage]:
-        try:
-            first = self._queue.get(timeout=block_ms / 1000)
-        except queue.Empty:
-            return []
-        messages = [first]
-        while len(messages) < count:
-            try:
-                messages.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return messages
+        return drain(self._queue, count, block_ms)
 
     def ack(self, messages: Sequence[BusMessage]) -> None:
         """Nothing to do: a message is gone from the queue once read."""

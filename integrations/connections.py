@@ -36,14 +36,8 @@ from integrations.oauth import OAuthProvider, StateStore
 from integrations.provider_client import ProviderClient
 from integrations.providers import ProviderError, ProviderUnavailable, TokenRevoked
 from integrations.todoist import Task, TodoistClient
-from integrations.vault import (
-    ProviderToken,
-    TokenDecryptError,
-    TokenStore,
-    Vault,
-    VaultConfigError,
-    tokens_table,
-)
+from integrations.token_store import TokenStore, tokens_table
+from integrations.vault import ProviderToken, TokenDecryptError, Vault, VaultConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -471,18 +465,13 @@ def todo_note(task: Task, now: datetime, tz: tzinfo) -> str:
         when = "No due date"
     else:
         today = now.astimezone(tz).date()
-        if due.day < today or (due.at is not None and _aware(due.at, tz) < now):
+        at = due.moment(tz)
+        if due.day < today or (at is not None and at < now):
             when = "Overdue"
         elif due.day == today:
-            when = (
-                f"Due today at {_aware(due.at, tz).astimezone(tz):%H:%M}" if due.at else "Due today"
-            )
+            when = f"Due today at {at.astimezone(tz):%H:%M}" if at is not None else "Due today"
         elif (due.day - today).days == 1:
             when = "Due tomorrow"
         else:
             when = f"Due {due.day:%a %d %b}"
     return f"{when} · from Todoist"
-
-
-def _aware(moment: datetime, tz: tzinfo) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)

@@ -36,7 +36,8 @@ from prometheus_client import Counter
 
 from integrations import calendar, todoist
 from integrations.calendar import SOON, FreeBusy, window
-from integrations.signals import Signal, SignalIngest
+from integrations.signal_stream import SignalIngest
+from integrations.signals import Signal
 
 log = logging.getLogger(__name__)
 

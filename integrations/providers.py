@@ -19,6 +19,7 @@ import math
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from bandit.clock import as_utc, utcnow
 from bandit.errors import DomainError, Kind
 
 DEFAULT_RETRY_AFTER_S = 60.0
@@ -48,20 +49,28 @@ class ProviderUnavailable(ProviderError):
     """5xx, a timeout past the deadline, a network error or an unreadable answer."""
 
 
-def retry_after(value: str | None, *, now: datetime | None = None) -> float:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110)."""
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Seconds a `Retry-After` header asks to wait, at least 0: delta-seconds or an HTTP date
+    (RFC 9110; a date without a zone is UTC). None when absent or unreadable.
+
+    The provider clients and the notifier's push sender both read the header through this.
+    """
     if value is None or not value.strip():
-        return DEFAULT_RETRY_AFTER_S
+        return None
     text = value.strip()
     try:
         seconds = float(text)
     except ValueError:
         try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY_AFTER_S
-        current = now or datetime.now(moment.tzinfo)
-        seconds = (moment - current).total_seconds()
-    if not math.isfinite(seconds):
-        return DEFAULT_RETRY_AFTER_S
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+            moment = as_utc(parsedate_to_datetime(text), "Retry-After")
+        except (TypeError, ValueError):  # OutOfRange is a ValueError too
+            return None
+        seconds = (moment - now).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def retry_after(value: str | None, *, now: datetime | None = None) -> float:
+    """Seconds to wait before asking a provider again: the header's, at most an hour; a minute
+    when it gave none we can read."""
+    seconds = retry_after_seconds(value, now or utcnow())
+    return DEFAULT_RETRY_AFTER_S if seconds is None else min(seconds, MAX_RETRY_AFTER_S)

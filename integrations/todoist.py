@@ -52,6 +52,12 @@ class Due:
     floating ones (read in the person's zone); None for all-day tasks."""
     recurring: bool = False
 
+    def moment(self, zone: tzinfo) -> datetime | None:
+        """The due time, aware: a floating one is read in `zone`; None for all-day tasks."""
+        if self.at is None or self.at.tzinfo is not None:
+            return self.at
+        return self.at.replace(tzinfo=zone)
+
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Task:
@@ -297,8 +303,9 @@ def _due_moment(due: Due | None, tz: tzinfo) -> datetime | None:
     """When the task falls due: its time, or the end of its day for all-day tasks."""
     if due is None:
         return None
-    if due.at is not None:
-        return due.at if due.at.tzinfo is not None else due.at.replace(tzinfo=tz)
+    at = due.moment(tz)
+    if at is not None:
+        return at
     return datetime.combine(due.day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
 
 

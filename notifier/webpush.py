@@ -9,15 +9,16 @@ it), no proxy from the environment and no redirect followed.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 from pywebpush import WebPusher
 
+from bandit.clock import utcnow
+from integrations.providers import retry_after_seconds
 from notifier.endpoints import EndpointRefused, PushServices, Resolver
 from notifier.subscriptions import PushSubscription
 from notifier.vapid import VapidKey
@@ -39,22 +40,6 @@ class Answer:
     error: str | None = None
 
 
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """`Retry-After` in seconds: delta-seconds or an HTTP date; None when absent or garbled."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 class WebPushSender:
     def __init__(
         self,
@@ -68,7 +53,7 @@ class WebPushSender:
         self.key = key
         self.services = services
         self.resolve = resolve
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utcnow
         # No proxy from the environment: it would resolve the name itself, past the check.
         self.client = httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False)
 
@@ -107,7 +92,7 @@ class WebPushSender:
             return Answer(None, error=f"no answer from {endpoint.host} ({type(exc).__name__})")
         return Answer(
             response.status_code,
-            retry_after=retry_after(response.headers.get("Retry-After"), self.clock()),
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), self.clock()),
             error=None if response.is_success else _reason(response),
         )
 

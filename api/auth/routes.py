@@ -22,7 +22,7 @@ from api.auth.signin import SESSION_COOKIE, SignInAuthenticator
 from api.auth.store import ApiKey, RefreshRefused
 from api.deps import AdminDep, ServicesDep
 from api.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
-from api.schemas import (
+from api.schemas.auth import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,

@@ -7,7 +7,7 @@ from fastapi import Response
 from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
 from api.personalizer.routing import PathStyles
 from api.personalizer.schemas import RankedAction, RankRequest, RankResponse, RewardRequest
-from api.schemas import model_response
+from api.schemas.base import model_response
 from api.services.surfaces import PERSONALIZER
 from bandit.events import Action, Decision
 from bandit.features import action_lines

@@ -26,7 +26,7 @@ from api.personalizer.schemas import (
     PersonalizerEvaluationList,
     PolicyReferenceContract,
 )
-from api.schemas import Instant, NoNul
+from api.schemas.base import Instant, NoNul
 
 shared = PathStyles(tags=["personalizer-admin"])
 v1_only = PathStyles(styles=["v1"], tags=["personalizer-admin"])

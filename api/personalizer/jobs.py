@@ -193,7 +193,7 @@ class Job:
 
 
 def window(begin: datetime, finish: datetime, error: type[ApiError]) -> tuple[datetime, datetime]:
-    """`startTime` and `endTime`, already in UTC (`api.schemas.Instant`), in order."""
+    """`startTime` and `endTime`, already in UTC (`api.schemas.base.Instant`), in order."""
     if begin >= finish:
         raise error(
             f"`startTime` ({begin.isoformat()}) must be before `endTime`", target="startTime"

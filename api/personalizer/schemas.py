@@ -2,7 +2,7 @@
 spell them (facts in `shared/PERSONALIZER.md`).
 
 Unknown fields are ignored, as Personalizer ignored them (SDK compatibility). Durations travel
-as ISO 8601 text (`api.personalizer.wire`); times are `api.schemas.Instant`.
+as ISO 8601 text (`api.personalizer.wire`); times are `api.schemas.base.Instant`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from api.schemas import EventId, Instant, NoNul
+from api.schemas.base import EventId, Instant, NoNul
 from bandit.features import check_features
 
 MAX_ACTIONS = 50

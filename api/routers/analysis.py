@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import AnalystDep, JobsDep, ServicesDep
 from api.diagnostics import WindowError, checkup
 from api.errors import BadRequest
-from api.schemas import SurfaceName
+from api.schemas.base import SurfaceName
 from api.services.evaluations import Job
 from api.services.policies import registered
 from api.services.process import Services

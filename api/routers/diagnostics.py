@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import AnalystDep, ServicesDep
 from api.diagnostics import MAX_SAMPLE, MIN_SAMPLE, WindowError, checkup
 from api.errors import BadRequest
-from api.schemas import Instant
+from api.schemas.base import Instant, SurfaceName
 from bandit.events import utcnow
 from rewards.doctor import DEFAULT_SAMPLE, Diagnosis
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/diagnostics", tags=["diagnostics"])
 def diagnostics(
     services: ServicesDep,
     analyst: AnalystDep,
-    surface: Annotated[Literal["tips", "personalizer"], Query(description="The surface to check")],
+    surface: Annotated[SurfaceName, Query(description="The surface to check")],
     start: Annotated[
         Instant | None,
         Query(description="Decisions created at or after (UTC when no offset); default end - 24 h"),

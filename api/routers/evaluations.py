@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Response
 
 from api.auth.principal import Role
 from api.deps import JobsDep, ServicesDep, requires
-from api.schemas import EvaluationCreate, EvaluationPublic
+from api.schemas.evaluations import EvaluationCreate, EvaluationPublic
 from api.services.evaluations import public
 
 router = APIRouter(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from api.auth.principal import Role
 from api.deps import ExperimentDep, ServicesDep, requires
-from api.schemas import (
+from api.schemas.experiments import (
     ExperimentCreate,
     ExperimentPublic,
     ExperimentResultsPublic,

@@ -12,7 +12,8 @@ from pydantic import StringConstraints
 
 from api.deps import PersonDep, ServicesDep
 from api.errors import BadRequest
-from api.schemas import IntegrationList, IntegrationProvider, IntegrationPublic, NoNul
+from api.schemas.base import NoNul
+from api.schemas.integrations import IntegrationList, IntegrationProvider, IntegrationPublic
 
 log = logging.getLogger(__name__)
 

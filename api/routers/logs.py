@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AnalystDep, ServicesDep
 from api.errors import BadRequest
-from api.schemas import Instant, SurfaceName
+from api.schemas.base import Instant, SurfaceName
 from rewards.logs.dsjson_export import export_lines
 from rewards.logs.parquet import MEDIA_TYPE as PARQUET
 from rewards.logs.parquet import parquet_chunks

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 
 from api.auth.signin import SignInAuthenticator
 from api.deps import PersonDep, ServicesDep
-from api.schemas import ExportSectionPublic, PersonExport, QuietHours
-from api.schemas_timing import MePublic, MeUpdate, TimingPublic
+from api.schemas.me import ExportSectionPublic, PersonExport, QuietHours
+from api.schemas.timing import MePublic, MeUpdate, TimingPublic
 from api.services.process import Services
 from bandit.events import utcnow
 from integrations.profiles import ALL_KINDS, Profile

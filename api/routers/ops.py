@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from api.deps import ServicesDep
 from api.errors import NotFound
 from api.personalizer.schemas import BenchPredictRequest, RankedAction
-from api.schemas import Health, HealthCheck
+from api.schemas.ops import Health, HealthCheck
 from api.services.surfaces import PERSONALIZER
 from bandit.events import Action
 from bandit.features import action_lines

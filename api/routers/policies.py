@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from api.auth.principal import Role
 from api.deps import ServicesDep, requires
 from api.errors import NotFound
-from api.schemas import PolicyCreate, PolicyHistory, PolicyPublic
+from api.schemas.policies import PolicyCreate, PolicyHistory, PolicyPublic
 from api.services.policies import latest, public, register
 
 router = APIRouter(

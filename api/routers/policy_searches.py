@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Response
 from api.auth.principal import Principal, Role
 from api.deps import AnalystDep, SearchesDep, ServicesDep, requires
 from api.errors import Conflict, Forbidden
-from api.schemas import (
+from api.schemas.policy_searches import (
     PolicySearchCreate,
     PolicySearchPromote,
     PolicySearchPromotion,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Path, Response, status
 
 from api.deps import PersonDep, ServicesDep
 from api.errors import BadRequest, Conflict, NotFound
-from api.schemas_push import (
+from api.schemas.push import (
     PushDeviceList,
     PushDevicePublic,
     PushKey,

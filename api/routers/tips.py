@@ -11,14 +11,14 @@ from fastapi import APIRouter, Depends, Response, status
 from api.deps import PersonDecisionDep, PersonDep, ServicesDep, owned_decision
 from api.errors import Conflict
 from api.ratelimit import Bucket, limited
-from api.schemas import (
+from api.schemas.base import model_response
+from api.schemas.tips import (
     FeedbackRequest,
     FeedbackResponse,
     RecommendRequest,
     RecommendResponse,
     SignalIn,
     TipPublic,
-    model_response,
 )
 from api.services.process import Services
 from api.services.surfaces import TIPS

@@ -18,7 +18,7 @@ from api.errors import BadRequest, NotFound
 from api.evaluation_wire import evaluation_of, stored_evaluation
 from api.job_runner import JobContext, JobKind, JobRunner
 from api.jobstore import JobRow
-from api.schemas import EvaluationCreate, EvaluationPublic, EvaluationResult
+from api.schemas.evaluations import EvaluationCreate, EvaluationPublic, EvaluationResult
 from api.services.process import Services
 from rewards.ope.errors import EvaluationCancelled
 from rewards.ope.results import Evaluation

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from api.schemas import ArmIn, ArmModel, ExperimentCreate, ExperimentPublic, ExperimentResultsPublic
+from api.schemas.experiments import (
+    ArmIn,
+    ArmModel,
+    ExperimentCreate,
+    ExperimentPublic,
+    ExperimentResultsPublic,
+)
 from api.services.process import Services
 from bandit import model_keys
 from bandit.store import Store

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from api.schemas import PolicyCreate, PolicyPublic
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from api.schemas.policies import PolicyCreate, PolicyPublic
 from api.services.process import Services
 from policies.registry import BUILTIN, Registry
-from policies.spec import PolicySpec
+from policies.spec import PolicySpec, StoredSpec
+from policies.store import PolicyStore
 
 _BUILTIN = set(BUILTIN)
 
@@ -45,3 +49,18 @@ def latest(services: Services) -> list[PolicySpec]:
         if spec.name not in newest or spec.version > newest[spec.name].version:
             newest[spec.name] = spec
     return list(newest.values())
+
+
+def offline_registry(engine: Engine) -> Registry:
+    """The registry of the policies a database holds, for commands that read a log offline
+    (`oo evaluate`, `oo doctor`); only the built-ins when it has no policy table (an exported
+    copy of the decision log)."""
+    policies = PolicyStore(engine)
+
+    def find(name: str) -> StoredSpec | None:
+        try:
+            return policies.get(name)
+        except DBAPIError:
+            return None
+
+    return Registry(loader=find)

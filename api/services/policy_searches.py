@@ -16,10 +16,9 @@ from api.errors import BadRequest, Conflict, NotFound
 from api.evaluation_wire import search_of, stored_search
 from api.job_runner import JobContext, JobKind, JobRunner
 from api.jobstore import JobRow
-from api.schemas import (
-    ArmIn,
-    ExperimentCreate,
-    PolicyCreate,
+from api.schemas.experiments import ArmIn, ExperimentCreate
+from api.schemas.policies import PolicyCreate
+from api.schemas.policy_searches import (
     PolicySearchCreate,
     PolicySearchPromote,
     PolicySearchPromotion,

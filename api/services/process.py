@@ -40,7 +40,7 @@ from integrations.history import HistoryCache  # personal-history features
 from integrations.live_signals import LiveSignals  # integration signals (issue 4)
 from integrations.personal_data import PersonalData, register_core
 from integrations.profiles import People
-from integrations.signals import SignalIngest, SignalWorker, make_signal_bus
+from integrations.signal_stream import SignalIngest, SignalWorker, make_signal_bus
 from integrations.tip_decisions import TipDecisions
 from notifier.push import Push  # Web Push delivery (ADR 0012)
 from notifier.settings import PushSettings

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bandit.store.records import LoggedSample, ModelUse, WindowCounts
-from bandit.store.rows import _aware, _moment, _pmf, _range_filters, decisions, rewards, snapshots
+from bandit.store.rows import _moment, _pmf, _range_filters, decisions, rewards, snapshots
 from bandit.store.streams import Streams
 
 SAMPLE_SLICES = 50
@@ -61,8 +61,8 @@ class Checkup(Streams):
             min_propensity=None if row[5] is None else float(row[5]),
             first_reward_at=None if row[6] is None else _moment(row[6]),
             last_reward_at=None if row[7] is None else _moment(row[7]),
-            first_decision_at=None if row[8] is None else _aware(row[8]),
-            last_decision_at=None if row[9] is None else _aware(row[9]),
+            first_decision_at=None if row[8] is None else _moment(row[8]),
+            last_decision_at=None if row[9] is None else _moment(row[9]),
         )
 
     def window_models(
@@ -103,7 +103,7 @@ class Checkup(Streams):
                     .where(snapshots.c.model_key.in_(keys))
                     .group_by(snapshots.c.model_key)
                 ).all()
-                newest = {row[0]: (int(row[1]), _aware(row[2])) for row in latest}
+                newest = {row[0]: (int(row[1]), _moment(row[2])) for row in latest}
         return [
             ModelUse(
                 model_key=key,

@@ -48,8 +48,7 @@ class Lookups(Database):
         )
         with self.autocommit.connect() as conn:
             rows = conn.execute(query).all()
-        tz = since.tzinfo
-        return {r[0]: (r[1] if r[1].tzinfo else r[1].replace(tzinfo=tz)) for r in rows}
+        return {r[0]: _moment(r[1]) for r in rows}  # SQLite's max() loses the column type
 
     def queue_recent_choices(
         self, conn: Any, principal: str, surface: str, since: datetime

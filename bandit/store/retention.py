@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from bandit.store.rows import _aware, decisions, rewards
+from bandit.store.rows import _moment, decisions, rewards
 from bandit.store.snapshots import Snapshots
 
 
@@ -23,7 +23,7 @@ class Retention(Snapshots):
             row = conn.execute(query).one()
         if row[0] is None:
             return None
-        return _aware(row[0]), _aware(row[1])
+        return _moment(row[0]), _moment(row[1])
 
     def model_keys(self, surface: str) -> list[str]:
         """The model keys decisions on `surface` were logged with."""

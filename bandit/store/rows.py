@@ -7,7 +7,7 @@ holds them to it); they call the store instead.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -137,15 +137,11 @@ def _range_filters(start: datetime | None, end: datetime | None, surface: str | 
 
 
 def _moment(value: str | datetime) -> datetime:
-    """A driver's timestamp as an aware UTC datetime: SQLite returns naive UTC text."""
+    """A driver's timestamp as an aware UTC datetime, where the column type did not convert it:
+    SQLite returns naive UTC text for a text-cast column and naive values from aggregates."""
     if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return as_utc(value, "created_at")
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite aggregates lose the column type: read naive values as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        value = datetime.fromisoformat(value)
+    return as_utc(value, "a stored time")
 
 
 def _pmf(known: dict[str, tuple[float, ...]], text: str) -> tuple[float, ...]:

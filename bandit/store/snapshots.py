@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from bandit.store.database import Database
 from bandit.store.records import Snapshot
-from bandit.store.rows import _aware, snapshots
+from bandit.store.rows import _moment, snapshots
 
 
 def _row(snapshot: Snapshot) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class Snapshots(Database):
         if row[0] is None:
             return None
         oldest, newest = row[0], row[1]
-        return _aware(oldest), _aware(newest)
+        return _moment(oldest), _moment(newest)
 
     def prune_snapshots(self, model_key: str, keep: int = 5) -> None:
         """Keep the newest `keep` snapshots of a model; older ones only cost space."""

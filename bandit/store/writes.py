@@ -157,9 +157,7 @@ class Writes(Database):
                     rewards.c.event_id == event_id
                 )
             ).first()
-            activated_at = decision.activated_at
-            if activated_at is not None and activated_at.tzinfo is None:
-                activated_at = activated_at.replace(tzinfo=now.tzinfo)
+            activated_at = decision.activated_at  # aware UTC: the column type converts it
             late = decision.learn_seq is not None or (
                 activated_at is not None and now > activated_at + window
             )

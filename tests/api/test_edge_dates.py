@@ -45,20 +45,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "ServiceConfigurationUpdate": {},  # the current configuration, read from the server
 }
 
-
-def _required_query(method: str, path: str, field: str) -> dict[str, str]:
-    """The other required query parameters of the operation, each at a valid value (the first
-    of its enum: a surface name), so the time under test is the only thing wrong."""
-    operation = SPEC["paths"][path][method.lower()]
-    values: dict[str, str] = {}
-    for parameter in operation.get("parameters", []):
-        name = parameter["name"]
-        if parameter["in"] != "query" or not parameter.get("required") or name == field:
-            continue
-        schema = _resolve(parameter.get("schema", {}))
-        assert "enum" in schema, f"add a valid value of {path}'s required `{name}`"
-        values[name] = str(schema["enum"][0])
-    return values
+# The other required query parameters of a route whose query carries a time.
+QUERIES: dict[str, dict[str, str]] = {
+    "/v1/diagnostics": {"surface": "personalizer"},
+}
 
 
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +87,16 @@ FIELDS = sorted(set(date_time_fields()), key=str)
 def test_the_contract_has_the_time_fields_this_file_knows() -> None:
     bodies = {schema for *_, schema, _ in FIELDS if schema is not None}
     assert bodies <= set(BODIES), "add a request template to BODIES"
+    for _, path, where, _, _ in FIELDS:
+        required = {
+            parameter["name"]
+            for operation in SPEC["paths"][path].values()
+            for parameter in operation.get("parameters", [])
+            if parameter.get("required") and parameter["in"] == "query"
+        } - {"api-version"}
+        assert where != "query" or required <= set(QUERIES.get(path, {})), (
+            f"add {path}'s required query parameters to QUERIES"
+        )
     queries = {(path, field) for _, path, where, _, field in FIELDS if where == "query"}
     assert {("/v1/logs/export", "start"), ("/v1/logs/export", "end")} <= queries
     assert len(FIELDS) >= 19  # both Personalizer forms, the analyst routes and signals
@@ -118,8 +118,7 @@ def _request(
         else {}
     )
     if where == "query":
-        required = _required_query(method, path, field)
-        return client.request(method, url, params={**query, **required, field: value})
+        return client.request(method, url, params={**query, **QUERIES.get(path, {}), field: value})
     if schema == "ServiceConfigurationUpdate":
         body = client.get("/personalizer/v1.0/configurations/service").json()
     else:

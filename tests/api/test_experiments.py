@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.cli_experiments import _results_table
-from api.schemas import ExperimentResultsPublic
+from api.schemas.experiments import ExperimentResultsPublic
 from api.services.surfaces import PERSONALIZER
 from bandit.events import Action, Decision, utcnow
 from bandit.store import Learned

@@ -18,14 +18,10 @@ from fastapi.testclient import TestClient
 
 from bandit.events import utcnow
 from bandit.store import Learned
-from integrations.signals import (
-    SIGNAL_STREAM,
-    Signal,
-    SignalStore,
-    SignalWorker,
-    make_signal_bus,
-)
-from integrations.vault import ProviderToken, TokenStore, Vault, new_key_entry, parse_keys
+from integrations.signal_stream import SIGNAL_STREAM, SignalWorker, make_signal_bus
+from integrations.signals import Signal, SignalStore
+from integrations.token_store import TokenStore
+from integrations.vault import ProviderToken, Vault, new_key_entry, parse_keys
 from tests.api.decision_helpers import learned, recommend, services
 from tests.conftest import Backend, wait_until
 from tests.rewards.synthetic import decisions

@@ -6,7 +6,7 @@ from typing import get_args
 
 import pytest
 
-from api.schemas import SurfaceName
+from api.schemas.base import SurfaceName
 from api.services.surfaces import PERSONALIZER, SURFACES, TIMING, TIPS
 from api.settings import Settings
 from bandit.surfaces import Surface

@@ -25,7 +25,8 @@ from integrations.live_signals import (
     TASK_COMPLETED,
     LiveSignals,
 )
-from integrations.signals import SIGNAL_STREAM, InProcessSignalBus, SignalIngest, SignalStore
+from integrations.signal_stream import SIGNAL_STREAM, InProcessSignalBus, SignalIngest
+from integrations.signals import SignalStore
 from tests.api.test_integrations import connect, start
 from tests.conftest import Backend, wait_until
 from tests.integrations.conftest import Reply, todoist_task

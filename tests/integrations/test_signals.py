@@ -17,19 +17,15 @@ from api.cli import app as cli
 from bandit.events import utcnow
 from bandit.store import Store
 from integrations.profiles import _SIGNALS_SQL
-from integrations.signals import (
-    MAX_CLOCK_SKEW,
+from integrations.signal_stream import (
     InProcessSignalBus,
     RedisSignalBus,
-    Signal,
     SignalBus,
     SignalIngest,
-    SignalRejected,
-    SignalStore,
     SignalWorker,
     make_signal_bus,
-    signals_table,
 )
+from integrations.signals import MAX_CLOCK_SKEW, Signal, SignalRejected, SignalStore, signals_table
 from tests.conftest import Backend, wait_until
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

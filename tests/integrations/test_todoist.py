@@ -18,7 +18,8 @@ from bandit.features import line
 from bandit.store import make_engine
 from integrations.providers import ProviderUnavailable, RateLimited, TokenRevoked, retry_after
 from integrations.todoist import Due, Task, TodoistClient, parse_task, todo_candidates, todo_titles
-from integrations.vault import ProviderToken, TokenStore, Vault, VaultKey
+from integrations.token_store import TokenStore
+from integrations.vault import ProviderToken, Vault, VaultKey
 from tests.conftest import free_port
 from tests.integrations.conftest import FakeTodoist, Reply, todoist_task
 from tests.schema import migrated

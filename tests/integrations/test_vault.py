@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from api.cli_vault import vault_app
 from bandit.store import make_engine
+from integrations.token_store import TokenStore, tokens_table
 from integrations.vault import (
     FORMAT_VERSION,
     ProviderToken,
     SealedToken,
     TokenDecryptError,
-    TokenStore,
     Vault,
     VaultConfigError,
     VaultKey,
@@ -28,7 +28,6 @@ from integrations.vault import (
     new_key_entry,
     parse_keys,
     rotate,
-    tokens_table,
 )
 from tests.schema import migrated
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.schemas import EventId, NoNul, Strict
+from api.schemas.base import EventId, NoNul, Strict
 
 Base64Url = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-from api.schemas import ProfilePublic, ProfileUpdate, Strict
+from api.schemas.base import Strict
+from api.schemas.me import ProfilePublic, ProfileUpdate
 from notifier.schedule import (
     DEFAULT_EVERY_MINUTES,
     DEFAULT_PUSHES_PER_DAY,

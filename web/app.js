@@ -12,6 +12,7 @@ import {
 } from "./api.js";
 import { showConnections, syncTimezone } from "./connections.js";
 import { Outbox } from "./outbox.js";
+import { forget, recall, remember } from "./storage.js";
 import { noteReaction, offer as offerPush, sync as syncPush } from "./push.js";
 import { enter, flyOut, place, reducedMotion, still, swipeable } from "./swipe.js";
 
@@ -329,32 +330,6 @@ function renderMood() {
   ui.mood.querySelectorAll("[data-mood]").forEach((dot) => {
     dot.setAttribute("aria-pressed", String(Number(dot.dataset.mood) === value));
   });
-}
-
-// --- storage -----------------------------------------------------------------------------------
-
-function remember(key, value) {
-  try {
-    localStorage.setItem(key, JSON.stringify(value));
-  } catch {
-    // Private mode or full: the page works, it just forgets on reload.
-  }
-}
-
-function recall(key) {
-  try {
-    return JSON.parse(localStorage.getItem(key) ?? "null");
-  } catch {
-    return null;
-  }
-}
-
-function forget(key) {
-  try {
-    localStorage.removeItem(key);
-  } catch {
-    // As above.
-  }
 }
 
 // --- wiring --------------------------------------------------------------------------------

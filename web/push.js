@@ -6,6 +6,7 @@
 // connections panel can turn notifications on or off, or send a test, at any time.
 
 import { pushKey, pushTest, subscribePush, unsubscribePush } from "./api.js";
+import { forget, recall, remember } from "./storage.js";
 
 const REACTIONS_KEY = "oo.reactions";
 const OFFER_KEY = "oo.push-offer";
@@ -153,29 +154,3 @@ ui.no.addEventListener("click", () => {
   decline();
   say("Not now. You can turn notifications on in connections.");
 });
-
-// --- storage -----------------------------------------------------------------------------------
-
-function remember(key, value) {
-  try {
-    localStorage.setItem(key, JSON.stringify(value));
-  } catch {
-    // Private mode or full: the offer may come again; nothing breaks.
-  }
-}
-
-function recall(key) {
-  try {
-    return JSON.parse(localStorage.getItem(key) ?? "null");
-  } catch {
-    return null;
-  }
-}
-
-function forget(key) {
-  try {
-    localStorage.removeItem(key);
-  } catch {
-    // As above.
-  }
-}

@@ -20,6 +20,7 @@ const SHELL = [
   "swipe.js",
   "connections.js",
   "push.js",
+  "storage.js",
   "icons/icon-32.png",
   "icons/apple-touch-icon.png",
   "icons/icon-192.png",

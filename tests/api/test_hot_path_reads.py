@@ -5,6 +5,7 @@ the others through their refresh thread (issue 14)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -47,10 +48,17 @@ def test_a_change_through_one_replica_reaches_another(
     wait_until(lambda: other.surface_configs.get(TIPS).exploration == 0.4)
 
 
+def _refreshed_since(services: Services, mark: float) -> bool:
+    cached = services.surface_configs._cache
+    return services._running_at > mark and all(
+        surface in cached and cached[surface].read_at > mark for surface in (PERSONALIZER, TIPS)
+    )
+
+
 def test_requests_read_no_configuration_while_the_refresh_thread_keeps_it(
     make_client: Callable[..., TestClient],
 ) -> None:
-    client = make_client(model_refresh_seconds=0.05)
+    client = make_client(model_refresh_seconds=0.2)
     services = _services(client)
     here = threading.get_ident()
     statements: list[str] = []
@@ -62,9 +70,10 @@ def test_requests_read_no_configuration_while_the_refresh_thread_keeps_it(
     sa.event.listen(services.store.engine, "before_cursor_execute", record)
     try:
         for i in range(10):
-            # Let the refresh thread run once more: every earlier read is now stale by age.
-            last = services._running_at
-            wait_until(lambda last=last: services._running_at > last)
+            # Let the refresh thread run a whole pass more (experiments, then every surface's
+            # configuration): every earlier read is now stale by age, the refreshed ones are not.
+            mark = time.monotonic()
+            wait_until(lambda mark=mark: _refreshed_since(services, mark))
             services.serving_policy(PERSONALIZER, f"unit-{i}")
             services.serving_policy(TIPS, f"person-{i}")
             services.surface_configs.generation(PERSONALIZER)

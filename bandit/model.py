@@ -147,12 +147,17 @@ class Model:
         return [float(p) for p in prediction]
 
     def learn(self, examples: Sequence[LearnExample]) -> int:
-        """Learn `examples` in order and return the new version."""
-        with self._lock:
-            for ex in examples:
-                self._vw.learn(ex.labeled())
-            self.version += len(examples)
-            return self.version
+        """Learn `examples` in order and return the new version.
+
+        The lock is taken per example, not per batch: decisions predict on the event loop
+        (ADR 0016), so a batch must never keep the model from them for longer than one learn.
+        """
+        for ex in examples:
+            labeled = ex.labeled()
+            with self._lock:
+                self._vw.learn(labeled)
+                self.version += 1
+        return self.version
 
     def serialize(self) -> tuple[bytes, int]:
         """The model bytes (VW's own format, with `--save_resume` state) and their version."""

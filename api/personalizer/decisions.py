@@ -26,8 +26,12 @@ def _ranking(decision: Decision) -> RankResponse:
 
 
 @router.post("/rank", summary="Rank", status_code=201, response_model=RankResponse)
-def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) -> Response:
-    """Choose one action. The first action that is not excluded is the baseline."""
+async def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) -> Response:
+    """Choose one action. The first action that is not excluded is the baseline.
+
+    Runs on the event loop (ADR 0016): choosing is CPU work on in-memory state, and the
+    decision's commit is awaited without holding a worker thread.
+    """
     with RANK_LATENCY.time():
         excluded = set(body.excluded_actions or [])
         actions = [Action(a.id, a.features) for a in body.actions if a.id not in excluded]
@@ -35,7 +39,7 @@ def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) ->
         # The unit of assignment is the event: one subscription key is one principal.
         # The service configuration's learning mode and exploration (administration surface).
         policy, experiment, arm = services.serving_policy(PERSONALIZER, event_id)
-        outcome = services.decider.decide(
+        outcome = await services.decider.decide_async(
             policy=policy,
             surface=PERSONALIZER,
             principal=integrator,

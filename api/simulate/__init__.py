@@ -13,6 +13,7 @@ an ASGI test client), Personalizer's own SDK (`SdkLoop`), the route functions in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -112,7 +113,9 @@ class RouteLoop:
         from api.personalizer.schemas import RankRequest
         from api.services.surfaces import PERSONALIZER
 
-        answer = personalizer.rank(RankRequest.model_validate(body), self.services, PERSONALIZER)
+        request = RankRequest.model_validate(body)
+        # The route is a coroutine (it awaits its decision's commit): one loop per call.
+        answer = asyncio.run(personalizer.rank(request, self.services, PERSONALIZER))
         ranked: dict[str, Any] = json.loads(bytes(answer.body))  # the JSON the route sends
         return ranked
 

@@ -12,6 +12,7 @@ committed, and a process killed mid-batch loses only rows nobody was told about.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -52,6 +53,16 @@ class GroupCommit(Generic[Row, Result]):
 
         Raises what committing the row raised (the batch's error when the whole batch failed).
         """
+        return self._enqueue(row).result()
+
+    async def write_async(self, row: Row) -> Result:
+        """`write` for a coroutine: the event loop serves other requests while the batch
+        holding `row` commits, and no worker thread is held waiting for it."""
+        return await asyncio.wrap_future(self._enqueue(row))
+
+    def _enqueue(self, row: Row) -> Future[Result]:
+        # The lock is held only to append (the writer thread releases it before committing),
+        # so an event loop may take it without stalling.
         future: Future[Result] = Future()
         with self._ready:
             self._queue.append((row, future))
@@ -60,7 +71,7 @@ class GroupCommit(Generic[Row, Result]):
             else:
                 self._writing = True
                 threading.Thread(target=self._run, name=self._name, daemon=True).start()
-        return future.result()
+        return future
 
     def _run(self) -> None:
         while True:

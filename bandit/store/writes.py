@@ -63,6 +63,10 @@ class Writes(Database):
         """
         return self._decision_log.write(_row(decision))
 
+    async def insert_decision_async(self, decision: Decision) -> bool:
+        """`insert_decision` for the event loop: awaits the commit without holding a thread."""
+        return await self._decision_log.write_async(_row(decision))
+
     def _commit_decisions(self, rows: Sequence[dict[str, Any]]) -> list[bool | Exception]:
         """One transaction for `rows`; True for each row inserted, False for a logged event id.
 

@@ -8,7 +8,7 @@ caller returns once its decision is committed. A reward is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -16,8 +16,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Json
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
 from bandit.events import Decision, utcnow
@@ -34,7 +33,6 @@ _UNREACHABLE = (
 )
 """Errors of the database rather than of a row: a batch that meets one fails as a whole."""
 
-_SQLITE_INSERT = sqlite_insert(decisions).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 @lru_cache(maxsize=64)
@@ -44,6 +42,20 @@ def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
         f"INSERT INTO decisions ({', '.join(columns)}) VALUES "
         f"{', '.join([placeholders] * rows)} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
+
+
+@lru_cache(maxsize=8)
+def _sqlite_insert(
+    columns: tuple[str, ...], dialect: Dialect
+) -> tuple[str, list[Callable[[Any], Any] | None]]:
+    """The SQLite INSERT of one decision row, and each column's bind processor: the value
+    conversions SQLAlchemy would apply (JSON text, UTC datetimes, booleans), taken from the
+    table's own column types so the stored text is the same as through SQLAlchemy."""
+    sql = (
+        f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+    return sql, [decisions.c[name].type.bind_processor(dialect) for name in columns]
 
 
 class Writes(Database):
@@ -105,10 +117,15 @@ class Writes(Database):
             with self.raw() as conn:
                 cursor = conn.execute(_insert_sql(columns, len(rows)), values)
                 return {event_id for (event_id,) in cursor.fetchall()}
+        sql, processors = _sqlite_insert(tuple(rows[0]), self.engine.dialect)
         inserted = set()
-        with self._write() as conn:
+        with self.sqlite_write() as conn:
             for row in rows:
-                if conn.execute(_SQLITE_INSERT, row).rowcount:
+                values = [
+                    value if process is None else process(value)
+                    for process, value in zip(processors, row.values(), strict=True)
+                ]
+                if conn.execute(sql, values).fetchone() is not None:
                     inserted.add(row["event_id"])
         return inserted
 

@@ -91,12 +91,13 @@ def create_app(
     per_key = [Depends(limited(Bucket.PERSONALIZER))]
     errors.install(app)
     redact_access_log()  # OAuth codes travel in callback query strings
-    app.include_router(ops.router)
+    # Starlette tries routes in order, about a microsecond each: the decision routes go first.
+    personalizer.mount(app, dependencies=per_key)
     app.include_router(tips.router, dependencies=per_principal)
+    app.include_router(ops.router)
     app.include_router(me.router, dependencies=per_principal)
     app.include_router(integrations.router, dependencies=per_principal)
     app.include_router(push.router, dependencies=per_principal)
-    personalizer.mount(app, dependencies=per_key)
     app.include_router(policies.router, dependencies=per_principal)
     app.include_router(experiments.router, dependencies=per_principal)
     app.include_router(dashboards.router)

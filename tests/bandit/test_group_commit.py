@@ -3,6 +3,7 @@ answered only after the commit holding its row, and one bad row or twin never fa
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -120,6 +121,34 @@ def test_the_writer_thread_ends_when_idle_and_starts_again() -> None:
     assert group.write("b") == "B"
 
 
+def test_a_coroutine_awaits_its_commit_while_the_loop_serves_others() -> None:
+    """`write_async` (ADR 0016): the loop is free while the batch commits, the answer comes
+    only after it, and a failed batch raises in the coroutine."""
+    gate = Gate()
+    group: GroupCommit[str, str] = GroupCommit(gate, name="test-async")
+
+    async def scenario() -> tuple[str, list[str], BaseException]:
+        waiting = asyncio.ensure_future(group.write_async("first"))
+        while not gate.entered.is_set():
+            await asyncio.sleep(0)  # the loop keeps running while the commit is held
+        ticks = []
+        for i in range(3):
+            ticks.append(f"tick{i}")
+            await asyncio.sleep(0)
+        assert not waiting.done()  # not answered before its commit returns
+        gate.release.set()
+        answer = await waiting
+        gate.fail = OSError("disk gone")
+        with pytest.raises(OSError, match="disk gone") as refused:
+            await group.write_async("second")
+        return answer, ticks, refused.value
+
+    answer, ticks, refused = asyncio.run(scenario())
+    assert answer == "FIRST"
+    assert ticks == ["tick0", "tick1", "tick2"]
+    assert str(refused) == "disk gone"
+
+
 @pytest.fixture
 def store(backend: Backend) -> Iterator[Store]:
     store = Store.connect(backend.database_url)
@@ -153,3 +182,21 @@ def test_a_twin_in_the_batch_is_logged_once_and_a_bad_row_fails_alone(store: Sto
     assert isinstance(results[2], Exception)
     assert results[3] is True
     assert {d.decision.event_id for d in store.get_many(["t1", "t2", "t3"])} == {"t1", "t2"}
+
+
+def test_decisions_awaited_from_a_loop_are_logged_once_and_read_back_unchanged(
+    store: Store,
+) -> None:
+    """The event loop's path writes what the thread path writes (on SQLite it goes through
+    the `sqlite3` connection, with the columns' own conversions)."""
+    ids = [f"a{i}" for i in range(32)]
+    made = {event_id: decision(event_id) for event_id in ids}
+
+    async def log_all() -> list[bool]:
+        writes = [store.insert_decision_async(made[event_id]) for event_id in ids * 2]
+        return list(await asyncio.gather(*writes))
+
+    results = asyncio.run(log_all())
+    assert sorted(results) == [False] * 32 + [True] * 32  # each id once, its twin refused
+    for logged in store.get_many(ids):
+        assert logged.decision == made[logged.decision.event_id]

@@ -34,7 +34,6 @@ _UNREACHABLE = (
 """Errors of the database rather than of a row: a batch that meets one fails as a whole."""
 
 
-
 @lru_cache(maxsize=64)
 def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"

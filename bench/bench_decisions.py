@@ -11,27 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import database_url, free_port, fresh_schema, load, server, table
-from integrations.catalog import load_catalog
-from integrations.context import TipSource, build_context
-from integrations.profiles import Profile
-
-
-def tip_payload() -> dict[str, object]:
-    """The recommend path's context and candidates, as a bare-predict request."""
-    profile = Profile("bench")
-    now = datetime.now(UTC)
-    context, local = build_context(profile, {}, now)
-    candidates = TipSource(load_catalog()).candidates(profile, local, {}, "bench")
-    return {
-        "contextFeatures": context,
-        "actions": [{"id": a.id, "features": a.features} for a in candidates.actions],
-    }
+from bench._harness import database_url, free_port, fresh_schema, load, server, table, tip_payload
 
 
 def main() -> None:

@@ -45,8 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import ROOT, table
-from bench.bench_decisions import tip_payload
+from bench._harness import ROOT, table, tip_payload
 
 REACTIONS = ["done", "useful", "later", "dismiss"]
 KINDS = ("recommend", "feedback", "rank", "reward", "signal", "predict")

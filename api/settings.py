@@ -77,7 +77,6 @@ class Settings(BaseSettings):
     model_export_keep: int = Field(
         default=48, ge=1, le=100_000, description="Model exports kept in model_export_dir, newest"
     )
-    bench_endpoints: bool = Field(default=False, description="Expose /internal/bench/predict")
     web_dir: Path | None = None
     # signals, profile and consent (issue 4)
     signal_retention_days: int = Field(

@@ -1,9 +1,11 @@
-"""Shared benchmark plumbing: start a server process, drive HTTP load, print tables."""
+"""Shared benchmark plumbing: start oO or the minimal reference as a process, drive HTTP load,
+print tables."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +21,10 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 import sqlalchemy as sa
+
+from integrations.catalog import load_catalog
+from integrations.context import TipSource, build_context
+from integrations.profiles import Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,8 +52,6 @@ def fresh_schema(url: str) -> str:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -77,6 +82,52 @@ def server(
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def reference(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """The minimal reference (`bench/reference/app.py`) under one uvicorn worker on `port`."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.reference.app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _accepts(port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the reference did not start")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def tip_payload() -> dict[str, Any]:
+    """The recommend path's context and tip candidates, as a Personalizer rank body."""
+    profile = Profile("bench")
+    now = datetime.now(UTC)
+    context, local = build_context(profile, {}, now)
+    candidates = TipSource(load_catalog()).candidates(profile, local, {}, "bench")
+    return {
+        "contextFeatures": context,
+        "actions": [{"id": a.id, "features": a.features} for a in candidates.actions],
+    }
 
 
 @dataclass

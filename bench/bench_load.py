@@ -1,5 +1,6 @@
 """Load on the production shape: a realistic request mix against 2 `oo api` processes, 1 learner,
-PostgreSQL (fsync on) and Redis, started with infra/local-cluster.
+PostgreSQL (fsync on) and Redis, started with infra/local-cluster, beside the minimal reference
+outside oO in the same run.
 
     .venv/bin/python bench/bench_load.py          # starts its own cluster (infra/local-cluster)
     infra/local-cluster -- .venv/bin/python bench/bench_load.py   # or against a running one
@@ -16,7 +17,11 @@ stays well under when spread over enough people; the one key's budget is raised 
 not bind (`--key-budget`). A 429 is counted as an error like any other non-success status.
 
 1. Closed loop, concurrency stepped up until throughput stops rising: the peak (HTTP requests/s).
-2. The same for the bare VW predict (`/internal/bench/predict`, same candidates as recommend).
+2. The same, level by level alternating with the mix, for the minimal reference outside oO
+   (`bench/reference/app.py`: FastAPI + VW, one uvicorn worker, no validation, no auth, no
+   logging): one reference process per api process, on free loopback ports, its Personalizer
+   rank driven round-robin with the tip candidates recommend ranks. The mix's peak over the
+   reference's is the ratio.
 3. Open loop (requests scheduled at a fixed rate, latency counted from the scheduled moment, so
    queueing shows) at 50%, 80% and 100% of the peak: p50/p99.
 
@@ -36,6 +41,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,11 +51,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import ROOT, table
-from bench.bench_decisions import tip_payload
+from bench._harness import ROOT, free_port, reference, table, tip_payload
 
+RANK = "/personalizer/v1.0/rank"
+REFERENCE = "reference (FastAPI + VW, outside oO)"
 REACTIONS = ["done", "useful", "later", "dismiss"]
-KINDS = ("recommend", "feedback", "rank", "reward", "signal", "predict")
+KINDS = ("recommend", "feedback", "rank", "reward", "signal", "reference")
 SERVER_ERRORS: dict[str, int] = {}
 """Every 5xx of the whole run by request kind and status, except capacity 503s: each is a bug."""
 SHED_BY_SERVER: dict[str, int] = {}
@@ -200,7 +207,7 @@ class Mix:
                 event_id = f"load-{self.run_id}-{i}"
                 body = {**self.tips, "eventId": event_id}
                 key = self.auth.integrator
-                reply = await client.post("/personalizer/v1.0/rank", json=body, headers=key)
+                reply = await client.post(RANK, json=body, headers=key)
                 sample.record("rank", time.perf_counter() - started, reply.status_code, (201,))
                 if reply.status_code != 201:
                     return
@@ -219,8 +226,9 @@ class Mix:
             sample.error(type(exc).__name__)
 
 
-class Predict:
-    """The bare VW predict over the recommend path's candidates, round-robin over the apis."""
+class ReferenceRank:
+    """The reference's rank over the recommend path's candidates, round-robin over its
+    processes."""
 
     def __init__(self, clients: list[httpx.AsyncClient], tips: dict[str, Any]) -> None:
         self.clients = clients
@@ -229,10 +237,8 @@ class Predict:
     async def __call__(self, i: int, sample: Sample, scheduled: float | None = None) -> None:
         started = time.perf_counter()
         try:
-            reply = await self.clients[i % len(self.clients)].post(
-                "/internal/bench/predict", json=self.tips
-            )
-            sample.record("predict", time.perf_counter() - started, reply.status_code, (200,))
+            reply = await self.clients[i % len(self.clients)].post(RANK, json=self.tips)
+            sample.record("reference", time.perf_counter() - started, reply.status_code, (201,))
         except httpx.HTTPError as exc:
             sample.error(type(exc).__name__)
 
@@ -334,26 +340,25 @@ def cluster_facts(database_url: str) -> str:
     return f"PostgreSQL fsync={fsync} synchronous_commit={sync}"
 
 
-async def run(args: argparse.Namespace, urls: list[str]) -> None:
+async def run(args: argparse.Namespace, urls: list[str], reference_urls: list[str]) -> None:
     tips = tip_payload()
     load_before = os.getloadavg()[0]
     limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
     clients = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
+    ref_clients = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in reference_urls]
     auth = credentials(args.people)
-    mix, predict = Mix(clients, tips, auth), Predict(clients, tips)
+    mix, ref = Mix(clients, tips, auth), ReferenceRank(ref_clients, tips)
     levels = [int(c) for c in args.levels.split(",")]
     try:
-        probe = await clients[0].post("/internal/bench/predict", json=tips)
-        if probe.status_code != 200:
-            sys.exit("the bare predict endpoint is off: run the apis with OO_BENCH_ENDPOINTS=1")
+        probe = await ref_clients[0].post(RANK, json=tips)
+        if probe.status_code != 201:
+            sys.exit(f"the reference answered {probe.status_code} to rank: {probe.text[:200]}")
         await closed_loop(mix, concurrency=8, seconds=args.warmup)  # warm-up
-        await closed_loop(predict, concurrency=8, seconds=min(args.warmup, 2))
+        await closed_loop(ref, concurrency=8, seconds=min(args.warmup, 2))
 
         closed_rows: list[list[str]] = []
-        best = await step_up(
-            {"mix": mix, "bare predict": predict}, levels, args.seconds, closed_rows
-        )
-        (peak, peak_concurrency), (bare, bare_concurrency) = best["mix"], best["bare predict"]
+        best = await step_up({"mix": mix, REFERENCE: ref}, levels, args.seconds, closed_rows)
+        (peak, peak_concurrency), (ref_peak, ref_concurrency) = best["mix"], best[REFERENCE]
 
         per_operation = 0.6 * 2 + 0.3 * 2 + 0.1 * 1  # HTTP requests per user operation
         open_rows = []
@@ -382,13 +387,14 @@ async def run(args: argparse.Namespace, urls: list[str]) -> None:
             print("  ".join(open_rows[-1]), file=sys.stderr, flush=True)
         learner = await clients[0].get(os.environ["OO_CLUSTER_LEARNER_URL"] + "/health")
     finally:
-        for client in clients:
+        for client in [*clients, *ref_clients]:
             await client.aclose()
 
     candidates = tips["actions"]
     assert isinstance(candidates, list)
     print(
-        f"\n{len(urls)} api processes, 1 learner, Redis; "
+        f"\n{len(urls)} api processes, 1 learner, Redis, and {len(reference_urls)} reference "
+        "processes; "
         f"{cluster_facts(os.environ['OO_DATABASE_URL'])}; {os.cpu_count()} CPUs shared with "
         f"this load generator (1-min load average {load_before:.1f} before the run, "
         f"{os.getloadavg()[0]:.1f} after)\n"
@@ -396,8 +402,8 @@ async def run(args: argparse.Namespace, urls: list[str]) -> None:
         f"1 signal; {len(candidates)} candidates\n{auth.mode}\n"
     )
     print(
-        "closed loop, concurrency stepped up; mix and bare predict alternate at each level "
-        "(latency per HTTP request)\n"
+        "closed loop, concurrency stepped up; the mix and the reference's rank alternate at each "
+        "level (latency per HTTP request)\n"
     )
     print(
         table(
@@ -406,8 +412,8 @@ async def run(args: argparse.Namespace, urls: list[str]) -> None:
         )
     )
     print(
-        f"\npeak mix {peak:,.0f} req/s (concurrency {peak_concurrency}); bare VW predict "
-        f"{bare:,.0f} req/s (concurrency {bare_concurrency}); ratio {peak / bare:.0%}\n"
+        f"\npeak mix {peak:,.0f} req/s (concurrency {peak_concurrency}); {REFERENCE} "
+        f"{ref_peak:,.0f} req/s (concurrency {ref_concurrency}); ratio {peak / ref_peak:.2f}\n"
     )
     print(
         f"open loop, {args.open_seconds:.0f}s per rate, latency from the scheduled start "
@@ -467,18 +473,22 @@ def main() -> None:
 
     urls = os.environ.get("OO_CLUSTER_API_URLS", "").split()
     if not urls:
-        # Start the cluster and run this script inside it (fsync on, bench endpoint on).
+        # Start the cluster and run this script inside it (fsync on).
         env = {
             **os.environ,
             "OO_TEST_PG_FSYNC": "on",
-            "OO_BENCH_ENDPOINTS": "1",
             "OO_TIP_COOLDOWN_HOURS": "0",
             **({} if args.local else signin_env(args.key_budget)),
         }
         script = str(ROOT / "infra" / "local-cluster")
         command = [script, "--apis", str(args.apis), "--base-port", "0", "--"]
         os.execve(script, [*command, sys.executable, __file__, *sys.argv[1:]], env)
-    asyncio.run(run(args, urls))
+    # One reference process per api process, so that the ratio compares like with like.
+    ports = [free_port() for _ in urls]
+    with ExitStack() as stack:
+        for port in ports:
+            stack.enter_context(reference(port))
+        asyncio.run(run(args, urls, [f"http://127.0.0.1:{port}" for port in ports]))
 
 
 if __name__ == "__main__":

@@ -21,22 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import ROOT, free_port, fresh_schema, server, table
+from bench._harness import free_port, fresh_schema, reference, server, table, tip_payload
 from bench._load import Run, Target, drive, has_wrk, peak
-from bench.bench_decisions import tip_payload
 
 RANK = "/personalizer/v1.0/rank"
 RECOMMEND = "/v1/recommend"
@@ -68,40 +64,6 @@ def rank_payload(actions: int) -> dict[str, Any]:
             for i in range(actions)
         ],
     }
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-@contextmanager
-def reference(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """The minimal reference under one uvicorn worker on `port`."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.reference.app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not _accepts(port):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the reference did not start")
-            time.sleep(0.2)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def postgres_env() -> dict[str, str] | None:

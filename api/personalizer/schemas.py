@@ -96,11 +96,6 @@ class RewardRequest(PersonalizerModel):
     value: float = Field(ge=-1.0, le=1.0, strict=True)
 
 
-class BenchPredictRequest(PersonalizerModel):
-    context_features: FeatureObjects | None = Field(default=None, alias="contextFeatures")
-    actions: list[RankableAction] = Field(min_length=1, max_length=MAX_ACTIONS)
-
-
 # --- administration --------------------------------------------------------------------------
 
 PersonalizerId = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]

@@ -1,4 +1,4 @@
-"""Operations: health, Prometheus metrics, and the bare predict endpoint benchmarks compare to."""
+"""Operations: health and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from api.deps import ServicesDep
-from api.errors import NotFound
-from api.personalizer.schemas import BenchPredictRequest, RankedAction
 from api.schemas.ops import Health, HealthCheck
-from api.services.surfaces import PERSONALIZER
-from bandit.events import Action
-from bandit.features import action_lines
 
 router = APIRouter(tags=["operations"])
 
@@ -66,15 +61,3 @@ def health(services: ServicesDep) -> JSONResponse:
 def metrics(services: ServicesDep) -> Response:
     health(services)  # so that alerts see `oo_health_check` without probing /health themselves
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-@router.post("/internal/bench/predict", response_model=list[RankedAction], include_in_schema=False)
-def bench_predict(body: BenchPredictRequest, services: ServicesDep) -> list[RankedAction]:
-    """Only the VW predict over the candidates: the ceiling for rank and recommend."""
-    if not services.settings.bench_endpoints:
-        raise NotFound("benchmark endpoints are off (OO_BENCH_ENDPOINTS)")
-    actions = [Action(a.id, a.features) for a in body.actions]
-    pmf = services.default_policy(PERSONALIZER).pmf(
-        body.context_features or [], actions, action_lines(actions)
-    )
-    return [RankedAction(id=a.id, probability=p) for a, p in zip(actions, pmf, strict=True)]

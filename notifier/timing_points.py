@@ -137,17 +137,22 @@ class TimingPoints:
             points.c.decided_at <= now,
             points.c.visited_at.is_(None),
         )
-        with self.engine.begin() as conn:
+        # Every recommend asks, and most find nothing: a plain read first, no transaction.
+        with self.autocommit.connect() as conn:
             found = [
                 row.event_id for row in conn.execute(sa.select(points.c.event_id).where(open_waits))
             ]
-            if found:
-                conn.execute(
-                    points.update()
-                    .where(open_waits, points.c.event_id.in_(found))
-                    .values(visited_at=now)
-                )
-        return found
+            if not found:
+                return []
+            # One statement marks them; RETURNING gives exactly the waits this visit marked,
+            # so a concurrent visit never rewards the same wait twice.
+            marked = conn.execute(
+                points.update()
+                .where(open_waits, points.c.event_id.in_(found))
+                .values(visited_at=now)
+                .returning(points.c.event_id)
+            )
+            return [row.event_id for row in marked]
 
     # ------------------------------------------------------------------------ personal data
 

@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from api.simulate.worlds import SUITE, TIPS6, WORLDS, World, WorldSpec, expected
-from bandit.events import Action, Features
+from bandit.events import Action, Features, validate_pmf
 from bandit.features import action_lines as lines_of
 from bandit.features import adf_example
 from bandit.model import LearnExample, Model
@@ -137,9 +137,10 @@ class ModelLoop:
     would (`policies.serving.serving`: epsilon, or a floor under other explorers), draws with
     the event id's randomness (`bandit.sampling`) and keeps the logged example; its reward is
     learned at once (`Model.learn`), as the suite's settled learner does. No log, learner
-    thread or request validation: the figures equal `RouteLoop`'s on the same seed
-    (`tests/api/test_learning_suite.py` checks it) at a fraction of the time, which is what a
-    search over many candidates needs. The suite confirms its choice through the routes.
+    thread or request validation, but the pmf is checked as the log checks it: the figures
+    equal `RouteLoop`'s on the same seed (`tests/api/test_learning_suite.py` checks it) at a
+    fraction of the time, which is what a search over many candidates needs. The suite confirms
+    its choice through the routes.
     """
 
     args: str
@@ -165,6 +166,10 @@ class ModelLoop:
         actions = [Action(a["id"], a["features"]) for a in body["actions"]]
         lines = lines_of(actions)
         pmf = self._policy.pmf(context, actions, lines)
+        # The routes refuse to log a pmf that is not a distribution (a 500): refuse it here too,
+        # or a pilot would score an explorer the server cannot serve (VW's `--squarecb --elim`
+        # returns negative probabilities on some examples).
+        validate_pmf(pmf, len(actions))
         event_id = body["eventId"]
         chosen = sample_index(pmf, event_id)
         self._pending[event_id] = LearnExample(

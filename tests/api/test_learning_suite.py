@@ -202,6 +202,23 @@ def test_the_model_path_gives_the_routes_figures(
     assert report.trace.reward == routes.reward
 
 
+def test_the_model_path_refuses_a_pmf_the_server_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pilot must not score what the routes cannot serve: a pmf that is not a distribution
+    (VW's `--squarecb --elim` returns negative probabilities on some examples) stops the run,
+    as the decision log stops the route."""
+    monkeypatch.setattr(
+        "api.simulate._ModelPolicy.pmf", lambda self, context, actions, lines: [-4.0, 5.0]
+    )
+    loop = model_loop(Candidate("any", "--cb_explore_adf --squarecb --cb_type mtr -q ::", 0.0))
+    try:
+        with pytest.raises(ValueError, match=r"`pmf\[0\]` must be a probability"):
+            run(loop, World(WORLDS["two-actions"], 0), decisions=1, run_id="invalid")
+    finally:
+        loop.close()
+
+
 def test_seeds_summarize_into_a_mean_and_an_interval_per_world_and_for_the_median() -> None:
     """By hand: two worlds, three seeds; the median world is each seed's median over worlds
     (with two worlds, their mean), then the mean over seeds with a Student-t interval."""

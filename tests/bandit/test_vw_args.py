@@ -87,6 +87,7 @@ TMP = "/tmp/oo-gate-never"  # never created: the gate refuses before anything ru
         ("--cb_explore_adf --ignore :", "--ignore", "namespace letters"),
         ("--cb_explore_adf --epsilon 0.1 --epsilon 0.2", "--epsilon", "twice"),
         ("--cb_explore_adf --quiet=1", "--quiet", "takes no value"),
+        ("--cb_explore_adf --squarecb --elim", "--elim", "negative probabilities"),
         ("--cb_explore_adf --epsilon=", "--epsilon", "after '='"),
         (
             "--cb_explore_adf " + " ".join(f"-q {a}{b}" for a in "abcdefghi" for b in "abcdefgh"),

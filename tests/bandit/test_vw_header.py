@@ -17,7 +17,8 @@ CONFIGURATIONS = [
     "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::",
     "--cb_explore_adf --bag 3 -q ab --cubic abc --ignore x -l 0.3 --power_t 0.1 --noconstant "
     "--coin",
-    "--cb_explore_adf --squarecb --gamma_scale 10 --elim --mellowness 0.2",
+    "--cb_explore_adf --squarecb --gamma_scale 10 --gamma_exponent 0.3",
+    "--cb_explore_adf --regcb --mellowness 0.2 --cb_min_cost -1 --cb_max_cost 0",
     "--cb_explore_adf --cover 4 --psi 0.5 --nounif --cb_type dr",
     "--cb_explore_adf --regcbopt",
     "--cb_explore_adf --softmax --lambda 10",

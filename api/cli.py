@@ -241,7 +241,11 @@ def _simulate_timing(
                 embedded_app(Path(tmp)) as client,
             ):
                 services = client.app.state.services  # type: ignore[attr-defined]
-                report = run_timing(SurfaceDriver(services), world, days=days, on_day=on_day)
+                # A fresh app: the seed's run id replays the run (the policy's draws come from
+                # the event ids), so `--seed` alone fixes the figures.
+                report = run_timing(
+                    SurfaceDriver(services), world, days=days, run_id=f"s{seed}", on_day=on_day
+                )
         else:
             with httpx.Client(base_url=url, timeout=10.0) as http:
                 driver = LoopDriver(sim.HttpLoop(http, key))

@@ -27,10 +27,10 @@ closes on the real clock). `LoopDriver` drives a running server over HTTP throug
 Personalizer-compatible rank and reward calls (`api.simulate.Loop`) with the timing surface's
 features and actions: that measures the Personalizer surface's policy, not the timing surface's.
 Each person-day, the two baselines then send the **same number of pushes** as the learned policy
-did: at random decision points (`random_time`), or at fixed times of day (`fixed_time`: 12:00,
-then 18:00, then 09:00). Each strategy keeps its own push history, so habituation costs each
-what its own pushes cost it. Engagement is the exact open probability of every push, averaged
-per push.
+did: at random decision points spread over the whole day (`random_time`, its expectation over
+`RANDOM_TIME_DRAWS` draws), or at fixed times of day (`fixed_time`: 12:00, then 18:00, then
+09:00). Each strategy keeps its own push history, so habituation costs each what its own pushes
+cost it. Engagement is the exact open probability of every push, averaged per push.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ WAKE_HOUR, SLEEP_HOUR = 8, 22
 SLOT = timedelta(minutes=30)
 FIXED_TIMES = ((12, 0), (18, 0), (9, 0))
 """Where the fixed-time baseline pushes: the first k of these for k pushes that day."""
+RANDOM_TIME_DRAWS = 64
+"""Random-time days drawn per person-day (see `_baselines`)."""
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 PEAKS = {
     "early": {8: 0.45, 12: 0.5, 13: 0.4, 18: 0.5, 19: 0.5},
@@ -348,17 +350,36 @@ def _baselines(
     day: int,
     report: TimingReport,
 ) -> None:
-    """The same number of pushes, at random decision points and at fixed times."""
+    """The same number of pushes, at random decision points and at fixed times.
+
+    Random time is `RANDOM_TIME_DRAWS` independent uniform draws of `pushes` of the day's
+    decision points (what sending with probability "pushes left / points left" at each point
+    draws: the dose spread over the whole day); each push's figure is its mean over the draws,
+    the expected engagement of random-time delivery rather than one draw's luck. A day's draws
+    start alike: the previous evening's push is too far back to habituate.
+    """
     if pushes == 0:
         return
-    picked = sorted(world.baseline_rng.choice(len(slots), pushes, replace=False))
+    start = person.random_time
+    draws = []
+    for _ in range(RANDOM_TIME_DRAWS):
+        history = _History(start.last_push, start.pushes_today)
+        picked = sorted(world.baseline_rng.choice(len(slots), pushes, replace=False))
+        draws.append([_push(world, person, slots[i], history) for i in picked])
+    person.random_time = history
+    report.random_time.extend(float(v) for v in np.mean(draws, axis=0))
+    report.day_of["random_time"].extend([day] * pushes)
     fixed = sorted(
         slots[0].replace(hour=hour, minute=minute) for hour, minute in FIXED_TIMES[:pushes]
     )
-    for name, times in (("random_time", [slots[i] for i in picked]), ("fixed_time", fixed)):
-        history: _History = getattr(person, name)
-        for at in times:
-            getattr(report, name).append(world.open_probability(person, at, history))
-            report.day_of[name].append(day)
-            history.last_push = at
-            history.pushes_today += 1
+    for at in fixed:
+        report.fixed_time.append(_push(world, person, at, person.fixed_time))
+        report.day_of["fixed_time"].append(day)
+
+
+def _push(world: TimingWorld, person: Person, at: datetime, history: _History) -> float:
+    """A baseline's push at `at`: its open probability, then the push joins `history`."""
+    p = world.open_probability(person, at, history)
+    history.last_push = at
+    history.pushes_today += 1
+    return p

@@ -4,10 +4,14 @@ per seed: ADR 0014)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
+from api.cli import app as cli
 from api.simulate.suite import learner_settings
 from api.simulate.timing import SurfaceDriver, TimingWorld, run_timing
 from tests.conftest import Backend
@@ -15,7 +19,9 @@ from tests.conftest import Backend
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SEED = 2
-"""The seed whose lift was the lowest of those measured (ADR 0014): the bound holds with margin."""
+"""Seed 2 under run id `seed-2` measures +0.32 on both backends (ADR 0014, whose seeds 1-5 range
+from +0.14 to +0.59 under run ids `s{seed}`): the bound holds with margin, and fails if the
+learned policy does no better than random time."""
 
 
 def test_learned_timing_beats_random_time_at_the_same_number_of_pushes(backend: Backend) -> None:
@@ -34,3 +40,19 @@ def test_learned_timing_beats_random_time_at_the_same_number_of_pushes(backend: 
     # Same pushes per person-day for every strategy; the learned one chose when.
     assert len(report.learned) == len(report.random_time) == len(report.fixed_time)
     assert figures["lift_vs_random_time"] > 0.15
+
+
+def test_the_embedded_timing_simulation_replays_from_its_seed() -> None:
+    """`oo simulate --timing --embedded --seed N` is one run, not a new one on every call: the
+    policy's draws come from the event ids, which the seed now fixes."""
+    args = ["simulate", "--timing", "--embedded", "--json", "--seed", "4"]
+    args += ["--people", "3", "--days", "2"]
+    runs = []
+    for _ in range(2):
+        reply = CliRunner().invoke(cli, args)
+        assert reply.exit_code == 0, reply.output
+        figures = json.loads(reply.stdout)
+        figures.pop("seconds")
+        runs.append(figures)
+    assert runs[0]["pushes"] > 0
+    assert runs[0] == runs[1]

@@ -49,12 +49,16 @@ def _sqlite_insert(
 ) -> tuple[str, list[Callable[[Any], Any] | None]]:
     """The SQLite INSERT of one decision row, and each column's bind processor: the value
     conversions SQLAlchemy would apply (JSON text, UTC datetimes, booleans), taken from the
-    table's own column types so the stored text is the same as through SQLAlchemy."""
+    table's own column types as SQLite's dialect implements them (`dialect_impl`: the generic
+    types would store datetimes with their offset), so the stored text is the same as through
+    SQLAlchemy."""
     sql = (
         f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
-    return sql, [decisions.c[name].type.bind_processor(dialect) for name in columns]
+    return sql, [
+        decisions.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    ]
 
 
 class Writes(Database):

@@ -8,12 +8,13 @@ import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
+import sqlalchemy as sa
 
 from bandit.events import Action, Decision, utcnow
 from bandit.features import action_lines, adf_example
 from bandit.store import Store
 from bandit.store.group_commit import GroupCommit
-from bandit.store.rows import _row
+from bandit.store.rows import _row, decisions
 from tests.conftest import Backend, wait_until
 
 ACTIONS = (Action("a", [{"item": {"id": "a"}}]), Action("b", [{"item": {"id": "b"}}]))
@@ -200,3 +201,22 @@ def test_decisions_awaited_from_a_loop_are_logged_once_and_read_back_unchanged(
     assert sorted(results) == [False] * 32 + [True] * 32  # each id once, its twin refused
     for logged in store.get_many(ids):
         assert logged.decision == made[logged.decision.event_id]
+
+
+def test_the_sqlite_path_stores_the_text_sqlalchemy_stores(store: Store, backend: Backend) -> None:
+    """Column for column, a decision logged through the `sqlite3` connection is stored as
+    SQLAlchemy's own INSERT stores it (queries compare stored datetimes as text)."""
+    if backend.name != "embedded":
+        pytest.skip("the sqlite3 path is SQLite's")
+    store.insert_decision(decision("fast"))
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(decisions), _row(decision("through-sqlalchemy")))
+        rows = conn.execute(
+            sa.text("SELECT * FROM decisions WHERE event_id IN ('fast', 'through-sqlalchemy')")
+        ).mappings()
+        stored = {row["event_id"]: dict(row) for row in rows}
+    fast, reference = stored["fast"], stored["through-sqlalchemy"]
+    for name in ("created_at", "activated_at"):  # the same format, a few µs apart
+        assert len(fast.pop(name)) == len(reference.pop(name)) == len("2026-01-01 00:00:00.000000")
+    fast.pop("event_id"), reference.pop("event_id")
+    assert fast == reference

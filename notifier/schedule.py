@@ -64,3 +64,16 @@ def slot(profile: Profile, now: datetime, every_minutes: int) -> Slot:
     )
     # Wall-clock arithmetic: on a daylight-saving change the slot's UTC instant is still unique.
     return Slot(start.astimezone(UTC), local.date().isoformat())
+
+
+def later_today(profile: Profile, point: Slot, every_minutes: int) -> list[datetime]:
+    """The starts (UTC) of the person's decision points after `point` on its local day: the
+    awake slots left, in time order (what pacing weighs a push now against)."""
+    step = timedelta(minutes=every_minutes)
+    later = []
+    at = point.at + step
+    while profile.local(at).date().isoformat() == point.local_day:
+        if awake(profile, at):
+            later.append(at)
+        at += step
+    return later

@@ -3,10 +3,11 @@
 `Timing` runs inside the notifier's loop (a thread of `oo serve`, or `oo notifier`). Each pass,
 for everyone with a device and a dose above 0 who is awake: the slot `now` falls in is claimed
 (once across notifiers, `notifier.timing_points`), the context is built
-(`integrations.timing.timing_context`), the timing policy decides and the decision is logged
-with its pmf like every decision. When `send` wins, the tips surface picks the tip (logged with
-its activation deferred until the notification is opened) and the push goes through the outbox
-under that tip's event id.
+(`integrations.timing.timing_context`), the timing policy decides, paced over the rest of the
+day (`notifier.pacing`: a push now only when now is among the day's best moments left for the
+pushes left), and the decision is logged with its pmf like every decision. When `send` wins,
+the tips surface picks the tip (logged with its activation deferred until the notification is
+opened) and the push goes through the outbox under that tip's event id.
 
 Rewards, summed over the surface's 30-minute window: a send starts at minus the push cost and
 gains 1 when its notification is opened (`opened`); a wait gains 1 when the person comes to the
@@ -34,8 +35,9 @@ from integrations.tip_decisions import Quiet, Serving, TipDecisions
 from integrations.todoist import PROVIDER as TODOIST
 from notifier.metrics import DECISION_POINTS
 from notifier.outbox import PushMessage
+from notifier.pacing import Paced
 from notifier.push import Push, tip_url
-from notifier.schedule import Slot, awake, slot
+from notifier.schedule import Slot, TimingSettings, awake, later_today, slot
 from notifier.timing_points import TimingPoints, point_event_id
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class Timing:
         push: Push,
         points: TimingPoints,
         reward_window: Callable[[], timedelta],
+        exploration: Callable[[], float],
         publish: Callable[[str, str], None],
         push_cost: float,
     ) -> None:
@@ -81,6 +84,7 @@ class Timing:
         self.push = push
         self.points = points
         self.reward_window = reward_window
+        self.exploration = exploration
         self.publish = publish
         self.push_cost = push_cost
         self._seen: set[tuple[str, datetime]] = set()
@@ -107,7 +111,9 @@ class Timing:
             if not self.points.claim(person, point, event_id, now):
                 continue  # another notifier has this point
             try:
-                outcomes.append(self.decide(profile, point, event_id, now, pushes, last_push))
+                outcomes.append(
+                    self.decide(profile, point, settings, event_id, now, pushes, last_push)
+                )
             except Exception:
                 DECISION_POINTS.labels("failed").inc()
                 log.exception("timing: the decision point of %s at %s failed", person, point.at)
@@ -117,6 +123,7 @@ class Timing:
         self,
         profile: Profile,
         point: Slot,
+        settings: TimingSettings,
         event_id: str,
         now: datetime,
         pushes: int,
@@ -126,15 +133,25 @@ class Timing:
         person = profile.principal
         signals = self.people.latest_signals(person, now - SIGNAL_FRESHNESS)
         gathered = self.integrations.gather(person, now, profile.zone, todos=True)
-        context = timing_context(
-            profile,
-            signals,
-            now,
-            self._recency(person, now, pushes, last_push),
-            free_busy=gathered.free_busy,
-            tasks=gathered.tasks if TODOIST in gathered.used else None,
+        recency = self._recency(person, now, pushes, last_push)
+        tasks = gathered.tasks if TODOIST in gathered.used else None
+
+        def context_at(at: datetime) -> Features:
+            return timing_context(
+                profile, signals, at, recency, free_busy=gathered.free_busy, tasks=tasks
+            )
+
+        # The rest of the day as it will look if nothing is pushed before (pacing weighs now
+        # against it): the same person, signals and sources, each later point's clock.
+        ahead = [context_at(at) for at in later_today(profile, point, settings.every_minutes)]
+        decision = self.choose(
+            person,
+            event_id,
+            context_at(now),
+            ahead=ahead,
+            pushes_left=settings.pushes_per_day - pushes,
+            missing=gathered.missing,
         )
-        decision = self.choose(person, event_id, context, missing=gathered.missing)
         action = decision.chosen.id
         tip_event_id = self._send(person, event_id, now) if action == SEND else None
         self.points.decided(person, point, action, tip_event_id)
@@ -142,13 +159,28 @@ class Timing:
         return TimingOutcome(person, event_id, action, tip_event_id)
 
     def choose(
-        self, person: str, event_id: str, context: Features, *, missing: Sequence[str] = ()
+        self,
+        person: str,
+        event_id: str,
+        context: Features,
+        *,
+        ahead: Sequence[Features],
+        pushes_left: int,
+        missing: Sequence[str] = (),
     ) -> Decision:
         """Send or wait at one decision point, logged with its pmf under the policy that
-        serves `person` (an experiment's arm, or the surface's policy)."""
+        serves `person` (an experiment's arm, or the surface's policy), paced over `ahead`, the
+        contexts of the day's remaining points, for the `pushes_left` (`notifier.pacing`)."""
         policy, experiment, arm = self.serving(TIMING, person)
+        paced = Paced(
+            policy,
+            send=SEND,
+            ahead=ahead,
+            pushes_left=pushes_left,
+            floor=self.exploration() / len(ACTIONS),
+        )
         return self.decider.decide(
-            policy=policy,
+            policy=paced,
             surface=TIMING,
             principal=person,
             event_id=event_id,

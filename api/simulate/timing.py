@@ -20,7 +20,8 @@ their own: the timing surface's reward (ADR 0014).
 The learned policy decides through a `TimingDriver`. `SurfaceDriver` drives the timing surface
 itself, in process: each decision is `notifier.timing.Timing.choose` (the call the notifier's
 decision points make: the timing policy that serves the person, an experiment's arm included,
-logged on the `timing` surface with its pmf), each reward is `Timing.reward` (summed over the
+paced over the contexts of the day's remaining points (`notifier.pacing`), logged on the `timing`
+surface with its pmf), each reward is `Timing.reward` (summed over the
 window: the push's cost, then the open or the visit), and when a simulated half hour ends its
 windows are closed by the learner (`Learner.learn_events`, what its sweep does when a window
 closes on the real clock). `LoopDriver` drives a running server over HTTP through the
@@ -173,8 +174,16 @@ class TimingWorld:
 class TimingDriver(Protocol):
     """How the simulation reaches a timing policy: decide, reward, close the windows."""
 
-    def decide(self, person: str, event_id: str, context: list[dict[str, Any]]) -> str:
-        """The action chosen (`send` or `wait`) at one decision point of `person`."""
+    def decide(
+        self,
+        person: str,
+        event_id: str,
+        context: list[dict[str, Any]],
+        ahead: Sequence[list[dict[str, Any]]],
+        pushes_left: int,
+    ) -> str:
+        """The action chosen (`send` or `wait`) at one decision point of `person`, with the
+        contexts of the day's remaining points and the pushes left of the dose."""
         ...
 
     def reward(self, event_id: str, value: float, reaction: str) -> None:
@@ -198,8 +207,18 @@ class SurfaceDriver:
         timing: Timing = self.services.timing
         return timing
 
-    def decide(self, person: str, event_id: str, context: list[dict[str, Any]]) -> str:
-        return self.timing.choose(person, event_id, context).chosen.id
+    def decide(
+        self,
+        person: str,
+        event_id: str,
+        context: list[dict[str, Any]],
+        ahead: Sequence[list[dict[str, Any]]],
+        pushes_left: int,
+    ) -> str:
+        decision = self.timing.choose(
+            person, event_id, context, ahead=ahead, pushes_left=pushes_left
+        )
+        return decision.chosen.id
 
     def reward(self, event_id: str, value: float, reaction: str) -> None:
         self.timing.reward(event_id, value, reaction)
@@ -220,7 +239,15 @@ class LoopDriver:
     loop: Loop
     sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
-    def decide(self, person: str, event_id: str, context: list[dict[str, Any]]) -> str:
+    def decide(
+        self,
+        person: str,
+        event_id: str,
+        context: list[dict[str, Any]],
+        ahead: Sequence[list[dict[str, Any]]],
+        pushes_left: int,
+    ) -> str:
+        # A Personalizer rank call sees one moment: its policy is not paced.
         actions = [{"id": a.id, "features": [dict(f) for f in a.features]} for a in ACTIONS]
         answer = self.loop.rank(
             {"contextFeatures": context, "actions": actions, "eventId": event_id}
@@ -303,14 +330,18 @@ def run_timing(
         world.new_day(day)
         slots = world.slots(day)
         sends: dict[str, int] = {person.name: 0 for person in world.people}
-        for at in slots:
+        for n, at in enumerate(slots):
             decided = []
             for person in world.people:
                 if person.learned.pushes_today >= DOSE:
                     continue  # past the daily dose: not a decision point
                 event_id = f"sim-timing-{run_id}-{report.decisions}"
                 action = driver.decide(
-                    person.profile.principal, event_id, world.context(person, at)
+                    person.profile.principal,
+                    event_id,
+                    world.context(person, at),
+                    [world.context(person, later) for later in slots[n + 1 :]],
+                    DOSE - person.learned.pushes_today,
                 )
                 decided.append(event_id)
                 report.decisions += 1

@@ -1,6 +1,6 @@
-"""`oo simulate --timing` on both backends, seeded: the timing surface's default policy, driven
-through the surface itself, beats random-time delivery at the same number of pushes (figures
-per seed: ADR 0014)."""
+"""`oo simulate --timing` on both backends, seeded: the timing surface's default policy, paced
+over the day and driven through the surface itself, beats random-time delivery at the same
+number of pushes (figures per seed: ADR 0014)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from tests.conftest import Backend
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SEED = 2
-"""Seed 2 under run id `seed-2` measures +0.32 on both backends (ADR 0014, whose seeds 1-5 range
-from +0.14 to +0.59 under run ids `s{seed}`): the bound holds with margin, and fails if the
-learned policy does no better than random time."""
+"""Seed 2 under run id `seed-2` measures +0.64 (+0.32 before pacing; ADR 0014, whose seeds 1-5
+range from +0.31 to +0.89 under run ids `s{seed}`): the bound is the issue's goal, which the
+unpaced policy missed on this run; it fails if the learned policy does no better than random
+time."""
 
 
 def test_learned_timing_beats_random_time_at_the_same_number_of_pushes(backend: Backend) -> None:
@@ -39,7 +40,7 @@ def test_learned_timing_beats_random_time_at_the_same_number_of_pushes(backend: 
     print(f"timing simulation ({backend.name}): {figures}")
     # Same pushes per person-day for every strategy; the learned one chose when.
     assert len(report.learned) == len(report.random_time) == len(report.fixed_time)
-    assert figures["lift_vs_random_time"] > 0.15
+    assert figures["lift_vs_random_time"] > 0.40
 
 
 def test_the_embedded_timing_simulation_replays_from_its_seed() -> None:

@@ -80,6 +80,7 @@ def _twin(services: Any) -> Timing:
         push=timing.push,
         points=TimingPoints(timing.store.engine),
         reward_window=timing.reward_window,
+        exploration=timing.exploration,
         publish=timing.publish,
         push_cost=timing.push_cost,
     )

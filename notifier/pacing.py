@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 from bandit.events import Action, Features
 from bandit.policy import Policy
+from policies.serving import Wrapped
 
 
 def among_best(now: float, ahead: Sequence[float], pushes_left: int) -> bool:
@@ -50,7 +51,7 @@ def among_best(now: float, ahead: Sequence[float], pushes_left: int) -> bool:
     return sum(score > now for score in ahead) < pushes_left
 
 
-class Paced:
+class Paced(Wrapped):
     """`inner`'s pmf at a decision point, with `send` held at the floor when `pushes_left`
     better moments are still ahead today (see the module doc).
 
@@ -81,23 +82,11 @@ class Paced:
             raise ValueError(f"`pushes_left` must be at least 1 (got {pushes_left})")
         if not 0.0 <= floor <= 0.5:
             raise ValueError(f"`floor` must be in [0, 0.5] (got {floor})")
-        self.inner = inner
+        super().__init__(inner)
         self.send = send
         self.ahead = list(ahead)
         self.pushes_left = pushes_left
         self.floor = floor
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def model_key(self) -> str:
-        return self.inner.model_key
-
-    @property
-    def model_version(self) -> int:
-        return self.inner.model_version
 
     def pmf(
         self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]

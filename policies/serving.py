@@ -64,7 +64,10 @@ def with_epsilon(args: str, epsilon: float) -> str:
     return str(parse(args).with_value("--epsilon", f"{epsilon:.6g}", after="--cb_explore_adf"))
 
 
-class _Wrapped:
+class Wrapped:
+    """A policy that serves another's pmf reshaped: it keeps the inner policy's name, model key
+    and version, so its decisions are logged and learned as the inner policy's."""
+
     def __init__(self, inner: Policy) -> None:
         self.inner = inner
 
@@ -81,7 +84,7 @@ class _Wrapped:
         return self.inner.model_version
 
 
-class Explore(_Wrapped):
+class Explore(Wrapped):
     """Epsilon-greedy around the inner policy's most probable action."""
 
     def __init__(self, inner: Policy, epsilon: float) -> None:
@@ -99,7 +102,7 @@ class Explore(_Wrapped):
         return [floor + (1.0 - self.epsilon if i == best else 0.0) for i in range(len(base))]
 
 
-class Floor(_Wrapped):
+class Floor(Wrapped):
     """The inner explorer's pmf with a uniform floor mixed in.
 
     pmf'(a) = (1 - delta) pmf(a) + delta / K for K candidates: the result sums to 1 and every
@@ -121,7 +124,7 @@ class Floor(_Wrapped):
         return [(1.0 - self.delta) * p + floor for p in base]
 
 
-class Baseline(_Wrapped):
+class Baseline(Wrapped):
     """Apprentice mode: the first action, always; learned into the inner policy's model."""
 
     def pmf(
@@ -130,7 +133,7 @@ class Baseline(_Wrapped):
         return [1.0 if i == 0 else 0.0 for i in range(len(actions))]
 
 
-class LoggingOnly(_Wrapped):
+class LoggingOnly(Wrapped):
     """Serves as the inner policy, logged under a model key that is never learned."""
 
     def __init__(self, inner: Policy, surface: str) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from bandit.events import utcnow
 from bandit.store import Store
@@ -83,7 +84,11 @@ class People:
 
     def profile(self, principal: str) -> Profile:
         with self.autocommit.connect() as conn:
-            row = conn.execute(sa.select(profiles).where(profiles.c.principal == principal)).first()
+            return self._profile(conn, principal)
+
+    @staticmethod
+    def _profile(conn: Connection, principal: str) -> Profile:
+        row = conn.execute(sa.select(profiles).where(profiles.c.principal == principal)).first()
         if row is None:
             return Profile(principal)
         return Profile(
@@ -125,12 +130,15 @@ class People:
         integration provider -> token status (what `Integrations.gather` needs to know).
         """
         if self.engine.dialect.name == "sqlite":
-            return (
-                self.profile(principal),
-                self.latest_signals(principal, signals_since),
-                self.store.recent_choices(principal, surface, recent_since),
-                self.connections(principal),
-            )
+            # One connection for the four reads: on SQLite each checkout and checkin of a pooled
+            # connection resets its isolation level with a statement of its own.
+            with self.autocommit.connect() as conn:
+                return (
+                    self._profile(conn, principal),
+                    self.signals.latest_on(conn, principal, signals_since),
+                    self.store.recent_choices_on(conn, principal, surface, recent_since),
+                    self._connections(conn, principal),
+                )
         with self.store.raw() as conn, conn.pipeline():
             profile_rows = conn.execute(_PROFILE_SQL, (principal,))
             signal_rows = conn.execute(_SIGNALS_SQL, (principal, signals_since))
@@ -151,11 +159,15 @@ class People:
 
     def connections(self, principal: str) -> dict[str, str]:
         """Integration provider -> token status (`connected`, `needs_reconnect`)."""
+        with self.autocommit.connect() as conn:
+            return self._connections(conn, principal)
+
+    @staticmethod
+    def _connections(conn: Connection, principal: str) -> dict[str, str]:
         query = sa.select(integration_tokens.c.provider, integration_tokens.c.status).where(
             integration_tokens.c.principal == principal
         )
-        with self.autocommit.connect() as conn:
-            return {row.provider: row.status for row in conn.execute(query)}
+        return {row.provider: row.status for row in conn.execute(query)}
 
     def latest_signals(self, principal: str, since: datetime) -> dict[str, Signal]:
         """The newest signal of each type that occurred after `since`."""

@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from bandit.clock import as_utc
 from bandit.errors import DomainError
@@ -229,12 +229,14 @@ class SignalStore:
 
     def latest(self, principal: str, since: datetime) -> dict[str, Signal]:
         """The newest signal of each type that occurred at or after `since`."""
-        latest: dict[str, Signal] = {}
         with self.autocommit.connect() as conn:
-            for row in conn.execute(self.latest_query(principal, since)):
-                latest.setdefault(
-                    row.type, trusted(row.type, row.value, row.occurred_at, row.source)
-                )
+            return self.latest_on(conn, principal, since)
+
+    def latest_on(self, conn: Connection, principal: str, since: datetime) -> dict[str, Signal]:
+        """`latest` on the caller's connection (reads that share one checkout)."""
+        latest: dict[str, Signal] = {}
+        for row in conn.execute(self.latest_query(principal, since)):
+            latest.setdefault(row.type, trusted(row.type, row.value, row.occurred_at, row.source))
         return latest
 
     def of_person(self, principal: str) -> list[StoredSignal]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from bandit.store.database import Database
 from bandit.store.records import LoggedDecision, PastChoice
@@ -37,6 +38,14 @@ class Lookups(Database):
 
     def recent_choices(self, principal: str, surface: str, since: datetime) -> dict[str, datetime]:
         """Action id -> last time it was chosen for `principal` since `since`."""
+        with self.autocommit.connect() as conn:
+            return self.recent_choices_on(conn, principal, surface, since)
+
+    @staticmethod
+    def recent_choices_on(
+        conn: Connection, principal: str, surface: str, since: datetime
+    ) -> dict[str, datetime]:
+        """`recent_choices` on the caller's connection (reads that share one checkout)."""
         query = (
             sa.select(decisions.c.chosen_action, sa.func.max(decisions.c.created_at))
             .where(
@@ -46,8 +55,7 @@ class Lookups(Database):
             )
             .group_by(decisions.c.chosen_action)
         )
-        with self.autocommit.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = conn.execute(query).all()
         return {r[0]: _moment(r[1]) for r in rows}  # SQLite's max() loses the column type
 
     def queue_recent_choices(

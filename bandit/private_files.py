@@ -13,6 +13,7 @@ that is not ours, nor a sticky (shared) folder such as /tmp.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -80,7 +81,8 @@ def private_sqlite(path: Path) -> Path:
     private_file(path)
     for suffix in SQLITE_COMPANIONS:
         companion = path.with_name(path.name + suffix)
-        if companion.exists():
+        # None, or another connection's SQLite removed it meanwhile (a rollback journal).
+        with contextlib.suppress(FileNotFoundError):
             _tighten(companion, FILE_MODE)
     return path
 

@@ -7,7 +7,9 @@ code runs on SQLite (embedded default) and PostgreSQL (production).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +34,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _wal(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -47,6 +49,30 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_timeout=5,
         connect_args={"connect_timeout": 3},
     )
+
+
+WAL_WAIT_SECONDS = 30.0
+"""How long a connection to a new database retries switching it to WAL (the busy timeout)."""
+
+
+def _wal(cursor: Any) -> None:
+    """Put the database in WAL mode (it stays so in the file; later connections find it set).
+
+    Switching needs the database to itself, and SQLite answers "database is locked" at once,
+    without its busy wait, while another connection holds it: that happens when several
+    connections open a new database together (concurrent `oo db upgrade`s). So it retries.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + WAL_WAIT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Database:

@@ -9,7 +9,6 @@ queue with the same interface.
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 import redis
+
+from bandit.consumer_group import ConsumerGroup, StreamEntry
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,11 @@ class InProcessBus:
 
 
 class RedisStreamBus:
-    """A Redis Stream read through a consumer group.
+    """The `oo:events` Redis Stream, read through the learners' consumer group.
 
-    A consumer first re-reads its own pending (delivered, unacknowledged) messages, so a learner
-    restarted under the same name resumes where it crashed; messages left pending by another
-    consumer for longer than `claim_idle_ms` are claimed, at the first read and then at most
-    once per `claim_idle_ms` (on `clock`, in seconds).
+    How a learner that crashed, or never came back, loses no message is `ConsumerGroup`'s:
+    its own pending messages first, then those another consumer left pending for longer than
+    `claim_idle_ms`, then new ones.
     """
 
     def __init__(
@@ -116,18 +116,9 @@ class RedisStreamBus:
         self.group = group
         self.maxlen = maxlen
         self.claim_idle_ms = claim_idle_ms
-        self._pending_done: set[str] = set()
-        self._clock = clock
-        # Not 0: a monotonic clock reads little more than the uptime, and a learner started
-        # within `claim_idle_ms` of boot would leave a dead consumer's messages unclaimed.
-        self._last_claim = -math.inf
-
-    def _ensure_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        self._group = ConsumerGroup(
+            self.client, stream, group, claim_idle_ms=claim_idle_ms, clock=clock
+        )
 
     def publish(self, kind: MessageKind, event_id: str) -> None:
         self.client.xadd(
@@ -135,41 +126,14 @@ class RedisStreamBus:
         )
 
     def read(self, consumer: str, count: int, block_ms: int) -> list[BusMessage]:
-        try:
-            return self._read(consumer, count, block_ms)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # The stream or group vanished (Redis restarted without persistence): recreate.
-            self._ensure_group()
-            self._pending_done.discard(consumer)
-            return []
-
-    def _read(self, consumer: str, count: int, block_ms: int) -> list[BusMessage]:
-        if consumer not in self._pending_done:
-            self._ensure_group()
-            pending = self.client.xreadgroup(self.group, consumer, {self.stream: "0"}, count=count)
-            messages = _messages(pending)
-            if messages:
-                return messages
-            self._pending_done.add(consumer)
-        now = self._clock()
-        if now - self._last_claim > self.claim_idle_ms / 1000:
-            self._last_claim = now
-            claimed = self.client.xautoclaim(
-                self.stream, self.group, consumer, self.claim_idle_ms, "0-0", count=count
-            )
-            messages = _entries(claimed[1] if isinstance(claimed, list | tuple) else [])
-            if messages:
-                return messages
-        fresh = self.client.xreadgroup(
-            self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
-        )
-        return _messages(fresh)
+        entries = self._group.read(consumer, count, block_ms)
+        # Trimmed while pending: nothing to learn from, and acknowledged so that the pending
+        # list does not hand the same ids back.
+        self._group.ack([entry.id for entry in entries if not entry.fields])
+        return [_message(entry) for entry in entries if entry.fields]
 
     def ack(self, messages: Sequence[BusMessage]) -> None:
-        if messages:
-            self.client.xack(self.stream, self.group, *[m.id for m in messages])  # type: ignore[no-untyped-call]
+        self._group.ack([m.id for m in messages])
 
     def ping(self) -> None:
         self.client.ping()
@@ -178,32 +142,11 @@ class RedisStreamBus:
         self.client.close()
 
 
-def _messages(response: object) -> list[BusMessage]:
-    if not response:
-        return []
-    entries: list[object] = []
-    for _stream, stream_entries in response:  # type: ignore[attr-defined]
-        entries.extend(stream_entries)
-    return _entries(entries)
-
-
-def _entries(entries: Sequence[object]) -> list[BusMessage]:
-    messages = []
-    for entry in entries:
-        message_id: bytes | str
-        fields: dict[bytes, bytes]
-        message_id, fields = entry  # type: ignore[misc]
-        if not fields:
-            continue  # deleted by trimming while pending
-        kind = fields[b"kind"].decode()
-        messages.append(
-            BusMessage(
-                message_id.decode() if isinstance(message_id, bytes) else str(message_id),
-                "activate" if kind == "activate" else "reward",
-                fields[b"event_id"].decode(),
-            )
-        )
-    return messages
+def _message(entry: StreamEntry) -> BusMessage:
+    kind = entry.fields[b"kind"].decode()
+    return BusMessage(
+        entry.id, "activate" if kind == "activate" else "reward", entry.fields[b"event_id"].decode()
+    )
 
 
 def make_bus(redis_url: str | None) -> EventBus:

@@ -20,6 +20,7 @@ import redis
 from pydantic import ValidationError
 
 from bandit.bus import drain
+from bandit.consumer_group import ConsumerGroup
 from bandit.events import utcnow
 from integrations.signals import (
     CONSUMED,
@@ -100,7 +101,11 @@ class InProcessSignalBus:
 
 
 class RedisSignalBus:
-    """The `oo:signals` Redis Stream, read through a consumer group (one per kind of consumer)."""
+    """The `oo:signals` Redis Stream, read through a consumer group (one per kind of consumer).
+
+    How a consumer that crashed loses no entry is `bandit.consumer_group.ConsumerGroup`'s; this
+    class only encodes and decodes signals.
+    """
 
     def __init__(
         self,
@@ -116,7 +121,7 @@ class RedisSignalBus:
         self.stream = stream
         self.group = group
         self.maxlen = maxlen
-        self._pending_done: set[str] = set()
+        self._group = ConsumerGroup(self.client, stream, group, claim_idle_ms=None)
 
     def publish(self, principal: str, signal: Signal, received_at: datetime) -> None:
         fields = {
@@ -129,54 +134,23 @@ class RedisSignalBus:
         }
         self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
 
-    def _ensure_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     def read(self, consumer: str, count: int, block_ms: int) -> list[SignalEvent]:
-        try:
-            if consumer not in self._pending_done:
-                # First our own delivered-but-unacknowledged entries (we crashed before acking).
-                self._ensure_group()
-                pending = self.client.xreadgroup(
-                    self.group, consumer, {self.stream: "0"}, count=count
-                )
-                events = self._events(pending)
-                if events:
-                    return events
-                self._pending_done.add(consumer)
-            fresh = self.client.xreadgroup(
-                self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
-            )
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self._pending_done.discard(consumer)  # Redis restarted empty: recreate next time
-            return []
-        return self._events(fresh)
-
-    def _events(self, response: object) -> list[SignalEvent]:
         events: list[SignalEvent] = []
         invalid: list[str] = []
-        for _stream, entries in response or []:  # type: ignore[attr-defined]
-            for raw_id, fields in entries:
-                entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-                event = _decode(entry_id, fields)
-                if event is None:
-                    invalid.append(entry_id)
-                else:
-                    events.append(event)
+        for entry in self._group.read(consumer, count, block_ms):
+            event = _decode(entry.id, entry.fields)
+            if event is None:
+                invalid.append(entry.id)
+            else:
+                events.append(event)
         if invalid:
+            # Never a signal, or trimmed while pending: acknowledged, or it would come back.
             DROPPED.inc(len(invalid))
-            self.client.xack(self.stream, self.group, *invalid)  # type: ignore[no-untyped-call]
+            self._group.ack(invalid)
         return events
 
     def ack(self, events: Sequence[SignalEvent]) -> None:
-        if events:
-            self.client.xack(self.stream, self.group, *[e.id for e in events])  # type: ignore[no-untyped-call]
+        self._group.ack([e.id for e in events])
 
     def trim(self, older_than: datetime) -> None:
         # Stream ids start with the entry's millisecond timestamp.
@@ -188,7 +162,7 @@ class RedisSignalBus:
         self.client.close()
 
 
-def _decode(entry_id: str, fields: dict[bytes, bytes] | None) -> SignalEvent | None:
+def _decode(entry_id: str, fields: dict[bytes, bytes]) -> SignalEvent | None:
     """A stream entry as an event; None (logged without its content) when it is not one."""
     if not fields:
         return None  # trimmed while pending

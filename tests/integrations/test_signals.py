@@ -18,6 +18,7 @@ from bandit.events import utcnow
 from bandit.store import Store
 from integrations.profiles import _SIGNALS_SQL
 from integrations.signal_stream import (
+    SIGNAL_STREAM,
     InProcessSignalBus,
     RedisSignalBus,
     SignalBus,
@@ -142,6 +143,22 @@ def test_the_worker_runs_until_stopped(store: SignalStore) -> None:
     stop.set()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_signal_bus_recreates_a_group_redis_lost(store: SignalStore, bus: SignalBus) -> None:
+    """Redis restarted without persistence: the read that meets `NOGROUP` returns nothing, the
+    next reads what was published since."""
+    assert isinstance(bus, RedisSignalBus)
+    ingest = SignalIngest(store, bus, retention=timedelta(days=90))
+    ingest.ingest("p1", _signal(at=utcnow()))
+    bus.ack(wait_until(lambda: bus.read("signals-1", 10, 10)))
+    bus.client.delete(SIGNAL_STREAM)  # the stream and its group are gone
+    sent = _signal("energy", 4, utcnow())
+    ingest.ingest("p2", sent)
+    assert bus.read("signals-1", 10, 10) == []
+    after = wait_until(lambda: bus.read("signals-1", 10, 10))
+    assert [(e.principal, e.signal) for e in after] == [("p2", sent)]
 
 
 # ----------------------------------------------------------------------------- retention

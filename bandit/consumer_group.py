@@ -35,7 +35,7 @@ class ConsumerGroup:
     - entries another consumer left pending for longer than `claim_idle_ms` are claimed
       (`XAUTOCLAIM`), so those of a consumer that never comes back are not pending forever. The
       claim runs at the first read and then at most once per `claim_idle_ms` (on `clock`, in
-      seconds), a cost of one round trip. `claim_idle_ms=None` never claims;
+      seconds), a cost of one round trip;
     - then new entries, waiting up to `block_ms` for the first.
 
     The group is created with the stream (`MKSTREAM`), from the stream's first entry, at the
@@ -49,10 +49,10 @@ class ConsumerGroup:
         stream: str,
         group: str,
         *,
-        claim_idle_ms: int | None = 60_000,
+        claim_idle_ms: int = 60_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if claim_idle_ms is not None and claim_idle_ms < 0:
+        if claim_idle_ms < 0:
             raise ValueError(f"`claim_idle_ms` must be at least 0 (got {claim_idle_ms})")
         self.client = client
         self.stream = stream
@@ -95,7 +95,7 @@ class ConsumerGroup:
                 return own
             self._pending_done.add(consumer)
         now = self._clock()
-        if self.claim_idle_ms is not None and now - self._last_claim > self.claim_idle_ms / 1000:
+        if now - self._last_claim > self.claim_idle_ms / 1000:
             self._last_claim = now
             claimed = self.client.xautoclaim(
                 self.stream, self.group, consumer, self.claim_idle_ms, "0-0", count=count

@@ -103,8 +103,10 @@ class InProcessSignalBus:
 class RedisSignalBus:
     """The `oo:signals` Redis Stream, read through a consumer group (one per kind of consumer).
 
-    How a consumer that crashed loses no entry is `bandit.consumer_group.ConsumerGroup`'s; this
-    class only encodes and decodes signals.
+    How a consumer that crashed loses no entry is `bandit.consumer_group.ConsumerGroup`'s: its
+    own pending entries first, then those another consumer of the group left pending for longer
+    than `claim_idle_ms` (it died, or was renamed), then new ones. This class only encodes and
+    decodes signals.
     """
 
     def __init__(
@@ -114,6 +116,8 @@ class RedisSignalBus:
         stream: str = SIGNAL_STREAM,
         group: str = SIGNAL_GROUP,
         maxlen: int = 100_000,
+        claim_idle_ms: int = 60_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = redis.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15
@@ -121,7 +125,10 @@ class RedisSignalBus:
         self.stream = stream
         self.group = group
         self.maxlen = maxlen
-        self._group = ConsumerGroup(self.client, stream, group, claim_idle_ms=None)
+        self.claim_idle_ms = claim_idle_ms
+        self._group = ConsumerGroup(
+            self.client, stream, group, claim_idle_ms=claim_idle_ms, clock=clock
+        )
 
     def publish(self, principal: str, signal: Signal, received_at: datetime) -> None:
         fields = {

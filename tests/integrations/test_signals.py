@@ -18,6 +18,7 @@ from bandit.events import utcnow
 from bandit.store import Store
 from integrations.profiles import _SIGNALS_SQL
 from integrations.signal_stream import (
+    SIGNAL_GROUP,
     SIGNAL_STREAM,
     InProcessSignalBus,
     RedisSignalBus,
@@ -143,6 +144,41 @@ def test_the_worker_runs_until_stopped(store: SignalStore) -> None:
     stop.set()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_dead_consumers_signals_reach_another_consumer_after_the_idle_time(
+    store: SignalStore, backend: Backend
+) -> None:
+    """A consumer that read entries and died before acknowledging them would leave them pending
+    forever: past `claim_idle_ms` another consumer of the group claims and consumes them."""
+    assert backend.redis_url is not None
+    ingest_bus = RedisSignalBus(backend.redis_url)
+    dead = RedisSignalBus(backend.redis_url)
+    survivor = RedisSignalBus(backend.redis_url, claim_idle_ms=1)  # tiny: claims on the next poll
+    try:
+        ingest = SignalIngest(store, ingest_bus, retention=timedelta(days=90))
+        sent = [_signal("mood", 4, utcnow()), _signal("energy", 2, utcnow())]
+        for signal in sent:
+            ingest.ingest("p1", signal)
+        delivered = wait_until(lambda: dead.read("signals-dead", 10, 10))
+        assert [e.signal for e in delivered] == sent  # delivered, never acknowledged
+        dead.close()
+
+        worker = SignalWorker(
+            store, survivor, retention=timedelta(days=90), prune_seconds=3600, consumer="signals-2"
+        )
+
+        def consumed_all() -> bool:
+            worker.step(block_ms=10)
+            return worker.consumed == len(sent)
+
+        wait_until(consumed_all)
+        pending = survivor.client.xpending(SIGNAL_STREAM, SIGNAL_GROUP)
+        assert pending["pending"] == 0  # acknowledged by the survivor: nothing left behind
+    finally:
+        for bus in (ingest_bus, dead, survivor):
+            bus.close()
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from bandit.costs import Costs
 from bandit.features import adf_example
 from bandit.model import LearnExample, Model, ModelError
 
@@ -48,7 +49,7 @@ def test_bad_arguments_and_bytes_are_refused() -> None:
 
 def test_the_label_goes_on_the_chosen_action_as_a_cost() -> None:
     example = LearnExample(["shared |u a", "|x 1", "|x 2"], 1, 0.25, 0.5)
-    assert example.labeled() == ["shared |u a", "|x 1", "0:-0.5:0.25 |x 2"]
+    assert example.labeled(Costs.NEGATED) == ["shared |u a", "|x 1", "0:-0.5:0.25 |x 2"]
 
 
 def test_replay_scores_a_logged_example_before_learning_it() -> None:

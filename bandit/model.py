@@ -100,7 +100,7 @@ class Model:
         self.version = version
         self._lock = threading.Lock()
         gated = _gated(args)
-        self._vw = workspace(args) if data is None else _load(data, field, _loss(gated))
+        self._vw = workspace(args) if data is None else _load(data, field, _unkept(gated))
         self.costs = Costs.of(gated)
 
     def predict(self, context: Features, action_lines: Sequence[str]) -> list[float]:
@@ -185,25 +185,31 @@ class Model:
             self._vw.finish()
 
 
-def _loss(args: VwArgs) -> list[str]:
-    """The tokens of `args`' loss function, which VW does not keep in a model's header."""
+UNKEPT = ("--loss_function", "--quantile_tau", "--l1", "--l2")
+"""Allowed options that change how a model learns but that VW 9.11 does not write into a model
+file (measured: a model loaded with `-i` alone learns otherwise than the one saved)."""
+
+
+def _unkept(args: VwArgs) -> list[str]:
+    """The tokens of `args`' options VW does not keep in a model file (`UNKEPT`)."""
     return [
         token
-        for name in ("--loss_function", "--quantile_tau")
+        for name in UNKEPT
         if (setting := args.find(name)) is not None
         for token in setting.tokens()
     ]
 
 
-def _load(data: bytes, field: str | None, loss: list[str]) -> vowpalwabbit.Workspace:
+def _load(data: bytes, field: str | None, unkept: list[str]) -> vowpalwabbit.Workspace:
     """A workspace from model bytes whose header options the allow-list passes, learning with
-    the gated `loss` tokens.
+    the gated `unkept` tokens.
 
     VW applies the options in a model's header when it loads it (`bandit.vw_header`), so they
-    are read and gated before VW sees the bytes. VW 9 does not write `--loss_function` (nor
-    `--quantile_tau`) into the header: a model trained with logistic loss would go on learning
-    with squared loss once loaded, while its cost labels still follow the logistic mapping. So
-    the loss of the arguments the model was built with is handed to VW again.
+    are read and gated before VW sees the bytes. VW 9 does not write the loss function and the
+    regularization (`UNKEPT`) into the header: a model trained with logistic loss would go on
+    learning with squared loss once loaded, while its cost labels still follow the logistic
+    mapping, and `--l1`/`--l2` would silently stop. So the ones of the arguments the model was
+    built with are handed to VW again.
     """
 
     def refused(message: str, option: str | None = None) -> ModelError:
@@ -226,7 +232,7 @@ def _load(data: bytes, field: str | None, loss: list[str]) -> vowpalwabbit.Works
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         try:
-            return vowpalwabbit.Workspace(arg_list=["--quiet", "-i", path, *loss])
+            return vowpalwabbit.Workspace(arg_list=["--quiet", "-i", path, *unkept])
         except Exception as exc:
             raise refused(f"the model bytes are not a VW model VW can load: {exc}") from exc
     finally:

@@ -37,6 +37,20 @@ def test_serialize_round_trip_predicts_the_same() -> None:
     assert clone.predict(CONTEXT, LINES) == model.predict(CONTEXT, LINES)
 
 
+@pytest.mark.parametrize("extra", ["--l1 0.001", "--l2 0.01"])
+def test_a_loaded_model_keeps_its_regularization(extra: str) -> None:
+    # Neither is in VW's model file either: loaded with -i alone the model learns unregularized.
+    args = f"--cb_explore_adf --squarecb --cb_type mtr -q :: {extra}"
+    model = Model(args)
+    examples = [LearnExample(EXAMPLE, i % 3, 1 / 3, float(i % 4 == 0)) for i in range(80)]
+    model.learn(examples[:40])
+    data, version = model.serialize()
+    loaded = Model(args, data=data, version=version)
+    model.learn(examples[40:])
+    loaded.learn(examples[40:])
+    assert loaded.scores(EXAMPLE) == model.scores(EXAMPLE)
+
+
 def test_bad_arguments_and_bytes_are_refused() -> None:
     with pytest.raises(ModelError, match="unrecognised option '--no_such_option'") as gated:
         Model("--cb_explore_adf --no_such_option 3")

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import vowpalwabbit
 
+from bandit.costs import Costs
 from bandit.errors import DomainError
 from bandit.events import Features
 from bandit.features import adf_example
-from bandit.vw_args import VwArgsError, parse
+from bandit.vw_args import VwArgs, VwArgsError, parse
 from bandit.vw_header import HeaderError, header_options
 
 
@@ -44,11 +45,12 @@ class LearnExample:
     propensity: float
     reward: float
 
-    def labeled(self) -> list[str]:
-        """VW minimizes cost, so the label carries cost = -reward on the chosen action's line."""
+    def labeled(self, costs: Costs) -> list[str]:
+        """The lines with the reward's cost under `costs` on the chosen action's line (VW
+        minimizes cost; the mapping follows the model's loss function, `bandit.costs`)."""
         lines = list(self.lines)
         i = self.chosen_index + 1
-        lines[i] = f"0:{-self.reward:.9g}:{self.propensity:.9g} {lines[i]}"
+        lines[i] = f"0:{costs.cost(self.reward):.9g}:{self.propensity:.9g} {lines[i]}"
         return lines
 
 
@@ -63,15 +65,19 @@ def workspace(args: str) -> vowpalwabbit.Workspace:
     ModelError
         When the allow-list refuses `args` (`target` names the option) or VW does.
     """
-    try:
-        gated = parse(args)
-    except VwArgsError as exc:
-        raise ModelError(str(exc), target=exc.target) from exc
+    gated = _gated(args)
     tokens = gated.tokens if "--quiet" in gated else [*gated.tokens, "--quiet"]
     try:
         return vowpalwabbit.Workspace(arg_list=tokens)
     except Exception as exc:  # VW raises plain RuntimeError/ValueError with its own message
         raise ModelError(f"VW refused the arguments {args!r}: {exc}") from exc
+
+
+def _gated(args: str) -> VwArgs:
+    try:
+        return parse(args)
+    except VwArgsError as exc:
+        raise ModelError(str(exc), target=exc.target) from exc
 
 
 _PROBE_CONTEXT: Features = [{"probe": {"x": 1}}]
@@ -87,12 +93,15 @@ class Model:
         """A fresh model of `args`, or the model `data` holds.
 
         `field` names where `data` came from (a request's `body`): a refusal of the bytes then
-        names that field and targets it.
+        names that field and targets it. Loaded or fresh, the model learns with the loss
+        function `args` name and that loss's cost mapping (`bandit.costs`).
         """
         self.args = args
         self.version = version
         self._lock = threading.Lock()
-        self._vw = workspace(args) if data is None else _load(data, field)
+        gated = _gated(args)
+        self._vw = workspace(args) if data is None else _load(data, field, _unkept(gated))
+        self.costs = Costs.of(gated)
 
     def predict(self, context: Features, action_lines: Sequence[str]) -> list[float]:
         """The pmf over `action_lines`, in their order."""
@@ -142,7 +151,7 @@ class Model:
         """
         with self._lock:
             prediction = self._vw.predict(list(example.lines))
-            self._vw.learn(example.labeled())
+            self._vw.learn(example.labeled(self.costs))
             self.version += 1
         return [float(p) for p in prediction]
 
@@ -153,7 +162,7 @@ class Model:
         (ADR 0016), so a batch must never keep the model from them for longer than one learn.
         """
         for ex in examples:
-            labeled = ex.labeled()
+            labeled = ex.labeled(self.costs)
             with self._lock:
                 self._vw.learn(labeled)
                 self.version += 1
@@ -176,11 +185,31 @@ class Model:
             self._vw.finish()
 
 
-def _load(data: bytes, field: str | None) -> vowpalwabbit.Workspace:
-    """A workspace from model bytes whose header options the allow-list passes.
+UNKEPT = ("--loss_function", "--quantile_tau", "--l1", "--l2")
+"""Allowed options that change how a model learns but that VW 9.11 does not write into a model
+file (measured: a model loaded with `-i` alone learns otherwise than the one saved)."""
+
+
+def _unkept(args: VwArgs) -> list[str]:
+    """The tokens of `args`' options VW does not keep in a model file (`UNKEPT`)."""
+    return [
+        token
+        for name in UNKEPT
+        if (setting := args.find(name)) is not None
+        for token in setting.tokens()
+    ]
+
+
+def _load(data: bytes, field: str | None, unkept: list[str]) -> vowpalwabbit.Workspace:
+    """A workspace from model bytes whose header options the allow-list passes, learning with
+    the gated `unkept` tokens.
 
     VW applies the options in a model's header when it loads it (`bandit.vw_header`), so they
-    are read and gated before VW sees the bytes.
+    are read and gated before VW sees the bytes. VW 9 does not write the loss function and the
+    regularization (`UNKEPT`) into the header: a model trained with logistic loss would go on
+    learning with squared loss once loaded, while its cost labels still follow the logistic
+    mapping, and `--l1`/`--l2` would silently stop. So the ones of the arguments the model was
+    built with are handed to VW again.
     """
 
     def refused(message: str, option: str | None = None) -> ModelError:
@@ -203,7 +232,7 @@ def _load(data: bytes, field: str | None) -> vowpalwabbit.Workspace:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         try:
-            return vowpalwabbit.Workspace(arg_list=["--quiet", "-i", path])
+            return vowpalwabbit.Workspace(arg_list=["--quiet", "-i", path, *unkept])
         except Exception as exc:
             raise refused(f"the model bytes are not a VW model VW can load: {exc}") from exc
     finally:

@@ -36,9 +36,11 @@ import vowpalwabbit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import db
+from bandit.costs import Costs
 from bandit.events import Action, Decision
 from bandit.features import action_lines, adf_example
 from bandit.store import Learned, Store
+from bandit.vw_args import parse
 from bench._harness import fresh_schema, table
 from rewards.ope.logged import Batch, LoggedEvent
 from rewards.ope.reward_models import RewardModelName
@@ -122,7 +124,8 @@ class Clock:
 def plain(events: list[LoggedEvent], args: str) -> Seconds:
     vw = vowpalwabbit.Workspace(f"{args} --quiet")
     unlabeled = [list(e.example) for e in events]
-    labeled = [e.labeled() for e in events]
+    costs = Costs.of(parse(args))  # the labels oO's own replay would learn
+    labeled = [e.labeled(costs) for e in events]
     clock = Clock()
     for u, lab in zip(unlabeled, labeled, strict=True):
         vw.predict(u)

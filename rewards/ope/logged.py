@@ -25,6 +25,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from bandit.costs import Costs
 from bandit.features import action_lines, adf_example
 from bandit.model import LearnExample
 from bandit.store import LearnedRow, Store
@@ -58,9 +59,10 @@ class LoggedEvent:
         example = self.example if lines is None else lines
         return LearnExample(example, self.chosen_index, self.propensity, self.reward)
 
-    def labeled(self) -> list[str]:
-        """The example labeled as the learner learned it (cost ``-reward`` on the chosen line)."""
-        return self.learn_example().labeled()
+    def labeled(self, costs: Costs = Costs.NEGATED) -> list[str]:
+        """The example labeled as a learner with the cost mapping `costs` learns it (cost
+        ``-reward`` on the chosen line unless the loss is logistic, `bandit.costs`)."""
+        return self.learn_example().labeled(costs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from api.simulate.suite import (
     Spread,
     configure,
     embedded_app,
+    logistic,
     medians,
     model_loop,
     settle_on,
@@ -184,7 +185,9 @@ def test_the_new_default_learns_faster_from_a_cold_start_and_keeps_its_floor(
     assert new.share() > old.share() + 0.1
 
 
-@pytest.mark.parametrize("candidate", [None, OLD_DEFAULT], ids=["default", "old-default"])
+@pytest.mark.parametrize(
+    "candidate", [None, OLD_DEFAULT, logistic(30)], ids=["default", "old-default", "logistic"]
+)
 def test_the_model_path_gives_the_routes_figures(
     tmp_path: Path, candidate: Candidate | None
 ) -> None:

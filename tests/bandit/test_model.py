@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from bandit.costs import Costs
 from bandit.features import adf_example
 from bandit.model import LearnExample, Model, ModelError
 
@@ -36,6 +37,20 @@ def test_serialize_round_trip_predicts_the_same() -> None:
     assert clone.predict(CONTEXT, LINES) == model.predict(CONTEXT, LINES)
 
 
+@pytest.mark.parametrize("extra", ["--l1 0.001", "--l2 0.01"])
+def test_a_loaded_model_keeps_its_regularization(extra: str) -> None:
+    # Neither is in VW's model file either: loaded with -i alone the model learns unregularized.
+    args = f"--cb_explore_adf --squarecb --cb_type mtr -q :: {extra}"
+    model = Model(args)
+    examples = [LearnExample(EXAMPLE, i % 3, 1 / 3, float(i % 4 == 0)) for i in range(80)]
+    model.learn(examples[:40])
+    data, version = model.serialize()
+    loaded = Model(args, data=data, version=version)
+    model.learn(examples[40:])
+    loaded.learn(examples[40:])
+    assert loaded.scores(EXAMPLE) == model.scores(EXAMPLE)
+
+
 def test_bad_arguments_and_bytes_are_refused() -> None:
     with pytest.raises(ModelError, match="unrecognised option '--no_such_option'") as gated:
         Model("--cb_explore_adf --no_such_option 3")
@@ -48,7 +63,7 @@ def test_bad_arguments_and_bytes_are_refused() -> None:
 
 def test_the_label_goes_on_the_chosen_action_as_a_cost() -> None:
     example = LearnExample(["shared |u a", "|x 1", "|x 2"], 1, 0.25, 0.5)
-    assert example.labeled() == ["shared |u a", "|x 1", "0:-0.5:0.25 |x 2"]
+    assert example.labeled(Costs.NEGATED) == ["shared |u a", "|x 1", "0:-0.5:0.25 |x 2"]
 
 
 def test_replay_scores_a_logged_example_before_learning_it() -> None:

@@ -25,6 +25,10 @@ by the served ``pmf(send)`` ranks them by the model's send advantage
 ``reward(send) - reward(wait)``, and a policy without a model (uniform random) scores every moment
 alike, ties count for now, and it serves as it did. The logged pmf is this wrapper's: exactly the
 pmf the decision is drawn from.
+
+The random-time rule (`policies.rule.RANDOM_TIME`, the baseline arm of a timing experiment) is
+not paced but served at the dose: `send` with probability ``pushes_left / points_left``
+(`RandomTime`), which `at_point` chooses for it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from collections.abc import Sequence
 
 from bandit.events import Action, Features
 from bandit.policy import Policy
-from policies.serving import Wrapped
+from policies import rule
+from policies.serving import LoggingOnly, Wrapped
 
 
 def among_best(now: float, ahead: Sequence[float], pushes_left: int) -> bool:
@@ -108,3 +113,69 @@ class Paced(Wrapped):
                 for j in range(len(pmf))
             ]
         return [self.floor if j == i else p * (1.0 - self.floor) / rest for j, p in enumerate(held)]
+
+
+class RandomTime(Wrapped):
+    """Random-time delivery at the dose: `send` with probability ``pushes_left / points_left``.
+
+    With ``k`` pushes left and ``n`` decision points left today (this one included), sending
+    with probability ``k / n`` at each point, and counting down whichever way it goes, draws
+    the day's pushes at a uniformly random ``k``-subset of its points: the sequential form of
+    drawing ``k`` of ``n`` without replacement (the simulation's random-time baseline, ADR 0014).
+    A coin flip at each point (the `random` policy) spends the dose on the day's first points
+    instead. The probability is clipped to ``[floor, 1 - floor]`` so both actions stay
+    evaluable: with more than ``1 / floor`` points per push left the floor sends a little more
+    often than ``k / n``, and with as many pushes as points left `wait` keeps the floor.
+
+    Parameters
+    ----------
+    inner
+        The served random-time policy (logged as it: its name and model key).
+    send
+        The id of the `send` action.
+    points_left
+        Today's decision points from this one on (this one included, so at least 1).
+    pushes_left
+        Pushes of today's dose not spent yet (at least 1).
+    floor
+        The least probability of either action (the surface's uniform floor, ``delta / K``).
+    """
+
+    def __init__(
+        self, inner: Policy, *, send: str, points_left: int, pushes_left: int, floor: float
+    ) -> None:
+        if points_left < 1:
+            raise ValueError(f"`points_left` must be at least 1 (got {points_left})")
+        if pushes_left < 1:
+            raise ValueError(f"`pushes_left` must be at least 1 (got {pushes_left})")
+        if not 0.0 <= floor <= 0.5:
+            raise ValueError(f"`floor` must be in [0, 0.5] (got {floor})")
+        super().__init__(inner)
+        self.send = send
+        self.p_send = min(max(pushes_left / points_left, floor), 1.0 - floor)
+
+    def pmf(
+        self, context: Features, actions: Sequence[Action], action_lines: Sequence[str]
+    ) -> list[float]:
+        if len(actions) != 2 or self.send not in (a.id for a in actions):
+            raise ValueError(f"`actions` must be {self.send!r} and one other")
+        return [self.p_send if a.id == self.send else 1.0 - self.p_send for a in actions]
+
+
+def at_point(
+    policy: Policy, *, send: str, ahead: Sequence[Features], pushes_left: int, floor: float
+) -> Policy:
+    """What serves a decision point: the random-time rule at the dose (`RandomTime`), any other
+    policy paced over `ahead`, the contexts of today's remaining points (`Paced`)."""
+    if follows_random_time(policy):
+        return RandomTime(
+            policy, send=send, points_left=len(ahead) + 1, pushes_left=pushes_left, floor=floor
+        )
+    return Paced(policy, send=send, ahead=ahead, pushes_left=pushes_left, floor=floor)
+
+
+def follows_random_time(policy: Policy) -> bool:
+    """True for the random-time rule as served (also in LoggingOnly mode, which serves its
+    inner pmf under a model key that is never learned)."""
+    served = policy.inner if isinstance(policy, LoggingOnly) else policy
+    return isinstance(served, rule.Policy) and served.rule == rule.RANDOM_TIME

@@ -35,7 +35,7 @@ from integrations.tip_decisions import Quiet, Serving, TipDecisions
 from integrations.todoist import PROVIDER as TODOIST
 from notifier.metrics import DECISION_POINTS
 from notifier.outbox import PushMessage
-from notifier.pacing import Paced
+from notifier.pacing import at_point
 from notifier.push import Push, tip_url
 from notifier.schedule import Slot, TimingSettings, awake, later_today, slot
 from notifier.timing_points import TimingPoints, point_event_id
@@ -170,9 +170,10 @@ class Timing:
     ) -> Decision:
         """Send or wait at one decision point, logged with its pmf under the policy that
         serves `person` (an experiment's arm, or the surface's policy), paced over `ahead`, the
-        contexts of the day's remaining points, for the `pushes_left` (`notifier.pacing`)."""
+        contexts of the day's remaining points, for the `pushes_left`; the random-time rule
+        sends with probability pushes left / points left instead (`notifier.pacing`)."""
         policy, experiment, arm = self.serving(TIMING, person)
-        paced = Paced(
+        served = at_point(
             policy,
             send=SEND,
             ahead=ahead,
@@ -180,7 +181,7 @@ class Timing:
             floor=self.exploration() / len(ACTIONS),
         )
         return self.decider.decide(
-            policy=paced,
+            policy=served,
             surface=TIMING,
             principal=person,
             event_id=event_id,

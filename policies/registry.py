@@ -91,6 +91,13 @@ BUILTIN: tuple[PolicySpec, ...] = (
         "most-urgent-todo",
         "Rule: the most urgent todo (overdue, then priority), with a 5% uniform floor.",
     ),
+    PolicySpec(
+        rule.RANDOM_TIME,
+        "rule",
+        rule.RANDOM_TIME,
+        "Rule: random-time delivery, the timing surface's baseline arm: at each decision point "
+        "send with probability pushes left / points left of the day (uniform elsewhere).",
+    ),
 )
 
 PolicyLoader = Callable[[str], StoredSpec | None]

@@ -5,6 +5,12 @@
 `"priority"` (a number; Todoist's API gives 4 to its most urgent "p1"), then the first offered.
 Without any todo among the candidates every action is equally likely.
 
+`random-time` prefers nothing: every action is equally likely wherever one decision is all the
+rule sees. It is the timing surface's random-time arm (ADR 0014): at the timing surface's
+decision points, which know the day's remaining points and the pushes left of the dose, it sends
+with probability "pushes left / points left" (`notifier.pacing.RandomTime`), so its pushes fall
+at uniformly random points of the whole day rather than a coin flip's first few.
+
 The pmf is deterministic: the preferred action gets ``1 - floor + floor / n`` and every other
 action ``floor / n`` (``floor`` = 0.05). The floor keeps every propensity positive, so
 counterfactual estimators (IPS, DR) can evaluate other policies on a rule's logs; a pure argmax
@@ -61,8 +67,17 @@ def most_urgent_todo(actions: Sequence[Action]) -> int | None:
     return best[1] if best is not None else None
 
 
+def no_preference(actions: Sequence[Action]) -> int | None:
+    """Every action alike (the rule of `RANDOM_TIME`)."""
+    return None
+
+
+RANDOM_TIME = "random-time"
+"""The rule of random-time delivery on the timing surface (see the module doc)."""
+
 RULES: dict[str, Callable[[Sequence[Action]], int | None]] = {
     "most-urgent-todo": most_urgent_todo,
+    RANDOM_TIME: no_preference,
 }
 """Rule name (a rule spec's `args`) -> the function choosing the preferred action."""
 
@@ -79,6 +94,7 @@ def floored_pmf(preferred: int | None, n: int, floor: float = FLOOR) -> list[flo
 class Policy(StatelessPolicy):
     def __init__(self, name: str, model_key: str, rule: str) -> None:
         super().__init__(name, model_key)
+        self.rule = rule
         self._choose = RULES[rule]
 
     def pmf(

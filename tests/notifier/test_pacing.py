@@ -1,5 +1,6 @@
 """Dose-aware pacing (`notifier.pacing`): the top-k rule on hand-built days, the pmf it serves,
-and the day's remaining decision points it weighs (`notifier.schedule.later_today`)."""
+the day's remaining decision points it weighs (`notifier.schedule.later_today`), and the
+random-time rule served at the dose."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import doctest
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from bandit.events import Action, Features
@@ -14,8 +16,10 @@ from bandit.features import action_lines
 from integrations.profiles import Profile
 from integrations.timing import ACTIONS, SEND, WAIT
 from notifier import pacing
-from notifier.pacing import Paced, among_best
+from notifier.pacing import Paced, RandomTime, among_best, at_point
 from notifier.schedule import later_today, slot
+from policies import random, rule
+from policies.serving import LoggingOnly
 
 LINES = action_lines(ACTIONS)
 
@@ -120,3 +124,82 @@ def test_later_today_lists_the_awake_points_after_this_one() -> None:
     quiet = Profile("q", timezone="Europe/Paris", quiet_start="20:00", quiet_end="07:00")
     hours = [quiet.local(at).hour for at in later_today(quiet, slot(quiet, morning, 120), 120)]
     assert hours == [10, 12, 14, 16, 18]
+
+
+def _random_time(points_left: int, pushes_left: int, floor: float = 0.01) -> list[float]:
+    inner = rule.Policy(rule.RANDOM_TIME, "timing:random-time", rule.RANDOM_TIME)
+    served = RandomTime(
+        inner, send=SEND, points_left=points_left, pushes_left=pushes_left, floor=floor
+    )
+    return served.pmf(_at(8), ACTIONS, LINES)
+
+
+def test_random_time_sends_with_probability_pushes_left_over_points_left() -> None:
+    assert _random_time(28, 3) == pytest.approx([3 / 28, 25 / 28])
+    assert _random_time(4, 2) == pytest.approx([0.5, 0.5])
+    # Clipped to [floor, 1 - floor]: both actions stay evaluable.
+    assert _random_time(200, 1) == pytest.approx([0.01, 0.99])
+    assert _random_time(2, 3) == pytest.approx([0.99, 0.01])
+    # Off the timing surface's decision points the rule has no dose to follow: uniform.
+    inner = rule.Policy(rule.RANDOM_TIME, "tips:random-time", rule.RANDOM_TIME)
+    assert inner.pmf(_at(8), ACTIONS, LINES) == pytest.approx([0.5, 0.5])
+    served = RandomTime(inner, send=SEND, points_left=3, pushes_left=1, floor=0.01)
+    assert (served.name, served.model_key) == (rule.RANDOM_TIME, "tips:random-time")
+    with pytest.raises(ValueError, match="`points_left` must be at least 1"):
+        RandomTime(inner, send=SEND, points_left=0, pushes_left=1, floor=0.01)
+    with pytest.raises(ValueError, match="`pushes_left` must be at least 1"):
+        RandomTime(inner, send=SEND, points_left=3, pushes_left=0, floor=0.01)
+    with pytest.raises(ValueError, match=r"`floor` must be in \[0, 0.5\]"):
+        RandomTime(inner, send=SEND, points_left=3, pushes_left=1, floor=0.7)
+    with pytest.raises(ValueError, match="`actions` must be 'push' and one other"):
+        RandomTime(inner, send="push", points_left=3, pushes_left=1, floor=0.01).pmf(
+            _at(8), ACTIONS, LINES
+        )
+
+
+def _pushed_at(policy: rule.Policy | random.Policy, days: int, seed: int) -> np.ndarray:
+    """The share of days each of 28 points pushed, 3 pushes a day, each point served as the
+    timing surface serves it (`at_point`, no floor) and drawn from its pmf."""
+    rng = np.random.default_rng(seed)
+    points, dose = 28, 3
+    day = [_at(8 + i // 2) for i in range(points)]
+    pushed = np.zeros(points)
+    for _ in range(days):
+        left = dose
+        for i in range(points):
+            if left == 0:
+                break
+            served = at_point(policy, send=SEND, ahead=day[i + 1 :], pushes_left=left, floor=0.0)
+            if rng.random() < served.pmf(day[i], ACTIONS, LINES)[0]:
+                pushed[i] += 1
+                left -= 1
+        assert left == 0  # the whole dose, every day
+    return pushed / days
+
+
+def test_random_time_spreads_the_dose_uniformly_over_the_day() -> None:
+    """Drawn point by point, k / n spends exactly the dose at a uniformly random k of the n
+    points; the uniform `random` policy (a coin flip at each point) spends it by mid-morning."""
+    share = _pushed_at(rule.Policy(rule.RANDOM_TIME, "timing:rt", rule.RANDOM_TIME), 4000, 13)
+    # Each point's share is 3 / 28 = 0.107; 4,000 days put its standard error at 0.005.
+    assert np.abs(share - 3 / 28).max() < 0.025
+    assert share[:14].sum() == pytest.approx(share[14:].sum(), abs=0.15)
+    coin = _pushed_at(random.Policy("random", "timing:random"), 1000, 13)
+    assert coin[:14].sum() > 0.99 * 3  # the whole dose before 15:00
+    assert coin[:6].sum() > 2.0  # most of it before 11:00
+
+
+def test_a_decision_point_serves_the_random_time_rule_at_the_dose_and_paces_the_rest() -> None:
+    ahead = [_at(h) for h in (9, 10, 11)]
+    random_time = rule.Policy(rule.RANDOM_TIME, "timing:random-time", rule.RANDOM_TIME)
+    for served in (random_time, LoggingOnly(random_time, "timing")):
+        point = at_point(served, send=SEND, ahead=ahead, pushes_left=2, floor=0.01)
+        assert isinstance(point, RandomTime)
+        assert point.pmf(_at(8), ACTIONS, LINES) == pytest.approx([0.5, 0.5])  # 2 of 4 points
+    for other in (
+        random.Policy("random", "timing:random"),
+        rule.Policy("urgent", "timing:urgent", "most-urgent-todo"),
+        ByHour({}),
+    ):
+        point = at_point(other, send=SEND, ahead=ahead, pushes_left=2, floor=0.01)
+        assert isinstance(point, Paced)

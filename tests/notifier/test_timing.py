@@ -128,6 +128,35 @@ def test_an_opened_push_and_a_visit_reward_their_decisions(
     assert services.timing.visited("local", wait_at + timedelta(minutes=11)) == 0
 
 
+def test_a_random_time_arm_sends_with_probability_pushes_left_over_points_left(
+    client: TestClient,  # noqa: F811
+    push_service: PushService,
+) -> None:
+    _subscribed(client, push_service)
+    # Learned vs random time; the person (the unit) draws the random-time arm here.
+    arms = [
+        {"name": "random-time", "policy": "random-time", "weight": 99},
+        {"name": "learned", "policy": "vw-timing", "weight": 1},
+    ]
+    created = client.post("/v1/experiments", json={"name": "when", "surface": TIMING, "arms": arms})
+    assert created.status_code == 201, created.text
+    assert client.post("/v1/experiments/when/start").status_code == 200
+    services = _services(client)
+    pushes_left = 3
+    for i, outcome in enumerate(_day(services.timing)):
+        logged = services.store.get(outcome.event_id).decision
+        assert (logged.experiment, logged.arm, logged.policy) == (
+            "when",
+            "random-time",
+            "random-time",
+        )
+        points_left = 28 - i  # the points of the day from this one on, 08:00 to 21:30
+        p_send = min(max(pushes_left / points_left, 0.01), 0.99)
+        assert logged.pmf == pytest.approx([p_send, 1.0 - p_send])
+        pushes_left -= outcome.action == SEND
+    assert pushes_left < 3  # it pushed, and never past the dose
+
+
 def test_timing_settings_are_read_and_changed_through_me(client: TestClient) -> None:  # noqa: F811
     assert client.get("/v1/me").json()["timing"] == {"every_minutes": 30, "pushes_per_day": 3}
     reply = client.patch("/v1/me", json={"timing": {"every_minutes": 60}})

@@ -13,6 +13,7 @@ from opentelemetry import trace
 
 from api import errors, personalizer, security
 from api.auth import routes as signin
+from api.deps import document_key_header
 from api.integration_setup import redact_access_log
 from api.limits import BodyLimit, InFlightLimit
 from api.personalizer import schedule as schedules
@@ -111,7 +112,7 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = errors.document_errors(FastAPI.openapi(app))
+            app.openapi_schema = document_key_header(errors.document_errors(FastAPI.openapi(app)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

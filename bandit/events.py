@@ -8,7 +8,8 @@ start with an underscore are carried along but are not features (as in DSJSON).
 from __future__ import annotations
 
 import math
-import uuid
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,13 +25,50 @@ Features: TypeAlias = list[FeatureObject]
 MAX_ID_LENGTH = 256
 
 
+class _EventIds:
+    """Random (version 4) UUIDs in hex, drawn from a pool of `os.urandom` bytes.
+
+    `uuid.uuid4` reads the kernel's random source once per id, and that read releases the GIL:
+    on the event loop each id then waits for the decision log's writer thread to hand the GIL
+    back (a fifth of a rank's wall time under load). One read serves `ids_per_read` ids here. A
+    forked child drops the pool, so parent and child never hand out the same ids.
+    """
+
+    def __init__(self, ids_per_read: int = 256) -> None:
+        self._size = 16 * ids_per_read
+        self._pool = b""
+        self._at = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._drop)
+
+    def _drop(self) -> None:
+        self._pool, self._at = b"", 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._at >= len(self._pool):
+                self._pool, self._at = os.urandom(self._size), 0
+            draw = self._pool[self._at : self._at + 16]
+            self._at += 16
+        value = int.from_bytes(draw, "big")
+        # As `uuid.UUID(bytes=draw, version=4)` sets them: RFC 4122 variant, version 4.
+        value = (value & ~(0xC000 << 48)) | (0x8000 << 48)
+        value = (value & ~(0xF000 << 64)) | (4 << 76)
+        return f"{value:032x}"
+
+
+_event_ids = _EventIds()
+
+
 def new_event_id() -> str:
-    """A fresh, unguessable event id for a decision the caller did not name.
+    """A fresh, unguessable event id for a decision the caller did not name: a random UUID
+    (version 4) in hex.
 
     The id seeds the decision's draws (`bandit.sampling`), so whoever must reproduce them (a
     test judging what was chosen) supplies its own ids in place of this.
     """
-    return uuid.uuid4().hex
+    return _event_ids()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ Personalizer's service configuration changes serving without changing the learne
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from bandit import model_keys
 from bandit.events import Action, Features
@@ -43,8 +44,13 @@ EXPLORATION_ALGORITHMS = frozenset(
 # allow-list refuses raises `bandit.vw_args.VwArgsError`.
 
 
+@lru_cache(maxsize=256)
 def is_epsilon_greedy(args: str) -> bool:
-    """True when `args` explore epsilon-greedily (VW's default for `--cb_explore_adf`)."""
+    """True when `args` explore epsilon-greedily (VW's default for `--cb_explore_adf`).
+
+    Cached: every decision asks it of its policy's arguments, and parsing them cost about a
+    twentieth of a rank's work on the event loop.
+    """
     gated = parse(args)
     return not any(algorithm in gated for algorithm in EXPLORATION_ALGORITHMS)
 

@@ -7,6 +7,7 @@ code runs on SQLite (embedded default) and PostgreSQL (production).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -20,6 +21,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from bandit.private_files import private_sqlite
 
+json_text = json.JSONEncoder(check_circular=False).encode
+"""JSON text exactly as `json.dumps` writes it, minus its check for circular references: what
+the store writes is built from parsed JSON and records, never circular, and the check cost a
+quarter of encoding a decision's actions (20 actions: 60 -> 44 µs)."""
+
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for `url`; SQLite gets WAL, full fsync and a busy timeout."""
@@ -28,7 +34,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         if path and path != ":memory:":
             private_sqlite(Path(path))  # people's data: owner-only folder and files
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            json_serializer=json_text,
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -48,6 +57,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         # disconnect error, which invalidates the pool, and the next request reconnects.
         pool_timeout=5,
         connect_args={"connect_timeout": 3},
+        json_serializer=json_text,
     )
 
 

@@ -86,13 +86,20 @@ class GroupCommit(Generic[Row, Result]):
             self._write(batch)
 
     def _write(self, batch: list[tuple[Row, Future[Result]]]) -> None:
+        # A waiter taken into a batch can no longer be cancelled, so its answer can always be
+        # set. One cancelled before (its coroutine was, at shutdown say) is not answered, but
+        # its row is committed all the same; setting its answer would raise and end the thread.
+        waiting = [future.set_running_or_notify_cancel() for _, future in batch]
         try:
             results = self._commit([row for row, _ in batch])
         except BaseException as exc:  # every waiter must be woken, with the cause
-            for _, future in batch:
-                future.set_exception(exc)
+            for (_, future), waits in zip(batch, waiting, strict=True):
+                if waits:
+                    future.set_exception(exc)
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future), waits, result in zip(batch, waiting, results, strict=True):
+            if not waits:
+                continue
             if isinstance(result, BaseException):
                 future.set_exception(result)
             else:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
 from bandit.events import Decision, utcnow
-from bandit.store.database import Database
+from bandit.store.database import Database, json_text
 from bandit.store.group_commit import GroupCommit
 from bandit.store.records import RewardOutcome
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions, rewards
@@ -116,7 +116,11 @@ class Writes(Database):
         """Insert `rows` (distinct event ids) in one transaction; the event ids inserted."""
         if not self.is_sqlite:
             columns = tuple(rows[0])
-            values = [Json(v) if k in _JSON_COLUMNS else v for row in rows for k, v in row.items()]
+            values = [
+                Json(v, json_text) if k in _JSON_COLUMNS else v
+                for row in rows
+                for k, v in row.items()
+            ]
             with self.raw() as conn:
                 cursor = conn.execute(_insert_sql(columns, len(rows)), values)
                 return {event_id for (event_id,) in cursor.fetchall()}

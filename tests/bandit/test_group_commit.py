@@ -150,6 +150,31 @@ def test_a_coroutine_awaits_its_commit_while_the_loop_serves_others() -> None:
     assert str(refused) == "disk gone"
 
 
+def test_a_cancelled_coroutine_leaves_the_writer_running_and_its_row_committed() -> None:
+    """A coroutine cancelled while its row waits (at shutdown, say) gets no answer; the others
+    do, and the writer thread goes on (setting the cancelled one's answer used to end it)."""
+    gate = Gate()
+    group: GroupCommit[str, str] = GroupCommit(gate, name="test-cancel")
+
+    async def scenario() -> str:
+        first = asyncio.ensure_future(group.write_async("first"))
+        while not gate.entered.is_set():
+            await asyncio.sleep(0)
+        gone = asyncio.ensure_future(group.write_async("gone"))
+        kept = asyncio.ensure_future(group.write_async("kept"))
+        while len(group._queue) < 2:
+            await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.sleep(0)
+        gate.release.set()
+        await first
+        return await asyncio.wait_for(kept, 30)
+
+    assert asyncio.run(scenario()) == "KEPT"
+    assert gate.batches == [["first"], ["gone", "kept"]]  # the cancelled row is committed too
+    assert group.write("later") == "LATER"  # the writer thread lives on
+
+
 @pytest.fixture
 def store(backend: Backend) -> Iterator[Store]:
     store = Store.connect(backend.database_url)

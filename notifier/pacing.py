@@ -83,10 +83,7 @@ class Paced(Wrapped):
         pushes_left: int,
         floor: float,
     ) -> None:
-        if pushes_left < 1:
-            raise ValueError(f"`pushes_left` must be at least 1 (got {pushes_left})")
-        if not 0.0 <= floor <= 0.5:
-            raise ValueError(f"`floor` must be in [0, 0.5] (got {floor})")
+        _check_dose(pushes_left, floor)
         super().__init__(inner)
         self.send = send
         self.ahead = list(ahead)
@@ -146,10 +143,7 @@ class RandomTime(Wrapped):
     ) -> None:
         if points_left < 1:
             raise ValueError(f"`points_left` must be at least 1 (got {points_left})")
-        if pushes_left < 1:
-            raise ValueError(f"`pushes_left` must be at least 1 (got {pushes_left})")
-        if not 0.0 <= floor <= 0.5:
-            raise ValueError(f"`floor` must be in [0, 0.5] (got {floor})")
+        _check_dose(pushes_left, floor)
         super().__init__(inner)
         self.send = send
         self.p_send = min(max(pushes_left / points_left, floor), 1.0 - floor)
@@ -179,3 +173,11 @@ def follows_random_time(policy: Policy) -> bool:
     inner pmf under a model key that is never learned)."""
     served = policy.inner if isinstance(policy, LoggingOnly) else policy
     return isinstance(served, rule.Policy) and served.rule == rule.RANDOM_TIME
+
+
+def _check_dose(pushes_left: int, floor: float) -> None:
+    """Refuse a dose already spent or a floor that leaves an action no room (names the argument)."""
+    if pushes_left < 1:
+        raise ValueError(f"`pushes_left` must be at least 1 (got {pushes_left})")
+    if not 0.0 <= floor <= 0.5:
+        raise ValueError(f"`floor` must be in [0, 0.5] (got {floor})")

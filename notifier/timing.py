@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from bandit.decide import Decider
 from bandit.events import Decision, Features, utcnow
 from bandit.metrics import REWARDS
-from bandit.store import Store
+from bandit.store import RewardOutcome, Store
 from integrations.connections import Integrations
 from integrations.context import SIGNAL_FRESHNESS
 from integrations.history import HistoryCache
@@ -198,15 +198,26 @@ class Timing:
         if isinstance(made, Quiet):  # pragma: no cover - decision points avoid quiet hours
             return None
         tip_event_id = made.decision.event_id
+        self._charge(event_id)
         self.push.enqueue(
             person,
             tip_event_id,
             PushMessage(made.tip.title, made.tip.body, tip_url(tip_event_id)),
             timing_event_id=event_id,
         )
-        # The push's cost, summed with the open that may follow (ADR 0014).
-        self.reward(event_id, -self.push_cost, "pushed")
         return tip_event_id
+
+    def _charge(self, event_id: str) -> None:
+        """The push's cost, summed with the open that may follow (ADR 0014), charged once.
+
+        Charged before the push is enqueued, so it is always the send's first reward (no open
+        can come before its push) and the "earliest" aggregation records it once: a point
+        decided again after its notifier died past this step is not charged twice."""
+        outcome = self.store.record_reward(
+            event_id, -self.push_cost, reaction="pushed", window=self.reward_window()
+        )
+        if outcome is not None and outcome.created:
+            self._counted(event_id, "pushed", outcome)
 
     def _recency(
         self, person: str, now: datetime, pushes: int, last_push: datetime | None
@@ -249,6 +260,11 @@ class Timing:
         outcome = self.store.record_reward(
             event_id, value, reaction=reaction, window=self.reward_window(), aggregation="sum"
         )
+        return self._counted(event_id, reaction, outcome)
+
+    def _counted(self, event_id: str, reaction: str, outcome: RewardOutcome | None) -> bool:
+        """Count a recorded reward and tell the learner; False when it was not (late or
+        unknown)."""
         if outcome is None or outcome.late:
             return False
         REWARDS.labels(TIMING, reaction, "false").inc()

@@ -105,7 +105,8 @@ class TimingPersonRow(SQLModel, table=True):
 
 
 class TimingPointRow(SQLModel, table=True):
-    """One decision point of one person: claimed once across notifiers by its primary key."""
+    """One decision point of one person: claimed once across notifiers by its primary key (a
+    lease: `notifier.timing_points`)."""
 
     __tablename__ = "timing_points"
     __table_args__ = (sa.Index("ix_timing_points_principal_decided", "principal", "decided_at"),)
@@ -117,9 +118,12 @@ class TimingPointRow(SQLModel, table=True):
     event_id: str = Field(max_length=256)
     """The timing decision's event id (logged whether it chose send or wait)."""
     action: str | None = Field(default=None, max_length=8)
-    """send or wait; None while it is being decided (or when deciding failed)."""
+    """send or wait; None while it is being decided, or when its notifier died or failed
+    (taken over once `decided_at` is a lease old, while the slot is current)."""
     tip_event_id: str | None = Field(default=None, max_length=256)
     """The tips decision pushed when `action` is send."""
     decided_at: datetime = Field(sa_type=UTCDateTime)
+    """When the point was claimed, or last taken over: its claim's lease runs from it, and once
+    decided it is the decision's time (the last push, a wait's window)."""
     visited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     """When the person came on their own within a wait's window (its reward)."""

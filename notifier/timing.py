@@ -2,12 +2,18 @@
 
 `Timing` runs inside the notifier's loop (a thread of `oo serve`, or `oo notifier`). Each pass,
 for everyone with a device and a dose above 0 who is awake: the slot `now` falls in is claimed
-(once across notifiers, `notifier.timing_points`), the context is built
+(once across notifiers, `notifier.timing_points`; a claim left undecided past its lease, by a
+notifier that died or failed, is taken over while the slot lasts), the context is built
 (`integrations.timing.timing_context`), the timing policy decides, paced over the rest of the
 day (`notifier.pacing`: a push now only when now is among the day's best moments left for the
 pushes left), and the decision is logged with its pmf like every decision. When `send` wins,
 the tips surface picks the tip (logged with its activation deferred until the notification is
 opened) and the push goes through the outbox under that tip's event id.
+
+A point taken over is decided again without doing anything twice: the timing decision's event
+id is the slot's and the tip's is derived from it, so the decider answers with what the dead
+notifier logged; the push cost is charged once (`_charge`); the outbox keeps one push per tip's
+event id.
 
 Rewards, summed over the surface's 30-minute window: a send starts at minus the push cost and
 gains 1 when its notification is opened (`opened`); a wait gains 1 when the person comes to the
@@ -25,7 +31,7 @@ from datetime import datetime, timedelta
 from bandit.decide import Decider
 from bandit.events import Decision, Features, utcnow
 from bandit.metrics import REWARDS
-from bandit.store import Store
+from bandit.store import RewardOutcome, Store
 from integrations.connections import Integrations
 from integrations.context import SIGNAL_FRESHNESS
 from integrations.history import HistoryCache
@@ -38,12 +44,12 @@ from notifier.outbox import PushMessage
 from notifier.pacing import at_point
 from notifier.push import Push, tip_url
 from notifier.schedule import Slot, TimingSettings, awake, later_today, slot
-from notifier.timing_points import TimingPoints, point_event_id
+from notifier.timing_points import POINT_LEASE, TimingPoints, point_event_id
 
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED = 100_000
-"""Slots this process has seen decided (a pass skips them without a query)."""
+"""Slots this process remembers (a pass skips them without a query until they are due)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +93,9 @@ class Timing:
         self.exploration = exploration
         self.publish = publish
         self.push_cost = push_cost
-        self._seen: set[tuple[str, datetime]] = set()
+        self._seen: dict[tuple[str, datetime], datetime | None] = {}
+        """Points this process looked at: when to look again (a claim's lease lapses), or
+        None when there is nothing left to do (decided, or past the dose)."""
 
     # ------------------------------------------------------------------------------ deciding
 
@@ -101,22 +109,30 @@ class Timing:
                 continue
             point = slot(profile, now, settings.every_minutes)
             key = (person, point.at)
-            if key in self._seen:
+            if not self._due(key, now):
                 continue
-            self._remember(key)
             pushes, last_push = self.points.pushed(person, point.local_day)
             if pushes >= settings.pushes_per_day:
-                continue  # past the daily dose: not a decision point
+                self._remember(key, None)  # past the daily dose: not a decision point
+                continue
             event_id = point_event_id(person, point.at)
             if not self.points.claim(person, point, event_id, now):
-                continue  # another notifier has this point
+                # Decided, or another notifier's: looked at again once its claim lapses.
+                self._remember(key, self.points.held_until(person, point))
+                continue
+            # A point this process fails is taken over after the lease like a dead
+            # notifier's, by this process or another: what failed (a source, the database)
+            # is often passing, and a point left undecided is a moment the surface never
+            # learns from. The lease paces the retries; the slot's end stops them.
+            self._remember(key, now + POINT_LEASE)
             try:
-                outcomes.append(
-                    self.decide(profile, point, settings, event_id, now, pushes, last_push)
-                )
+                outcome = self.decide(profile, point, settings, event_id, now, pushes, last_push)
             except Exception:
                 DECISION_POINTS.labels("failed").inc()
                 log.exception("timing: the decision point of %s at %s failed", person, point.at)
+                continue
+            self._remember(key, None)
+            outcomes.append(outcome)
         return outcomes
 
     def decide(
@@ -198,15 +214,26 @@ class Timing:
         if isinstance(made, Quiet):  # pragma: no cover - decision points avoid quiet hours
             return None
         tip_event_id = made.decision.event_id
+        self._charge(event_id)
         self.push.enqueue(
             person,
             tip_event_id,
             PushMessage(made.tip.title, made.tip.body, tip_url(tip_event_id)),
             timing_event_id=event_id,
         )
-        # The push's cost, summed with the open that may follow (ADR 0014).
-        self.reward(event_id, -self.push_cost, "pushed")
         return tip_event_id
+
+    def _charge(self, event_id: str) -> None:
+        """The push's cost, summed with the open that may follow (ADR 0014), charged once.
+
+        Charged before the push is enqueued, so it is always the send's first reward (no open
+        can come before its push) and the "earliest" aggregation records it once: a point
+        decided again after its notifier died past this step is not charged twice."""
+        outcome = self.store.record_reward(
+            event_id, -self.push_cost, reaction="pushed", window=self.reward_window()
+        )
+        if outcome is not None and outcome.created:
+            self._counted(event_id, "pushed", outcome)
 
     def _recency(
         self, person: str, now: datetime, pushes: int, last_push: datetime | None
@@ -222,10 +249,16 @@ class Timing:
             engaged_at=[at for _, at, reacted in moments if reacted and at >= since],
         )
 
-    def _remember(self, key: tuple[str, datetime]) -> None:
-        if len(self._seen) >= MAX_REMEMBERED:
+    def _due(self, key: tuple[str, datetime], now: datetime) -> bool:
+        if key not in self._seen:
+            return True
+        again = self._seen[key]
+        return again is not None and now >= again
+
+    def _remember(self, key: tuple[str, datetime], again: datetime | None) -> None:
+        if key not in self._seen and len(self._seen) >= MAX_REMEMBERED:
             self._seen.clear()  # the database still refuses a second claim
-        self._seen.add(key)
+        self._seen[key] = again
 
     # ------------------------------------------------------------------------------ rewards
 
@@ -249,6 +282,11 @@ class Timing:
         outcome = self.store.record_reward(
             event_id, value, reaction=reaction, window=self.reward_window(), aggregation="sum"
         )
+        return self._counted(event_id, reaction, outcome)
+
+    def _counted(self, event_id: str, reaction: str, outcome: RewardOutcome | None) -> bool:
+        """Count a recorded reward and tell the learner; False when it was not (late or
+        unknown)."""
         if outcome is None or outcome.late:
             return False
         REWARDS.labels(TIMING, reaction, "false").inc()

@@ -2,8 +2,13 @@
 
 A decision point is claimed by inserting its row, keyed by person and slot, before anything is
 decided: of two notifiers that reach the same slot, the second's insert fails and it moves on,
-so a slot is decided once across replicas. A notifier that dies after claiming leaves the slot
-undecided (`action` None): that point is skipped, never decided twice.
+so a slot is decided once across replicas. The claim is a lease: a notifier that dies (or fails)
+after claiming leaves the row undecided (`action` None), and once its claim (`decided_at`) is
+`POINT_LEASE` old the point is taken over by whichever notifier reaches it next while its
+slot is still the current one (a pass only ever claims the slot `now` falls in). Deciding it
+again is safe: the timing decision's event id is the slot's (`point_event_id`), so the decision
+log answers a second decide with the logged decision, the tip's event id derives from it, the
+push cost is charged once and the outbox records one push per tip (`notifier.timing`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ devices = PushSubscriptionRow.__table__  # type: ignore[attr-defined]
 
 SEND = "send"
 WAIT = "wait"
+
+POINT_LEASE = timedelta(minutes=2)
+"""How long a claimed point stays its notifier's while undecided. Longer than deciding takes
+(the live sources answer within their deadline of seconds), far shorter than the shortest slot
+(15 minutes), so a point whose notifier died is still decided within its slot."""
 
 
 def point_event_id(person: str, slot_at: datetime) -> str:
@@ -81,7 +91,9 @@ class TimingPoints:
     # ------------------------------------------------------------------------------ points
 
     def claim(self, person: str, slot: Slot, event_id: str, now: datetime) -> bool:
-        """Take this decision point; False when another notifier (or an earlier pass) has it."""
+        """Take this decision point: unclaimed, or claimed `POINT_LEASE` or more before `now`
+        and still undecided. False when it is decided, or another notifier's claim is within
+        its lease (`held_until` says until when)."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -94,14 +106,40 @@ class TimingPoints:
                     )
                 )
         except sa.exc.IntegrityError:
-            return False
-        return True
+            pass
+        else:
+            return True
+        # One conditional update takes the lapsed claim over: of two notifiers taking over at
+        # once, the second finds `decided_at` moved to the first's `now` and takes nothing
+        # (PostgreSQL re-checks the condition on the row the first committed; SQLite writes
+        # one at a time).
+        with self.autocommit.connect() as conn:
+            taken = conn.execute(
+                points.update()
+                .where(
+                    *_point(person, slot),
+                    points.c.action.is_(None),
+                    points.c.decided_at <= now - POINT_LEASE,
+                )
+                .values(decided_at=now)
+            ).rowcount
+        return bool(taken)
+
+    def held_until(self, person: str, slot: Slot) -> datetime | None:
+        """When the claim on this point lapses and it may be taken over (None: it is decided)."""
+        query = sa.select(points.c.action, points.c.decided_at).where(*_point(person, slot))
+        with self.autocommit.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.action is not None:
+            return None
+        held: datetime = row.decided_at + POINT_LEASE
+        return held
 
     def decided(self, person: str, slot: Slot, action: str, tip_event_id: str | None) -> None:
         with self.autocommit.connect() as conn:
             conn.execute(
                 points.update()
-                .where(points.c.principal == person, points.c.slot_at == slot.at)
+                .where(*_point(person, slot))
                 .values(action=action, tip_event_id=tip_event_id)
             )
 
@@ -175,3 +213,7 @@ class TimingPoints:
         with self.engine.begin() as conn:
             conn.execute(people.delete().where(people.c.principal == person))
             return int(conn.execute(points.delete().where(points.c.principal == person)).rowcount)
+
+
+def _point(person: str, slot: Slot) -> tuple[sa.ColumnElement[bool], ...]:
+    return (points.c.principal == person, points.c.slot_at == slot.at)

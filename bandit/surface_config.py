@@ -51,6 +51,13 @@ propensity is >= 0.02 / K. Chosen by the simulation suite (ADR 0011, docs/learni
 Personalizer's own default was 0.2. A stored configuration keeps
 the share it holds (a stored null keeps meaning "the policy's own epsilon")."""
 
+
+def floor_share(exploration: float | None) -> float:
+    """The uniform share an explorer other than epsilon-greedy is floored at, on a surface whose
+    configured share is `exploration` (None: `DEFAULT_EXPLORATION`)."""
+    return DEFAULT_EXPLORATION if exploration is None else exploration
+
+
 MIN_REWARD_WAIT = timedelta(seconds=5)
 MAX_REWARD_WAIT = timedelta(days=2)
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 from bandit import model_keys
 from bandit.events import Action, Features
 from bandit.policy import Policy
-from bandit.surface_config import DEFAULT_EXPLORATION
+from bandit.surface_config import floor_share
 from bandit.vw_args import parse
 
 EXPLORATION_ALGORITHMS = frozenset(
@@ -175,7 +175,7 @@ def serving(
             if exploration is not None:
                 policy = Explore(policy, exploration)
         else:
-            policy = Floor(policy, DEFAULT_EXPLORATION if exploration is None else exploration)
+            policy = Floor(policy, floor_share(exploration))
     if mode == "LoggingOnly":
         return LoggingOnly(policy, surface)
     return policy

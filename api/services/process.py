@@ -30,10 +30,7 @@ from bandit.policy import Policy
 from bandit.private_files import private_folder
 from bandit.settings import LearnerSettings
 from bandit.store import Store
-from bandit.surface_config import (
-    DEFAULT_EXPLORATION,
-    SurfaceConfigs,
-)  # Personalizer admin (issue 6)
+from bandit.surface_config import SurfaceConfigs, floor_share  # Personalizer admin (issue 6)
 from bandit.surfaces import Surface, Surfaces
 from experiments.lifecycle import Experiment, Experiments
 from integrations.catalog import load_catalog
@@ -465,15 +462,10 @@ def timing(services: Services, push_settings: PushSettings) -> Timing:
         push=services.push,
         points=points,
         reward_window=lambda: services.surface_configs.get(TIMING).reward_wait,
-        exploration=lambda: _share(services.surface_configs.get(TIMING).exploration),
+        exploration=lambda: floor_share(services.surface_configs.get(TIMING).exploration),
         publish=services.publish,
         push_cost=push_settings.timing_push_cost,
     )
-
-
-def _share(exploration: float | None) -> float:
-    """The uniform share a surface's explorer is floored at (`policies.serving.serving`)."""
-    return DEFAULT_EXPLORATION if exploration is None else exploration
 
 
 def _register_account(services: Services) -> None:

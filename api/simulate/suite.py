@@ -34,7 +34,7 @@ from fastapi.testclient import TestClient
 from api.simulate import HttpLoop, Loop, ModelLoop, RouteLoop, Trace, run
 from api.simulate.worlds import World, WorldSpec
 from bandit.settings import LearnerSettings
-from bandit.surface_config import DEFAULT_EXPLORATION
+from bandit.surface_config import DEFAULT_EXPLORATION, floor_share
 from experiments.stats import Moments, mean_ci
 from policies.registry import DEFAULT_POLICY, Registry
 from rewards.ope.grid import DEFAULT_EXPLORATIONS, Exploration
@@ -285,8 +285,7 @@ def model_loop(candidate: Candidate | None) -> ModelLoop:
     under the default exploration), without the app."""
     if candidate is None:
         return ModelLoop(Registry().get(DEFAULT_POLICY).args, DEFAULT_EXPLORATION)
-    exploration = DEFAULT_EXPLORATION if candidate.exploration is None else candidate.exploration
-    return ModelLoop(candidate.arguments, exploration)
+    return ModelLoop(candidate.arguments, floor_share(candidate.exploration))
 
 
 @dataclass(frozen=True, slots=True)

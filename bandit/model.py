@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import vowpalwabbit
@@ -65,7 +66,11 @@ def workspace(args: str) -> vowpalwabbit.Workspace:
     ModelError
         When the allow-list refuses `args` (`target` names the option) or VW does.
     """
-    gated = _gated(args)
+    return _workspace(_gated(args), args)
+
+
+def _workspace(gated: VwArgs, args: str) -> vowpalwabbit.Workspace:
+    """`workspace` of arguments the allow-list has passed (`gated`, read from `args`)."""
     tokens = gated.tokens if "--quiet" in gated else [*gated.tokens, "--quiet"]
     try:
         return vowpalwabbit.Workspace(arg_list=tokens)
@@ -100,7 +105,7 @@ class Model:
         self.version = version
         self._lock = threading.Lock()
         gated = _gated(args)
-        self._vw = workspace(args) if data is None else _load(data, field, _unkept(gated))
+        self._vw = _workspace(gated, args) if data is None else _load(data, field, _unkept(gated))
         self.costs = Costs.of(gated)
 
     def predict(self, context: Features, action_lines: Sequence[str]) -> list[float]:
@@ -113,28 +118,27 @@ class Model:
         # VW returns float32 probabilities; renormalize so the logged pmf sums to 1 in double.
         return [p / total for p in pmf] if total > 0 else [1.0 / len(pmf)] * len(pmf)
 
-    def _predict(self, lines: list[str]) -> list[float]:
-        """`Workspace.predict` on text lines, with the label type asked once per example rather
-        than once per line (pyvw asks VW for it for every line it parses: a third of a
-        20-action predict). Call under the lock."""
+    @contextmanager
+    def _parsed(self, lines: list[str]) -> Iterator[list[vowpalwabbit.Example]]:
+        """`lines` parsed into VW examples, finished on exit: what pyvw's `predict` and `learn`
+        do with text, less their lookup of the label type for every line (asked once here; a
+        third of a 20-action predict, a fifth of the learner's CPU on 30-action examples).
+        Use under the lock."""
         vw = self._vw
         examples = vw.parse(lines, vw.get_label_type())
         try:
-            prediction: list[float] = vw.predict(examples)
+            yield examples
         finally:
             vw.finish_example(examples)
+
+    def _predict(self, lines: list[str]) -> list[float]:
+        with self._parsed(lines) as examples:
+            prediction: list[float] = self._vw.predict(examples)
         return prediction
 
     def _learn(self, lines: list[str]) -> None:
-        """`Workspace.learn` on labeled text lines, parsed as `_predict` parses them (the same
-        parse, learn and finish pyvw does for text, less its per-line label-type lookup: about
-        a fifth of the learner's CPU on 30-action examples). Call under the lock."""
-        vw = self._vw
-        examples = vw.parse(lines, vw.get_label_type())
-        try:
-            vw.learn(examples)
-        finally:
-            vw.finish_example(examples)
+        with self._parsed(lines) as examples:
+            self._vw.learn(examples)
 
     def probe(self) -> None:
         """Predict on a made-up example of two actions, to refuse a model that builds but cannot

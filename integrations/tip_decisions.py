@@ -47,6 +47,13 @@ class TipDecision:
     replayed: bool
 
 
+class TipGone(LookupError):
+    """A logged decision's tip can no longer be shown: its Todoist task has closed (or left
+    the fetched tasks) since, or the tip has left the catalog. Only a decision answered again
+    from the log meets this (a notifier taking over a dead one's send): a new decision chooses
+    among what can be shown now."""
+
+
 @dataclass(frozen=True, slots=True)
 class Quiet:
     """Quiet hours cover now: no tip until `until` (aware, local)."""
@@ -134,8 +141,8 @@ class TipDecisions:
                 effort_minutes=task.duration_minutes or 0,
             )
         tip = self.tips.tip(action_id)
-        if tip is None:  # pragma: no cover - candidates come from the catalog or the tasks
-            raise LookupError(f"tip {action_id!r} left the catalog")
+        if tip is None:
+            raise TipGone(f"tip {action_id!r} is neither an open task nor in the catalog")
         return ShownTip(
             id=tip.id,
             kind=tip.kind,

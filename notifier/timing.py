@@ -37,7 +37,7 @@ from integrations.context import SIGNAL_FRESHNESS
 from integrations.history import HistoryCache
 from integrations.profiles import People, Profile
 from integrations.timing import ACTIONS, ENGAGEMENT_DAYS, SEND, TIMING, Recency, timing_context
-from integrations.tip_decisions import Quiet, Serving, TipDecisions
+from integrations.tip_decisions import Quiet, Serving, TipDecisions, TipGone
 from integrations.todoist import PROVIDER as TODOIST
 from notifier.metrics import DECISION_POINTS
 from notifier.outbox import PushMessage
@@ -210,7 +210,14 @@ class Timing:
 
     def _send(self, person: str, event_id: str, now: datetime) -> str | None:
         """The tips surface picks the tip; the outbox takes the push (None: nothing pushed)."""
-        made = self.tips.decide(person, now, activate=False, event_id=f"{event_id}-tip")
+        try:
+            made = self.tips.decide(person, now, activate=False, event_id=f"{event_id}-tip")
+        except TipGone as gone:
+            # A notifier that died after logging the tip left it unpushed, and the tip cannot
+            # be shown any more (its task was done meanwhile): nothing to push, and retrying
+            # until the slot ends would not bring it back.
+            log.info("timing: %s's send at %s has nothing left to push: %s", person, now, gone)
+            return None
         if isinstance(made, Quiet):  # pragma: no cover - decision points avoid quiet hours
             return None
         tip_event_id = made.decision.event_id

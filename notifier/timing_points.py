@@ -145,7 +145,13 @@ class TimingPoints:
 
     def pushed(self, person: str, local_day: str) -> tuple[int, datetime | None]:
         """Tips pushed to `person` on their `local_day`, and when the last push ever was."""
-        sends = sa.and_(points.c.principal == person, points.c.action == SEND)
+        # A send with no tip pushed nothing (its tip could no longer be shown when a notifier
+        # took the point over): it spends none of the dose.
+        sends = sa.and_(
+            points.c.principal == person,
+            points.c.action == SEND,
+            points.c.tip_event_id.is_not(None),
+        )
         with self.autocommit.connect() as conn:
             today = conn.execute(
                 sa.select(sa.func.count()).where(sends, points.c.local_day == local_day)

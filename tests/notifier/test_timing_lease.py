@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from integrations.timing import SEND
+from integrations.tip_decisions import TipGone
 from notifier.schedule import Slot, slot
 from notifier.timing import Timing
 from notifier.timing_points import POINT_LEASE, point_event_id
@@ -52,6 +53,19 @@ def _pushed(services: Any, tip_event_id: str) -> list[tuple[datetime, str]]:
         if message["event_id"] == tip_event_id
         for delivery in message["deliveries"]
     ]
+
+
+def _first_send(services: Any, dead: Timing) -> tuple[datetime, Slot, str]:
+    """Run the day's points on `dead` (set up to die at some step of a send) until one logs
+    a send: when, the point and its event id."""
+    for half_hours in range(28):
+        at = MORNING + timedelta(minutes=30 * half_hours)
+        dead.run_once(at)
+        point, event_id = _point(services, at)
+        logged = services.store.get(event_id)
+        if logged is not None and logged.decision.chosen.id == SEND:
+            return at, point, event_id
+    pytest.fail("no point chose to send")  # pragma: no cover - the day's points send
 
 
 def test_a_point_left_undecided_is_taken_over_after_the_lease_and_not_before(
@@ -151,15 +165,8 @@ def test_a_takeover_logs_charges_and_pushes_nothing_twice(
         monkeypatch.setattr(dead, "push", Unreachable())
     else:
         monkeypatch.setattr(dead.points, "decided", dies)
-    for half_hours in range(28):  # the first point that sends
-        at = MORNING + timedelta(minutes=30 * half_hours)
-        dead.run_once(at)
-        point, event_id = _point(services, at)
-        logged = services.store.get(event_id)
-        if logged is not None and logged.decision.chosen.id == SEND:
-            break
-    else:  # pragma: no cover - the day's points send
-        pytest.fail("no point chose to send")
+    at, point, event_id = _first_send(services, dead)
+    logged = services.store.get(event_id)
     tip_event_id = f"{event_id}-tip"
     tip = services.store.get(tip_event_id)
     assert tip is not None
@@ -198,3 +205,48 @@ def test_a_point_whose_slot_has_passed_is_not_taken_over(
     assert [o.event_id for o in outcomes] == [_point(services, next_slot)[1]]
     assert _action(services, point) is None
     assert services.store.get(event_id) is None
+
+
+def test_a_takeover_whose_tip_can_no_longer_be_shown_pushes_nothing_and_stops(
+    client: TestClient,  # noqa: F811
+    push_service: PushService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dead notifier logged the send and its tip, then died before the push; by the
+    takeover the tip is gone (in life a Todoist task done meanwhile; here the catalog loses
+    it): the point is decided, nothing is pushed, the dose is untouched, and it is not
+    retried until the slot ends."""
+    _subscribed(client, push_service)
+    services = _services(client)
+    dead: Timing = services.timing
+    twin = _twin(services)  # with a push that works
+
+    class Unreachable:
+        @staticmethod
+        def enqueue(*args: Any, **kwargs: Any) -> Any:
+            raise SystemError("kill -9")
+
+    monkeypatch.setattr(dead, "push", Unreachable())
+    at, point, event_id = _first_send(services, dead)
+    tip_event_id = f"{event_id}-tip"
+    chosen = services.store.get(tip_event_id).decision.chosen.id
+    catalog = services.tip_decisions.tips
+    showable = catalog.tip
+    monkeypatch.setattr(
+        catalog, "tip", lambda tip_id: None if tip_id == chosen else showable(tip_id)
+    )
+
+    (outcome,) = twin.run_once(at + POINT_LEASE)
+    assert (outcome.event_id, outcome.action, outcome.tip_event_id) == (event_id, SEND, None)
+    assert _pushed(services, tip_event_id) == []
+    assert _action(services, point) == SEND
+    assert services.store.get(event_id).reward == pytest.approx(-0.1)  # the dead one's charge
+    assert twin.points.pushed(PERSON, point.local_day)[0] == 0
+    assert twin.run_once(at + 3 * POINT_LEASE) == []
+    assert _twin(services).run_once(at + 3 * POINT_LEASE) == []
+
+
+def test_a_todo_whose_task_is_gone_cannot_be_shown(client: TestClient) -> None:  # noqa: F811
+    services = _services(client)
+    with pytest.raises(TipGone, match="todoist:7"):
+        services.tip_decisions.shown("todoist:7", {}, MORNING, UTC)

@@ -41,7 +41,10 @@ def _json() -> Any:
 class DecisionRow(SQLModel, table=True):
     __tablename__ = "decisions"
     __table_args__ = (
-        sa.Index("ix_decisions_principal_created", "principal", "created_at"),
+        # A person's decisions on a surface (the decision path's recent choices and history),
+        # and by person alone (export, erasure): migration 0004 says why not (principal,
+        # created_at).
+        sa.Index("ix_decisions_principal_surface_created", "principal", "surface", "created_at"),
         sa.Index("ix_decisions_surface_created", "surface", "created_at"),
         sa.Index("ix_decisions_learn_seq", "learn_seq"),
         # Experiment results group an experiment's decisions by arm and unit.

@@ -73,7 +73,7 @@ class Lookups(Database):
         """The newest `limit` decisions about `principal` on `surface` created since `since`,
         newest first, each with what was chosen and the person's reaction (None without one).
 
-        One query, served by `ix_decisions_principal_created`.
+        One query, served by `ix_decisions_principal_surface_created`.
         """
         query = (
             sa.select(

@@ -24,6 +24,9 @@ from api.cli_signals import signals_app  # signals, profile and consent (issue 4
 from api.settings import Settings
 from notifier.settings import PushSettings
 
+DEFAULT_URL = "http://127.0.0.1:8000"
+"""Where `oo simulate` finds a running server unless told."""
+
 app = typer.Typer(help="oO: a contextual-bandit decision service and the tips product on it.")
 app.add_typer(cli_experiments.app, name="experiments")
 app.add_typer(cli_logs.app, name="logs")
@@ -124,9 +127,13 @@ def learner(
 
 @app.command()
 def simulate(
-    url: Annotated[str, typer.Option(help="Base URL of a running oO server")] = (
-        "http://127.0.0.1:8000"
-    ),
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL of a running oO server [default: http://127.0.0.1:8000; with "
+            "--timing, none: the timing surface of a fresh in-process app]"
+        ),
+    ] = None,
     events: Annotated[int, typer.Option(min=1, help="Decisions to simulate")] = 4000,
     window: Annotated[int, typer.Option(min=1, help="Events per reported window")] = 500,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic world")] = 7,
@@ -149,8 +156,8 @@ def simulate(
         bool,
         typer.Option(
             "--embedded",
-            help="--timing: drive the timing surface itself, on a fresh in-process app (not "
-            "--url's server, which is driven through the Personalizer rank and reward calls)",
+            help="--timing: drive the timing surface itself, on a fresh in-process app (what "
+            "--timing does unless --url is given)",
         ),
     ] = False,
 ) -> None:
@@ -161,8 +168,14 @@ def simulate(
     from api.cli_common import Column, Figures, counting_progress
 
     if timing:
-        _simulate_timing(url, key, people, days, seed, as_json, embedded=embedded)
+        if embedded and url is not None:
+            raise typer.BadParameter(
+                "--embedded drives a fresh in-process app, --url a running server: give one",
+                param_hint="--url",
+            )
+        _simulate_timing(url, key, people, days, seed, as_json)
         return
+    url = url or DEFAULT_URL
 
     spec = sim.WORLDS.get(world)
     if spec is None:
@@ -216,8 +229,16 @@ def simulate(
 
 
 def _simulate_timing(
-    url: str, key: str, people: int, days: int, seed: int, as_json: bool, *, embedded: bool
+    url: str | None, key: str, people: int, days: int, seed: int, as_json: bool
 ) -> None:
+    """The timing surface itself on a fresh in-process app, or with `url` a running server's
+    Personalizer rank and reward calls with the timing features.
+
+    Only the first measures the timing policy as served: a running server's timing surface
+    decides at its notifier's decision points on its own clock, so a simulated fortnight cannot
+    pass through it, and its Personalizer surface serves the tips default, unpaced (about
+    random time on seed 1). The URL mode says so before it starts.
+    """
     import tempfile
     from pathlib import Path
 
@@ -235,7 +256,7 @@ def _simulate_timing(
         def on_day(done: int) -> None:
             progress.update(task, completed=done)
 
-        if embedded:
+        if url is None:
             with (
                 tempfile.TemporaryDirectory(prefix="oo-timing-", dir=scratch()) as tmp,
                 embedded_app(Path(tmp)) as client,
@@ -247,6 +268,12 @@ def _simulate_timing(
                     SurfaceDriver(services), world, days=days, run_id=f"s{seed}", on_day=on_day
                 )
         else:
+            progress.console.print(
+                f"--url: {url}'s Personalizer surface ranks send/wait with the timing features "
+                "(its own policy, not paced): not the timing surface's figure, which --timing "
+                "without --url measures",
+                style="yellow",
+            )
             with httpx.Client(base_url=url, timeout=10.0) as http:
                 driver = LoopDriver(sim.HttpLoop(http, key))
                 report = run_timing(driver, world, days=days, on_day=on_day)

@@ -44,16 +44,24 @@ def test_learned_timing_beats_random_time_at_the_same_number_of_pushes(backend: 
 
 
 def test_the_embedded_timing_simulation_replays_from_its_seed() -> None:
-    """`oo simulate --timing --embedded --seed N` is one run, not a new one on every call: the
-    policy's draws come from the event ids, which the seed now fixes."""
-    args = ["simulate", "--timing", "--embedded", "--json", "--seed", "4"]
-    args += ["--people", "3", "--days", "2"]
+    """`oo simulate --timing --seed N` is one run, not a new one on every call: the policy's
+    draws come from the event ids, which the seed now fixes. Without `--url` it is the timing
+    surface on a fresh in-process app, with or without `--embedded`."""
+    args = ["simulate", "--timing", "--json", "--seed", "4", "--people", "3", "--days", "2"]
     runs = []
-    for _ in range(2):
-        reply = CliRunner().invoke(cli, args)
+    for given in ([], ["--embedded"]):
+        reply = CliRunner().invoke(cli, args + given)
         assert reply.exit_code == 0, reply.output
         figures = json.loads(reply.stdout)
         figures.pop("seconds")
         runs.append(figures)
     assert runs[0]["pushes"] > 0
     assert runs[0] == runs[1]
+
+
+def test_the_timing_simulation_refuses_both_an_app_and_a_server() -> None:
+    reply = CliRunner().invoke(
+        cli, ["simulate", "--timing", "--embedded", "--url", "http://127.0.0.1:9", "--json"]
+    )
+    assert reply.exit_code == 2
+    assert "--url" in reply.output and "give one" in reply.output

@@ -190,6 +190,23 @@ class PruneReport:
     oldest: datetime | None
 
 
+_LATEST = (
+    sa.select(
+        signals_table.c.type,
+        signals_table.c.value,
+        signals_table.c.occurred_at,
+        signals_table.c.source,
+    )
+    .where(
+        signals_table.c.principal == sa.bindparam("principal"),
+        signals_table.c.occurred_at >= sa.bindparam("since"),
+    )
+    .order_by(signals_table.c.occurred_at.desc())
+    .limit(CONTEXT_LIMIT)
+)
+"""A person's newest signals since a time, built once (every recommend reads it)."""
+
+
 class SignalStore:
     """Signals on the service's database, indexed for the two ways they are read: a person's
     newest (context builder, export, erasure) and everyone's oldest (retention pruning)."""
@@ -215,17 +232,7 @@ class SignalStore:
 
     def latest_query(self, principal: str, since: datetime) -> sa.Select[Any]:
         """A person's newest signals since `since`; served by ix_signals_principal_occurred."""
-        return (
-            sa.select(
-                signals_table.c.type,
-                signals_table.c.value,
-                signals_table.c.occurred_at,
-                signals_table.c.source,
-            )
-            .where(signals_table.c.principal == principal, signals_table.c.occurred_at >= since)
-            .order_by(signals_table.c.occurred_at.desc())
-            .limit(CONTEXT_LIMIT)
-        )
+        return _LATEST.params(principal=principal, since=since)
 
     def latest(self, principal: str, since: datetime) -> dict[str, Signal]:
         """The newest signal of each type that occurred at or after `since`."""
@@ -235,7 +242,7 @@ class SignalStore:
     def latest_on(self, conn: Connection, principal: str, since: datetime) -> dict[str, Signal]:
         """`latest` on the caller's connection (reads that share one checkout)."""
         latest: dict[str, Signal] = {}
-        for row in conn.execute(self.latest_query(principal, since)):
+        for row in conn.execute(_LATEST, {"principal": principal, "since": since}):
             latest.setdefault(row.type, trusted(row.type, row.value, row.occurred_at, row.source))
         return latest
 

@@ -31,6 +31,22 @@ devices = PushSubscriptionRow.__table__  # type: ignore[attr-defined]
 SEND = "send"
 WAIT = "wait"
 
+
+def _open_waits() -> sa.ColumnElement[bool]:
+    """A person's waits still in their window and not yet rewarded by a visit (bound by
+    `person`, `since` and `now`)."""
+    return sa.and_(
+        points.c.principal == sa.bindparam("person"),
+        points.c.action == WAIT,
+        points.c.decided_at >= sa.bindparam("since"),
+        points.c.decided_at <= sa.bindparam("now"),
+        points.c.visited_at.is_(None),
+    )
+
+
+_OPEN_WAITS = sa.select(points.c.event_id).where(_open_waits())
+"""Built once: every recommend asks it."""
+
 POINT_LEASE = timedelta(minutes=2)
 """How long a claimed point stays its notifier's while undecided. Longer than deciding takes
 (the live sources answer within their deadline of seconds), far shorter than the shortest slot
@@ -174,27 +190,20 @@ class TimingPoints:
     def visited(self, person: str, now: datetime, window: timedelta) -> list[str]:
         """The person came on their own: the waits still in their window that it rewards
         (each once)."""
-        open_waits = sa.and_(
-            points.c.principal == person,
-            points.c.action == WAIT,
-            points.c.decided_at >= now - window,
-            points.c.decided_at <= now,
-            points.c.visited_at.is_(None),
-        )
+        bounds = {"person": person, "since": now - window, "now": now}
         # Every recommend asks, and most find nothing: a plain read first, no transaction.
         with self.autocommit.connect() as conn:
-            found = [
-                row.event_id for row in conn.execute(sa.select(points.c.event_id).where(open_waits))
-            ]
+            found = [row.event_id for row in conn.execute(_OPEN_WAITS, bounds)]
             if not found:
                 return []
             # One statement marks them; RETURNING gives exactly the waits this visit marked,
             # so a concurrent visit never rewards the same wait twice.
             marked = conn.execute(
                 points.update()
-                .where(open_waits, points.c.event_id.in_(found))
+                .where(_open_waits(), points.c.event_id.in_(found))
                 .values(visited_at=now)
-                .returning(points.c.event_id)
+                .returning(points.c.event_id),
+                bounds,
             )
             return [row.event_id for row in marked]
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from experiments.assignment import assign
 from integrations.timing import SEND, TIMING, WAIT
 from notifier.timing import Timing
 from notifier.timing_points import TimingPoints
@@ -128,17 +129,27 @@ def test_an_opened_push_and_a_visit_reward_their_decisions(
     assert services.timing.visited("local", wait_at + timedelta(minutes=11)) == 0
 
 
+def salt_assigning(person: str, arms: list[dict[str, Any]], arm: str) -> str:
+    """A salt under which `person` falls in `arm` (assignment is a pure function of the unit,
+    the salt and the arms): an experiment's own salt is random, so a test that needs one arm
+    names a salt that gives it."""
+    pairs = [(a["name"], a["weight"]) for a in arms]
+    return next(s for i in range(200) if assign(person, s := f"salt-{i}", pairs) == arm)
+
+
 def test_a_random_time_arm_sends_with_probability_pushes_left_over_points_left(
     client: TestClient,  # noqa: F811
     push_service: PushService,
 ) -> None:
     _subscribed(client, push_service)
-    # Learned vs random time; the person (the unit) draws the random-time arm here.
+    # Learned vs random time; the person (the unit) falls in the random-time arm here.
     arms = [
-        {"name": "random-time", "policy": "random-time", "weight": 99},
+        {"name": "random-time", "policy": "random-time", "weight": 1},
         {"name": "learned", "policy": "vw-timing", "weight": 1},
     ]
-    created = client.post("/v1/experiments", json={"name": "when", "surface": TIMING, "arms": arms})
+    salt = salt_assigning("local", arms, "random-time")
+    body = {"name": "when", "surface": TIMING, "arms": arms, "salt": salt}
+    created = client.post("/v1/experiments", json=body)
     assert created.status_code == 201, created.text
     assert client.post("/v1/experiments/when/start").status_code == 200
     services = _services(client)

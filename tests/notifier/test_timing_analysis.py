@@ -13,13 +13,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from experiments.assignment import assign
 from integrations.timing import SEND, TIMING, WAIT
 from policies.registry import TIMING_POLICY
 from tests.conftest import Backend, wait_until
 from tests.notifier.push_service import PushService
 from tests.notifier.test_push_api import client, make_push_client  # noqa: F401 - fixtures
-from tests.notifier.test_timing import MORNING, _day, _services, _subscribed
+from tests.notifier.test_timing import MORNING, _day, _services, _subscribed, salt_assigning
 
 PERSON = "local"  # local single-user mode: the one person, the experiment's unit
 ARMS = [
@@ -80,19 +79,14 @@ def test_oo_evaluate_estimates_policies_over_the_timing_surface(
     assert done["result"]["n"] == len(outcomes)
 
 
-def _salt_assigning(arm: str) -> str:
-    """A salt under which the person falls in `arm` (assignment is a pure function)."""
-    pairs = [(a["name"], a["weight"]) for a in ARMS]
-    return next(s for i in range(200) if assign(PERSON, s := f"salt-{i}", pairs) == arm)
-
-
 def test_a_timing_experiment_assigns_the_person_an_arm_that_decides_their_points(
     client: TestClient,  # noqa: F811
     push_service: PushService,
 ) -> None:
     _subscribed(client, push_service)
     services = _services(client)
-    body = {"name": "when", "surface": TIMING, "arms": ARMS, "salt": _salt_assigning("random_time")}
+    salt = salt_assigning(PERSON, ARMS, "random_time")
+    body = {"name": "when", "surface": TIMING, "arms": ARMS, "salt": salt}
     created = client.post("/v1/experiments", json=body)
     assert created.status_code == 201, created.text
     assert client.post("/v1/experiments/when/start").json()["status"] == "running"
@@ -119,7 +113,8 @@ def test_the_learned_arm_serves_the_timing_policy_under_the_experiment(
 ) -> None:
     _subscribed(client, push_service)
     services = _services(client)
-    body = {"name": "when", "surface": TIMING, "arms": ARMS, "salt": _salt_assigning("learned")}
+    salt = salt_assigning(PERSON, ARMS, "learned")
+    body = {"name": "when", "surface": TIMING, "arms": ARMS, "salt": salt}
     assert client.post("/v1/experiments", json=body).status_code == 201
     client.post("/v1/experiments/when/start")
     outcomes = services.timing.run_once(MORNING)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pylibvw
 import vowpalwabbit
 
 from bandit.costs import Costs
@@ -85,6 +86,18 @@ def _gated(args: str) -> VwArgs:
         raise ModelError(str(exc), target=exc.target) from exc
 
 
+_ACTION_SCORES = (
+    vowpalwabbit.PredictionType.ACTION_PROBS,
+    vowpalwabbit.PredictionType.ACTION_SCORES,
+)
+
+
+def _native(vw: vowpalwabbit.Workspace) -> bool:
+    """Whether `Model` can drive `vw` through VW's native example calls: a multi-line learner
+    (every ADF reduction) whose prediction is one score or probability per action."""
+    return bool(vw._is_multiline()) and vw.get_prediction_type() in _ACTION_SCORES
+
+
 _PROBE_CONTEXT: Features = [{"probe": {"x": 1}}]
 _PROBE_LINES = ("|a y:1", "|a z:1")
 
@@ -107,6 +120,7 @@ class Model:
         gated = _gated(args)
         self._vw = _workspace(gated, args) if data is None else _load(data, field, _unkept(gated))
         self.costs = Costs.of(gated)
+        self._native = _native(self._vw)
 
     def predict(self, context: Features, action_lines: Sequence[str]) -> list[float]:
         """The pmf over `action_lines`, in their order."""
@@ -119,26 +133,52 @@ class Model:
         return [p / total for p in pmf] if total > 0 else [1.0 / len(pmf)] * len(pmf)
 
     @contextmanager
-    def _parsed(self, lines: list[str]) -> Iterator[list[vowpalwabbit.Example]]:
-        """`lines` parsed into VW examples, finished on exit: what pyvw's `predict` and `learn`
-        do with text, less their lookup of the label type for every line (asked once here; a
-        third of a 20-action predict, a fifth of the learner's CPU on 30-action examples).
-        Use under the lock."""
+    def _parsed(self, lines: list[str]) -> Iterator[list[pylibvw.example]]:
+        """`lines` parsed into VW's native examples, finished on exit. Use under the lock.
+
+        This is what pyvw's `predict` and `learn` do with text, through the same native calls
+        (`_parse`, `predict_multi`/`learn_multi`, `_finish_example_multi_ex`), without the
+        Python `Example` wrapper pyvw builds around every line (and the label type it looks up
+        for each): on a 30-action example that wrapping is more than half of a learn. The
+        model learns and predicts bit for bit as through pyvw (`tests/bandit/test_model.py`
+        pins it on every built-in policy).
+        """
         vw = self._vw
-        examples = vw.parse(lines, vw.get_label_type())
+        examples = pylibvw.vw._parse(vw, "\n".join(lines).replace("\r", "").strip())
         try:
             yield examples
         finally:
-            vw.finish_example(examples)
+            pylibvw.vw._finish_example_multi_ex(vw, examples)
 
     def _predict(self, lines: list[str]) -> list[float]:
+        if not self._native:
+            return self._predict_pyvw(lines)
         with self._parsed(lines) as examples:
-            prediction: list[float] = self._vw.predict(examples)
+            pylibvw.vw.predict_multi(self._vw, examples)
+            prediction: list[float] = examples[0].get_action_scores()
         return prediction
 
     def _learn(self, lines: list[str]) -> None:
+        if not self._native:
+            vw = self._vw
+            examples = vw.parse(lines, vw.get_label_type())
+            try:
+                vw.learn(examples)
+            finally:
+                vw.finish_example(examples)
+            return
         with self._parsed(lines) as examples:
-            self._vw.learn(examples)
+            pylibvw.vw.learn_multi(self._vw, examples)
+
+    def _predict_pyvw(self, lines: list[str]) -> list[float]:
+        """pyvw's own path, for a workspace whose predictions are not action scores."""
+        vw = self._vw
+        examples = vw.parse(lines, vw.get_label_type())
+        try:
+            prediction: list[float] = vw.predict(examples)
+        finally:
+            vw.finish_example(examples)
+        return prediction
 
     def probe(self) -> None:
         """Predict on a made-up example of two actions, to refuse a model that builds but cannot

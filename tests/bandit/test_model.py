@@ -1,10 +1,15 @@
 import math
+import random
+from pathlib import Path
 
 import pytest
+import vowpalwabbit
 
 from bandit.costs import Costs
 from bandit.features import adf_example
 from bandit.model import LearnExample, Model, ModelError
+from bandit.vw_args import parse
+from policies.registry import BUILTIN
 
 ARGS = "--cb_explore_adf --epsilon 0.2 --cb_type mtr -q ::"
 CONTEXT = [{"u": {"mood": "low"}}]
@@ -88,3 +93,45 @@ def test_a_regressor_scores_each_action_with_its_cost() -> None:
     costs = regressor.scores(EXAMPLE)
     assert len(costs) == 3
     assert costs[1] == pytest.approx(-1.0, abs=0.1)  # the reward 1 is learned as cost -1
+
+
+def _pyvw_learned(args: str, examples: list[LearnExample]) -> vowpalwabbit.Workspace:
+    """`examples` learned through pyvw's public text API: the reference `Model` must match."""
+    vw = vowpalwabbit.Workspace(f"{args} --quiet")
+    costs = Costs.of(parse(args))
+    for example in examples:
+        vw.learn(example.labeled(costs))
+    return vw
+
+
+@pytest.mark.parametrize(
+    "args",
+    [spec.args for spec in BUILTIN if spec.kind == "vw"] + ["--cb_adf --cb_type mtr -q ::"],
+)
+def test_the_model_learns_and_predicts_bit_for_bit_as_pyvw(args: str, tmp_path: Path) -> None:
+    # `Model` drives VW's native example calls without pyvw's wrappers; nothing may differ.
+    rng = random.Random(7)
+    worlds = [
+        (
+            [{"u": {"mood": rng.choice("abc"), "hour": rng.randrange(24)}}],
+            [f"|a id=t{j} kind={rng.choice('xy')} w:{rng.random():.3f}" for j in range(k)],
+        )
+        for k in (2, 5, 11)
+    ]
+    examples = []
+    for i in range(300):
+        context, lines = worlds[i % 3]
+        k = len(lines)
+        examples.append(
+            LearnExample(adf_example(context, lines), rng.randrange(k), 1 / k, rng.random())
+        )
+    model = Model(args)
+    model.learn(examples)
+    reference = _pyvw_learned(args, examples)
+    for context, lines in worlds:
+        assert model.scores(adf_example(context, lines)) == [
+            float(p) for p in reference.predict(adf_example(context, lines))
+        ]
+    data, _ = model.serialize()
+    reference.save(str(tmp_path / "reference"))
+    assert data == (tmp_path / "reference").read_bytes()

@@ -24,10 +24,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from bandit.bus import EventBus
 from bandit.events import utcnow
@@ -43,6 +45,42 @@ log = logging.getLogger(__name__)
 
 RETENTION_CHECK_SECONDS = 600.0
 """How often decisions past their surface's log retention are deleted."""
+
+PIPELINE_CHUNK = 512
+"""Decisions per chunk when a batch is learned while its database work runs beside it.
+Smaller chunks hide more of the reads and commits behind learning but commit more often."""
+
+T = TypeVar("T")
+
+
+class _Executor(Protocol):
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]: ...
+
+
+class _Serial:
+    """Runs each call at once, in the caller's thread: a one-chunk batch needs no I/O thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as error:
+            done.set_exception(error)
+        return done
+
+
+class _NotMarked(RuntimeError):
+    """A chunk's marks were not written because an earlier chunk's failed."""
+
+
+@dataclass
+class _Chunk:
+    """One chunk's learning marks, each model's examples, and what the watchers asked for."""
+
+    marks: list[Learned] = field(default_factory=list)
+    batches: dict[str, list[LearnExample]] = field(default_factory=dict)
+    watched: dict[str, set[int]] = field(default_factory=dict)
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class Watcher(Protocol):
@@ -102,55 +140,115 @@ class Learner:
 
         Ready means activated, not yet learned, and either rewarded on time or, when
         `allow_default`, past its window (then it gets the default reward).
+
+        A batch longer than `PIPELINE_CHUNK` is learned in chunks whose database work overlaps
+        the learning: the next chunk is read, and the previous chunk's marks committed, by one
+        I/O thread while the models learn this chunk. The models learn the same examples in the
+        same order as in one pass, and the call returns only when every mark is committed. If a
+        commit fails, the chunks committed before it stay learned (their marks are durable) and
+        every model the call touched is rebuilt from the log, as a failed one-pass batch is.
         """
-        if not event_ids:
+        ids = list(dict.fromkeys(event_ids))  # a repeated id is one decision
+        if not ids:
             return 0
+        chunks = [ids[i : i + PIPELINE_CHUNK] for i in range(0, len(ids), PIPELINE_CHUNK)]
         with self._lock, LEARNER_BATCH.time():
-            order = {event_id: i for i, event_id in enumerate(event_ids)}
-            logged = self.store.learnables(event_ids)
-            logged.sort(key=lambda item: order[item.event_id])
-            batches: dict[str, list[LearnExample]] = {}
-            watched: dict[str, set[int]] = {}
-            marks: list[Learned] = []
-            counts: Counter[tuple[str, str]] = Counter()  # counted here, reported once
             now = utcnow()
-            for item in logged:
-                config = self._config(surface_of(item.model_key))
-                reward = self._reward_for(item, allow_default, config)
-                if reward is None:
-                    continue
-                self.seq += 1
-                marks.append(Learned(item.event_id, self.seq, reward))
-                if item.activated_at is not None:
-                    JOIN_LAG.observe(max(0.0, (now - item.activated_at).total_seconds()))
-                source = "reward" if item.reward is not None and not item.reward_late else "default"
-                counts[item.model_key, source] += 1
-                if self.hub.get(item.model_key) is not None:
-                    examples = batches.setdefault(item.model_key, [])
-                    if any(watcher.wants(item) for watcher in self.watchers):
-                        watched.setdefault(item.model_key, set()).add(len(examples))
-                    examples.append(learn_example(item, reward))
+            if len(chunks) == 1:
+                return self._learn_chunks(chunks, allow_default, now, _Serial())
+            with ThreadPoolExecutor(1, thread_name_prefix="learner-io") as io:
+                return self._learn_chunks(chunks, allow_default, now, io)
+
+    def _learn_chunks(
+        self, chunks: list[list[str]], allow_default: bool, now: datetime, io: _Executor
+    ) -> int:
+        touched: set[str] = set()
+        pending: list[tuple[Future[None], _Chunk]] = []
+        learned = 0
+        broken = threading.Event()
+
+        def commit(marks: list[Learned]) -> None:
+            """Mark a chunk learned, unless an earlier chunk's marks failed: the log then never
+            holds a later chunk's marks without an earlier one's."""
+            if broken.is_set():
+                raise _NotMarked("an earlier chunk of this batch was not marked learned")
             try:
-                for model_key, examples in batches.items():
-                    model = self.hub.get(model_key)
-                    if model is not None:
-                        self._learn(model_key, model, examples, watched.get(model_key, set()))
                 self.store.mark_learned(marks, at=now)
             except Exception:
-                # The models may hold examples the log does not mark as learned: rebuild them
-                # from the log so the retry does not learn those examples twice.
-                for model_key in batches:
-                    self.hub.forget(model_key)
-                self.seq = self.store.max_learn_seq()
-                for watcher in self.watchers:
-                    watcher.rolled_back()
+                broken.set()
                 raise
-            self.learned += len(marks)
-            for (model_key, source), n in counts.items():
-                LEARNED.labels(model_key, source).inc(n)
+
+        def settle() -> int:
+            """Wait for the submitted marks; count and report the chunks they make durable."""
+            settled = 0
+            while pending:
+                commit, chunk = pending.pop(0)
+                commit.result()
+                settled += len(chunk.marks)
+                self.learned += len(chunk.marks)
+                for (model_key, source), n in chunk.counts.items():
+                    LEARNED.labels(model_key, source).inc(n)
             for watcher in self.watchers:
                 watcher.committed(now)
-        return len(marks)
+            return settled
+
+        try:
+            reading = io.submit(self.store.learnables, chunks[0])
+            for i, ids in enumerate(chunks):
+                logged = reading.result()
+                if i + 1 < len(chunks):
+                    reading = io.submit(self.store.learnables, chunks[i + 1])
+                chunk = self._prepare(ids, logged, allow_default, now)
+                if broken.is_set() or (chunk.watched and pending):
+                    # Settling raises a failed commit's error, so nothing more is learned in
+                    # vain; and watchers are told what is durable before they see more, so
+                    # their counts follow the marks exactly, whichever commit fails.
+                    learned += settle()
+                for model_key, examples in chunk.batches.items():
+                    model = self.hub.get(model_key)
+                    if model is not None:
+                        touched.add(model_key)
+                        self._learn(model_key, model, examples, chunk.watched.get(model_key, set()))
+                pending.append((io.submit(commit, chunk.marks), chunk))
+            learned += settle()
+        except Exception:
+            # Nothing may still be writing when the marks are counted again.
+            wait([commit for commit, _ in pending])
+            # The models may hold examples the log does not mark as learned: rebuild them
+            # from the log so the retry does not learn those examples twice.
+            for model_key in touched:
+                self.hub.forget(model_key)
+            self.seq = self.store.max_learn_seq()
+            for watcher in self.watchers:
+                watcher.rolled_back()
+            raise
+        return learned
+
+    def _prepare(
+        self, ids: list[str], logged: list[Learnable], allow_default: bool, now: datetime
+    ) -> _Chunk:
+        """Issue the marks of a chunk's ready decisions, in the order they were given, and
+        build each model's examples."""
+        order = {event_id: i for i, event_id in enumerate(ids)}
+        logged.sort(key=lambda item: order[item.event_id])
+        chunk = _Chunk()
+        for item in logged:
+            config = self._config(surface_of(item.model_key))
+            reward = self._reward_for(item, allow_default, config)
+            if reward is None:
+                continue
+            self.seq += 1
+            chunk.marks.append(Learned(item.event_id, self.seq, reward))
+            if item.activated_at is not None:
+                JOIN_LAG.observe(max(0.0, (now - item.activated_at).total_seconds()))
+            source = "reward" if item.reward is not None and not item.reward_late else "default"
+            chunk.counts[item.model_key, source] += 1
+            if self.hub.get(item.model_key) is not None:
+                examples = chunk.batches.setdefault(item.model_key, [])
+                if any(watcher.wants(item) for watcher in self.watchers):
+                    chunk.watched.setdefault(item.model_key, set()).add(len(examples))
+                examples.append(learn_example(item, reward))
+        return chunk
 
     def _learn(
         self, model_key: str, model: Model, examples: list[LearnExample], watched: set[int]

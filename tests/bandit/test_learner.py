@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import pytest
 
+import bandit.learner
 from bandit.bus import GROUP, STREAM, EventBus, RedisStreamBus, make_bus
 from bandit.events import Action, Decision, utcnow
 from bandit.features import action_lines, adf_example
-from bandit.hub import ModelHub
+from bandit.hub import ModelHub, learn_example
 from bandit.learner import Learner
+from bandit.model import LearnExample, Model
 from bandit.sampling import sample_index
 from bandit.settings import LearnerSettings
-from bandit.store import Store
+from bandit.store import Learnable, Learned, Store
 from policies.registry import Registry
 from tests.conftest import Backend
 
@@ -31,10 +33,10 @@ class Loop:
     bus: EventBus
     settings: LearnerSettings
 
-    def learner(self) -> Learner:
+    def learner(self, watchers: Sequence[bandit.learner.Watcher] = ()) -> Learner:
         hub = ModelHub(self.store, self.registry.args_for, replay=True)
         hub.get(KEY)
-        return Learner(self.store, hub, self.bus, self.settings)
+        return Learner(self.store, hub, self.bus, self.settings, watchers=watchers)
 
     def decide(
         self, event_id: str, *, ago: timedelta = timedelta(0), activated: bool = True
@@ -240,3 +242,105 @@ def test_a_dead_consumers_messages_are_claimed_at_the_first_read_even_just_after
         assert [m.event_id for m in booted.read("learner-2", 10, 1)] == ["p1"]
     finally:
         booted.close()
+
+
+# Long batches: chunks learned while the next chunk is read and the last one's marks committed.
+
+
+def _rewarded(loop: Loop, n: int) -> list[str]:
+    ids = [f"e{i}" for i in range(n)]
+    for i, event_id in enumerate(ids):
+        loop.decide(event_id)
+        loop.reward(event_id, float(i % 3 == 0), publish=False)
+    return ids
+
+
+def _one_pass(loop: Loop, ids: list[str]) -> bytes:
+    """The model that learns `ids`' decisions one after another, without a learner."""
+    args = loop.registry.args_for(KEY)
+    assert args is not None
+    logged = {item.event_id: item for item in loop.store.learnables(ids)}
+    model = Model(args)
+    model.learn([learn_example(logged[i], logged[i].reward or 0.0) for i in ids])
+    return model.serialize()[0]
+
+
+def _marked_ids(loop: Loop, ids: list[str]) -> list[str]:
+    return [event_id for event_id in ids if _marked(loop.store, event_id)]
+
+
+@dataclass
+class Recording:
+    """A watcher of every example that counts what it saw, was told durable, or rolled back."""
+
+    shown: list[int] = field(default_factory=list)  # the versions it saw, since the last call
+    committed_count: int = 0
+    rolled_back_count: int = 0
+
+    def wants(self, item: Learnable) -> bool:
+        return True
+
+    def before_learning(self, model_key: str, model: Model, example: LearnExample) -> None:
+        self.shown.append(model.version)
+
+    def committed(self, at: datetime) -> None:
+        self.committed_count += len(self.shown)
+        self.shown = []
+
+    def rolled_back(self) -> None:
+        self.rolled_back_count += len(self.shown)
+        self.shown = []
+
+
+def test_a_long_batch_is_learned_in_chunks_as_in_one_pass(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bandit.learner, "PIPELINE_CHUNK", 4)
+    ids = _rewarded(loop, 30)
+    expected = _one_pass(loop, ids)
+    learner = loop.learner()
+    assert learner.learn_events([*ids, "e3", "e0"]) == 30  # a repeated id is one decision
+    model = learner.hub.get(KEY)
+    assert model is not None and model.version == 30
+    assert model.serialize()[0] == expected
+    seqs = [loop.store.get(event_id).learn_seq for event_id in ids]  # type: ignore[union-attr]
+    assert seqs == list(range(1, 31))
+    assert learner.learned == 30
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_a_failed_commit_keeps_the_chunks_before_it_and_nothing_after(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch, watched: bool
+) -> None:
+    monkeypatch.setattr(bandit.learner, "PIPELINE_CHUNK", 4)
+    ids = _rewarded(loop, 30)
+    expected = _one_pass(loop, ids)
+    watcher = Recording()
+    learner = loop.learner([watcher] if watched else [])
+    mark_learned = loop.store.mark_learned
+    commits: list[int] = []
+
+    def third_fails(marks: Sequence[Learned], at: datetime | None = None) -> None:
+        commits.append(len(marks))
+        if len(commits) == 3:
+            raise ConnectionError("the database went away")
+        mark_learned(marks, at=at)
+
+    monkeypatch.setattr(loop.store, "mark_learned", third_fails)
+    with pytest.raises(ConnectionError):
+        learner.learn_events(ids)
+    # The first two chunks are durable; the third failed, and no later chunk was marked.
+    assert _marked_ids(loop, ids) == ids[:8]
+    assert learner.seq == 8 and learner.learned == 8
+    if watched:
+        # Told durable exactly what was marked; the failed chunk's examples rolled back.
+        assert (watcher.committed_count, watcher.rolled_back_count) == (8, 4)
+    # The model is rebuilt from the log, and the retry learns the rest once, in order.
+    assert learner.learn_events(ids) == 22
+    model = learner.hub.get(KEY)
+    assert model is not None and model.version == 30
+    assert model.serialize()[0] == expected
+    seqs = [loop.store.get(event_id).learn_seq for event_id in ids]  # type: ignore[union-attr]
+    assert seqs == list(range(1, 31))
+    if watched:
+        assert (watcher.committed_count, watcher.rolled_back_count) == (30, 4)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from bandit.clock import as_utc
 from bandit.errors import DomainError
 from bandit.events import utcnow
+from bandit.store import SqliteRead
 from integrations.tables import SignalRow
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,14 @@ _LATEST = (
 """A person's newest signals since a time, built once (every recommend reads it)."""
 
 
+def _newest(rows: Iterable[Sequence[Any]]) -> dict[str, Signal]:
+    """The first (newest) signal of each type among `rows` of `_LATEST`."""
+    latest: dict[str, Signal] = {}
+    for kind, value, occurred_at, source in rows:
+        latest.setdefault(kind, trusted(kind, value, occurred_at, source))
+    return latest
+
+
 class SignalStore:
     """Signals on the service's database, indexed for the two ways they are read: a person's
     newest (context builder, export, erasure) and everyone's oldest (retention pruning)."""
@@ -214,6 +223,9 @@ class SignalStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._latest = (
+            SqliteRead(_LATEST, engine.dialect) if engine.dialect.name == "sqlite" else None
+        )
 
     def add(self, principal: str, signal: Signal, received_at: datetime) -> int:
         with self.engine.begin() as conn:
@@ -241,10 +253,13 @@ class SignalStore:
 
     def latest_on(self, conn: Connection, principal: str, since: datetime) -> dict[str, Signal]:
         """`latest` on the caller's connection (reads that share one checkout)."""
-        latest: dict[str, Signal] = {}
-        for row in conn.execute(_LATEST, {"principal": principal, "since": since}):
-            latest.setdefault(row.type, trusted(row.type, row.value, row.occurred_at, row.source))
-        return latest
+        return _newest(conn.execute(_LATEST, {"principal": principal, "since": since}))
+
+    def latest_sqlite(self, connection: Any, principal: str, since: datetime) -> dict[str, Signal]:
+        """`latest` on a `sqlite3` connection (`bandit.store.database.sqlite_connection`), the
+        statement compiled once: the recommend path's read on the embedded default."""
+        assert self._latest is not None, "latest_sqlite is for SQLite"
+        return _newest(self._latest.rows(connection, principal=principal, since=since))
 
     def of_person(self, principal: str) -> list[StoredSignal]:
         """Every signal held about `principal`, oldest first (for export)."""

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bandit.events import utcnow
+from bandit.store import SqliteRead, sqlite_connection
 from notifier.schedule import Slot, TimingSettings
 from notifier.tables import PushSubscriptionRow, TimingPersonRow, TimingPointRow
 
@@ -63,6 +64,9 @@ class TimingPoints:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._open_waits_sqlite = (
+            SqliteRead(_OPEN_WAITS, engine.dialect) if engine.dialect.name == "sqlite" else None
+        )
 
     # ------------------------------------------------------------------------------ settings
 
@@ -192,10 +196,10 @@ class TimingPoints:
         (each once)."""
         bounds = {"person": person, "since": now - window, "now": now}
         # Every recommend asks, and most find nothing: a plain read first, no transaction.
+        found = self._open_waits(bounds)
+        if not found:
+            return []
         with self.autocommit.connect() as conn:
-            found = [row.event_id for row in conn.execute(_OPEN_WAITS, bounds)]
-            if not found:
-                return []
             # One statement marks them; RETURNING gives exactly the waits this visit marked,
             # so a concurrent visit never rewards the same wait twice.
             marked = conn.execute(
@@ -206,6 +210,14 @@ class TimingPoints:
                 bounds,
             )
             return [row.event_id for row in marked]
+
+    def _open_waits(self, bounds: dict[str, Any]) -> list[str]:
+        """The event ids of `_OPEN_WAITS`; on SQLite compiled once, on its sqlite3 connection."""
+        if self._open_waits_sqlite is not None:
+            with sqlite_connection(self.engine) as connection:
+                return [row[0] for row in self._open_waits_sqlite.rows(connection, **bounds)]
+        with self.autocommit.connect() as conn:
+            return [row.event_id for row in conn.execute(_OPEN_WAITS, bounds)]
 
     # ------------------------------------------------------------------------ personal data
 

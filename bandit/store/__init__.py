@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from bandit.store.arms import Arms
 from bandit.store.checkup import Checkup
-from bandit.store.database import make_engine
+from bandit.store.database import SqliteRead, make_engine, sqlite_connection
 from bandit.store.learning import Learning
 from bandit.store.lookups import Lookups
 from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
@@ -66,9 +66,11 @@ __all__ = [
     "RewardOutcome",
     "SettledRow",
     "Snapshot",
+    "SqliteRead",
     "Store",
     "WindowCounts",
     "make_engine",
+    "sqlite_connection",
 ]
 
 

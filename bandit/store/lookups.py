@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bandit.store.database import Database
+from bandit.store.database import Database, SqliteRead
 from bandit.store.records import LoggedDecision, PastChoice
 from bandit.store.rows import _LOGGED, _logged, _moment, decisions, rewards
 
@@ -60,6 +61,18 @@ class Lookups(Database):
         """`recent_choices` on the caller's connection (reads that share one checkout)."""
         rows = conn.execute(_RECENT, {"principal": principal, "surface": surface, "since": since})
         return {r[0]: _moment(r[1]) for r in rows}  # SQLite's max() loses the column type
+
+    def recent_choices_sqlite(
+        self, connection: Any, principal: str, surface: str, since: datetime
+    ) -> dict[str, datetime]:
+        """`recent_choices` on a `sqlite3` connection (`sqlite_connection`), the statement
+        compiled once: the recommend path's read on the embedded default."""
+        rows = self._recent_read.rows(connection, principal=principal, surface=surface, since=since)
+        return {action: _moment(at) for action, at in rows}
+
+    @cached_property
+    def _recent_read(self) -> SqliteRead:
+        return SqliteRead(_RECENT, self.engine.dialect)
 
     def queue_recent_choices(
         self, conn: Any, principal: str, surface: str, since: datetime

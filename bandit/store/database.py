@@ -11,7 +11,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -69,7 +70,7 @@ class SqliteRead:
     Values go in and come out converted exactly as SQLAlchemy would convert them: each bound
     parameter through its type's SQLite bind processor, each selected column through its
     type's result processor (aware UTC datetimes, JSON, times). Rows are plain tuples in the
-    statement's column order.
+    statement's column order, named by the columns' keys (so a row reads like SQLAlchemy's).
     """
 
     def __init__(self, statement: sa.Select[Any], dialect: sa.Dialect) -> None:
@@ -83,21 +84,24 @@ class SqliteRead:
         self._binds = [
             binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self._names
         ]
+        columns = list(statement.selected_columns)
         self._results = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        keys = [str(column.key) for column in columns]
+        row: Any = namedtuple("Row", keys, rename=True)  # type: ignore[misc]  # keys known at run time
+        self._make: Callable[[Iterable[Any]], tuple[Any, ...]] = row._make
 
     def rows(self, connection: Any, **params: Any) -> list[tuple[Any, ...]]:
         """The rows for `params` (every named bind parameter of the statement) on `connection`,
-        a `sqlite3` connection (`Database.sqlite_read`, `sqlite_connection`)."""
+        a `sqlite3` connection (`sqlite_connection`)."""
         values = []
         for name, process in zip(self._names, self._binds, strict=True):
             value = params[name] if name in params else self._literals[name]
             values.append(value if process is None else process(value))
-        results = self._results
+        results, make = self._results, self._make
         return [
-            tuple(
+            make(
                 value if process is None else process(value)
                 for process, value in zip(results, row, strict=True)
             )

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bandit.store.database import Database, SqliteRead
+from bandit.store.database import Database, SqliteRead, sqlite_connection
 from bandit.store.records import LoggedDecision, PastChoice
 from bandit.store.rows import _LOGGED, _logged, _moment, decisions, rewards
 
@@ -38,9 +38,21 @@ class Lookups(Database):
     """Point reads of the decision log."""
 
     def get(self, event_id: str) -> LoggedDecision | None:
+        if self.is_sqlite:
+            # Every reward, activation and feedback reads its decision first: on SQLite the
+            # statement is compiled once and runs on the sqlite3 connection (~390 -> ~140 µs).
+            with sqlite_connection(self.engine) as connection:
+                rows = self._logged_read.rows(connection, event_id=event_id)
+            return _logged(rows[0]) if rows else None
         with self.autocommit.connect() as conn:
             row = conn.execute(_LOGGED.where(decisions.c.event_id == event_id)).first()
         return None if row is None else _logged(row)
+
+    @cached_property
+    def _logged_read(self) -> SqliteRead:
+        return SqliteRead(
+            _LOGGED.where(decisions.c.event_id == sa.bindparam("event_id")), self.engine.dialect
+        )
 
     def get_many(self, event_ids: Sequence[str]) -> list[LoggedDecision]:
         if not event_ids:

@@ -71,6 +71,8 @@ class SqliteRead:
     parameter through its type's SQLite bind processor, each selected column through its
     type's result processor (aware UTC datetimes, JSON, times). Rows are plain tuples in the
     statement's column order, named by the columns' keys (so a row reads like SQLAlchemy's).
+    Parameters are scalars: an expanding one (`in_` a list) is refused, since its placeholders
+    depend on the list.
     """
 
     def __init__(self, statement: sa.Select[Any], dialect: sa.Dialect) -> None:
@@ -79,6 +81,9 @@ class SqliteRead:
         self.sql = compiled.string
         self._names = list(compiled.positiontup or ())
         binds = compiled.binds
+        expanding = sorted(name for name, bind in binds.items() if bind.expanding)
+        if expanding:
+            raise ValueError(f"SqliteRead takes scalar parameters; {expanding} expand")
         # Literals the statement holds itself (a LIMIT, a constant in a WHERE), by name.
         self._literals = {name: binds[name].value for name in self._names}
         self._binds = [

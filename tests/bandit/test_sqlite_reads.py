@@ -92,3 +92,11 @@ def test_a_bound_time_compares_as_sqlalchemy_stores_it(store: Store) -> None:
         assert [row.event_id for row in read.rows(connection, since=at)] == ["on-the-dot"]
         later = at + timedelta(microseconds=1)
         assert read.rows(connection, since=later) == []
+
+
+def test_a_list_parameter_is_refused(store: Store) -> None:
+    statement = sa.select(decisions.c.event_id).where(
+        decisions.c.event_id.in_(sa.bindparam("ids", expanding=True))
+    )
+    with pytest.raises(ValueError, match="ids"):
+        SqliteRead(statement, store.engine.dialect)

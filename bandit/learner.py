@@ -182,8 +182,8 @@ class Learner:
             """Wait for the submitted marks; count and report the chunks they make durable."""
             settled = 0
             while pending:
-                commit, chunk = pending.pop(0)
-                commit.result()
+                marked, chunk = pending.pop(0)
+                marked.result()
                 settled += len(chunk.marks)
                 self.learned += len(chunk.marks)
                 for (model_key, source), n in chunk.counts.items():
@@ -213,7 +213,7 @@ class Learner:
             learned += settle()
         except Exception:
             # Nothing may still be writing when the marks are counted again.
-            wait([commit for commit, _ in pending])
+            wait([marked for marked, _ in pending])
             # The models may hold examples the log does not mark as learned: rebuild them
             # from the log so the retry does not learn those examples twice.
             for model_key in touched:

@@ -150,35 +150,35 @@ class Model:
         finally:
             pylibvw.vw._finish_example_multi_ex(vw, examples)
 
+    @contextmanager
+    def _pyvw_parsed(self, lines: list[str]) -> Iterator[list[vowpalwabbit.Example]]:
+        """`lines` parsed by pyvw's own API, finished on exit: for a workspace whose predictions
+        are not one score per action (`_native`). Use under the lock."""
+        vw = self._vw
+        examples = vw.parse(lines, vw.get_label_type())
+        try:
+            yield examples
+        finally:
+            vw.finish_example(examples)
+
     def _predict(self, lines: list[str]) -> list[float]:
+        prediction: list[float]
         if not self._native:
-            return self._predict_pyvw(lines)
+            with self._pyvw_parsed(lines) as examples:
+                prediction = self._vw.predict(examples)
+            return prediction
         with self._parsed(lines) as examples:
             pylibvw.vw.predict_multi(self._vw, examples)
-            prediction: list[float] = examples[0].get_action_scores()
+            prediction = examples[0].get_action_scores()
         return prediction
 
     def _learn(self, lines: list[str]) -> None:
         if not self._native:
-            vw = self._vw
-            examples = vw.parse(lines, vw.get_label_type())
-            try:
-                vw.learn(examples)
-            finally:
-                vw.finish_example(examples)
+            with self._pyvw_parsed(lines) as examples:
+                self._vw.learn(examples)
             return
         with self._parsed(lines) as examples:
             pylibvw.vw.learn_multi(self._vw, examples)
-
-    def _predict_pyvw(self, lines: list[str]) -> list[float]:
-        """pyvw's own path, for a workspace whose predictions are not action scores."""
-        vw = self._vw
-        examples = vw.parse(lines, vw.get_label_type())
-        try:
-            prediction: list[float] = vw.predict(examples)
-        finally:
-            vw.finish_example(examples)
-        return prediction
 
     def probe(self) -> None:
         """Predict on a made-up example of two actions, to refuse a model that builds but cannot

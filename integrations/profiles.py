@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from bandit.events import utcnow
 from bandit.store import SqliteRead, Store, sqlite_connection
-from integrations.signals import CONTEXT_LIMIT, SignalStore, trusted
+from integrations.signals import CONTEXT_LIMIT, SignalStore, newest
 from integrations.signals import Signal as Signal  # re-exported: the context builder reads it
 from integrations.tables import ProfileRow
 from integrations.vault_tables import IntegrationTokenRow
@@ -167,9 +167,7 @@ class People:
             recent = self.store.queue_recent_choices(conn, principal, surface, recent_since)
             connection_rows = conn.execute(_CONNECTIONS_SQL, (principal,))
         profile = _profile_of(principal, profile_rows.fetchone())
-        latest: dict[str, Signal] = {}
-        for kind, value, occurred_at, source in signal_rows.fetchall():
-            latest.setdefault(kind, trusted(kind, value, occurred_at, source))
+        latest = newest(signal_rows.fetchall())
         connections = dict(connection_rows.fetchall())
         return profile, latest, recent(), connections
 

@@ -208,8 +208,9 @@ _LATEST = (
 """A person's newest signals since a time, built once (every recommend reads it)."""
 
 
-def _newest(rows: Iterable[Sequence[Any]]) -> dict[str, Signal]:
-    """The first (newest) signal of each type among `rows` of `_LATEST`."""
+def newest(rows: Iterable[Sequence[Any]]) -> dict[str, Signal]:
+    """The first (newest) signal of each type among rows of (type, value, occurred_at, source),
+    newest first (`_LATEST`, or the same SELECT sent directly)."""
     latest: dict[str, Signal] = {}
     for kind, value, occurred_at, source in rows:
         latest.setdefault(kind, trusted(kind, value, occurred_at, source))
@@ -253,13 +254,13 @@ class SignalStore:
 
     def latest_on(self, conn: Connection, principal: str, since: datetime) -> dict[str, Signal]:
         """`latest` on the caller's connection (reads that share one checkout)."""
-        return _newest(conn.execute(_LATEST, {"principal": principal, "since": since}))
+        return newest(conn.execute(_LATEST, {"principal": principal, "since": since}))
 
     def latest_sqlite(self, connection: Any, principal: str, since: datetime) -> dict[str, Signal]:
         """`latest` on a `sqlite3` connection (`bandit.store.database.sqlite_connection`), the
         statement compiled once: the recommend path's read on the embedded default."""
         assert self._latest is not None, "latest_sqlite is for SQLite"
-        return _newest(self._latest.rows(connection, principal=principal, since=since))
+        return newest(self._latest.rows(connection, principal=principal, since=since))
 
     def of_person(self, principal: str) -> list[StoredSignal]:
         """Every signal held about `principal`, oldest first (for export)."""

@@ -291,16 +291,18 @@ class PersonalizerJobs:
                     )
                     sources[t.candidate.name] = "OfflineExperimentation"
                 run = replace(run, policies=(*run.policies, *(t.result for t in tried if t.result)))
-            best = run.recommended
-            optimal = policies[best[0]][0] if best else online_name
+            # Baseline and Random are references, not learning settings: the optimal policy is
+            # one that can be applied, and an `Auto` evaluation names exactly what it applied.
+            applicable = [name for name in run.recommended if name not in (BASELINE, RANDOM)]
+            optimal = policies[applicable[0]][0] if applicable else online_name
             status: Status | None = None
             if evaluation_type == "Auto":
                 winner = found.winner if found is not None else None
                 if winner is None:
-                    status = "OnlinePolicyRetained"
+                    optimal, status = online_name, "OnlinePolicyRetained"
                 else:
-                    name, arguments = policies[winner.candidate.name]
-                    personalizer.apply_policy(name, arguments)
+                    optimal, arguments = policies[winner.candidate.name]
+                    personalizer.apply_policy(optimal, arguments)
                     status = "OptimalPolicyApplied"
             return Outcome(run, dict(policies), dict(sources), optimal, status)
 

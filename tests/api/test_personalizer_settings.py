@@ -161,6 +161,24 @@ def test_the_evaluation_list_filters_by_type(make_client: Callable[..., TestClie
     assert bad.json()["error"]["target"] == "filter"
 
 
+def test_the_optimal_policy_is_one_that_can_be_applied(client: TestClient) -> None:
+    """Baseline (always the first candidate) beats uniform logging in this world, but it is a
+    reference, not learning settings: the optimal policy is the online one, which can serve."""
+    start = _log_start()
+    write_log(services(client).store, 3000, seed=7, start=start)
+    window = {"startTime": start.isoformat(), "endTime": (start + HOUR).isoformat()}
+    url = personalizer_url("/evaluations/references", "preview")
+    assert client.put(url, json={"name": "references", **window}).status_code == 200
+    evaluation = _settled(client, "references")
+    assert evaluation["status"] == "Succeeded", evaluation.get("description")
+    by_source = {p["policySource"]: p for p in evaluation["content"]["value"]}
+    baseline, online = (by_source[s]["summary"] for s in ("Baseline", "Online"))
+    assert baseline["confidenceInterval"][0] > online["confidenceInterval"][0]
+    assert baseline["expectedReward"] > online["expectedReward"]  # it would pass the verdict
+    served = client.get(personalizer_url("/configurations/policy")).json()
+    assert evaluation["optimalPolicy"] == by_source["Online"]["name"] == served["name"]
+
+
 # --- auto-optimization ----------------------------------------------------------------------
 
 

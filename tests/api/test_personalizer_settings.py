@@ -23,6 +23,7 @@ from api.services.surfaces import PERSONALIZER
 from api.settings import Settings
 from bandit.events import utcnow
 from bandit.model import Model
+from rewards.ope.grid import Grid
 from tests.api.decision_helpers import personalizer_url, services
 from tests.conftest import LiveServer, wait_until
 from tests.rewards.synthetic import START
@@ -192,7 +193,9 @@ def test_latest_slot() -> None:
 def test_auto_optimization_runs_once_per_slot_and_applies_only_a_winner(
     make_client: Callable[..., TestClient],
 ) -> None:
-    a, b = make_client(personalizer_search_candidates=3), make_client()
+    # The whole grid: which candidates a smaller budget tries is seeded by the evaluation's id,
+    # which holds the slot's time, and the log's time is the clock's.
+    a, b = make_client(personalizer_search_candidates=len(Grid().candidates(0))), make_client()
     start = _log_start()
     write_log(services(a).store, 3000, seed=7, start=start)  # uniform logging, 50 minutes
     changed = _put_config(

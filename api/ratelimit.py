@@ -279,7 +279,9 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return RateLimiter(store, budgets)
 
 
-async def _spend(request: Request, bucket: Bucket, principal: Principal) -> None:
+async def spend(request: Request, bucket: Bucket, principal: Principal) -> None:
+    """Spend one request of `bucket` for `principal`; the verdict is left on the request for
+    the rate-limit headers."""
     limiter: RateLimiter = request.app.state.rate_limiter
     if limiter.store.blocking and limiter.applies(bucket, principal):
         verdict = await run_in_threadpool(limiter.check, bucket, principal)
@@ -301,13 +303,13 @@ def limited(bucket: Bucket) -> Callable[..., Awaitable[None]]:
     if bucket is Bucket.PERSONALIZER:
 
         async def check_key(request: Request, integrator: IntegratorDep) -> None:
-            await _spend(request, bucket, request.state.principal)
+            await spend(request, bucket, request.state.principal)
 
         check_key.__name__ = f"rate_limit_{bucket}"
         return check_key
 
     async def check(request: Request, principal: PrincipalDep) -> None:
-        await _spend(request, bucket, principal)
+        await spend(request, bucket, principal)
 
     check.__name__ = f"rate_limit_{bucket}"
     return check

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Request, Response
 
-from api.deps import IntegratorDecisionDep, IntegratorDep, ServicesDep
+from api.deps import (
+    IntegratorDecisionDep,
+    IntegratorDep,
+    ServicesDep,
+    current_integrator,
+    get_services,
+)
+from api.direct import DirectRoute, json_body, served_by, validated
 from api.personalizer.routing import PathStyles
 from api.personalizer.schemas import RankRequest, RankResponse, RewardRequest
+from api.ratelimit import Bucket, limited, spend
 from api.schemas.base import model_response
 from api.services.surfaces import PERSONALIZER
 from bandit.events import Action, Decision
 from bandit.features import action_lines
 from bandit.metrics import RANK_LATENCY, REWARDS
 
-router = PathStyles(tags=["personalizer"])
+router = PathStyles(tags=["personalizer"], route_class=DirectRoute)
 
 
 def _ranking(decision: Decision) -> RankResponse:
@@ -28,7 +36,19 @@ def _ranking(decision: Decision) -> RankResponse:
     )
 
 
+async def _serve_rank(request: Request) -> Response:
+    """`rank` without FastAPI's generic machinery (ADR 0018), in its order: the body is decoded,
+    the key authenticated, the rate limit spent (the Personalizer routers' dependency), the body
+    validated."""
+    payload = await json_body(request)
+    services = await get_services(request)
+    integrator = await current_integrator(request, services)
+    await spend(request, Bucket.PERSONALIZER, request.state.principal)
+    return await rank(validated(RankRequest, payload), services, integrator)
+
+
 @router.post("/rank", summary="Rank", status_code=201, response_model=RankResponse)
+@served_by(_serve_rank, performs=(get_services, current_integrator, limited(Bucket.PERSONALIZER)))
 async def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorDep) -> Response:
     """Choose one action. The first action that is not excluded is the baseline.
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from bandit.decide import Decider
+from bandit.decide import Decider, DecisionRequest, Outcome
 from bandit.events import Decision, new_event_id
 from bandit.policy import Policy
 from integrations.connections import Integrations, live_candidates, todo_note
@@ -55,6 +55,17 @@ class TipGone(LookupError):
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """A tip decision ready to be made: the decider's request, and what showing the chosen tip
+    needs (the fetched tasks, the moment and the person's time zone)."""
+
+    request: DecisionRequest
+    tasks: Mapping[str, Task]
+    now: datetime
+    zone: tzinfo
+
+
+@dataclass(frozen=True, slots=True)
 class Quiet:
     """Quiet hours cover now: no tip until `until` (aware, local)."""
 
@@ -85,6 +96,17 @@ class TipDecisions:
         self, person: str, now: datetime, *, activate: bool = True, event_id: str | None = None
     ) -> TipDecision | Quiet:
         """One tip for `person` at `now`, logged before it returns (outside quiet hours)."""
+        prepared = self.prepare(person, now, activate=activate, event_id=event_id)
+        if isinstance(prepared, Quiet):
+            return prepared
+        return self._made(prepared, self.decider.decide(**prepared.request))
+
+    def prepare(
+        self, person: str, now: datetime, *, activate: bool = True, event_id: str | None = None
+    ) -> Prepared | Quiet:
+        """Everything the decision needs, read and gathered: the person's moment, the live
+        sources (within their deadline) and the candidates. Blocking I/O: on a worker thread
+        when called from the event loop."""
         profile, signals, recent, statuses = self.people.moment(
             person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - self.cooldown
         )
@@ -107,23 +129,32 @@ class TipDecisions:
             catalog.actions + live.actions, catalog.lines + live.lines, history, self.tips.category
         )
         policy, experiment, arm = self.serving(TIPS, person)
-        outcome = self.decider.decide(
-            policy=policy,
-            surface=TIPS,
-            principal=person,
-            event_id=event_id,
-            context=context,
-            actions=candidates.actions,
-            action_lines=candidates.lines,
-            activate=activate,
-            experiment=experiment,
-            arm=arm,
-            missing_sources=gathered.missing,
-        )
+        request: DecisionRequest = {
+            "policy": policy,
+            "surface": TIPS,
+            "principal": person,
+            "event_id": event_id,
+            "context": context,
+            "actions": candidates.actions,
+            "action_lines": candidates.lines,
+            "activate": activate,
+            "experiment": experiment,
+            "arm": arm,
+            "missing_sources": gathered.missing,
+        }
+        return Prepared(request, live.tasks, now, profile.zone)
+
+    async def decide_prepared(self, prepared: Prepared) -> TipDecision:
+        """Decide and log a prepared tip on the event loop (ADR 0016): choosing is CPU work on
+        the served model, and the decision's commit is awaited, not waited for on a thread."""
+        return self._made(prepared, await self.decider.decide_async(**prepared.request))
+
+    def _made(self, prepared: Prepared, outcome: Outcome) -> TipDecision:
         decision = outcome.decision
         if not outcome.replayed:
-            self.history.shown(person, event_id, decision.created_at, decision.chosen.id)
-        tip = self.shown(decision.chosen.id, live.tasks, now, profile.zone)
+            person = prepared.request["principal"]
+            self.history.shown(person, decision.event_id, decision.created_at, decision.chosen.id)
+        tip = self.shown(decision.chosen.id, prepared.tasks, prepared.now, prepared.zone)
         return TipDecision(decision, tip, outcome.replayed)
 
     def shown(

@@ -276,6 +276,11 @@ class Timing:
             return False
         return self.reward(timing_event_id, 1.0, "opened")
 
+    def waiting(self, person: str, now: datetime) -> bool:
+        """Whether a visit at `now` would reward one of the person's waits (`visited`): most
+        visits find none, so the recommend path asks with this read before it writes."""
+        return bool(self.points.open_waits(person, now, self.reward_window()))
+
     def visited(self, person: str, now: datetime) -> int:
         """The person came to the page on their own: each wait still in its window earns 1."""
         rewarded = 0

@@ -195,7 +195,7 @@ class TimingPoints:
         """The person came on their own: the waits still in their window that it rewards
         (each once)."""
         bounds = {"person": person, "since": now - window, "now": now}
-        # Every recommend asks, and most find nothing: a plain read first, no transaction.
+        # Most visits find nothing: a plain read first, no transaction.
         found = self._open_waits(bounds)
         if not found:
             return []
@@ -210,6 +210,11 @@ class TimingPoints:
                 bounds,
             )
             return [row.event_id for row in marked]
+
+    def open_waits(self, person: str, now: datetime, window: timedelta) -> list[str]:
+        """The event ids of the person's waits still in their window at `now`, not yet
+        rewarded by a visit: what `visited` would reward (a read, no transaction)."""
+        return self._open_waits({"person": person, "since": now - window, "now": now})
 
     def _open_waits(self, bounds: dict[str, Any]) -> list[str]:
         """The event ids of `_OPEN_WAITS`; on SQLite compiled once, on its sqlite3 connection."""

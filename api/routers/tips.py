@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
 from fastapi import APIRouter, Depends, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import PersonDecisionDep, PersonDep, ServicesDep, owned_decision
 from api.errors import Conflict
@@ -24,7 +25,7 @@ from api.services.process import Services
 from api.services.surfaces import TIPS
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
-from integrations.tip_decisions import Quiet, ShownTip
+from integrations.tip_decisions import Prepared, Quiet, ShownTip
 from integrations.todoist import Task, action_id
 
 router = APIRouter(prefix="/v1", tags=["tips"])
@@ -35,27 +36,28 @@ router = APIRouter(prefix="/v1", tags=["tips"])
     response_model=RecommendResponse,
     responses={204: {"description": "Quiet hours: `X-Next-Tip-At` says when the next tip is due"}},
 )
-def recommend(
+async def recommend(
     services: ServicesDep, person: PersonDep, body: RecommendRequest | None = None
 ) -> Response:
     """One tip for this person, now. The decision is logged before the answer leaves."""
+    # The person's reads and the live sources block, so they run on a worker thread; the
+    # decision runs on the event loop and awaits its commit, like rank's (ADR 0016).
     with RECOMMEND_LATENCY.time():
         now = utcnow()
-        made = services.tip_decisions.decide(
-            person,
-            now,
-            activate=not (body and body.defer_activation),
-            event_id=services.event_ids(),
+        activate = not (body and body.defer_activation)
+        prepared, waiting = await run_in_threadpool(
+            _prepare, services, person, now, activate, services.event_ids()
         )
-        if isinstance(made, Quiet):
-            wait = max(1, math.ceil((made.until - now).total_seconds()))
+        if isinstance(prepared, Quiet):
+            wait = max(1, math.ceil((prepared.until - now).total_seconds()))
             return Response(
                 status_code=status.HTTP_204_NO_CONTENT,
-                headers={"Retry-After": str(wait), "X-Next-Tip-At": made.until.isoformat()},
+                headers={"Retry-After": str(wait), "X-Next-Tip-At": prepared.until.isoformat()},
             )
-        if not made.replayed:
+        made = await services.tip_decisions.decide_prepared(prepared)
+        if waiting and not made.replayed:
             # The person came on their own: a "wait" of the timing surface just paid off.
-            services.timing.visited(person, now)
+            await run_in_threadpool(services.timing.visited, person, now)
         decision = made.decision
         answer = RecommendResponse(
             event_id=decision.event_id,
@@ -66,6 +68,17 @@ def recommend(
             missing_sources=list(decision.missing_sources),
         )
         return model_response(answer)
+
+
+def _prepare(
+    services: Services, person: str, now: datetime, activate: bool, event_id: str
+) -> tuple[Prepared | Quiet, bool]:
+    """`recommend`'s blocking part, in one trip to a worker thread: the tip decision's reads and
+    live sources, and whether a visit now rewards a wait of the timing surface."""
+    prepared = services.tip_decisions.prepare(person, now, activate=activate, event_id=event_id)
+    if isinstance(prepared, Quiet):
+        return prepared, False
+    return prepared, services.timing.waiting(person, now)
 
 
 def _public(tip: ShownTip) -> TipPublic:

@@ -129,6 +129,29 @@ def test_an_opened_push_and_a_visit_reward_their_decisions(
     assert services.timing.visited("local", wait_at + timedelta(minutes=11)) == 0
 
 
+def test_a_recommend_within_a_wait_s_window_rewards_it_once(
+    client: TestClient,  # noqa: F811
+    push_service: PushService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _subscribed(client, push_service)
+    services = _services(client)
+    outcomes = _day(services.timing, slots=12)
+    index, wait = next((i, o) for i, o in enumerate(outcomes) if o.action == WAIT)
+    visit = MORNING + timedelta(minutes=30 * index + 10)
+    assert services.timing.waiting("local", visit)
+    # The person opens the page on their own 10 minutes after the wait was decided.
+    monkeypatch.setattr("api.routers.tips.utcnow", lambda: visit)
+    reply = client.post("/v1/recommend")
+    assert reply.status_code == 200, reply.text
+    assert services.store.get(wait.event_id).reward == 1.0
+    assert not services.timing.waiting("local", visit)
+    # Coming back a minute later earns the wait nothing more.
+    monkeypatch.setattr("api.routers.tips.utcnow", lambda: visit + timedelta(minutes=1))
+    assert client.post("/v1/recommend").status_code == 200
+    assert services.store.get(wait.event_id).reward == 1.0
+
+
 def salt_assigning(person: str, arms: list[dict[str, Any]], arm: str) -> str:
     """A salt under which `person` falls in `arm` (assignment is a pure function of the unit,
     the salt and the arms): an experiment's own salt is random, so a test that needs one arm

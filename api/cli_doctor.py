@@ -33,7 +33,7 @@ from api.services.surfaces import SURFACES
 from api.settings import Settings
 from bandit.events import utcnow
 from bandit.store import Store
-from rewards.doctor import DEFAULT_SAMPLE, Diagnosis
+from rewards.doctor import DEFAULT_SAMPLE, Diagnosis, ValueEstimate
 
 
 def doctor(
@@ -125,7 +125,7 @@ def report(d: Diagnosis, console: Console) -> None:
         *(
             (
                 f"{name}, SNIPS 95% CI",
-                f"{_num(e.value)} [{_num(e.low)}, {_num(e.high)}] on {e.n:,}",
+                f"{_num(e.value)} [{_num(e.low)}, {_num(e.high)}] on {_rests_on(e)}",
             )
             for name, e in estimates
         ),
@@ -153,6 +153,14 @@ def report(d: Diagnosis, console: Console) -> None:
         console.print(f"\n[bold yellow]{w.code}[/]{escape(where)}")
         console.print(Padding(escape(w.message), (0, 0, 0, 2)))
         console.print(Padding(f"[bold]what to do:[/] {escape(w.action)}", (0, 0, 0, 2)))
+
+
+def _rests_on(e: ValueEstimate) -> str:
+    """How many decisions an estimate rests on: all of them, or the effective few."""
+    if e.effective_n is None:
+        return f"{e.n:,}, none agreeing"
+    effective = round(e.effective_n)
+    return f"{e.n:,}" if effective >= e.n else f"{e.n:,} (effectively {effective:,})"
 
 
 def _num(value: float | None) -> str:

@@ -20,7 +20,7 @@ from html import escape
 
 from dashboards.charts import Frame, Series, empty_chart, nice_ticks, point, svg_band_chart
 from dashboards.experiments import HOUR, NARROW, WIDE, bucket_seconds, fmt, fmt_pct, page, swatch
-from rewards.doctor import Diagnosis
+from rewards.doctor import Diagnosis, ValueEstimate
 from rewards.ope.results import ESTIMATORS, EstimatorName, Evaluation, PolicyResult
 
 PATH = "/dashboards/analysis"
@@ -344,9 +344,18 @@ def _age(seconds: float | None) -> str:
     return f"{hours:.1f} h ago" if hours < 48 else f"{hours / 24:.1f} days ago"
 
 
+def _estimate(e: ValueEstimate | None) -> str:
+    """SNIPS with its 95% interval, and the decisions it effectively rests on when fewer."""
+    if e is None or e.value is None:
+        return "–"
+    text = f"{fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}]"
+    if e.effective_n is not None and round(e.effective_n) < e.n:
+        text += f" on ≈{round(e.effective_n):,} of {e.n:,}"
+    return text
+
+
 def learning_section(d: Diagnosis) -> str:
     """The checkup's key figures and its warnings, each with what to do."""
-    online = d.online
     figures = [
         ("decisions", f"{d.decisions:,}"),
         ("rewarded", fmt_pct(d.rewarded_share)),
@@ -359,12 +368,8 @@ def learning_section(d: Diagnosis) -> str:
             if d.model_version is None
             else f"v{d.model_version}, changed {_age(d.model_age_seconds)}",
         ),
-        (
-            "online vs baseline",
-            "–"
-            if online is None
-            else f"{fmt(online.value)} vs {fmt(d.baseline.value if d.baseline else None)}",
-        ),
+        ("online", _estimate(d.online)),
+        ("baseline (first)", _estimate(d.baseline)),
     ]
     items = "".join(
         f'<div><dt>{escape(name)}</dt><dd class="num">{escape(value)}</dd></div>'

@@ -37,13 +37,19 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class ValueEstimate:
-    """A policy's estimated mean reward (SNIPS) with its 95% interval, over `n` learned
-    decisions of the sample; None where the estimate is undefined."""
+    """A policy's estimated mean reward (SNIPS) with its Cressie-Read 95% interval, over `n`
+    learned decisions of the sample; None where the estimate is undefined.
+
+    `effective_n` is the importance weights' Kish effective sample size, (Σw)² / Σw²: `n` for
+    the online policy, and for the baseline about the number of decisions that chose the first
+    candidate, which is what its estimate really rests on. None when no decision agreed.
+    """
 
     value: float | None
     low: float | None
     high: float | None
     n: int
+    effective_n: float | None
 
 
 @dataclass(frozen=True, slots=True)

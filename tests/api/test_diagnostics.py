@@ -57,6 +57,7 @@ def test_the_api_and_the_cli_report_the_same_checkup(
     ]
     assert body["start"] == "2026-11-02T08:00:00Z"
     assert body["online"]["n"] == 120
+    assert body["online"]["effective_n"] == pytest.approx(120)
 
     runner = CliRunner()
     env = {"OO_DATABASE_URL": backend.database_url}

@@ -15,6 +15,8 @@ from bandit.store import Store
 from rewards.distinct import Distinct, stable_hash
 from rewards.doctor import Diagnosis, diagnose
 from rewards.doctor.features import looks_like_time, parse_line
+from rewards.estimators import snips
+from rewards.estimators.results import Interval
 from tests.conftest import Backend
 from tests.rewards.doctor_log import MODEL, T0, WINDOW, Log, N, healthy_context
 
@@ -68,12 +70,50 @@ def test_a_healthy_log_has_no_warnings_and_hand_counted_figures(log: Log) -> Non
     weights = [1 / p for _, p in first]
     assert got.baseline is not None
     assert got.baseline.value == pytest.approx(sum(r / p for r, p in first) / sum(weights) * 1.0)
+    assert got.online.effective_n == pytest.approx(N)
+    assert got.baseline.effective_n == pytest.approx(
+        sum(weights) ** 2 / sum(w * w for w in weights)
+    )
 
 
 def test_no_decisions_says_so(log: Log) -> None:
     got = check(log)
     assert codes(got) == [("no_decisions", None, None)]
     assert got.rewarded_share is None and got.online is None and got.model_key is None
+
+
+def test_a_baseline_resting_on_few_alike_rewards_keeps_an_honest_interval(log: Log) -> None:
+    # A learning policy that almost never picks the first candidate: of 120 decisions, 4 did,
+    # each unrewarded. The delta method's interval for the baseline collapses to [0, 0] there;
+    # the checkup's must stay wide, say what the estimate rests on, and match the Gaussian one
+    # where the decisions are many (the online policy).
+    pmf = (0.02, 0.49, 0.49)
+    rows: list[tuple[float, float, float]] = []  # (p_log, reward, first)
+    for i in range(N):
+        chosen = 0 if i % 30 == 0 else 1 + i % 2
+        decision = log.decide(i, pmf=pmf, chosen=chosen)
+        value = 0.0 if chosen == 0 else float(log.rng.random() < 0.5)
+        log.reward(decision, value, after=timedelta(minutes=2))
+        log.learn(decision, value)
+        rows.append((pmf[chosen], value, float(chosen == 0)))
+    log.snapshot(T0 + WINDOW - timedelta(hours=1))
+    p_log, reward, first = (np.array(column) for column in zip(*rows, strict=True))
+    gaussian = snips.Estimator()
+    gaussian.add_arrays(p_log, reward, first)
+    assert gaussian.estimate().ci == Interval(0.0, 0.0)  # what a Gaussian interval would claim
+
+    got = check(log)
+    assert got.baseline is not None and got.online is not None
+    assert (got.baseline.value, got.baseline.n) == (0.0, N)
+    assert got.baseline.effective_n == pytest.approx(4.0)
+    assert got.baseline.low == 0.0
+    assert got.baseline.high is not None and got.baseline.high > 0.3
+    online = snips.Estimator()
+    online.add_arrays(p_log, reward, p_log)
+    ci = online.estimate().ci
+    assert got.online.effective_n == pytest.approx(N)
+    assert got.online.low == pytest.approx(ci.low, abs=0.01)
+    assert got.online.high == pytest.approx(ci.high, abs=0.01)
 
 
 # --- features --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ decisions, and when their rewards are all alike the delta method's interval shri
 (four thousand decisions, fourteen of them the first candidate's, every one unrewarded: SNIPS
 0.000 with the "interval" [0.000, 0.000]). The empirical-likelihood interval knows the reward
 range and the largest possible weight, so it stays as wide as the few matched decisions warrant
-([0, 0.63] there) and close to the Gaussian one when they are many.
+([0, 0.21] there) and close to the Gaussian one when they are many.
 """
 
 from __future__ import annotations

@@ -113,13 +113,12 @@ class _Learned:
 
 def _value(estimator: snips.Estimator) -> ValueEstimate:
     estimate = estimator.estimate(alpha=ALPHA, method="cressie_read")
-    ess = estimate.weights.ess
     return ValueEstimate(
         value=_finite(estimate.value),
         low=_finite(estimate.ci.low),
         high=_finite(estimate.ci.high),
         n=estimate.n,
-        effective_n=_finite(ess),
+        effective_n=_finite(estimate.weights.ess),
     )
 
 
@@ -176,7 +175,7 @@ def diagnose(
     statuses = [_status(use, learns(use.policy), now) for use in models]
     main = max(statuses, key=lambda m: (m.learns, m.decisions), default=None)
     activated = counts.activated
-    estimates = learned.estimates(counts.min_propensity)
+    online, baseline = learned.estimates(counts.min_propensity) or (None, None)
     return Diagnosis(
         surface=surface,
         start=start,
@@ -194,8 +193,8 @@ def diagnose(
         model_version=main.version if main else None,
         model_updated_at=main.updated_at if main else None,
         model_age_seconds=main.age_seconds if main else None,
-        online=estimates[0] if estimates else None,
-        baseline=estimates[1] if estimates else None,
+        online=online,
+        baseline=baseline,
         models=tuple(statuses),
         warnings=tuple(_warnings(surface, start, end, counts, statuses, sampled, features)),
     )

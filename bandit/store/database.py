@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -26,6 +27,23 @@ json_text = json.JSONEncoder(check_circular=False).encode
 """JSON text exactly as `json.dumps` writes it, minus its check for circular references: what
 the store writes is built from parsed JSON and records, never circular, and the check cost a
 quarter of encoding a decision's actions (20 actions: 60 -> 44 µs)."""
+
+
+def decision_json(value: Any) -> str:
+    """JSON text of a decision row's column (its context, actions, pmf), by orjson.
+
+    About nine times faster than `json_text` on a rank's 20 actions (28 -> 3 µs) and on the tips
+    catalog (39 -> 4 µs), the largest part of logging a recommend decision. The text is compact
+    and keeps non-ASCII characters as they are; it reads back as the same values, since a
+    decision holds only finite numbers (`bandit.features` refuses the others, which orjson
+    would write as null). What orjson refuses (an integer beyond 64 bits, a lone surrogate, a
+    key that is not a string) is written by `json_text`, so every value stdlib JSON writes is
+    still written.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json_text(value)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
 from bandit.events import Decision, utcnow
-from bandit.store.database import Database, json_text
+from bandit.store.database import Database, decision_json
 from bandit.store.group_commit import GroupCommit
 from bandit.store.records import RewardOutcome
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions, rewards
@@ -50,14 +50,17 @@ def _sqlite_insert(
     """The SQLite INSERT of one decision row, and each column's bind processor: the value
     conversions SQLAlchemy would apply (JSON text, UTC datetimes, booleans), taken from the
     table's own column types as SQLite's dialect implements them (`dialect_impl`: the generic
-    types would store datetimes with their offset), so the stored text is the same as through
-    SQLAlchemy."""
+    types would store datetimes with their offset), so the stored values are the same as
+    through SQLAlchemy. The JSON columns are written by `decision_json`, as on PostgreSQL."""
     sql = (
         f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
     return sql, [
-        decisions.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        decision_json
+        if name in _JSON_COLUMNS
+        else decisions.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        for name in columns
     ]
 
 
@@ -117,7 +120,7 @@ class Writes(Database):
         if not self.is_sqlite:
             columns = tuple(rows[0])
             values = [
-                Json(v, json_text) if k in _JSON_COLUMNS else v
+                Json(v, decision_json) if k in _JSON_COLUMNS else v
                 for row in rows
                 for k, v in row.items()
             ]

@@ -4,8 +4,10 @@ answered only after the commit holding its row, and one bad row or twin never fa
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -13,8 +15,9 @@ import sqlalchemy as sa
 from bandit.events import Action, Decision, utcnow
 from bandit.features import action_lines, adf_example
 from bandit.store import Store
+from bandit.store.database import decision_json
 from bandit.store.group_commit import GroupCommit
-from bandit.store.rows import _row, decisions
+from bandit.store.rows import _JSON_COLUMNS, _row, decisions
 from tests.conftest import Backend, wait_until
 
 ACTIONS = (Action("a", [{"item": {"id": "a"}}]), Action("b", [{"item": {"id": "b"}}]))
@@ -230,7 +233,8 @@ def test_decisions_awaited_from_a_loop_are_logged_once_and_read_back_unchanged(
 
 def test_the_sqlite_path_stores_the_text_sqlalchemy_stores(store: Store, backend: Backend) -> None:
     """Column for column, a decision logged through the `sqlite3` connection is stored as
-    SQLAlchemy's own INSERT stores it (queries compare stored datetimes as text)."""
+    SQLAlchemy's own INSERT stores it (queries compare stored datetimes as text); the JSON
+    columns, written by orjson, hold the same values."""
     if backend.name != "embedded":
         pytest.skip("the sqlite3 path is SQLite's")
     store.insert_decision(decision("fast"))
@@ -244,4 +248,43 @@ def test_the_sqlite_path_stores_the_text_sqlalchemy_stores(store: Store, backend
     for name in ("created_at", "activated_at"):  # the same format, a few µs apart
         assert len(fast.pop(name)) == len(reference.pop(name)) == len("2026-01-01 00:00:00.000000")
     fast.pop("event_id"), reference.pop("event_id")
+    for name in _JSON_COLUMNS:
+        assert json.loads(fast.pop(name)) == json.loads(reference.pop(name)), name
     assert fast == reference
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"tip": {"title": "Étirer le dos 🧘", "minutes": 5, "weight": 0.1 + 0.2}},
+        [1e-7, 1e16, -0.0, 2**63 - 1, True, None, ""],
+        {"big": 2**70},  # beyond orjson's 64 bits: written by the stdlib
+        {"lone": "\ud800"},  # a lone surrogate, which json.loads can hand over
+        {1: "a key that is not a string"},
+    ],
+    ids=["unicode", "numbers", "big-int", "lone-surrogate", "int-key"],
+)
+def test_a_decision_column_reads_back_as_the_stdlib_writes_it(value: object) -> None:
+    """`decision_json` writes other text than `json.dumps` (compact, non-ASCII kept), never
+    other values; and what orjson refuses falls back to the stdlib instead of failing."""
+    assert json.loads(decision_json(value)) == json.loads(json.dumps(value))
+
+
+def test_awkward_feature_values_are_logged_and_read_back_unchanged(store: Store) -> None:
+    """Non-ASCII text and an integer beyond 64 bits in a decision's context and actions come
+    back from either backend's write path as they went in."""
+    logged = decision("awkward")
+    context = [{"user": {"name": "Zoë ✓", "visits": 2**70, "ratio": 1 / 3}}]
+    actions = (
+        Action(id="é", features=[{"item": {"kind": "thé", "n": -(2**65)}}]),
+        Action(id="b", features=[{"item": {"kind": "b"}}]),
+    )
+    made = replace(
+        logged,
+        context=context,
+        actions=actions,
+        example=tuple(adf_example(context, action_lines(actions))),
+    )
+    assert store.insert_decision(made) is True
+    (read,) = store.get_many(["awkward"])
+    assert read.decision == made

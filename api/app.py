@@ -92,9 +92,12 @@ def create_app(
     per_key = [Depends(limited(Bucket.PERSONALIZER))]
     errors.install(app)
     redact_access_log()  # OAuth codes travel in callback query strings
-    # Starlette tries routes in order, about a microsecond each: the decision routes go first.
-    personalizer.mount(app, dependencies=per_key)
+    # Routes are tried in order, about 1.3 µs each through FastAPI's included routers: the
+    # decision routes go first, Personalizer's and the tips' (recommend was 66 µs in, behind
+    # Personalizer's 40 administration routes; now 14 µs).
+    personalizer.mount_decisions(app, dependencies=per_key)
     app.include_router(tips.router, dependencies=per_principal)
+    personalizer.mount_admin(app, dependencies=per_key)
     app.include_router(ops.router)
     app.include_router(me.router, dependencies=per_principal)
     app.include_router(integrations.router, dependencies=per_principal)

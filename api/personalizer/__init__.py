@@ -22,12 +22,18 @@ from typing import Any
 from fastapi import FastAPI
 
 
-def mount(app: FastAPI, *, dependencies: Sequence[Any] = ()) -> None:
-    """Include every Personalizer route (each router serves both path styles itself)."""
-    from api.personalizer import admin, decisions, evaluations
+def mount_decisions(app: FastAPI, *, dependencies: Sequence[Any] = ()) -> None:
+    """Include rank, reward and activate (both path styles)."""
+    from api.personalizer import decisions
+
+    app.include_router(decisions.router, dependencies=list(dependencies))
+
+
+def mount_admin(app: FastAPI, *, dependencies: Sequence[Any] = ()) -> None:
+    """Include the rest: configuration, policy, model, logs and evaluations (both path styles)."""
+    from api.personalizer import admin, evaluations
 
     for router in (
-        decisions.router,
         admin.router,
         evaluations.shared,
         evaluations.v1_only,

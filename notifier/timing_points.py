@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bandit.events import utcnow
-from bandit.store import SqliteRead, sqlite_connection
+from bandit.store import SqliteRead, pg_connection, sqlite_connection
 from notifier.schedule import Slot, TimingSettings
 from notifier.tables import PushSubscriptionRow, TimingPersonRow, TimingPointRow
 
@@ -47,6 +47,13 @@ def _open_waits() -> sa.ColumnElement[bool]:
 
 _OPEN_WAITS = sa.select(points.c.event_id).where(_open_waits())
 """Built once: every recommend asks it."""
+
+_OPEN_WAITS_SQL = (
+    "SELECT event_id FROM timing_points WHERE principal = %(person)s AND action = %(action)s "
+    "AND decided_at >= %(since)s AND decided_at <= %(now)s AND visited_at IS NULL"
+)
+"""`_OPEN_WAITS` for psycopg: through SQLAlchemy the read cost about 160 µs of CPU, more than
+twice psycopg's own (about 70 µs)."""
 
 POINT_LEASE = timedelta(minutes=2)
 """How long a claimed point stays its notifier's while undecided. Longer than deciding takes
@@ -221,8 +228,9 @@ class TimingPoints:
         if self._open_waits_sqlite is not None:
             with sqlite_connection(self.engine) as connection:
                 return [row[0] for row in self._open_waits_sqlite.rows(connection, **bounds)]
-        with self.autocommit.connect() as conn:
-            return [row.event_id for row in conn.execute(_OPEN_WAITS, bounds)]
+        with pg_connection(self.engine) as connection:
+            rows = connection.execute(_OPEN_WAITS_SQL, {**bounds, "action": WAIT}).fetchall()
+            return [event_id for (event_id,) in rows]
 
     # ------------------------------------------------------------------------ personal data
 

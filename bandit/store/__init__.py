@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from bandit.store.arms import Arms
 from bandit.store.checkup import Checkup
-from bandit.store.database import SqliteRead, make_engine, sqlite_connection
+from bandit.store.database import SqliteRead, make_engine, pg_connection, sqlite_connection
 from bandit.store.learning import Learning
 from bandit.store.lookups import Lookups
 from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
@@ -70,6 +70,7 @@ __all__ = [
     "Store",
     "WindowCounts",
     "make_engine",
+    "pg_connection",
     "sqlite_connection",
 ]
 

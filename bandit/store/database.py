@@ -144,6 +144,26 @@ def sqlite_connection(engine: Engine) -> Iterator[Any]:
         proxy.close()
 
 
+@contextmanager
+def pg_connection(engine: Engine) -> Iterator[Any]:
+    """A pooled psycopg connection of `engine` in autocommit, for the hot path on PostgreSQL.
+
+    SQLAlchemy's per-statement overhead is several times a loopback round trip; the decision
+    path issues a handful of fixed statements, so it talks to psycopg directly (and can
+    pipeline its reads). The connection goes back to the pool as it came (autocommit off).
+    """
+    proxy = engine.raw_connection()
+    try:
+        connection: Any = proxy.driver_connection
+        connection.autocommit = True
+        try:
+            yield connection
+        finally:
+            connection.autocommit = False
+    finally:
+        proxy.close()
+
+
 WAL_WAIT_SECONDS = 30.0
 """How long a connection to a new database retries switching it to WAL (the busy timeout)."""
 
@@ -190,22 +210,9 @@ class Database:
 
     @contextmanager
     def raw(self) -> Iterator[Any]:
-        """A pooled psycopg connection in autocommit, for the hot path on PostgreSQL.
-
-        SQLAlchemy's per-statement overhead is several times a loopback round trip; the decision
-        path issues a handful of fixed statements, so it talks to psycopg directly (and can
-        pipeline its reads). The connection goes back to the pool as it came (autocommit off).
-        """
-        proxy = self.engine.raw_connection()
-        try:
-            connection: Any = proxy.driver_connection
-            connection.autocommit = True
-            try:
-                yield connection
-            finally:
-                connection.autocommit = False
-        finally:
-            proxy.close()
+        """A pooled psycopg connection in autocommit (`pg_connection`)."""
+        with pg_connection(self.engine) as connection:
+            yield connection
 
     @contextmanager
     def sqlite_write(self) -> Iterator[Any]:

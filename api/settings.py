@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests one process works on at once; past it, 503 + Retry-After",
     )
+    database_pool_size: int = Field(
+        default=40,
+        ge=2,
+        description="PostgreSQL connections one api process keeps open once it has needed "
+        "them: above OO_MAX_IN_FLIGHT plus the background loops, so none is reopened per request",
+    )
     model_refresh_seconds: float = Field(default=1.0, gt=0)
     personalizer_key: str | None = Field(
         default=None, description="When set, Personalizer calls must send it as the key header"

@@ -68,9 +68,7 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
     settings = Settings()
     learner_settings = LearnerSettings()
     prepare(settings.database)  # refuses a PostgreSQL behind the code: `oo db upgrade` first
-    # Its threads at once: the learning loop, its I/O thread, the signals worker, the bus
-    # consumer and health checks.
-    store = Store.connect(settings.database, pool_size=6)
+    store = Store.connect(settings.database, pool_size=4)
     registry = Registry(loader=PolicyStore(store.engine).get)
     hub = ModelHub(store, registry.args_for, replay=True)
     for name in [settings.surface_policy(surface) for surface in SURFACES.values()]:

@@ -50,11 +50,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests one process works on at once; past it, 503 + Retry-After",
     )
+    # docs/operations.md ("Scaling the api") has what larger pools measured.
     database_pool_size: int = Field(
-        default=40,
-        ge=2,
-        description="PostgreSQL connections one api process keeps open once it has needed "
-        "them: above OO_MAX_IN_FLIGHT plus the background loops, so none is reopened per request",
+        default=10,
+        ge=1,
+        description="PostgreSQL connections one api process keeps once it has needed them; "
+        "as many again open in bursts and close after",
     )
     model_refresh_seconds: float = Field(default=1.0, gt=0)
     personalizer_key: str | None = Field(

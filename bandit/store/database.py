@@ -57,11 +57,11 @@ needed, so a one-connection CLI still makes one."""
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for `url`; SQLite gets WAL, full fsync and a busy timeout.
 
-    `pool_size` is the connections kept for PostgreSQL, made only when needed; a quarter more
-    may open in overflow, each closed when it comes back. Overflow is for bursts: a pool
-    smaller than what a process holds at once reopens connections under steady load (the api
-    kept 10 and reopened about one connection per ten recommends). SQLite keeps up to
-    `SQLITE_POOL`, whatever `pool_size` says.
+    `pool_size` is the connections kept for PostgreSQL, made only when needed; as many again
+    may open in overflow, each closed when it comes back (`OO_DATABASE_POOL_SIZE`,
+    docs/operations.md: under steady load above the pool the api reopens connections, and
+    that measured cheaper for the api than keeping them). SQLite keeps up to `SQLITE_POOL`,
+    whatever `pool_size` says.
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -86,7 +86,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return sa.create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=max(1, pool_size // 4),
+        max_overflow=pool_size,
         # No pre-ping: it costs a round trip per checkout. A dropped connection raises a
         # disconnect error, which invalidates the pool, and the next request reconnects.
         pool_timeout=5,

@@ -18,6 +18,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
+from prometheus_client import Histogram
+
+BATCH_ROWS = Histogram(
+    "oo_group_commit_rows",
+    "Rows per group-committed transaction, by log (decision-log): how many writers share a commit",
+    ["log"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
 Row = TypeVar("Row")
 Result = TypeVar("Result")
 
@@ -47,6 +56,7 @@ class GroupCommit(Generic[Row, Result]):
         self._queue: list[tuple[Row, Future[Result]]] = []
         self._ready = threading.Condition()
         self._writing = False
+        self._rows = BATCH_ROWS.labels(name)
 
     def write(self, row: Row) -> Result:
         """Queue `row`, wait until the batch holding it is committed, and return its result.
@@ -83,6 +93,7 @@ class GroupCommit(Generic[Row, Result]):
                     return
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+            self._rows.observe(len(batch))
             self._write(batch)
 
     def _write(self, batch: list[tuple[Row, Future[Result]]]) -> None:

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from bandit.events import Action, Decision, utcnow
 from bandit.features import action_lines, adf_example
@@ -94,6 +95,23 @@ def test_rows_queued_during_a_commit_share_the_next_one_and_wait_for_it() -> Non
     assert sorted(gate.batches[1]) == [f"row{i}" for i in range(8)]  # one commit for all eight
     assert first_answers == {"first": "FIRST"}
     assert answers == {f"row{i}": f"ROW{i}" for i in range(8)}
+
+
+def test_the_rows_of_each_commit_are_counted_by_log() -> None:
+    """`oo_group_commit_rows` says how many writers shared each commit: here 1, then 8."""
+    gate = Gate()
+    group: GroupCommit[str, str] = GroupCommit(gate, name="test-counted")
+    labels = {"log": "test-counted"}
+    first, _ = _writers(group, ["first"])
+    assert gate.entered.wait(30)
+    rest, _ = _writers(group, [f"row{i}" for i in range(8)])
+    wait_until(lambda: len(group._queue) == 8)
+    gate.release.set()
+    for thread in first + rest:
+        thread.join(30)
+    assert REGISTRY.get_sample_value("oo_group_commit_rows_count", labels) == 2
+    assert REGISTRY.get_sample_value("oo_group_commit_rows_sum", labels) == 9
+    assert REGISTRY.get_sample_value("oo_group_commit_rows_bucket", {**labels, "le": "1.0"}) == 1
 
 
 def test_a_failed_commit_raises_its_error_in_every_writer_of_the_batch() -> None:

@@ -9,7 +9,8 @@ sets it, or `OO_DATABASE_URL`), `oo api` logging to it. Each endpoint is driven 
 load, the reference and oO taking turns for `--rounds` rounds; the medians are printed with
 oO's ratio to the reference, then each one's p99 when paced at half its own peak. The CPU
 time each server process spent per request is printed too ("cpu ratio": the reference's over
-oO's), since on a shared machine it moves less than throughput does.
+oO's), since on a shared machine it moves less than throughput does; and how many decisions
+shared each commit of oO's decision log in the peak runs ("per commit", group commit: ADR 0013).
 
 Endpoints: Personalizer rank with `--actions` actions, and `/v1/recommend` (the reference
 gets the same context and tip candidates as a rank body). Peak load is `wrk -t1` where
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from statistics import median
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -84,6 +88,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def commits(target: Target) -> tuple[float, float]:
+    """(decisions, commits) the decision log has group-committed so far, from oO's metrics."""
+    text = httpx.get(f"http://{target.host}:{target.port}/metrics", timeout=10).text
+    found = {}
+    for kind in ("sum", "count"):
+        match = re.search(rf'^oo_group_commit_rows_{kind}{{log="decision-log"}} (\S+)$', text, re.M)
+        found[kind] = float(match.group(1)) if match else 0.0
+    return found["sum"], found["count"]
+
+
 def compare(
     ours: tuple[Target, int],
     theirs: tuple[Target, int],
@@ -101,12 +115,14 @@ def compare(
         peak(target, seconds=2, connections=connections)
     runs: dict[str, list[Run]] = {"oo": [], "reference": []}
     cpu: dict[str, float] = {"oo": 0.0, "reference": 0.0}
+    logged, committed = commits(ours[0])
     for i in range(rounds):
         order = [("oo", ours), ("reference", theirs)]
         for name, (target, pid) in order if i % 2 else order[::-1]:
             before = cpu_seconds(pid)
             runs[name].append(peak(target, seconds=seconds, connections=connections))
             cpu[name] += cpu_seconds(pid) - before
+    rows, transactions = (a - b for a, b in zip(commits(ours[0]), (logged, committed), strict=True))
     out: dict[str, Any] = {}
     for name, (target, _) in (("oo", ours), ("reference", theirs)):
         rps = median(r.throughput for r in runs[name])
@@ -120,9 +136,14 @@ def compare(
             "p99_ms_at_half_peak": paced.p99_ms,
             "rounds_req_s": [r.throughput for r in runs[name]],
         }
+    out["oo"]["decisions_per_commit"] = rows / transactions if transactions else None
     out["ratio"] = out["oo"]["req_s"] / out["reference"]["req_s"]
     out["cpu_ratio"] = out["reference"]["cpu_ms_per_req"] / out["oo"]["cpu_ms_per_req"]
     return out
+
+
+def _one_place(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def main() -> None:
@@ -194,6 +215,9 @@ def main() -> None:
                     f"{ref['cpu_ms_per_req']:.2f}",
                     f"{r['ratio']:.2f}",
                     f"{r['cpu_ratio']:.2f}",
+                    "-"
+                    if oo["decisions_per_commit"] is None
+                    else f"{oo['decisions_per_commit']:.1f}",
                     str(oo["errors"]),
                 ]
             )
@@ -203,7 +227,8 @@ def main() -> None:
         f"{'wrk -t1' if has_wrk() else 'asyncio'}; p99 @50% paced at half each side's peak\n"
     )
     header = ["endpoint", "oO req/s", "p50", "p99", "p99@50%", "cpu ms"]
-    header += ["ref req/s", "p50", "p99", "p99@50%", "cpu ms", "ratio", "cpu ratio", "errors"]
+    header += ["ref req/s", "p50", "p99", "p99@50%", "cpu ms", "ratio", "cpu ratio"]
+    header += ["per commit", "errors"]
     print(table(rows, header))
 
 

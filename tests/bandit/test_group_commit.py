@@ -98,7 +98,8 @@ def test_rows_queued_during_a_commit_share_the_next_one_and_wait_for_it() -> Non
 
 
 def test_the_rows_of_each_commit_are_counted_by_log() -> None:
-    """`oo_group_commit_rows` says how many writers shared each commit: here 1, then 8."""
+    """`oo_group_commit_rows` says how many writers shared each commit (here 1, then 8), and
+    `oo_group_commit_seconds` times each commit."""
     gate = Gate()
     group: GroupCommit[str, str] = GroupCommit(gate, name="test-counted")
     labels = {"log": "test-counted"}
@@ -112,6 +113,7 @@ def test_the_rows_of_each_commit_are_counted_by_log() -> None:
     assert REGISTRY.get_sample_value("oo_group_commit_rows_count", labels) == 2
     assert REGISTRY.get_sample_value("oo_group_commit_rows_sum", labels) == 9
     assert REGISTRY.get_sample_value("oo_group_commit_rows_bucket", {**labels, "le": "1.0"}) == 1
+    assert REGISTRY.get_sample_value("oo_group_commit_seconds_count", labels) == 2
 
 
 def test_a_failed_commit_raises_its_error_in_every_writer_of_the_batch() -> None:

@@ -215,9 +215,7 @@ def main() -> None:
                     f"{ref['cpu_ms_per_req']:.2f}",
                     f"{r['ratio']:.2f}",
                     f"{r['cpu_ratio']:.2f}",
-                    "-"
-                    if oo["decisions_per_commit"] is None
-                    else f"{oo['decisions_per_commit']:.1f}",
+                    _one_place(oo["decisions_per_commit"]),
                     str(oo["errors"]),
                 ]
             )

@@ -159,8 +159,7 @@ def _rests_on(e: ValueEstimate) -> str:
     """How many decisions an estimate rests on: all of them, or the effective few."""
     if e.effective_n is None:
         return f"{e.n:,}, none agreeing"
-    effective = round(e.effective_n)
-    return f"{e.n:,}" if effective >= e.n else f"{e.n:,} (effectively {effective:,})"
+    return f"{e.n:,}" if e.effectively is None else f"{e.n:,} (effectively {e.effectively:,})"
 
 
 def _num(value: float | None) -> str:

@@ -349,8 +349,8 @@ def _estimate(e: ValueEstimate | None) -> str:
     if e is None or e.value is None:
         return "–"
     text = f"{fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}]"
-    if e.effective_n is not None and round(e.effective_n) < e.n:
-        text += f" on ≈{round(e.effective_n):,} of {e.n:,}"
+    if e.effectively is not None:
+        text += f" on ≈{e.effectively:,} of {e.n:,}"
     return text
 
 

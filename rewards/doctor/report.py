@@ -51,6 +51,13 @@ class ValueEstimate:
     n: int
     effective_n: float | None
 
+    @property
+    def effectively(self) -> int | None:
+        """The decisions the estimate effectively rests on, rounded, when fewer than `n`."""
+        if self.effective_n is None or round(self.effective_n) >= self.n:
+            return None
+        return round(self.effective_n)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelStatus:

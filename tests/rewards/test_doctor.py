@@ -13,7 +13,7 @@ from bandit.events import Features
 from bandit.features import adf_example
 from bandit.store import Store
 from rewards.distinct import Distinct, stable_hash
-from rewards.doctor import Diagnosis, diagnose
+from rewards.doctor import Diagnosis, ValueEstimate, diagnose
 from rewards.doctor.features import looks_like_time, parse_line
 from rewards.estimators import snips
 from rewards.estimators.results import Interval
@@ -309,3 +309,14 @@ def test_docstring_examples_run() -> None:
 
     for module in (distinct, features):
         assert doctest.testmod(module).failed == 0
+
+
+@pytest.mark.parametrize(
+    ("effective_n", "effectively"),
+    [(None, None), (13.4, 13), (3_999.6, None), (4_000.0, None)],
+)
+def test_an_estimate_says_it_rests_on_fewer_decisions_only_when_it_does(
+    effective_n: float | None, effectively: int | None
+) -> None:
+    estimate = ValueEstimate(value=0.1, low=0.0, high=0.2, n=4_000, effective_n=effective_n)
+    assert estimate.effectively == effectively

@@ -23,7 +23,10 @@ learning steps without an app (identical figures again, fifty times faster: for 
 docs/learning-suite.md) instead of the exploration candidates. `--sdk`
 also runs the acceptance check the issue describes: Personalizer's Python SDK against an
 `oo serve` process, the new default against the old one on `--sdk-world`, learning
-asynchronously as in production. Figures only; nothing is asserted, and no figure depends on
+asynchronously as in production. `--references` adds the independent learners of
+`bench/reference/bayes.py` (Bayesian regression with Thompson sampling, outside VW, under the
+default floor) on the same worlds, traffic and seeds: how much a learner of another family
+captures. Figures only; nothing is asserted, and no figure depends on
 timing except the `--sdk` run.
 """
 
@@ -35,6 +38,7 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -60,7 +64,11 @@ from api.simulate.suite import (
     summarize,
 )
 from api.simulate.worlds import SUITE, WORLDS, WorldSpec
+from bandit.surface_config import DEFAULT_EXPLORATION
 from bench._harness import free_port, server, table
+from bench.reference.bayes import REFERENCES, Reference, ReferenceLoop
+
+Job = tuple[WorldSpec, Candidate | Reference | None, int, int | None, CallPath]
 
 
 def _pct(value: float) -> str:
@@ -105,16 +113,40 @@ def candidates(indices: str | None, tuning: bool = False) -> list[Candidate | No
         sys.exit(f"--candidates: indices in 0..{len(every) - 1} (0 is the new default)")
 
 
-def _pair(job: tuple[WorldSpec, Candidate | None, int, int | None, CallPath]) -> Result:
+def _pair(job: Job, on_event: Callable[[int], None] | None = None) -> Result:
     spec, candidate, seed, decisions, path = job
-    return run_pair(spec, candidate, seed=seed, decisions=decisions, path=path)
+    if isinstance(candidate, Reference):
+        return reference_pair(spec, candidate, seed, decisions, on_event)
+    return run_pair(spec, candidate, seed=seed, decisions=decisions, path=path, on_event=on_event)
+
+
+def reference_pair(
+    spec: WorldSpec,
+    reference: Reference,
+    seed: int,
+    decisions: int | None,
+    on_event: Callable[[int], None] | None = None,
+) -> Result:
+    """An independent learner on `spec`'s world and traffic for `seed`, floored as a new
+    surface is (the event ids, hence the world's draws, are the candidates')."""
+    loop = ReferenceLoop(reference, DEFAULT_EXPLORATION, seed, spec.name)
+    report = run(
+        loop,
+        World(spec, seed),
+        decisions=decisions,
+        run_id=f"{spec.name}-{seed}",
+        on_event=on_event,
+    )
+    return Result.of(spec.name, reference.name, seed, report.trace, report.seconds)
 
 
 def suite(args: argparse.Namespace) -> list[Result]:
     worlds = choose(args.worlds, SUITE)
-    chosen = candidates(args.candidates, args.tuning)
+    chosen: list[Candidate | Reference | None] = [*candidates(args.candidates, args.tuning)]
+    if args.references:
+        chosen += REFERENCES
     seeds = range(args.seed, args.seed + args.seeds)
-    jobs = [
+    jobs: list[Job] = [
         (spec, candidate, seed, args.decisions, args.path)
         for seed in seeds
         for spec in worlds
@@ -134,7 +166,8 @@ def suite(args: argparse.Namespace) -> list[Result]:
                 for result in pool.map(_pair, jobs):
                     done(result)
             return results
-        for spec, candidate, seed, decisions, path in jobs:
+        for job in jobs:
+            spec, candidate, seed, decisions, _ = job
             name = candidate.name if candidate else "default"
             total = decisions or spec.decisions
             task = progress.add_task(f"{spec.name} / {name} / seed {seed}", total=total)
@@ -142,9 +175,7 @@ def suite(args: argparse.Namespace) -> list[Result]:
             def step(n: int, task: TaskID = task) -> None:
                 progress.update(task, completed=n)
 
-            done(
-                run_pair(spec, candidate, seed=seed, decisions=decisions, path=path, on_event=step)
-            )
+            done(_pair(job, step))
             progress.remove_task(task)
     return results
 
@@ -206,6 +237,11 @@ def main() -> None:
     parser.add_argument("--path", choices=("routes", "asgi", "model"), default="routes")
     parser.add_argument(
         "--tuning", action="store_true", help="the default's tuning grid instead of the candidates"
+    )
+    parser.add_argument(
+        "--references",
+        action="store_true",
+        help="also the independent learners of bench/reference/bayes.py",
     )
     parser.add_argument("--sdk", action="store_true", help="also the SDK acceptance run")
     parser.add_argument("--sdk-world", choices=tuple(WORLDS), default="tips6")

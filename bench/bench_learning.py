@@ -127,8 +127,8 @@ def reference_pair(
     decisions: int | None,
     on_event: Callable[[int], None] | None = None,
 ) -> Result:
-    """An independent learner on `spec`'s world and traffic for `seed`, floored as a new
-    surface is (the event ids, hence the world's draws, are the candidates')."""
+    """An independent learner on `spec`'s world for `seed`, floored as a new surface is: the
+    contexts and reactions come from `World(spec, seed)`, so they are the candidates'."""
     loop = ReferenceLoop(reference, DEFAULT_EXPLORATION, seed, spec.name)
     report = run(
         loop,

@@ -83,14 +83,13 @@ def tokens(features: list[dict[str, dict[str, Any]]]) -> list[str]:
 class Posterior:
     """A Gaussian posterior over weights that are added as features first appear.
 
-    `mean`, and `covariance` (D × D for `full`, its diagonal for `diagonal`), over the first
-    `size` indices of arrays that grow by doubling.
+    `mean`, and `covariance` (D × D for `full`, its diagonal for `diagonal`), over arrays that
+    grow by doubling; the weights in use are the first `len(index)`.
     """
 
     family: Family
     covariance_kind: Covariance
     prior_variance: float = 1.0
-    size: int = 0
     index: dict[str, int] = field(default_factory=dict)
     mean: np.ndarray = field(default_factory=lambda: np.zeros(64))
     covariance: np.ndarray = field(init=False)
@@ -109,10 +108,10 @@ class Posterior:
         found = self.index.get(token)
         if found is not None:
             return found
-        if self.size == len(self.mean):
+        at = len(self.index)
+        if at == len(self.mean):
             self._grow()
-        at = self.index[token] = self.size
-        self.size += 1
+        self.index[token] = at
         if token == INTERCEPT:
             if self.covariance_kind == "full":
                 self.covariance[at, at] = INTERCEPT_VARIANCE

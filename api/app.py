@@ -36,6 +36,7 @@ from api.routers import (
 from api.services.process import start
 from api.settings import Settings
 from api.web import mount_web
+from bandit import heap
 from bandit.settings import LearnerSettings
 from notifier.settings import PushSettings
 
@@ -64,13 +65,20 @@ def create_app(
     settings: Settings | None = None,
     learner_settings: LearnerSettings | None = None,
     push_settings: PushSettings | None = None,
+    *,
+    settle_heap: bool = False,
 ) -> FastAPI:
+    """The app. `settle_heap` is for a process that serves it: once its services have started,
+    the garbage collector is tuned for serving (`bandit.heap`, ADR 0019). Tests leave it off,
+    since it changes the collector of the whole process."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = start(settings, learner_settings, push_settings)
         schedules.start(app.state.services)  # auto-optimization, model export (ADR 0015)
+        if settle_heap:
+            heap.settle()
         try:
             yield
         finally:
@@ -120,3 +128,9 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def served_app() -> FastAPI:
+    """The app as a server process runs it, settings from the environment: the factory each
+    of `oo api --workers N`'s worker processes imports."""
+    return create_app(settle_heap=True)

@@ -61,7 +61,7 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         # Workers import the factory themselves; settings come from the environment.
         os.environ["OO_HOST"], os.environ["OO_PORT"] = settings.host, str(settings.port)
         uvicorn.run(
-            "api.app:create_app",
+            "api.app:served_app",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -70,7 +70,7 @@ def _run_http(role: str, host: str | None, port: int | None, workers: int) -> No
         )
     else:
         uvicorn.run(
-            create_app(settings, push_settings=push_settings),
+            create_app(settings, push_settings=push_settings, settle_heap=True),
             host=settings.host,
             port=settings.port,
             log_level="warning",

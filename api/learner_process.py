@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.db import prepare
 from api.services.surfaces import SURFACES, surface_configs
 from api.settings import Settings
-from bandit import model_keys
+from bandit import heap, model_keys
 from bandit.apprentice import Imitation
 from bandit.bus import make_bus
 from bandit.hub import ModelHub
@@ -102,6 +102,7 @@ def run_learner(stop: threading.Event, *, host: str, port: int) -> None:
     signals = threading.Thread(target=signal_worker.run, args=(stop,), name="signals", daemon=True)
     signals.start()
     log.info("learner running; /health on http://%s:%d/health", host, port)
+    heap.settle()  # the models and services are built: ADR 0019
     try:
         learner.run(stop)
     finally:

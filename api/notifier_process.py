@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.services.process import start
 from api.settings import Settings
+from bandit import heap
 from bandit.store import Store
 from notifier.settings import PushSettings
 from notifier.worker import Notifier
@@ -70,6 +71,7 @@ def run_notifier(
         http = threading.Thread(target=server.run, name="notifier-health", daemon=True)
         http.start()
         log.info("notifier running; /health on http://%s:%d/health", host, port)
+        heap.settle()  # its services are built: ADR 0019
         try:
             notifier.run(stop)
         finally:

@@ -97,7 +97,7 @@ async def measure(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     from api.app import create_app
     from bench.reference.app import app as reference
 
-    oo = create_app()
+    oo = create_app(settle_heap=True)  # as `oo serve` runs it
     rank_body = json.dumps(rank_payload(args.actions)).encode()
     tips_body = json.dumps(tip_payload()).encode()
     sides: dict[str, dict[str, tuple[App, str, bytes]]] = {

@@ -38,6 +38,10 @@ def _json() -> Any:
     return sa.Column(sa.JSON, nullable=False)
 
 
+AWAITING_INDEX = "ix_decisions_awaiting"
+"""The unlearned decisions by activation time: what the learner's sweep reads (named there)."""
+
+
 class DecisionRow(SQLModel, table=True):
     __tablename__ = "decisions"
     __table_args__ = (
@@ -57,7 +61,7 @@ class DecisionRow(SQLModel, table=True):
             sqlite_where=sa.text("experiment IS NOT NULL"),
         ),
         sa.Index(
-            "ix_decisions_awaiting",
+            AWAITING_INDEX,
             "activated_at",
             postgresql_where=sa.text("learn_seq IS NULL"),
             sqlite_where=sa.text("learn_seq IS NULL"),

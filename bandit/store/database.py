@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, Engine
 
 from bandit.private_files import private_sqlite
@@ -75,6 +76,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             json_serializer=json_text,
         )
 
+        engine.dialect.statement_compiler = _HintedSQLiteCompiler
+
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
@@ -94,6 +97,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         connect_args={"connect_timeout": 3},
         json_serializer=json_text,
     )
+
+
+class _HintedSQLiteCompiler(SQLiteCompiler):
+    """SQLite's compiler, rendering a table hint given for SQLite after the table's name:
+    `select(...).with_hint(table, "INDEXED BY ix_name", "sqlite")` reads `FROM t INDEXED BY
+    ix_name` (SQLAlchemy's own SQLite compiler drops table hints). SQLite refuses a statement
+    whose named index is missing, so a renamed index fails loudly rather than slowly."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
 
 
 class SqliteRead:

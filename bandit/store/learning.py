@@ -13,6 +13,7 @@ from bandit.events import utcnow
 from bandit.store.database import Database
 from bandit.store.records import Learnable, Learned
 from bandit.store.rows import _LEARNABLE, _learnable, decisions, rewards, snapshots
+from bandit.tables import AWAITING_INDEX
 
 
 class Learning(Database):
@@ -72,7 +73,14 @@ class Learning(Database):
         exclude: Sequence[str] = (),
     ) -> list[str]:
         """Activated, unlearned decisions whose reward window closed before `before`, on
-        `surfaces` (all when empty) except `exclude`."""
+        `surfaces` (all when empty) except `exclude`.
+
+        Read through the awaiting index (activated_at of the unlearned decisions), so a sweep
+        visits only the decisions whose window has closed, however many are still waiting.
+        PostgreSQL's planner takes that index by itself; SQLite's, without statistics, took the
+        surface's index or `learn_seq`'s and walked every waiting decision (about 85 ms a query
+        at 94,000 waiting, every second), so on SQLite the index is named (`INDEXED BY`).
+        """
         filters = [
             decisions.c.learn_seq.is_(None),
             decisions.c.activated_at.is_not(None),
@@ -84,10 +92,10 @@ class Learning(Database):
             filters.append(decisions.c.surface.not_in(list(exclude)))
         query = (
             sa.select(decisions.c.event_id)
-            .select_from(decisions.outerjoin(rewards, rewards.c.event_id == decisions.c.event_id))
             .where(*filters)
             .order_by(decisions.c.activated_at)
             .limit(limit)
+            .with_hint(decisions, f"INDEXED BY {AWAITING_INDEX}", "sqlite")
         )
         with self.autocommit.connect() as conn:
             return [r[0] for r in conn.execute(query)]

@@ -21,6 +21,7 @@ they asked for; apprentice-mode metrics are one (`bandit.apprentice.Imitation`).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -127,7 +128,8 @@ class Learner:
         self.seq = store.max_learn_seq()
         self.learned = 0
         self._published: dict[str, int] = {}
-        self._last_sweep = 0.0
+        self._last_sweep = -math.inf  # the first step sweeps and recovers, whatever the clock
+        self._last_recovery = -math.inf
         self._last_snapshot = time.monotonic()
         self._last_prune = time.monotonic()
         self._lock = threading.Lock()
@@ -287,7 +289,24 @@ class Learner:
         return self.configs.get(surface)
 
     def sweep(self) -> int:
-        """Close expired reward windows and pick up rewards whose message was lost.
+        """Pick up rewards whose message was lost, then close expired reward windows."""
+        return self.recover_missed() + self.close_windows()
+
+    def recover_missed(self) -> int:
+        """Learn the on-time rewards whose bus message was lost (a crash between the reward's
+        commit and its publish, a Redis outage). It reads every decision still waiting, so the
+        loop runs it every `missed_seconds`, not every sweep: a lost message is rare, and
+        waiting a little longer to be learned costs it nothing."""
+        configured = self._sync_generations()
+        summing = [s for s, c in configured.items() if c.reward_aggregation == "sum"]
+        longest = max([self.settings.reward_window, *(c.reward_wait for c in configured.values())])
+        missed = self.store.rewarded_unlearned(
+            utcnow() - longest - timedelta(hours=1), 1000, exclude=summing
+        )
+        return self.learn_events(missed)
+
+    def close_windows(self) -> int:
+        """Learn the decisions whose reward window closed, with their reward or the default.
 
         Each configured surface closes its windows with its own reward wait time; surfaces
         that sum rewards are learned only when their window closes.
@@ -295,13 +314,7 @@ class Learner:
         now = utcnow()
         grace = timedelta(seconds=self.settings.sweep_grace_seconds)
         configured = self._sync_generations()
-        summing = [s for s, c in configured.items() if c.reward_aggregation == "sum"]
-        longest = max([self.settings.reward_window, *(c.reward_wait for c in configured.values())])
         learned = 0
-        missed = self.store.rewarded_unlearned(
-            now - longest - timedelta(hours=1), 1000, exclude=summing
-        )
-        learned += self.learn_events(missed)
         for surface, config in configured.items():
             expired = self.store.expired_unrewarded(
                 now - config.reward_wait - grace, 1000, surfaces=[surface]
@@ -389,9 +402,12 @@ class Learner:
         learned = self.learn_events([m.event_id for m in messages])
         self.bus.ack(messages)
         now = time.monotonic()
+        if now - self._last_recovery >= self.settings.missed_seconds:
+            self._last_recovery = now
+            learned += self.recover_missed()
         if now - self._last_sweep >= self.settings.sweep_seconds:
             self._last_sweep = now
-            learned += self.sweep()
+            learned += self.close_windows()
         if now - self._last_snapshot >= self.settings.snapshot_seconds:
             self._last_snapshot = now
             self.publish_snapshots()

@@ -16,6 +16,11 @@ class LearnerSettings(BaseSettings):
     )
     default_reward: float = Field(default=0.0, ge=-1.0, le=1.0)
     sweep_seconds: float = Field(default=1.0, gt=0, description="How often expired windows close")
+    missed_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often rewards whose bus message was lost are looked for (and learned)",
+    )
     sweep_grace_seconds: float = Field(
         default=2.0, ge=0, description="Slack after a window closes before the default applies"
     )

@@ -100,6 +100,7 @@ def fast_learner(**overrides: Any) -> LearnerSettings:
     values: dict[str, Any] = {
         "reward_wait_seconds": 600,
         "sweep_seconds": 0.1,
+        "missed_seconds": 0.1,
         "sweep_grace_seconds": 0.0,
         "snapshot_seconds": 0.3,
     }

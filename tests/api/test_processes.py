@@ -32,6 +32,7 @@ class Processes:
             "OO_LEARNER_PORT": str(self.learner_port),
             "OO_SNAPSHOT_SECONDS": "0.3",
             "OO_SWEEP_SECONDS": "0.2",
+            "OO_MISSED_SECONDS": "0.2",
             "OO_MODEL_REFRESH_SECONDS": "0.2",
             "OO_LOG_LEVEL": "WARNING",
         }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -161,6 +162,30 @@ def test_a_lost_bus_message_is_recovered_by_the_sweep(loop: Loop) -> None:
     assert learner.sweep() == 1
     logged = loop.store.get("quiet")
     assert logged is not None and logged.learned_reward == 0.5
+
+
+def test_the_loop_looks_for_lost_messages_at_its_own_cadence(loop: Loop) -> None:
+    """Looking for lost messages reads every waiting decision, so the loop does it every
+    `missed_seconds` (first at its first step), while windows close every `sweep_seconds`."""
+    slow = LearnerSettings(
+        reward_wait_seconds=600, sweep_grace_seconds=0, sweep_seconds=0.001, missed_seconds=3600
+    )
+    learner = replace(loop, settings=slow).learner()
+    loop.decide("first")
+    loop.reward("first", 0.5, publish=False)
+    assert learner.step(block_ms=1) == 1  # the first step looks
+
+    loop.decide("second")
+    loop.reward("second", 0.25, publish=False)
+    loop.decide("expired", ago=timedelta(minutes=11))
+    time.sleep(0.002)
+    assert learner.step(block_ms=1) == 1  # the window closed; the lost message waits
+    second = loop.store.get("second")
+    assert second is not None and second.learn_seq is None
+
+    assert learner.recover_missed() == 1
+    second = loop.store.get("second")
+    assert second is not None and second.learned_reward == 0.25
 
 
 def test_restart_resumes_without_losing_or_double_learning(loop: Loop) -> None:

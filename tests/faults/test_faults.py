@@ -69,6 +69,7 @@ class Cluster:
             "OO_DATA_DIR": str(self.tmp / "data"),
             "OO_SNAPSHOT_SECONDS": "0.3",
             "OO_SWEEP_SECONDS": "0.2",
+            "OO_MISSED_SECONDS": "0.2",
             "OO_MODEL_REFRESH_SECONDS": "0.2",
             "OO_LOG_LEVEL": "WARNING",
         }

@@ -13,10 +13,11 @@ committed, and a process killed mid-batch loses only rows nobody was told about.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Histogram
 
@@ -39,6 +40,9 @@ Result = TypeVar("Result")
 CommitBatch = Callable[[Sequence[Row]], Sequence[Result | BaseException]]
 """Commits rows in one transaction; one result (or the error of that row) per row, in order."""
 
+Waiter = Future[Result] | asyncio.Future[Result]
+"""Who waits for a row: a thread (`write`), or a coroutine on an event loop (`write_async`)."""
+
 
 class GroupCommit(Generic[Row, Result]):
     """Commits queued rows in batches on one writer thread. Thread-safe; one per table.
@@ -59,7 +63,7 @@ class GroupCommit(Generic[Row, Result]):
         self._name = name
         self._max_batch = max_batch
         self._idle_seconds = idle_seconds
-        self._queue: list[tuple[Row, Future[Result]]] = []
+        self._queue: list[tuple[Row, Waiter[Result]]] = []
         self._ready = threading.Condition()
         self._writing = False
         self._rows = BATCH_ROWS.labels(name)
@@ -70,25 +74,31 @@ class GroupCommit(Generic[Row, Result]):
 
         Raises what committing the row raised (the batch's error when the whole batch failed).
         """
-        return self._enqueue(row).result()
+        future: Future[Result] = Future()
+        self._enqueue(row, future)
+        return future.result()
 
     async def write_async(self, row: Row) -> Result:
         """`write` for a coroutine: the event loop serves other requests while the batch
-        holding `row` commits, and no worker thread is held waiting for it."""
-        return await asyncio.wrap_future(self._enqueue(row))
+        holding `row` commits, and no worker thread is held waiting for it.
 
-    def _enqueue(self, row: Row) -> Future[Result]:
+        The writer answers all of a batch's coroutines on one loop with one callback, so the
+        loop wakes once per commit rather than once per row.
+        """
+        waiter: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._enqueue(row, waiter)
+        return await waiter
+
+    def _enqueue(self, row: Row, waiter: Waiter[Result]) -> None:
         # The lock is held only to append (the writer thread releases it before committing),
         # so an event loop may take it without stalling.
-        future: Future[Result] = Future()
         with self._ready:
-            self._queue.append((row, future))
+            self._queue.append((row, waiter))
             if self._writing:
                 self._ready.notify()
             else:
                 self._writing = True
                 threading.Thread(target=self._run, name=self._name, daemon=True).start()
-        return future
 
     def _run(self) -> None:
         while True:
@@ -104,22 +114,40 @@ class GroupCommit(Generic[Row, Result]):
             with self._seconds.time():
                 self._write(batch)
 
-    def _write(self, batch: list[tuple[Row, Future[Result]]]) -> None:
-        # A waiter taken into a batch can no longer be cancelled, so its answer can always be
-        # set. One cancelled before (its coroutine was, at shutdown say) is not answered, but
-        # its row is committed all the same; setting its answer would raise and end the thread.
-        waiting = [future.set_running_or_notify_cancel() for _, future in batch]
+    def _write(self, batch: list[tuple[Row, Waiter[Result]]]) -> None:
+        # A thread's waiter taken into a batch can no longer be cancelled, so its answer can
+        # always be set. One cancelled before (a coroutine cancelled at shutdown, say) is not
+        # answered, but its row is committed all the same.
+        waiting = [
+            waiter.set_running_or_notify_cancel() if isinstance(waiter, Future) else True
+            for _, waiter in batch
+        ]
+        results: Sequence[Result | BaseException]
         try:
             results = self._commit([row for row, _ in batch])
         except BaseException as exc:  # every waiter must be woken, with the cause
-            for (_, future), waits in zip(batch, waiting, strict=True):
+            results = [exc] * len(batch)
+        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Result], Any]]] = {}
+        for (_, waiter), waits, result in zip(batch, waiting, results, strict=True):
+            if isinstance(waiter, Future):
                 if waits:
-                    future.set_exception(exc)
-            return
-        for (_, future), waits, result in zip(batch, waiting, results, strict=True):
-            if not waits:
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
+                    _settle(waiter, result)
             else:
-                future.set_result(result)
+                on_loops.setdefault(waiter.get_loop(), []).append((waiter, result))
+        for loop, answers in on_loops.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody there waits
+                loop.call_soon_threadsafe(_answer, answers)
+
+
+def _settle(waiter: Future[Result] | asyncio.Future[Result], result: Any) -> None:
+    if isinstance(result, BaseException):
+        waiter.set_exception(result)
+    else:
+        waiter.set_result(result)
+
+
+def _answer(answers: list[tuple[asyncio.Future[Result], Any]]) -> None:
+    """On the waiters' loop: answer each coroutine still waiting (a cancelled one is done)."""
+    for waiter, result in answers:
+        if not waiter.done():
+            _settle(waiter, result)

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -196,6 +197,37 @@ def test_a_cancelled_coroutine_leaves_the_writer_running_and_its_row_committed()
     assert asyncio.run(scenario()) == "KEPT"
     assert gate.batches == [["first"], ["gone", "kept"]]  # the cancelled row is committed too
     assert group.write("later") == "LATER"  # the writer thread lives on
+
+
+def test_a_batch_wakes_its_coroutines_loop_once() -> None:
+    """The writer answers a batch's coroutines on one loop with one callback: the loop wakes
+    once per commit, not once per row."""
+    gate = Gate()
+    group: GroupCommit[str, str] = GroupCommit(gate, name="test-wakeups")
+    wakeups: list[int] = []
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        threadsafe = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any) -> Any:
+            wakeups.append(len(args[0]) if args else 0)
+            return threadsafe(callback, *args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        first = asyncio.ensure_future(group.write_async("first"))
+        while not gate.entered.is_set():
+            await asyncio.sleep(0)
+        rest = [asyncio.ensure_future(group.write_async(f"r{i}")) for i in range(7)]
+        while len(group._queue) < 7:
+            await asyncio.sleep(0)
+        gate.release.set()
+        return [await first, *[await r for r in rest]]
+
+    answers = asyncio.run(scenario())
+    assert answers == ["FIRST", *[f"R{i}" for i in range(7)]]
+    assert gate.batches == [["first"], [f"r{i}" for i in range(7)]]
+    assert wakeups == [1, 7]  # one callback per batch, answering all of its rows
 
 
 @pytest.fixture

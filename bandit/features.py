@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+import orjson
+
 from bandit.events import Action, Features, JSONValue
 
 _RESERVED = re.compile(r"[\s|:]+")
@@ -112,8 +114,37 @@ def adf_example(
     return lines
 
 
+ACTION_LINES_KEPT = 8192
+"""How many candidates' lines `action_line` remembers (about 2 MB); all are forgotten at once
+when it is full, so a catalog larger than this costs each rank its JSON encoding and no more."""
+
+_action_lines: dict[bytes, str] = {}
+
+
+def action_line(features: Features) -> str:
+    """`line(features)` for a candidate, remembered under the features' JSON encoding.
+
+    Integrators send the same catalog on every rank: encoding 20 candidates with orjson takes
+    about 4 µs, featurizing them about 50 (measured on `bench_rank`'s body). The encoding is
+    one-to-one on JSON values and keeps the keys' order, which is the line's order. Its one
+    merging, NaN and infinities written as `null`, joins values that `line` leaves out alike.
+    What orjson cannot encode (an integer beyond 64 bits, a key that is not a string) is
+    featurized every time.
+    """
+    try:
+        key = orjson.dumps(features)
+    except TypeError:  # orjson.JSONEncodeError
+        return line(features)
+    found = _action_lines.get(key)
+    if found is None:
+        if len(_action_lines) >= ACTION_LINES_KEPT:
+            _action_lines.clear()
+        found = _action_lines[key] = line(features)
+    return found
+
+
 def action_lines(actions: Sequence[Action]) -> list[str]:
-    return [line(a.features) for a in actions]
+    return [action_line(a.features) for a in actions]
 
 
 def check_features(value: JSONValue, path: str, depth: int = 0) -> None:

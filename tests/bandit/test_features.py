@@ -1,7 +1,20 @@
-import pytest
+from typing import Any
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import bandit.features as features_module
 from bandit.events import Action
-from bandit.features import action_lines, adf_example, check_features, line, namespaces
+from bandit.features import (
+    ACTION_LINES_KEPT,
+    action_line,
+    action_lines,
+    adf_example,
+    check_features,
+    line,
+    namespaces,
+)
 
 
 def test_feature_objects_become_namespaces() -> None:
@@ -55,3 +68,49 @@ def test_over_deep_nesting_is_refused() -> None:
         node = node["k"]  # type: ignore[assignment]
     with pytest.raises(ValueError, match="nests deeper than 8 levels"):
         check_features(deep, "ctx")  # type: ignore[arg-type]
+
+
+# JSON values as a client's body decodes them, and the awkward ones a Python caller can pass:
+# non-finite floats, integers beyond 64 bits, True beside 1 and 1.0. (Keys are strings, as in
+# JSON: `line` itself takes no other.)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=6)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_feature_lists = st.lists(st.dictionaries(st.text(max_size=4), _values, max_size=3), max_size=3)
+
+
+@given(_feature_lists, _feature_lists)
+def test_a_remembered_line_is_the_line(first: Any, second: Any) -> None:
+    """`action_line` answers exactly what `line` does, for a candidate seen before or not,
+    whatever it holds: equal encodings must never stand for different lines."""
+    for features in (first, second, first, second):
+        assert action_line(features) == line(features)
+
+
+def test_remembered_lines_are_bounded() -> None:
+    features = [[{"item": {"id": i}}] for i in range(ACTION_LINES_KEPT + 10)]
+    assert [action_line(f) for f in features] == [line(f) for f in features]
+    assert len(features_module._action_lines) <= ACTION_LINES_KEPT
+    assert action_line(features[0]) == "|item id:0"
+
+
+def test_equal_values_of_different_types_keep_their_own_lines() -> None:
+    as_int, as_bool, as_text = [{"x": {"f": 1}}], [{"x": {"f": True}}], [{"x": {"f": "1"}}]
+    lines = [action_line(f) for f in (as_int, as_bool, as_text)]
+    assert lines == ["|x f:1", "|x f=true", "|x f=1"]
+
+
+def test_the_same_features_in_another_order_keep_their_order() -> None:
+    one, other = [{"x": {"a": 1, "b": 2}}], [{"x": {"b": 2, "a": 1}}]
+    assert [action_line(one), action_line(other)] == ["|x a:1 b:2", "|x b:2 a:1"]

@@ -44,6 +44,9 @@ from bandit.surface_config import SurfaceConfig, SurfaceConfigs
 
 log = logging.getLogger(__name__)
 
+MISSED_PAGE = 1000
+"""Rewards with a lost message read at a time (`Learner.recover_missed`)."""
+
 RETENTION_CHECK_SECONDS = 600.0
 """How often decisions past their surface's log retention are deleted."""
 
@@ -296,14 +299,19 @@ class Learner:
         """Learn the on-time rewards whose bus message was lost (a crash between the reward's
         commit and its publish, a Redis outage). It reads every decision still waiting, so the
         loop runs it every `missed_seconds`, not every sweep: a lost message is rare, and
-        waiting a little longer to be learned costs it nothing."""
+        waiting a little longer to be learned costs it nothing. A backlog (after an outage) is
+        learned in one call, page after page, while pages come back full and get learned."""
         configured = self._sync_generations()
         summing = [s for s, c in configured.items() if c.reward_aggregation == "sum"]
         longest = max([self.settings.reward_window, *(c.reward_wait for c in configured.values())])
-        missed = self.store.rewarded_unlearned(
-            utcnow() - longest - timedelta(hours=1), 1000, exclude=summing
-        )
-        return self.learn_events(missed)
+        since = utcnow() - longest - timedelta(hours=1)
+        learned = 0
+        while True:
+            missed = self.store.rewarded_unlearned(since, MISSED_PAGE, exclude=summing)
+            page = self.learn_events(missed)
+            learned += page
+            if len(missed) < MISSED_PAGE or page == 0:
+                return learned
 
     def close_windows(self) -> int:
         """Learn the decisions whose reward window closed, with their reward or the default.

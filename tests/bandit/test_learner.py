@@ -188,6 +188,21 @@ def test_the_loop_looks_for_lost_messages_at_its_own_cadence(loop: Loop) -> None
     assert second is not None and second.learned_reward == 0.25
 
 
+def test_a_backlog_of_lost_messages_is_learned_in_one_look(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an outage, every reward whose message was lost is learned at the next look, not
+    one page per `missed_seconds`."""
+    monkeypatch.setattr(bandit.learner, "MISSED_PAGE", 2)
+    learner = loop.learner()
+    for i in range(5):
+        loop.decide(f"lost{i}")
+        loop.reward(f"lost{i}", 0.5, publish=False)
+
+    assert learner.recover_missed() == 5
+    assert learner.recover_missed() == 0
+
+
 def test_restart_resumes_without_losing_or_double_learning(loop: Loop) -> None:
     first = loop.learner()
     for i in range(20):

@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from bandit.events import Action, Decision
+from bandit.events import Action, Decision, utcnow
 from bandit.features import action_lines, adf_example
-from bandit.store import Learned, Store
+from bandit.store import Store
+from bandit.store.rows import _row
+from bandit.store.rows import decisions as decisions_table
 from rewards.ope.logged import LoggedEvent
 
 CLICK = np.array([[0.1, 0.3, 0.7], [0.7, 0.2, 0.1]])
@@ -111,15 +113,31 @@ def write_log(
     seq: int = 1_000_000,
     learned: bool = True,
 ) -> list[float]:
-    """Log `n` learned decisions (see `decisions`) into `store`; returns the rewards in order."""
+    """Log `n` learned decisions (see `decisions`) into `store`; returns the rewards in order.
+
+    Learned decisions are written with their learning marks in one transaction: their windows
+    closed long ago, so a running app's learner would otherwise mark some of them learned with
+    the default reward between their insert and their mark (the first mark wins).
+    """
     rewards: list[float] = []
-    marks: list[Learned] = []
+    rows: list[dict[str, object]] = []
+    now = utcnow()
     for i, (decision, reward) in enumerate(
         decisions(n, seed=seed, epsilon=epsilon, surface=surface, model_key=model_key, start=start)
     ):
-        store.insert_decision(decision)
         rewards.append(reward)
-        marks.append(Learned(decision.event_id, seq + i, reward))
-    if learned:
-        store.mark_learned(marks)
+        if learned:
+            rows.append(
+                {
+                    **_row(decision),
+                    "learn_seq": seq + i,
+                    "learned_reward": reward,
+                    "learned_at": now,
+                }
+            )
+        else:
+            store.insert_decision(decision)
+    if rows:
+        with store.engine.begin() as conn:
+            conn.execute(decisions_table.insert(), rows)
     return rewards

@@ -50,11 +50,15 @@ def test_settle_takes_what_is_alive_out_of_every_collection(collector: None) -> 
     assert len(gc.get_objects()) < walked_before // 10
 
 
-def test_settle_collects_the_garbage_it_finds_instead_of_freezing_it(collector: None) -> None:
+def _unreachable_cycle() -> weakref.ref[Node]:
+    """A node that refers to itself and nothing else does: garbage only the collector frees."""
     cycle = Node()
     cycle.other = cycle
-    gone = weakref.ref(cycle)
-    del cycle
+    return weakref.ref(cycle)
+
+
+def test_settle_collects_the_garbage_it_finds_instead_of_freezing_it(collector: None) -> None:
+    gone = _unreachable_cycle()
 
     heap.settle()
 
@@ -82,10 +86,7 @@ def test_settle_raises_only_the_young_generations_threshold(collector: None) -> 
 
 def test_objects_created_after_settle_are_collected_as_before(collector: None) -> None:
     heap.settle()
-    cycle = Node()
-    cycle.other = cycle
-    gone = weakref.ref(cycle)
-    del cycle
+    gone = _unreachable_cycle()
 
     gc.collect()
 

@@ -139,7 +139,7 @@ class GroupCommit(Generic[Row, Result]):
                 loop.call_soon_threadsafe(_answer, answers)
 
 
-def _settle(waiter: Future[Result] | asyncio.Future[Result], result: Any) -> None:
+def _settle(waiter: Waiter[Result], result: Any) -> None:
     if isinstance(result, BaseException):
         waiter.set_exception(result)
     else:

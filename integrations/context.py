@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bandit.events import Action, FeatureObject, Features, JSONValue
-from bandit.features import line
+from bandit.features import action_line, line
 from bandit.surfaces import Surface
 from integrations.catalog import Catalog, TimeOfDay, Tip, TipKind, time_of_day
 from integrations.profiles import Profile, Signal
@@ -149,18 +149,19 @@ def with_history(
 ) -> Candidates:
     """The candidates, each with one more feature object: `history(category(action id))`.
 
-    Lines gain that object's namespace; a category's line part is built once per call.
+    Lines gain that object's namespace; a category's line part is built once per call, and
+    remembered across calls (`action_line`): a person's history changes only as they react.
     """
     parts: dict[str, tuple[FeatureObject, str]] = {}
     with_actions, with_lines = [], []
-    for action, action_line in zip(actions, lines, strict=True):
+    for action, own in zip(actions, lines, strict=True):
         kind = category(action.id)
         if kind not in parts:
             obj = history(kind)
-            parts[kind] = (obj, line([obj]))
+            parts[kind] = (obj, action_line([obj]))  # one person's history repeats
         obj, part = parts[kind]
         with_actions.append(Action(action.id, [*action.features, obj]))
-        with_lines.append(f"{action_line} {part}")
+        with_lines.append(f"{own} {part}")
     return Candidates(actions=with_actions, lines=with_lines)
 
 

@@ -83,6 +83,18 @@ class Gathered:
     missing: tuple[str, ...] = ()
 
 
+def fetches(statuses: Mapping[str, str], *, todos: bool = True) -> bool:
+    """Whether `Integrations.gather` with these token statuses (provider -> status) would ask a
+    provider over the network: one it consults is connected. When none is, it answers at once,
+    the ones needing a reconnect as missing, without I/O."""
+    return any(statuses[name] == "connected" for name in _wanted(statuses, todos=todos))
+
+
+def _wanted(statuses: Mapping[str, str], *, todos: bool) -> list[str]:
+    """The providers a gather consults: those with a token, Todoist only for todos."""
+    return [name for name in PROVIDERS if name in statuses and (todos or name != todoist.PROVIDER)]
+
+
 class Integrations:
     def __init__(
         self,
@@ -256,9 +268,7 @@ class Integrations:
         if statuses is None:
             statuses = {row.provider: row.status for row in self._rows(person)}
         rows = dict(statuses)
-        wanted = [name for name in PROVIDERS if name in rows]
-        if not todos and todoist.PROVIDER in wanted:
-            wanted.remove(todoist.PROVIDER)
+        wanted = _wanted(rows, todos=todos)
         if not wanted:
             return Gathered()
         deadline = self.clock() + self.deadline_s

@@ -209,11 +209,19 @@ class HistoryCache:
         self._people: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
+    def warm(self, principal: str) -> bool:
+        """Whether `get` would answer from memory (no read of the log) for the person now."""
+        with self._lock:
+            return self._fresh(self._people.get(principal))
+
+    def _fresh(self, entry: _Entry | None) -> bool:
+        return entry is not None and self._clock() - entry.loaded < self._ttl
+
     def get(self, principal: str, now: datetime) -> History:
         """The person's history: from memory, or (missing or older than the TTL) the log."""
         with self._lock:
             entry = self._people.get(principal)
-            if entry is not None and self._clock() - entry.loaded < self._ttl:
+            if entry is not None and self._fresh(entry):
                 self._people.move_to_end(principal)
                 return entry.history
         history = self.load(principal, now)

@@ -15,10 +15,17 @@ from datetime import datetime, timedelta, tzinfo
 from bandit.decide import Decider, DecisionRequest, Outcome
 from bandit.events import Decision, new_event_id
 from bandit.policy import Policy
-from integrations.connections import Integrations, live_candidates, todo_note
+from integrations.connections import (
+    Gathered,
+    Integrations,
+    fetches,
+    live_candidates,
+    todo_note,
+)
 from integrations.context import SIGNAL_FRESHNESS, TIPS, TipSource, build_context, with_history
-from integrations.history import HistoryCache
-from integrations.profiles import ALL_KINDS, People
+from integrations.history import History, HistoryCache
+from integrations.profiles import ALL_KINDS, People, Profile
+from integrations.signals import Signal
 from integrations.todoist import Task
 
 TODO_CANDIDATES = 10
@@ -66,6 +73,27 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
+class Moment:
+    """What a tip decision reads about a person at `now`: their profile, newest fresh signal
+    of each type, action id -> when last chosen (within the cooldown), integration provider ->
+    token status, and their history of reactions."""
+
+    person: str
+    now: datetime
+    profile: Profile
+    signals: Mapping[str, Signal]
+    recent: Mapping[str, datetime]
+    statuses: Mapping[str, str]
+    history: History
+
+    @property
+    def wants_todos(self) -> bool:
+        """Whether open tasks may be candidates (the person wants todos, or named no kind)."""
+        wanted = [k for k in self.profile.kinds if k in ALL_KINDS]
+        return not wanted or "todo" in wanted
+
+
+@dataclass(frozen=True, slots=True)
 class Quiet:
     """Quiet hours cover now: no tip until `until` (aware, local)."""
 
@@ -106,33 +134,67 @@ class TipDecisions:
     ) -> Prepared | Quiet:
         """Everything the decision needs, read and gathered: the person's moment, the live
         sources (within their deadline) and the candidates. Blocking I/O: on a worker thread
-        when called from the event loop."""
+        when called from the event loop (the api's recommend takes the steps one by one)."""
+        moment = self.read(person, now)
+        if isinstance(moment, Quiet):
+            return moment
+        return self.assemble(moment, self.gather(moment), activate=activate, event_id=event_id)
+
+    def read(self, person: str, now: datetime) -> Moment | Quiet:
+        """What the store knows of the person at `now` (one round trip on PostgreSQL, a few
+        indexed reads on SQLite), or Quiet when their quiet hours cover now. The history comes
+        from memory when warm (`HistoryCache.warm`), else from the log."""
         profile, signals, recent, statuses = self.people.moment(
             person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - self.cooldown
         )
         next_tip = profile.next_tip_at(now)
         if next_tip is not None:
             return Quiet(next_tip)
-        context, local = build_context(profile, signals, now)
-        # Todoist and calendar, within one deadline; a slow or failing one is left out.
-        wanted = [k for k in profile.kinds if k in ALL_KINDS] or list(ALL_KINDS)
-        gathered = self.integrations.gather(
-            person, now, profile.zone, todos="todo" in wanted, statuses=statuses
+        return Moment(
+            person, now, profile, signals, recent, statuses, self.history.get(person, now)
         )
-        live = live_candidates(gathered, now, profile.zone, recent=recent, limit=TODO_CANDIDATES)
+
+    def fetches(self, moment: Moment) -> bool:
+        """Whether `gather` would ask a provider over the network for this moment; when not,
+        it answers at once from the statuses alone."""
+        return fetches(moment.statuses, todos=moment.wants_todos)
+
+    def gather(self, moment: Moment) -> Gathered:
+        """Todoist and calendar, within one deadline; a slow or failing one is left out."""
+        return self.integrations.gather(
+            moment.person,
+            moment.now,
+            moment.profile.zone,
+            todos=moment.wants_todos,
+            statuses=moment.statuses,
+        )
+
+    def assemble(
+        self,
+        moment: Moment,
+        gathered: Gathered,
+        *,
+        activate: bool = True,
+        event_id: str | None = None,
+    ) -> Prepared:
+        """The decider's request from what was read and gathered: CPU work only."""
+        profile, now = moment.profile, moment.now
+        context, local = build_context(profile, moment.signals, now)
+        live = live_candidates(
+            gathered, now, profile.zone, recent=moment.recent, limit=TODO_CANDIDATES
+        )
         context += live.context
         event_id = event_id or new_event_id()
-        catalog = self.tips.candidates(profile, local, recent, event_id)
-        # The person's own record with each candidate's category: no query when warm.
-        history = self.history.get(person, now).features(now, profile.zone)
+        catalog = self.tips.candidates(profile, local, moment.recent, event_id)
+        history = moment.history.features(now, profile.zone)
         candidates = with_history(
             catalog.actions + live.actions, catalog.lines + live.lines, history, self.tips.category
         )
-        policy, experiment, arm = self.serving(TIPS, person)
+        policy, experiment, arm = self.serving(TIPS, moment.person)
         request: DecisionRequest = {
             "policy": policy,
             "surface": TIPS,
-            "principal": person,
+            "principal": moment.person,
             "event_id": event_id,
             "context": context,
             "actions": candidates.actions,

@@ -25,7 +25,8 @@ from api.services.process import Services
 from api.services.surfaces import TIPS
 from bandit.events import utcnow
 from bandit.metrics import RECOMMEND_LATENCY, REWARDS
-from integrations.tip_decisions import Prepared, Quiet, ShownTip
+from integrations.connections import Gathered
+from integrations.tip_decisions import Moment, Quiet, ShownTip
 from integrations.todoist import Task, action_id
 
 router = APIRouter(prefix="/v1", tags=["tips"])
@@ -40,20 +41,25 @@ async def recommend(
     services: ServicesDep, person: PersonDep, body: RecommendRequest | None = None
 ) -> Response:
     """One tip for this person, now. The decision is logged before the answer leaves."""
-    # The person's reads and the live sources block, so they run on a worker thread; the
-    # decision runs on the event loop and awaits its commit, like rank's (ADR 0016).
+    # The person's reads block: on SQLite they run on the event loop, on PostgreSQL (a round
+    # trip) on a worker thread, and the live sources always on one (ADR 0020). The decision
+    # runs on the event loop and awaits its commit, like rank's (ADR 0016).
     with RECOMMEND_LATENCY.time():
         now = utcnow()
-        activate = not (body and body.defer_activation)
-        prepared, waiting = await run_in_threadpool(
-            _prepare, services, person, now, activate, services.event_ids()
-        )
-        if isinstance(prepared, Quiet):
-            wait = max(1, math.ceil((prepared.until - now).total_seconds()))
+        read = await _read(services, person, now)
+        if isinstance(read, Quiet):
+            wait = max(1, math.ceil((read.until - now).total_seconds()))
             return Response(
                 status_code=status.HTTP_204_NO_CONTENT,
-                headers={"Retry-After": str(wait), "X-Next-Tip-At": prepared.until.isoformat()},
+                headers={"Retry-After": str(wait), "X-Next-Tip-At": read.until.isoformat()},
             )
+        moment, gathered, waiting = read
+        prepared = services.tip_decisions.assemble(
+            moment,
+            gathered,
+            activate=not (body and body.defer_activation),
+            event_id=services.event_ids(),
+        )
         made = await services.tip_decisions.decide_prepared(prepared)
         if waiting and not made.replayed:
             # The person came on their own: a "wait" of the timing surface just paid off.
@@ -70,15 +76,34 @@ async def recommend(
         return model_response(answer)
 
 
-def _prepare(
-    services: Services, person: str, now: datetime, activate: bool, event_id: str
-) -> tuple[Prepared | Quiet, bool]:
-    """`recommend`'s blocking part, in one trip to a worker thread: the tip decision's reads and
-    live sources, and whether a visit now rewards a wait of the timing surface."""
-    prepared = services.tip_decisions.prepare(person, now, activate=activate, event_id=event_id)
-    if isinstance(prepared, Quiet):
-        return prepared, False
-    return prepared, services.timing.waiting(person, now)
+Read = tuple[Moment, Gathered, bool] | Quiet
+"""What recommend reads before deciding: the person's moment, the live sources, and whether a
+visit now rewards a wait of the timing surface (or Quiet, and nothing else read)."""
+
+
+async def _read(services: Services, person: str, now: datetime) -> Read:
+    """`recommend`'s blocking part. On SQLite, the reads are a few indexed lookups in a local
+    file, cheaper than the hop to a worker thread (and its GIL hand-offs under load): they run
+    on the event loop, unless the person's history must be loaded from the log. Only asking a
+    connected provider takes a thread then. On PostgreSQL everything is one trip to a thread."""
+    decisions = services.tip_decisions
+    if not (services.store.is_sqlite and services.history.warm(person)):
+        return await run_in_threadpool(_read_blocking, services, person, now)
+    moment = decisions.read(person, now)
+    if isinstance(moment, Quiet):
+        return moment
+    waiting = services.timing.waiting(person, now)
+    if decisions.fetches(moment):
+        return moment, await run_in_threadpool(decisions.gather, moment), waiting
+    return moment, decisions.gather(moment), waiting  # nothing to ask: answers at once
+
+
+def _read_blocking(services: Services, person: str, now: datetime) -> Read:
+    moment = services.tip_decisions.read(person, now)
+    if isinstance(moment, Quiet):
+        return moment
+    waiting = services.timing.waiting(person, now)
+    return moment, services.tip_decisions.gather(moment), waiting
 
 
 def _public(tip: ShownTip) -> TipPublic:

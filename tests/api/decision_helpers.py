@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from typing import Any, Literal
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -104,3 +106,28 @@ def assert_error(
     if match is not None:
         assert re.search(match, error["message"]), error["message"]
     return error
+
+
+def where_recommend_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record, for each of recommend's reads (the person's moment, the timing surface's open
+    waits, the live sources), whether it ran on the event loop ("read@loop") or on a worker
+    thread ("read@thread"); the list fills as recommends are made."""
+    seen: list[str] = []
+    found = services(client)
+    steps = (
+        (found.tip_decisions, "read"),
+        (found.timing, "waiting"),
+        (found.tip_decisions, "gather"),
+    )
+    for owner, name in steps:
+
+        def recorded(*args: Any, _step: Any = getattr(owner, name), _name: str = name) -> Any:
+            try:
+                asyncio.get_running_loop()
+                seen.append(f"{_name}@loop")
+            except RuntimeError:
+                seen.append(f"{_name}@thread")
+            return _step(*args)
+
+        monkeypatch.setattr(owner, name, recorded)
+    return seen

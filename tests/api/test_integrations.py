@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from api.deps import current_person
 from integrations.vault import new_key_entry
+from tests.api.decision_helpers import where_recommend_reads
 from tests.conftest import Backend
 from tests.integrations.conftest import Reply
 from tests.integrations.providers import (  # noqa: F401 - the fixture
@@ -130,6 +131,26 @@ def test_connect_recommend_todos_and_disconnect(
     assert not after["tip"]["id"].startswith("todoist:")
     assert after["missing_sources"] == []
     assert len(providers.calls_to(TASKS)) == calls
+
+
+def test_asking_a_connected_provider_takes_a_worker_thread(
+    make_client: MakeClient,
+    providers: FakeProviders,
+    backend: Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = start(make_client, providers)
+    connect(client, providers)
+    seen = where_recommend_reads(client, monkeypatch)
+    for _ in range(2):  # the first loads the history from the log
+        answer = client.post("/v1/recommend").json()
+        assert answer["missing_sources"] == []
+    where = "loop" if backend.name == "embedded" else "thread"
+    assert seen[3:] == [f"read@{where}", f"waiting@{where}", "gather@thread"]
+    # The tasks the thread gathered are candidates of the decision the loop made.
+    assert any(
+        a.id.startswith("todoist:") for a in decision_row(client, answer["event_id"]).actions
+    )
 
 
 def test_todoist_timeout_gives_an_advice_tip(

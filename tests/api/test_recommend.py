@@ -8,6 +8,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.services.surfaces import TIPS
@@ -20,7 +21,9 @@ from tests.api.decision_helpers import (
     recommend,
     row_counts,
     services,
+    where_recommend_reads,
 )
+from tests.conftest import Backend
 
 
 def _context(client: TestClient) -> dict[str, Any]:
@@ -111,6 +114,23 @@ def test_a_tip_chosen_recently_is_not_a_candidate_again(client: TestClient) -> N
         assert not {a.id for a in decision.actions} & set(chosen)
         chosen.append(decision.chosen.id)
     assert len(set(chosen)) == len(chosen)
+
+
+def test_the_reads_run_on_the_event_loop_on_sqlite_once_the_history_is_in_memory(
+    client: TestClient, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ADR 0020: a few indexed reads of a local file cost less than the hop to a worker thread;
+    # a history loaded from the log, a PostgreSQL round trip and a provider's answer take one.
+    seen = where_recommend_reads(client, monkeypatch)
+    first = recommend(client)
+    assert seen == ["read@thread", "waiting@thread", "gather@thread"]
+    seen.clear()
+    second = recommend(client)
+    where = "loop" if backend.name == "embedded" else "thread"
+    assert seen == [f"read@{where}", f"waiting@{where}", f"gather@{where}"]
+    # Either way the decision is the same kind: logged, with the history the first one left.
+    assert logged(client, second["event_id"]).decision.chosen.id == second["tip"]["id"]
+    assert first["event_id"] != second["event_id"]
 
 
 def test_quiet_hours_answer_204_with_the_time_of_the_next_tip(client: TestClient) -> None:

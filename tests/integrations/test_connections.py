@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from integrations.calendar import Busy, FreeBusy, window
-from integrations.connections import Gathered, live_candidates, todo_note
+from integrations.connections import Gathered, fetches, live_candidates, todo_note
 from integrations.todoist import Due, Task
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -57,3 +57,14 @@ def test_todo_note_says_when_it_is_due() -> None:
     assert todo_note(task("1", "x", Due(date(2026, 12, 1))), NOW, BERLIN).startswith(
         "Due Tue 01 Dec"
     )
+
+
+def test_a_gather_fetches_only_when_a_provider_it_consults_is_connected() -> None:
+    assert not fetches({})
+    assert not fetches({"todoist": "needs_reconnect", "google-calendar": "needs_reconnect"})
+    assert fetches({"todoist": "connected"})
+    assert fetches({"google-calendar": "connected", "todoist": "needs_reconnect"})
+    # Todoist is consulted only for a person who wants todos; the calendar always.
+    assert not fetches({"todoist": "connected"}, todos=False)
+    assert fetches({"todoist": "connected", "google-calendar": "connected"}, todos=False)
+    assert not fetches({"todoist": "connected", "google-calendar": "needs_reconnect"}, todos=False)

@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from itertools import takewhile
 
 from bandit.events import FeatureObject, JSONValue
 from bandit.store import PastChoice, Store
@@ -144,6 +145,12 @@ class History:
             if past is not None and past.reaction is None:
                 past.reaction = reaction
 
+    def since(self, at: datetime) -> int:
+        """How many of the decisions held were made at or after `at`, counted from the newest
+        back to the first older one (they are held in the order they were logged)."""
+        with self._lock:
+            return sum(1 for _ in takewhile(lambda p: p.at >= at, reversed(self._events.values())))
+
     def moments(self) -> list[tuple[str, datetime, bool]]:
         """Each decision's event id, when it was made and whether the person reacted to it,
         oldest first (what the timing surface reads: visits and engagement by hour)."""
@@ -209,10 +216,11 @@ class HistoryCache:
         self._people: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def warm(self, principal: str) -> bool:
-        """Whether `get` would answer from memory (no read of the log) for the person now."""
+    def cached(self, principal: str) -> History | None:
+        """The person's history when `get` would answer from memory (no read of the log)."""
         with self._lock:
-            return self._fresh(self._people.get(principal))
+            entry = self._people.get(principal)
+            return entry.history if entry is not None and self._fresh(entry) else None
 
     def _fresh(self, entry: _Entry | None) -> bool:
         return entry is not None and self._clock() - entry.loaded < self._ttl

@@ -84,10 +84,10 @@ visit now rewards a wait of the timing surface (or Quiet, and nothing else read)
 async def _read(services: Services, person: str, now: datetime) -> Read:
     """`recommend`'s blocking part. On SQLite, the reads are a few indexed lookups in a local
     file, cheaper than the hop to a worker thread (and its GIL hand-offs under load): they run
-    on the event loop, unless the person's history must be loaded from the log. Only asking a
+    on the event loop while they stay small (`TipDecisions.reads_quickly`). Only asking a
     connected provider takes a thread then. On PostgreSQL everything is one trip to a thread."""
     decisions = services.tip_decisions
-    if not (services.store.is_sqlite and services.history.warm(person)):
+    if not (services.store.is_sqlite and decisions.reads_quickly(person, now)):
         return await run_in_threadpool(_read_blocking, services, person, now)
     moment = decisions.read(person, now)
     if isinstance(moment, Quiet):

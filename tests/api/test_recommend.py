@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.services.surfaces import TIPS
+from integrations import tip_decisions
 from integrations.context import WEEKDAYS
 from tests.api.decision_helpers import (
     assert_error,
@@ -131,6 +132,22 @@ def test_the_reads_run_on_the_event_loop_on_sqlite_once_the_history_is_in_memory
     # Either way the decision is the same kind: logged, with the history the first one left.
     assert logged(client, second["event_id"]).decision.chosen.id == second["tip"]["id"]
     assert first["event_id"] != second["event_id"]
+
+
+def test_a_person_with_many_decisions_in_the_cooldown_is_read_on_a_worker_thread(
+    client: TestClient, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Their recent-choices read visits one row per decision within the cooldown: past a bound
+    # (MAX_EVENTS, 200; 3 here) it would hold up every request on the loop, so it takes a thread.
+    monkeypatch.setattr(tip_decisions, "MAX_EVENTS", 3)
+    seen = where_recommend_reads(client, monkeypatch)
+    for _ in range(5):
+        recommend(client)
+    reads = [step for step in seen if step.startswith("read@")]
+    if backend.name == "embedded":
+        assert reads == ["read@thread", "read@loop", "read@loop", "read@thread", "read@thread"]
+    else:
+        assert reads == ["read@thread"] * 5
 
 
 def test_quiet_hours_answer_204_with_the_time_of_the_next_tip(client: TestClient) -> None:

@@ -181,10 +181,10 @@ def test_the_cache_reads_the_log_once_then_follows_decisions_and_reactions(store
     _decide(store, "p1-ancient", "p1", "tip-b", NOW - timedelta(days=40))  # too old
 
     queries = _queries(store)
-    assert not cache.warm("p1")
+    assert cache.cached("p1") is None
     history = cache.get("p1", NOW)
     assert len(queries) == 1  # the miss: one query
-    assert cache.warm("p1") and not cache.warm("p2")
+    assert cache.cached("p1") is history and cache.cached("p2") is None
     focus = history.features(NOW, UTC)("focus")["history"]
     assert (focus["rate"], focus["last_done"]) == (0.65, "days1_2")
     assert history.features(NOW, UTC)("sleep")["history"] == UNSEEN
@@ -200,7 +200,7 @@ def test_the_cache_reads_the_log_once_then_follows_decisions_and_reactions(store
 
     # Past the TTL the log is read again (another process may have written to it).
     clock.now = 601.0
-    assert not cache.warm("p1")
+    assert cache.cached("p1") is None
     store.record_reward("p1-new", -0.5, reaction="dismiss", window=timedelta(days=2), at=NOW)
     queries.clear()
     again = cache.get("p1", NOW).features(NOW, UTC)
@@ -209,7 +209,17 @@ def test_the_cache_reads_the_log_once_then_follows_decisions_and_reactions(store
     assert again("sleep")["history"]["dismissed"] is True
 
     cache.forget("p1")
-    assert not cache.warm("p1")
+    assert cache.cached("p1") is None
     queries.clear()
     cache.get("p1", NOW)
     assert len(queries) == 1
+
+
+def test_since_counts_the_decisions_held_from_a_moment_on() -> None:
+    history = History()
+    assert history.since(NOW) == 0
+    for hours in (30, 20, 10, 0):
+        history.shown(f"e{hours}", NOW - timedelta(hours=hours), "focus")
+    assert history.since(NOW) == 1
+    assert history.since(NOW - timedelta(hours=20)) == 3
+    assert history.since(NOW - timedelta(days=2)) == 4

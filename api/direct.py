@@ -25,18 +25,20 @@ import email.message
 import json
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 Model = TypeVar("Model", bound=BaseModel)
+Checked = TypeVar("Checked")
 
 _MARK = "__oo_direct__"
 
@@ -134,8 +136,26 @@ def validated(model: type[Model], body: Any) -> Model:
     if body is NO_BODY:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing], body=None)
+    return _checked(lambda: model.model_validate(body, from_attributes=True), body)
+
+
+def validated_optional(model: type[Model], body: Any) -> Model | None:
+    """`validated` for an optional body (`body: Model | None = None`): an empty body, like JSON
+    null, is None."""
+    if body is NO_BODY:
+        return None
+    adapter = _nullable(model)
+    return _checked(lambda: adapter.validate_python(body, from_attributes=True), body)
+
+
+@cache
+def _nullable(model: type[Model]) -> TypeAdapter[Model | None]:
+    return TypeAdapter(model | None)  # type: ignore[arg-type]  # a union built at run time
+
+
+def _checked(validate: Callable[[], Checked], body: Any) -> Checked:
     try:
-        return model.model_validate(body, from_attributes=True)
+        return validate()
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         raise RequestValidationError(errors, body=body) from None

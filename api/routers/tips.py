@@ -6,12 +6,21 @@ import math
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PersonDecisionDep, PersonDep, ServicesDep, owned_decision
+from api.deps import (
+    PersonDecisionDep,
+    PersonDep,
+    ServicesDep,
+    current_person,
+    current_principal,
+    get_services,
+    owned_decision,
+)
+from api.direct import DirectRoute, json_body, served_by, validated_optional
 from api.errors import Conflict
-from api.ratelimit import Bucket, limited
+from api.ratelimit import Bucket, limited, spend
 from api.schemas.base import model_response
 from api.schemas.tips import (
     FeedbackRequest,
@@ -29,7 +38,20 @@ from integrations.connections import Gathered
 from integrations.tip_decisions import Moment, Quiet, ShownTip
 from integrations.todoist import Task, action_id
 
-router = APIRouter(prefix="/v1", tags=["tips"])
+# Recommend is served by a hand-written handler (ADR 0018); the other routes by FastAPI.
+router = APIRouter(prefix="/v1", tags=["tips"], route_class=DirectRoute)
+
+
+async def _serve_recommend(request: Request) -> Response:
+    """`recommend` without FastAPI's generic machinery (ADR 0018), in its order: the body is
+    decoded, the caller authenticated, the rate limit spent (the tips router's dependency), the
+    caller required to be a person, the body validated."""
+    payload = await json_body(request)
+    services = await get_services(request)
+    principal = await current_principal(request, services)
+    await spend(request, Bucket.DEFAULT, principal)
+    person = await current_person(principal)
+    return await recommend(services, person, validated_optional(RecommendRequest, payload))
 
 
 @router.post(
@@ -37,6 +59,7 @@ router = APIRouter(prefix="/v1", tags=["tips"])
     response_model=RecommendResponse,
     responses={204: {"description": "Quiet hours: `X-Next-Tip-At` says when the next tip is due"}},
 )
+@served_by(_serve_recommend, performs=(get_services, current_principal, current_person))
 async def recommend(
     services: ServicesDep, person: PersonDep, body: RecommendRequest | None = None
 ) -> Response:

@@ -1,9 +1,10 @@
 """A route served by its hand-written handler answers exactly as FastAPI's own handling does.
 
 Two routes with the same signature on one app with oO's error handlers: one served by FastAPI,
-one by a `served_by` handler. Every body below — valid, empty, JSON null, broken JSON, other
-content types, nesting past the recursion limit, bytes that are not UTF-8, values the model
-refuses — must get the same status and the same answer from both.
+one by a `served_by` handler, and the same pair again with a body that may be left out. Every
+body below — valid, empty, JSON null, broken JSON, other content types, nesting past the
+recursion limit, bytes that are not UTF-8, values the model refuses — must get the same status
+and the same answer from both.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, field_validator
 
 from api import errors
-from api.direct import DirectRoute, json_body, served_by, validated
+from api.direct import DirectRoute, json_body, served_by, validated, validated_optional
 
 
 class Item(BaseModel):
@@ -54,6 +55,19 @@ async def endpoint(body: Body, seen: Marker) -> dict[str, object]:
     return {"name": body.name, "items": len(body.items), "marker": seen}
 
 
+async def _serve_optional(request: Request) -> dict[str, object]:
+    payload = await json_body(request)
+    seen = marker(request)
+    return await optional(seen, validated_optional(Body, payload))
+
+
+async def optional(seen: Marker, body: Body | None = None) -> dict[str, object]:
+    """A body that may be left out, as recommend's."""
+    if body is None:
+        return {"body": None, "marker": seen}
+    return await endpoint(body, seen)
+
+
 def _app() -> FastAPI:
     app = FastAPI()
     errors.install(app)
@@ -67,6 +81,18 @@ def _app() -> FastAPI:
 
     direct.add_api_route(
         "/direct", served_by(served, performs=[marker])(endpoint), methods=["POST"]
+    )
+    app.add_api_route("/plain-optional", optional, methods=["POST"])
+
+    async def served_optional(request: Request):  # type: ignore[no-untyped-def]
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse(await _serve_optional(request))
+
+    direct.add_api_route(
+        "/direct-optional",
+        served_by(served_optional, performs=[marker])(optional),
+        methods=["POST"],
     )
     app.include_router(direct)
     return app
@@ -97,14 +123,16 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("body", ["required", "optional"])
 @pytest.mark.parametrize(("content", "content_type"), CASES)
 def test_the_direct_handler_answers_as_fastapi_does(
-    content: bytes, content_type: str | None
+    content: bytes, content_type: str | None, body: str
 ) -> None:
     headers = {"x-marker": "m"} | ({"content-type": content_type} if content_type else {})
+    suffix = "-optional" if body == "optional" else ""
     with TestClient(_app(), raise_server_exceptions=False) as client:
-        plain = client.post("/plain", content=content, headers=headers)
-        direct = client.post("/direct", content=content, headers=headers)
+        plain = client.post(f"/plain{suffix}", content=content, headers=headers)
+        direct = client.post(f"/direct{suffix}", content=content, headers=headers)
     assert plain.status_code != 500, plain.text
     assert (direct.status_code, direct.json()) == (plain.status_code, plain.json())
 

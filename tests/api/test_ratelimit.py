@@ -347,6 +347,20 @@ def test_unauthenticated_requests_spend_no_budget(make_client: Callable[..., Tes
     ]
 
 
+def test_recommend_spends_the_persons_default_budget(
+    make_client: Callable[..., TestClient],
+) -> None:
+    # Recommend's hand-written handler (ADR 0018) spends the tips router's budget itself.
+    client = signed_in(make_client(rate_limit_default="2/hour"))
+    assert client.post("/v1/recommend").status_code == 401
+    tips = [client.post("/v1/recommend", headers=as_("ann")) for _ in range(3)]
+    assert [r.status_code for r in tips] == [200, 200, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in tips] == ["1", "0", "0"]
+    assert tips[2].json()["error"]["target"] == "default"
+    assert client.get("/v1/me", headers=as_("ann")).status_code == 429  # the same budget
+    assert client.post("/v1/recommend", headers=as_("bob")).status_code == 200
+
+
 def test_personalizer_budget_is_per_key(make_client: Callable[..., TestClient]) -> None:
     client = signed_in(make_client(rate_limit_personalizer="2/hour"))
     for _ in range(3):

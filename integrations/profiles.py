@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bandit.events import utcnow
-from bandit.store import SqliteRead, Store, sqlite_connection
+from bandit.store import RECENT_CHOICES_PG, SqliteRead, Store, sqlite_connection
 from integrations.signals import CONTEXT_LIMIT, SignalStore, newest
 from integrations.signals import Signal as Signal  # re-exported: the context builder reads it
 from integrations.tables import ProfileRow
@@ -23,17 +23,37 @@ integration_tokens = IntegrationTokenRow.__table__  # type: ignore[attr-defined]
 
 ALL_KINDS = ("advice", "todo")
 
-_PROFILE_SQL = (
-    "SELECT timezone, quiet_start, quiet_end, interests, kinds FROM profiles WHERE principal = %s"
-)
-# Served by ix_signals_principal_occurred, like SignalStore.latest_query.
-_SIGNALS_SQL = (
-    "SELECT type, value, occurred_at, source FROM signals WHERE principal = %s "
-    f"AND occurred_at >= %s ORDER BY occurred_at DESC LIMIT {CONTEXT_LIMIT}"
-)
-# The person's integrations (primary key lookup): most people have none, and reading them here
-# saves the recommend path a round trip of its own (Integrations.gather takes the result).
-_CONNECTIONS_SQL = "SELECT provider, status FROM integration_tokens WHERE principal = %s"
+# The decision path's four reads of a person on PostgreSQL, in one statement: one round trip
+# and one result row, which costs the api half the CPU that the same four statements pipelined
+# did (~63 against ~130 µs a moment, alone; twice that among 16 requests' threads). Each read is
+# a subquery aggregated into arrays, so a person with no profile, signal, choice or integration
+# still gets one row. Signals are numbered newest first, and each array keeps that order.
+_MOMENT_SQL = f"""
+SELECT p.timezone, p.quiet_start, p.quiet_end, p.interests, p.kinds,
+    s.types, s.values, s.occurred, s.sources, r.actions, r.ats, c.providers, c.statuses
+FROM (SELECT 1) AS one
+LEFT JOIN profiles AS p ON p.principal = %(principal)s
+CROSS JOIN (
+    SELECT array_agg(type ORDER BY n) AS types, array_agg(value ORDER BY n) AS values,
+        array_agg(occurred_at ORDER BY n) AS occurred, array_agg(source ORDER BY n) AS sources
+    FROM (
+        SELECT type, value, occurred_at, source,
+            row_number() OVER (ORDER BY occurred_at DESC, id DESC) AS n
+        FROM signals WHERE principal = %(principal)s AND occurred_at >= %(signals_since)s
+        ORDER BY occurred_at DESC, id DESC LIMIT {CONTEXT_LIMIT}
+    ) AS latest
+) AS s
+CROSS JOIN (
+    SELECT array_agg(chosen_action) AS actions, array_agg(at) AS ats
+    FROM ({RECENT_CHOICES_PG}) AS recent
+) AS r
+CROSS JOIN (
+    SELECT array_agg(provider) AS providers, array_agg(status) AS statuses
+    FROM integration_tokens WHERE principal = %(principal)s
+) AS c
+"""
+# (Only constants are formatted into it; every value is a bound parameter.)
+
 # The same reads for SQLite, built once: every recommend makes them, and building a statement
 # costs SQLAlchemy more than running it (a person's connections: ~120 µs built per call, ~30 µs
 # prebuilt).
@@ -50,7 +70,8 @@ _CONNECTIONS = sa.select(integration_tokens.c.provider, integration_tokens.c.sta
 
 
 def _profile_of(principal: str, row: Sequence[Any] | None) -> Profile:
-    """A person's profile from a row of `_PROFILE` (or `_PROFILE_SQL`); the defaults when they
+    """A person's profile from a row of `_PROFILE` (or the first columns of `_MOMENT_SQL`); the
+    defaults when they
     never saved one."""
     if row is None:
         return Profile(principal)
@@ -145,7 +166,7 @@ class People:
     def moment(
         self, principal: str, surface: str, *, signals_since: datetime, recent_since: datetime
     ) -> tuple[Profile, dict[str, Signal], dict[str, datetime], dict[str, str]]:
-        """Everything the decision path reads about a person, in one round trip on PostgreSQL:
+        """Everything the decision path reads about a person, in one statement on PostgreSQL:
         the profile, the latest signal of each type, action id -> when it was last chosen, and
         integration provider -> token status (what `Integrations.gather` needs to know).
         """
@@ -161,15 +182,22 @@ class People:
                     self.store.recent_choices_sqlite(connection, principal, surface, recent_since),
                     dict(connections_read.rows(connection, principal=principal)),
                 )
-        with self.store.raw() as conn, conn.pipeline():
-            profile_rows = conn.execute(_PROFILE_SQL, (principal,))
-            signal_rows = conn.execute(_SIGNALS_SQL, (principal, signals_since))
-            recent = self.store.queue_recent_choices(conn, principal, surface, recent_since)
-            connection_rows = conn.execute(_CONNECTIONS_SQL, (principal,))
-        profile = _profile_of(principal, profile_rows.fetchone())
-        latest = newest(signal_rows.fetchall())
-        connections = dict(connection_rows.fetchall())
-        return profile, latest, recent(), connections
+        bounds = {
+            "principal": principal,
+            "surface": surface,
+            "signals_since": signals_since,
+            "recent_since": recent_since,
+        }
+        with self.store.raw() as conn:
+            row = conn.execute(_MOMENT_SQL, bounds).fetchone()
+        profile_row, (types, values, occurred, sources) = row[:5], row[5:9]
+        actions, ats, providers, statuses = row[9:]
+        return (
+            _profile_of(principal, None if profile_row[0] is None else profile_row),
+            newest(zip(types, values, occurred, sources, strict=True)) if types else {},
+            dict(zip(actions, ats, strict=True)) if actions else {},
+            dict(zip(providers, statuses, strict=True)) if providers else {},
+        )
 
     def connections(self, principal: str) -> dict[str, str]:
         """Integration provider -> token status (`connected`, `needs_reconnect`)."""

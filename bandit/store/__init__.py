@@ -25,7 +25,7 @@ from bandit.store.arms import Arms
 from bandit.store.checkup import Checkup
 from bandit.store.database import SqliteRead, make_engine, pg_connection, sqlite_connection
 from bandit.store.learning import Learning
-from bandit.store.lookups import Lookups
+from bandit.store.lookups import RECENT_CHOICES_PG, Lookups
 from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
 from bandit.store.records import (
     ArmAggregate,
@@ -51,6 +51,7 @@ from bandit.store.writes import Writes
 
 __all__ = [
     "PSEUDONYM_PREFIX",
+    "RECENT_CHOICES_PG",
     "ArmAggregate",
     "Learnable",
     "Learned",

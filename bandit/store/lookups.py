@@ -4,7 +4,7 @@ tips surface's personal-history features)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -16,10 +16,14 @@ from bandit.store.database import Database, SqliteRead, sqlite_connection
 from bandit.store.records import LoggedDecision, PastChoice
 from bandit.store.rows import _LOGGED, _logged, _moment, decisions, rewards
 
-_RECENT_SQL = (
-    "SELECT chosen_action, max(created_at) FROM decisions WHERE principal = %s "
-    "AND surface = %s AND created_at >= %s GROUP BY chosen_action"
+RECENT_CHOICES_PG = (
+    "SELECT chosen_action, max(created_at) AS at FROM decisions WHERE principal = %(principal)s "
+    "AND surface = %(surface)s AND created_at >= %(recent_since)s GROUP BY chosen_action"
 )
+"""A person's recent choices (`recent_choices`) in PostgreSQL's words, with named parameters
+`principal`, `surface` and `recent_since`: a subquery for a statement that reads them along
+with other reads in one round trip (`integrations.profiles.People.moment`). Served by
+`ix_decisions_principal_surface_created`."""
 
 # Built once, like the PostgreSQL text above: every recommend reads it, and building the
 # statement cost SQLAlchemy more than SQLite took to run it.
@@ -85,15 +89,6 @@ class Lookups(Database):
     @cached_property
     def _recent_read(self) -> SqliteRead:
         return SqliteRead(_RECENT, self.engine.dialect)
-
-    def queue_recent_choices(
-        self, conn: Any, principal: str, surface: str, since: datetime
-    ) -> Callable[[], dict[str, datetime]]:
-        """Send `recent_choices` on `conn`, a PostgreSQL connection from `raw()`; the returned
-        function reads the answer. In a psycopg pipeline the query shares the caller's round
-        trip: call the function after the pipeline block."""
-        cursor = conn.execute(_RECENT_SQL, (principal, surface, since))
-        return lambda: dict(cursor.fetchall())
 
     def person_history(
         self, principal: str, surface: str, since: datetime, limit: int

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from bandit.events import utcnow
 from bandit.store import Store
-from integrations.profiles import _SIGNALS_SQL
+from integrations.profiles import _MOMENT_SQL
 from integrations.signal_stream import (
     SIGNAL_GROUP,
     SIGNAL_STREAM,
@@ -275,8 +275,11 @@ def test_the_context_builder_and_pruning_read_through_indexes(store: SignalStore
     sql, params = _compiled(store, store.latest_query("p1", since))
     assert "ix_signals_principal_occurred" in _plan(store, sql, params)
     if store.engine.dialect.name == "postgresql":
-        # The decision path's pipelined statement on PostgreSQL.
-        assert "ix_signals_principal_occurred" in _plan(store, _SIGNALS_SQL, ("p1", since))
+        # The decision path's one statement on PostgreSQL: signals and recent choices.
+        bounds = {"principal": "p1", "surface": "tips", "signals_since": since}
+        plan = _plan(store, _MOMENT_SQL, {**bounds, "recent_since": since})
+        assert "ix_signals_principal_occurred" in plan
+        assert "ix_decisions_principal_surface_created" in plan
     oldest = sa.select(signals_table.c.id).where(signals_table.c.occurred_at < since).limit(10)
     sql, params = _compiled(store, oldest)
     assert "ix_signals_occurred" in _plan(store, sql, params)

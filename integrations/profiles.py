@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -118,6 +118,11 @@ def _hhmm(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
+PersonMoment = tuple[Profile, dict[str, Signal], dict[str, datetime], dict[str, str]]
+"""What `People.moment` reads: the profile, the newest fresh signal of each type, action id ->
+when it was last chosen, and integration provider -> token status."""
+
+
 class People:
     """Profiles and signals on the service's database."""
 
@@ -165,7 +170,7 @@ class People:
 
     def moment(
         self, principal: str, surface: str, *, signals_since: datetime, recent_since: datetime
-    ) -> tuple[Profile, dict[str, Signal], dict[str, datetime], dict[str, str]]:
+    ) -> PersonMoment:
         """Everything the decision path reads about a person, in one statement on PostgreSQL:
         the profile, the latest signal of each type, action id -> when it was last chosen, and
         integration provider -> token status (what `Integrations.gather` needs to know).
@@ -182,22 +187,44 @@ class People:
                     self.store.recent_choices_sqlite(connection, principal, surface, recent_since),
                     dict(connections_read.rows(connection, principal=principal)),
                 )
+        with self.store.raw() as conn:
+            answer = self.queue_moment(
+                conn, principal, surface, signals_since=signals_since, recent_since=recent_since
+            )
+            return answer()
+
+    @staticmethod
+    def queue_moment(
+        conn: Any,
+        principal: str,
+        surface: str,
+        *,
+        signals_since: datetime,
+        recent_since: datetime,
+    ) -> Callable[[], PersonMoment]:
+        """Send `moment`'s statement on `conn`, a PostgreSQL connection from `Store.raw()`; the
+        returned function reads the answer. In a psycopg pipeline the statement shares one
+        round trip with others (`api.services.recommend_reads`): call it after the block."""
         bounds = {
             "principal": principal,
             "surface": surface,
             "signals_since": signals_since,
             "recent_since": recent_since,
         }
-        with self.store.raw() as conn:
-            row = conn.execute(_MOMENT_SQL, bounds).fetchone()
-        profile_row, (types, values, occurred, sources) = row[:5], row[5:9]
-        actions, ats, providers, statuses = row[9:]
-        return (
-            _profile_of(principal, None if profile_row[0] is None else profile_row),
-            newest(zip(types, values, occurred, sources, strict=True)) if types else {},
-            dict(zip(actions, ats, strict=True)) if actions else {},
-            dict(zip(providers, statuses, strict=True)) if providers else {},
-        )
+        cursor = conn.execute(_MOMENT_SQL, bounds)
+
+        def answer() -> PersonMoment:
+            row = cursor.fetchone()
+            profile_row, (types, values, occurred, sources) = row[:5], row[5:9]
+            actions, ats, providers, statuses = row[9:]
+            return (
+                _profile_of(principal, None if profile_row[0] is None else profile_row),
+                newest(zip(types, values, occurred, sources, strict=True)) if types else {},
+                dict(zip(actions, ats, strict=True)) if actions else {},
+                dict(zip(providers, statuses, strict=True)) if providers else {},
+            )
+
+        return answer
 
     def connections(self, principal: str) -> dict[str, str]:
         """Integration provider -> token status (`connected`, `needs_reconnect`)."""

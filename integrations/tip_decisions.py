@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from bandit.decide import Decider, DecisionRequest, Outcome
 from bandit.events import Decision, new_event_id
@@ -24,7 +25,7 @@ from integrations.connections import (
 )
 from integrations.context import SIGNAL_FRESHNESS, TIPS, TipSource, build_context, with_history
 from integrations.history import HISTORY_DAYS, MAX_EVENTS, History, HistoryCache
-from integrations.profiles import ALL_KINDS, People, Profile
+from integrations.profiles import ALL_KINDS, People, PersonMoment, Profile
 from integrations.signals import Signal
 from integrations.todoist import Task
 
@@ -141,12 +142,28 @@ class TipDecisions:
         return self.assemble(moment, self.gather(moment), activate=activate, event_id=event_id)
 
     def read(self, person: str, now: datetime) -> Moment | Quiet:
-        """What the store knows of the person at `now` (one round trip on PostgreSQL, a few
+        """What the store knows of the person at `now` (one statement on PostgreSQL, a few
         indexed reads on SQLite), or Quiet when their quiet hours cover now. The history comes
         from memory when warm (`HistoryCache.cached`), else from the log."""
-        profile, signals, recent, statuses = self.people.moment(
+        found = self.people.moment(
             person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - self.cooldown
         )
+        return self._moment(person, now, found)
+
+    def queue_read(self, conn: Any, person: str, now: datetime) -> Callable[[], Moment | Quiet]:
+        """Send `read`'s statement on `conn`, a PostgreSQL connection (`Store.raw()`); the
+        returned function answers it. In a psycopg pipeline: call it after the block."""
+        found = self.people.queue_moment(
+            conn,
+            person,
+            TIPS,
+            signals_since=now - SIGNAL_FRESHNESS,
+            recent_since=now - self.cooldown,
+        )
+        return lambda: self._moment(person, now, found())
+
+    def _moment(self, person: str, now: datetime, found: PersonMoment) -> Moment | Quiet:
+        profile, signals, recent, statuses = found
         next_tip = profile.next_tip_at(now)
         if next_tip is not None:
             return Quiet(next_tip)

@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bandit.decide import Decider
 from bandit.events import Decision, Features, utcnow
@@ -280,6 +281,12 @@ class Timing:
         """Whether a visit at `now` would reward one of the person's waits (`visited`): most
         visits find none, so the recommend path asks with this read before it writes."""
         return bool(self.points.open_waits(person, now, self.reward_window()))
+
+    def queue_waiting(self, conn: Any, person: str, now: datetime) -> Callable[[], bool]:
+        """Send `waiting`'s read on `conn`, a PostgreSQL connection (`Store.raw()`); the
+        returned function answers it. In a psycopg pipeline: call it after the block."""
+        open_waits = self.points.queue_open_waits(conn, person, now, self.reward_window())
+        return lambda: bool(open_waits())
 
     def visited(self, person: str, now: datetime) -> int:
         """The person came to the page on their own: each wait still in its window earns 1."""

@@ -14,6 +14,7 @@ push cost is charged once and the outbox records one push per tip (`notifier.tim
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -229,8 +230,20 @@ class TimingPoints:
             with sqlite_connection(self.engine) as connection:
                 return [row[0] for row in self._open_waits_sqlite.rows(connection, **bounds)]
         with pg_connection(self.engine) as connection:
-            rows = connection.execute(_OPEN_WAITS_SQL, {**bounds, "action": WAIT}).fetchall()
-            return [event_id for (event_id,) in rows]
+            return self._queue_open_waits(connection, bounds)()
+
+    def queue_open_waits(
+        self, conn: Any, person: str, now: datetime, window: timedelta
+    ) -> Callable[[], list[str]]:
+        """Send `open_waits`'s read on `conn`, a PostgreSQL connection from `Store.raw()`; the
+        returned function reads the answer. In a psycopg pipeline the read shares one round
+        trip with others: call it after the block."""
+        return self._queue_open_waits(conn, {"person": person, "since": now - window, "now": now})
+
+    @staticmethod
+    def _queue_open_waits(conn: Any, bounds: dict[str, Any]) -> Callable[[], list[str]]:
+        cursor = conn.execute(_OPEN_WAITS_SQL, {**bounds, "action": WAIT})
+        return lambda: [event_id for (event_id,) in cursor.fetchall()]
 
     # ------------------------------------------------------------------------ personal data
 

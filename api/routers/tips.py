@@ -64,9 +64,8 @@ async def recommend(
     services: ServicesDep, person: PersonDep, body: RecommendRequest | None = None
 ) -> Response:
     """One tip for this person, now. The decision is logged before the answer leaves."""
-    # The person's reads block: on SQLite they run on the event loop, on PostgreSQL (a round
-    # trip) on a worker thread, and the live sources always on one (ADR 0020). The decision
-    # runs on the event loop and awaits its commit, like rank's (ADR 0016).
+    # The person's reads run without a worker thread of their own, the live sources on one
+    # (ADR 0020); the decision runs on the event loop and awaits its commit (ADR 0016).
     with RECOMMEND_LATENCY.time():
         now = utcnow()
         read = await _read(services, person, now)
@@ -105,17 +104,24 @@ visit now rewards a wait of the timing surface (or Quiet, and nothing else read)
 
 
 async def _read(services: Services, person: str, now: datetime) -> Read:
-    """`recommend`'s blocking part. On SQLite, the reads are a few indexed lookups in a local
-    file, cheaper than the hop to a worker thread (and its GIL hand-offs under load): they run
-    on the event loop while they stay small (`TipDecisions.reads_quickly`). Only asking a
-    connected provider takes a thread then. On PostgreSQL everything is one trip to a thread."""
+    """`recommend`'s reads, without a worker thread of their own while they stay small
+    (`TipDecisions.reads_quickly`, ADR 0020). On SQLite they are a few indexed lookups in a
+    local file, cheaper than the hop to a thread and its GIL hand-offs under load: they run on
+    the event loop. On PostgreSQL they join the batch one thread reads in one round trip
+    (`RecommendReads`). Only asking a connected provider takes a thread then. A history to
+    load from the log takes one trip to a thread for everything."""
     decisions = services.tip_decisions
-    if not (services.store.is_sqlite and decisions.reads_quickly(person, now)):
+    if not decisions.reads_quickly(person, now):
         return await run_in_threadpool(_read_blocking, services, person, now)
-    moment = decisions.read(person, now)
-    if isinstance(moment, Quiet):
-        return moment
-    waiting = services.timing.waiting(person, now)
+    if services.recommend_reads is not None:
+        moment, waiting = await services.recommend_reads.read(person, now)
+        if isinstance(moment, Quiet):
+            return moment
+    else:
+        moment = decisions.read(person, now)
+        if isinstance(moment, Quiet):
+            return moment
+        waiting = services.timing.waiting(person, now)
     if decisions.fetches(moment):
         return moment, await run_in_threadpool(decisions.gather, moment), waiting
     return moment, decisions.gather(moment), waiting  # nothing to ask: answers at once

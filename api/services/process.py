@@ -16,6 +16,7 @@ from api.db import prepare
 from api.integration_setup import local_folder, make_integrations, open_vault
 from api.job_runner import JobRunner
 from api.jobstore import JobStore  # shared evaluation / policy-search jobs
+from api.services.recommend_reads import RecommendReads
 from api.services.surfaces import SURFACES, TIMING, TIPS, surface_configs
 from api.settings import Settings
 from bandit.apprentice import Imitation
@@ -105,6 +106,8 @@ class Services:
     tip_decisions: TipDecisions = field(init=False)
     # the timing surface: decision points (run by the notifier loop), opens and visits
     timing: Timing = field(init=False)
+    # recommend's reads batched on one thread, on PostgreSQL (ADR 0020); None on SQLite
+    recommend_reads: RecommendReads | None = None
 
     def policy_for(self, surface: str, unit: str) -> Assigned:
         """The policy deciding for `unit` on `surface`: its arm's while an experiment runs there.
@@ -300,6 +303,8 @@ def start(
         cooldown=timedelta(hours=settings.tip_cooldown_hours),
     )
     _start_push(services, push_settings)
+    if not store.is_sqlite:  # SQLite's reads run on the event loop itself (ADR 0020)
+        services.recommend_reads = RecommendReads(store, services.tip_decisions, services.timing)
     _register_account(services)
     # Load (and in the embedded process, recover) the served models before taking traffic.
     for policy in services.defaults.values():

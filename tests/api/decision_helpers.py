@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import threading
 from typing import Any, Literal
 
 import httpx
@@ -110,24 +111,30 @@ def assert_error(
 
 def where_recommend_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record, for each of recommend's reads (the person's moment, the timing surface's open
-    waits, the live sources), whether it ran on the event loop ("read@loop") or on a worker
-    thread ("read@thread"); the list fills as recommends are made."""
+    waits, the live sources), where it ran: on the event loop ("read@loop"), in a batch of
+    PostgreSQL reads ("read@batch", `RecommendReads`) or on a worker thread ("read@thread");
+    the list fills as recommends are made."""
     seen: list[str] = []
     found = services(client)
-    steps = (
-        (found.tip_decisions, "read"),
-        (found.timing, "waiting"),
-        (found.tip_decisions, "gather"),
-    )
-    for owner, name in steps:
+    steps = [
+        (found.tip_decisions, "read", "read"),
+        (found.tip_decisions, "queue_read", "read"),
+        (found.timing, "waiting", "waiting"),
+        (found.timing, "queue_waiting", "waiting"),
+        (found.tip_decisions, "gather", "gather"),
+    ]
+    for owner, name, step in steps:
 
-        def recorded(*args: Any, _step: Any = getattr(owner, name), _name: str = name) -> Any:
-            try:
-                asyncio.get_running_loop()
-                seen.append(f"{_name}@loop")
-            except RuntimeError:
-                seen.append(f"{_name}@thread")
-            return _step(*args)
+        def recorded(*args: Any, _call: Any = getattr(owner, name), _step: str = step) -> Any:
+            if threading.current_thread().name == "recommend-reads":
+                seen.append(f"{_step}@batch")
+            else:
+                try:
+                    asyncio.get_running_loop()
+                    seen.append(f"{_step}@loop")
+                except RuntimeError:
+                    seen.append(f"{_step}@thread")
+            return _call(*args)
 
         monkeypatch.setattr(owner, name, recorded)
     return seen

@@ -145,7 +145,7 @@ def test_asking_a_connected_provider_takes_a_worker_thread(
     for _ in range(2):  # the first loads the history from the log
         answer = client.post("/v1/recommend").json()
         assert answer["missing_sources"] == []
-    where = "loop" if backend.name == "embedded" else "thread"
+    where = "loop" if backend.name == "embedded" else "batch"
     assert seen[3:] == [f"read@{where}", f"waiting@{where}", "gather@thread"]
     # The tasks the thread gathered are candidates of the decision the loop made.
     assert any(

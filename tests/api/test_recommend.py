@@ -117,18 +117,18 @@ def test_a_tip_chosen_recently_is_not_a_candidate_again(client: TestClient) -> N
     assert len(set(chosen)) == len(chosen)
 
 
-def test_the_reads_run_on_the_event_loop_on_sqlite_once_the_history_is_in_memory(
+def test_the_reads_take_no_worker_thread_once_the_history_is_in_memory(
     client: TestClient, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # ADR 0020: a few indexed reads of a local file cost less than the hop to a worker thread;
-    # a history loaded from the log, a PostgreSQL round trip and a provider's answer take one.
+    # ADR 0020: a few indexed reads of a local file cost less than the hop to a worker thread,
+    # PostgreSQL's reads join one thread's batch; a history loaded from the log takes a thread.
     seen = where_recommend_reads(client, monkeypatch)
     first = recommend(client)
     assert seen == ["read@thread", "waiting@thread", "gather@thread"]
     seen.clear()
     second = recommend(client)
-    where = "loop" if backend.name == "embedded" else "thread"
-    assert seen == [f"read@{where}", f"waiting@{where}", f"gather@{where}"]
+    where = "loop" if backend.name == "embedded" else "batch"
+    assert seen == [f"read@{where}", f"waiting@{where}", "gather@loop"]
     # Either way the decision is the same kind: logged, with the history the first one left.
     assert logged(client, second["event_id"]).decision.chosen.id == second["tip"]["id"]
     assert first["event_id"] != second["event_id"]
@@ -144,10 +144,8 @@ def test_a_person_with_many_decisions_in_the_cooldown_is_read_on_a_worker_thread
     for _ in range(5):
         recommend(client)
     reads = [step for step in seen if step.startswith("read@")]
-    if backend.name == "embedded":
-        assert reads == ["read@thread", "read@loop", "read@loop", "read@thread", "read@thread"]
-    else:
-        assert reads == ["read@thread"] * 5
+    quick = "read@loop" if backend.name == "embedded" else "read@batch"
+    assert reads == ["read@thread", quick, quick, "read@thread", "read@thread"]
 
 
 def test_quiet_hours_answer_204_with_the_time_of_the_next_tip(client: TestClient) -> None:

@@ -25,7 +25,10 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PEOPLE = ["ann", "bob", "cy", "dee", "eve"]
 
 
-def _seed(client: TestClient) -> None:
+@pytest.fixture
+def seeded(make_client: Callable[..., TestClient]) -> tuple[TestClient, RecommendReads]:
+    """An api on PostgreSQL with five people: profiles, signals, quiet hours, an open wait."""
+    client = make_client()
     found = services(client)
     found.people.save_profile(Profile("ann", "Europe/Zurich", interests=("sleep",)))
     found.people.save_profile(Profile("bob", "America/New_York", kinds=("advice",)))
@@ -49,6 +52,8 @@ def _seed(client: TestClient) -> None:
                 }
             ],
         )
+    assert found.recommend_reads is not None
+    return client, found.recommend_reads
 
 
 def _alone(client: TestClient, person: str) -> tuple[Moment | Quiet, bool]:
@@ -73,13 +78,9 @@ def _same(batched: tuple[Moment | Quiet, bool], alone: tuple[Moment | Quiet, boo
 
 
 def test_one_pipeline_answers_each_person_their_own_reads(
-    make_client: Callable[..., TestClient],
+    seeded: tuple[TestClient, RecommendReads],
 ) -> None:
-    client = make_client()
-    _seed(client)
-    reads = services(client).recommend_reads
-    assert isinstance(reads, RecommendReads)
-
+    client, reads = seeded
     batched = reads._read([(person, NOW) for person in PEOPLE])
 
     for person, answer in zip(PEOPLE, batched, strict=True):
@@ -96,12 +97,9 @@ def test_one_pipeline_answers_each_person_their_own_reads(
 
 
 def test_concurrent_reads_are_answered_from_their_batches(
-    make_client: Callable[..., TestClient],
+    seeded: tuple[TestClient, RecommendReads],
 ) -> None:
-    client = make_client()
-    _seed(client)
-    reads = services(client).recommend_reads
-    assert reads is not None
+    client, reads = seeded
 
     async def all_at_once() -> list[tuple[Moment | Quiet, bool]]:
         return await asyncio.gather(*(reads.read(person, NOW) for person in PEOPLE * 4))

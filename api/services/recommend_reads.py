@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bandit.store import Store
-from bandit.store.group_commit import GroupCommit
+from bandit.store import GroupCommit, Store
 from integrations.tip_decisions import Moment, Quiet, TipDecisions
 from notifier.timing import Timing
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from bandit.store.arms import Arms
 from bandit.store.checkup import Checkup
 from bandit.store.database import SqliteRead, make_engine, pg_connection, sqlite_connection
+from bandit.store.group_commit import GroupCommit
 from bandit.store.learning import Learning
 from bandit.store.lookups import RECENT_CHOICES_PG, Lookups
 from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
@@ -53,6 +54,7 @@ __all__ = [
     "PSEUDONYM_PREFIX",
     "RECENT_CHOICES_PG",
     "ArmAggregate",
+    "GroupCommit",
     "Learnable",
     "Learned",
     "LearnedRow",

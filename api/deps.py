@@ -173,6 +173,15 @@ def owned_decision(
     return logged
 
 
+def owned_event(services: Services, event_id: str, principal: str, surface: str) -> str:
+    """`event_id`, when its decision is this principal's on this surface: `owned_decision`
+    for the routes that act on an event id without reading its decision (rewards and
+    activations), from the decision's owner alone (`Store.owner`)."""
+    if services.store.owner(event_id) != (principal, surface):
+        raise NotFound(f"no decision has event id {event_id!r}", target="event_id")
+    return event_id
+
+
 PathEventId = Annotated[str, Path(min_length=1, max_length=256), NoNul]
 
 
@@ -182,14 +191,21 @@ def person_decision(
     return owned_decision(services, event_id, person, TIPS)
 
 
-def integrator_decision(
+def person_event(event_id: PathEventId, services: ServicesDep, person: PersonDep) -> str:
+    return owned_event(services, event_id, person, TIPS)
+
+
+def integrator_event(
     event_id: PathEventId, services: ServicesDep, integrator: IntegratorDep
-) -> LoggedDecision:
-    return owned_decision(services, event_id, integrator, PERSONALIZER)
+) -> str:
+    return owned_event(services, event_id, integrator, PERSONALIZER)
 
 
 PersonDecisionDep = Annotated[LoggedDecision, Depends(person_decision)]
-IntegratorDecisionDep = Annotated[LoggedDecision, Depends(integrator_decision)]
+PersonEventDep = Annotated[str, Depends(person_event)]
+"""The path's event id, of one of this person's tips (404 otherwise, as for a missing one)."""
+IntegratorEventDep = Annotated[str, Depends(integrator_event)]
+"""The path's event id, of one of this integrator's decisions (404 otherwise)."""
 
 
 def valid_experiment(experiment_id: str, services: ServicesDep) -> Experiment:

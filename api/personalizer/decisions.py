@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from api.deps import (
-    IntegratorDecisionDep,
     IntegratorDep,
+    IntegratorEventDep,
     ServicesDep,
     current_integrator,
     get_services,
@@ -79,9 +79,8 @@ async def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorD
 
 
 @router.post("/events/{event_id}/reward", summary="Reward", status_code=204)
-def reward(body: RewardRequest, logged: IntegratorDecisionDep, services: ServicesDep) -> Response:
+def reward(body: RewardRequest, event_id: IntegratorEventDep, services: ServicesDep) -> Response:
     """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts."""
-    event_id = logged.decision.event_id
     config = services.surface_configs.get(PERSONALIZER)
     outcome = services.store.record_reward(
         event_id,
@@ -98,8 +97,8 @@ def reward(body: RewardRequest, logged: IntegratorDecisionDep, services: Service
 
 
 @router.post("/events/{event_id}/activate", summary="Activate", status_code=204)
-def activate(logged: IntegratorDecisionDep, services: ServicesDep) -> Response:
+def activate(event_id: IntegratorEventDep, services: ServicesDep) -> Response:
     """The chosen action of a deferred event was shown: a reward is now expected."""
-    if services.store.activate(logged.decision.event_id):
-        services.publish("activate", logged.decision.event_id)
+    if services.store.activate(event_id):
+        services.publish("activate", event_id)
     return Response(status_code=204)

@@ -12,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import (
     PersonDecisionDep,
     PersonDep,
+    PersonEventDep,
     ServicesDep,
     current_person,
     current_principal,
     get_services,
-    owned_decision,
+    owned_event,
 )
 from api.direct import DirectRoute, json_body, served_by, validated_optional
 from api.errors import Conflict
@@ -194,17 +195,17 @@ def _closed(action_id: str) -> TipPublic:
 
 
 @router.post("/decisions/{event_id}/activate", status_code=204)
-def activate(logged: PersonDecisionDep, services: ServicesDep) -> Response:
+def activate(event_id: PersonEventDep, services: ServicesDep) -> Response:
     """The prefetched tip is now on screen: its reward window starts."""
-    if services.store.activate(logged.decision.event_id):
-        services.publish("activate", logged.decision.event_id)
+    if services.store.activate(event_id):
+        services.publish("activate", event_id)
     return Response(status_code=204)
 
 
 @router.post("/feedback", response_model=FeedbackResponse)
 def feedback(body: FeedbackRequest, services: ServicesDep, person: PersonDep) -> FeedbackResponse:
     """A reaction to a tip, as a reward. Idempotent per event id: the first reaction counts."""
-    owned_decision(services, body.event_id, person, TIPS)
+    owned_event(services, body.event_id, person, TIPS)
     reward = services.rewards.reward(body.reaction)
     outcome = services.store.record_reward(
         body.event_id,

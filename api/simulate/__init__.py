@@ -120,13 +120,13 @@ class RouteLoop:
         return ranked
 
     def reward(self, event_id: str, value: float) -> None:
-        from api.deps import integrator_decision
+        from api.deps import integrator_event
         from api.personalizer import decisions as personalizer
         from api.personalizer.schemas import RewardRequest
         from api.services.surfaces import PERSONALIZER
 
-        logged = integrator_decision(event_id, self.services, PERSONALIZER)
-        personalizer.reward(RewardRequest.model_validate({"value": value}), logged, self.services)
+        owned = integrator_event(event_id, self.services, PERSONALIZER)
+        personalizer.reward(RewardRequest.model_validate({"value": value}), owned, self.services)
 
 
 @dataclass

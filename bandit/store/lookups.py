@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bandit.store.database import Database, SqliteRead, sqlite_connection
+from bandit.store.database import Database, SqliteRead, pg_connection, sqlite_connection
 from bandit.store.records import LoggedDecision, PastChoice
 from bandit.store.rows import _LOGGED, _logged, _moment, decisions, rewards
 
@@ -24,6 +24,8 @@ RECENT_CHOICES_PG = (
 `principal`, `surface` and `recent_since`: a subquery for a statement that reads them along
 with other reads in one round trip (`integrations.profiles.People.moment`). Served by
 `ix_decisions_principal_surface_created`."""
+
+_OWNER_SQL = "SELECT principal, surface FROM decisions WHERE event_id = %s"
 
 # Built once, like the PostgreSQL text above: every recommend reads it, and building the
 # statement cost SQLAlchemy more than SQLite took to run it.
@@ -51,6 +53,27 @@ class Lookups(Database):
         with self.autocommit.connect() as conn:
             row = conn.execute(_LOGGED.where(decisions.c.event_id == event_id)).first()
         return None if row is None else _logged(row)
+
+    def owner(self, event_id: str) -> tuple[str, str] | None:
+        """(principal, surface) of the decision `event_id`, or None when none is logged: what a
+        reward or an activation checks before it acts, without reading the whole decision
+        (a tips decision's row is ~15 KB of JSON and VW text)."""
+        if self.is_sqlite:
+            with sqlite_connection(self.engine) as connection:
+                rows = self._owner_read.rows(connection, event_id=event_id)
+        else:
+            with pg_connection(self.engine) as connection:
+                rows = connection.execute(_OWNER_SQL, (event_id,)).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    @cached_property
+    def _owner_read(self) -> SqliteRead:
+        return SqliteRead(
+            sa.select(decisions.c.principal, decisions.c.surface).where(
+                decisions.c.event_id == sa.bindparam("event_id")
+            ),
+            self.engine.dialect,
+        )
 
     @cached_property
     def _logged_read(self) -> SqliteRead:

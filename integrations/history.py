@@ -222,8 +222,8 @@ class HistoryCache:
             entry = self._people.get(principal)
             return entry.history if entry is not None and self._fresh(entry) else None
 
-    def _fresh(self, entry: _Entry | None) -> bool:
-        return entry is not None and self._clock() - entry.loaded < self._ttl
+    def _fresh(self, entry: _Entry) -> bool:
+        return self._clock() - entry.loaded < self._ttl
 
     def get(self, principal: str, now: datetime) -> History:
         """The person's history: from memory, or (missing or older than the TTL) the log."""

@@ -71,8 +71,7 @@ _CONNECTIONS = sa.select(integration_tokens.c.provider, integration_tokens.c.sta
 
 def _profile_of(principal: str, row: Sequence[Any] | None) -> Profile:
     """A person's profile from a row of `_PROFILE` (or the first columns of `_MOMENT_SQL`); the
-    defaults when they
-    never saved one."""
+    defaults when they never saved one."""
     if row is None:
         return Profile(principal)
     zone, quiet_start, quiet_end, interests, kinds = row

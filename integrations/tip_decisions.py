@@ -145,22 +145,18 @@ class TipDecisions:
         """What the store knows of the person at `now` (one statement on PostgreSQL, a few
         indexed reads on SQLite), or Quiet when their quiet hours cover now. The history comes
         from memory when warm (`HistoryCache.cached`), else from the log."""
-        found = self.people.moment(
-            person, TIPS, signals_since=now - SIGNAL_FRESHNESS, recent_since=now - self.cooldown
-        )
+        found = self.people.moment(person, TIPS, **self._since(now))
         return self._moment(person, now, found)
 
     def queue_read(self, conn: Any, person: str, now: datetime) -> Callable[[], Moment | Quiet]:
         """Send `read`'s statement on `conn`, a PostgreSQL connection (`Store.raw()`); the
         returned function answers it. In a psycopg pipeline: call it after the block."""
-        found = self.people.queue_moment(
-            conn,
-            person,
-            TIPS,
-            signals_since=now - SIGNAL_FRESHNESS,
-            recent_since=now - self.cooldown,
-        )
+        found = self.people.queue_moment(conn, person, TIPS, **self._since(now))
         return lambda: self._moment(person, now, found())
+
+    def _since(self, now: datetime) -> dict[str, datetime]:
+        """How far back `read` looks: fresh signals, and the choices within the cooldown."""
+        return {"signals_since": now - SIGNAL_FRESHNESS, "recent_since": now - self.cooldown}
 
     def _moment(self, person: str, now: datetime, found: PersonMoment) -> Moment | Quiet:
         profile, signals, recent, statuses = found

@@ -202,7 +202,7 @@ class TimingPoints:
     def visited(self, person: str, now: datetime, window: timedelta) -> list[str]:
         """The person came on their own: the waits still in their window that it rewards
         (each once)."""
-        bounds = {"person": person, "since": now - window, "now": now}
+        bounds = _wait_bounds(person, now, window)
         # Most visits find nothing: a plain read first, no transaction.
         found = self._open_waits(bounds)
         if not found:
@@ -222,7 +222,7 @@ class TimingPoints:
     def open_waits(self, person: str, now: datetime, window: timedelta) -> list[str]:
         """The event ids of the person's waits still in their window at `now`, not yet
         rewarded by a visit: what `visited` would reward (a read, no transaction)."""
-        return self._open_waits({"person": person, "since": now - window, "now": now})
+        return self._open_waits(_wait_bounds(person, now, window))
 
     def _open_waits(self, bounds: dict[str, Any]) -> list[str]:
         """The event ids of `_OPEN_WAITS`; on SQLite compiled once, on its sqlite3 connection."""
@@ -238,7 +238,7 @@ class TimingPoints:
         """Send `open_waits`'s read on `conn`, a PostgreSQL connection from `Store.raw()`; the
         returned function reads the answer. In a psycopg pipeline the read shares one round
         trip with others: call it after the block."""
-        return self._queue_open_waits(conn, {"person": person, "since": now - window, "now": now})
+        return self._queue_open_waits(conn, _wait_bounds(person, now, window))
 
     @staticmethod
     def _queue_open_waits(conn: Any, bounds: dict[str, Any]) -> Callable[[], list[str]]:
@@ -266,6 +266,11 @@ class TimingPoints:
         with self.engine.begin() as conn:
             conn.execute(people.delete().where(people.c.principal == person))
             return int(conn.execute(points.delete().where(points.c.principal == person)).rowcount)
+
+
+def _wait_bounds(person: str, now: datetime, window: timedelta) -> dict[str, Any]:
+    """The parameters of `_OPEN_WAITS`: the person's waits decided within `window` of `now`."""
+    return {"person": person, "since": now - window, "now": now}
 
 
 def _point(person: str, slot: Slot) -> tuple[sa.ColumnElement[bool], ...]:

@@ -244,17 +244,19 @@ class Database:
             yield connection
 
     @contextmanager
-    def sqlite_write(self) -> Iterator[Any]:
+    def sqlite_write(self, *, immediate: bool = False) -> Iterator[Any]:
         """The pooled `sqlite3` connection, in one transaction under the write lock, for the
-        decision log's batches: SQLAlchemy's per-transaction bookkeeping cost several times
-        the INSERT itself there (ADR 0016). Commits on success, rolls back on an error."""
+        decision and reward logs' batches: SQLAlchemy's per-transaction bookkeeping cost
+        several times the INSERT itself there (ADR 0016). Commits on success, rolls back on an
+        error. `immediate` takes SQLite's write lock at BEGIN, for a transaction that reads
+        before it writes (another process cannot write in between)."""
         assert self._write_lock is not None, "sqlite_write is for SQLite"
         with self._write_lock:
             proxy = self.engine.raw_connection()
             try:
                 connection: Any = proxy.driver_connection
                 if not connection.in_transaction:
-                    connection.execute("BEGIN")
+                    connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
                 try:
                     yield connection
                 except BaseException:

@@ -3,7 +3,8 @@
 Every api worker runs these per request, so each is the fewest statements it can be. Decisions
 are group-committed (`group_commit`, ADR 0013): concurrent decisions share one transaction —
 one multi-row INSERT straight through psycopg on PostgreSQL, one fsync on SQLite — and each
-caller returns once its decision is committed. A reward is one transaction.
+caller returns once its decision is committed. Rewards are group-committed the same way
+(`reward_log`, ADR 0021).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Json
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import IntegrityError
 
 from bandit.events import Decision, utcnow
-from bandit.store.database import Database, decision_json
+from bandit.store.database import decision_json
 from bandit.store.group_commit import GroupCommit
 from bandit.store.records import RewardOutcome
-from bandit.store.rows import _JSON_COLUMNS, _row, decisions, rewards
+from bandit.store.reward_log import Recorded, RewardClaim, RewardLog
+from bandit.store.rows import _JSON_COLUMNS, _row, decisions
 
 _UNREACHABLE = (
     psycopg.OperationalError,
@@ -64,13 +65,16 @@ def _sqlite_insert(
     ]
 
 
-class Writes(Database):
+class Writes(RewardLog):
     """Decisions, their activation and their rewards, as the api logs them."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self._decision_log: GroupCommit[dict[str, Any], bool] = GroupCommit(
             self._commit_decisions, name="decision-log"
+        )
+        self._reward_log: GroupCommit[RewardClaim, Recorded] = GroupCommit(
+            self._commit_rewards, name="reward-log"
         )
 
     def insert_decision(self, decision: Decision) -> bool:
@@ -165,60 +169,71 @@ class Writes(Database):
         window: timedelta,
         at: datetime | None = None,
         aggregation: str = "earliest",
+        owner: tuple[str, str] | None = None,
     ) -> RewardOutcome | None:
         """Record the first reward of a decision ("earliest" aggregation).
 
-        Returns None for an unknown event id. A reward that arrives after the reward window
-        of an activated decision is recorded as late: kept for the record, never learned.
-        A second reward for the same event id changes nothing and returns the first, unless
-        `aggregation` is "sum": then a second on-time reward of a decision not yet learned is
-        added to the first (the outcome's `value` is the sum, `created` stays False).
+        Returns None for an unknown event id, or one whose decision is not `owner`'s
+        ((principal, surface), when given). A reward that arrives after the reward window
+        of an activated decision, or once its decision was learned, is recorded as late: kept
+        for the record, never learned. A second reward for the same event id changes nothing
+        and returns the first, unless `aggregation` is "sum": then a second on-time reward of
+        a decision not yet learned is added to the first (the outcome's `value` is the sum,
+        `created` stays False). Returns once the transaction holding it is committed (shared
+        with the rewards recorded concurrently: `reward_log`).
         """
-        now = at or utcnow()
-        with self._write() as conn:
-            decision = conn.execute(
-                sa.select(decisions.c.activated_at, decisions.c.learn_seq).where(
-                    decisions.c.event_id == event_id
-                )
-            ).first()
-            if decision is None:
-                return None
-            existing = conn.execute(
-                sa.select(rewards.c.value, rewards.c.reaction, rewards.c.late).where(
-                    rewards.c.event_id == event_id
-                )
-            ).first()
-            activated_at = decision.activated_at  # aware UTC: the column type converts it
-            late = decision.learn_seq is not None or (
-                activated_at is not None and now > activated_at + window
-            )
-            if existing is not None:
-                if aggregation == "sum" and not late and not existing.late:
-                    conn.execute(
-                        rewards.update()
-                        .where(rewards.c.event_id == event_id)
-                        .values(value=rewards.c.value + value)
-                    )
-                    return RewardOutcome(False, existing.value + value, existing.reaction, False)
-                return RewardOutcome(False, existing.value, existing.reaction, existing.late)
+        claim = _claim(event_id, value, reaction, window, at, aggregation, owner)
+        return self._reward_log.write(claim)
+
+    async def record_reward_async(
+        self,
+        event_id: str,
+        value: float,
+        *,
+        reaction: str | None,
+        window: timedelta,
+        at: datetime | None = None,
+        aggregation: str = "earliest",
+        owner: tuple[str, str] | None = None,
+    ) -> RewardOutcome | None:
+        """`record_reward` for the event loop: awaits the commit without holding a thread."""
+        claim = _claim(event_id, value, reaction, window, at, aggregation, owner)
+        return await self._reward_log.write_async(claim)
+
+    def _commit_rewards(self, claims: Sequence[RewardClaim]) -> list[Recorded | Exception]:
+        """One transaction for `claims`. A claim the database refuses fails alone, and a batch
+        PostgreSQL rolled back (a deadlock or serialization failure it detected) is retried
+        claim by claim; an unreachable database fails them all."""
+        try:
+            return list(self._record_rewards(claims))
+        except psycopg.errors.TransactionRollback:
+            if len(claims) == 1:
+                raise
+        except _UNREACHABLE:
+            raise
+        except Exception as exc:
+            if len(claims) == 1:
+                return [exc]
+        out: list[Recorded | Exception] = []
+        for claim in claims:
             try:
-                with conn.begin_nested():
-                    conn.execute(
-                        rewards.insert(),
-                        {
-                            "event_id": event_id,
-                            "value": value,
-                            "reaction": reaction,
-                            "received_at": now,
-                            "late": late,
-                        },
-                    )
-            except IntegrityError:
-                # A concurrent writer recorded the first reward between our read and insert.
-                first = conn.execute(
-                    sa.select(rewards.c.value, rewards.c.reaction, rewards.c.late).where(
-                        rewards.c.event_id == event_id
-                    )
-                ).one()
-                return RewardOutcome(False, first.value, first.reaction, first.late)
-            return RewardOutcome(True, value, reaction, late)
+                out.extend(self._record_rewards([claim]))
+            except _UNREACHABLE:
+                raise
+            except Exception as alone:
+                out.append(alone)
+        return out
+
+
+def _claim(
+    event_id: str,
+    value: float,
+    reaction: str | None,
+    window: timedelta,
+    at: datetime | None,
+    aggregation: str,
+    owner: tuple[str, str] | None,
+) -> RewardClaim:
+    return RewardClaim(
+        event_id, value, reaction, at or utcnow(), window, aggregation == "sum", owner
+    )

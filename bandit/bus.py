@@ -52,8 +52,17 @@ class BusMessage:
     event_id: str
 
 
+Message = tuple[MessageKind, str]
+"""(kind, event_id), as published."""
+
+
 class EventBus(Protocol):
+    blocking: bool
+    """Whether publishing waits on the network (so a coroutine hands it to a thread)."""
+
     def publish(self, kind: MessageKind, event_id: str) -> None: ...
+
+    def publish_many(self, messages: Sequence[Message]) -> None: ...
 
     def read(self, consumer: str, count: int, block_ms: int) -> list[BusMessage]: ...
 
@@ -67,6 +76,8 @@ class EventBus(Protocol):
 class InProcessBus:
     """A queue shared by the api threads and the in-process learner thread."""
 
+    blocking = False
+
     def __init__(self) -> None:
         self._queue: queue.Queue[BusMessage] = queue.Queue()
         self._ids = 0
@@ -77,6 +88,10 @@ class InProcessBus:
             self._ids += 1
             message_id = str(self._ids)
         self._queue.put(BusMessage(message_id, kind, event_id))
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        for kind, event_id in messages:
+            self.publish(kind, event_id)
 
     def read(self, consumer: str, count: int, block_ms: int) -> list[BusMessage]:
         return drain(self._queue, count, block_ms)
@@ -120,10 +135,22 @@ class RedisStreamBus:
             self.client, stream, group, claim_idle_ms=claim_idle_ms, clock=clock
         )
 
+    blocking = True
+
     def publish(self, kind: MessageKind, event_id: str) -> None:
-        self.client.xadd(
-            self.stream, {"kind": kind, "event_id": event_id}, maxlen=self.maxlen, approximate=True
-        )
+        self.publish_many([(kind, event_id)])
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        """One round trip for all of `messages` (a pipeline, not a transaction)."""
+        pipe = self.client.pipeline(transaction=False)
+        for kind, event_id in messages:
+            pipe.xadd(
+                self.stream,
+                {"kind": kind, "event_id": event_id},
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+        pipe.execute()
 
     def read(self, consumer: str, count: int, block_ms: int) -> list[BusMessage]:
         entries = self._group.read(consumer, count, block_ms)

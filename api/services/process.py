@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cached_property
 
 from api.auth.principal import Authenticator, LocalAuthenticator
 from api.auth.signin import SignInAuthenticator
@@ -20,7 +21,7 @@ from api.services.recommend_reads import RecommendReads
 from api.services.surfaces import SURFACES, TIMING, TIPS, surface_configs
 from api.settings import Settings
 from bandit.apprentice import Imitation
-from bandit.bus import EventBus, make_bus
+from bandit.bus import EventBus, Message, make_bus
 from bandit.decide import Decider
 from bandit.errors import DomainError, Kind
 from bandit.events import new_event_id
@@ -30,7 +31,7 @@ from bandit.metrics import BUS_ERRORS
 from bandit.policy import Policy
 from bandit.private_files import private_folder
 from bandit.settings import LearnerSettings
-from bandit.store import Store
+from bandit.store import GroupCommit, Store
 from bandit.surface_config import SurfaceConfigs, floor_share  # Personalizer admin (issue 6)
 from bandit.surfaces import Surface, Surfaces
 from experiments.lifecycle import Experiment, Experiments
@@ -196,12 +197,30 @@ class Services:
         return version, True
 
     def publish(self, kind: str, event_id: str) -> None:
-        """Tell the learner; a failure only delays learning (the learner's sweep catches up)."""
+        """Tell the learner, without waiting: a failure only delays learning (the learner's
+        sweep catches up), so nobody waits for it. A bus that waits on the network (Redis) is
+        told from one thread, everything queued at once in one pipeline, so a coroutine may
+        call this on the event loop."""
+        message: Message = ("activate" if kind == "activate" else "reward", event_id)
+        if self.bus.blocking:
+            self._publisher.submit(message)
+        else:
+            self._publish([message])
+
+    @cached_property
+    def _publisher(self) -> GroupCommit[Message, None]:
+        return GroupCommit(self._publish, name="bus-publish")
+
+    def _publish(self, messages: Sequence[Message]) -> list[None]:
         try:
-            self.bus.publish("activate" if kind == "activate" else "reward", event_id)
+            self.bus.publish_many(messages)
         except Exception:
-            BUS_ERRORS.inc()
-            log.warning("event bus unavailable; the learner's sweep will pick up %s", event_id)
+            BUS_ERRORS.inc(len(messages))
+            log.warning(
+                "event bus unavailable; the learner's sweep will pick up %d event(s)",
+                len(messages),
+            )
+        return [None] * len(messages)
 
     def close(self) -> None:
         self.stop_event.set()

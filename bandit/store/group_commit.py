@@ -80,6 +80,11 @@ class GroupCommit(Generic[Row, Result]):
         self._enqueue(row, future)
         return future.result()
 
+    def submit(self, row: Row) -> None:
+        """Queue `row` and return at once: its result, or its error, goes to nobody. For work a
+        caller need not wait for, such as telling the learner (a lost message only delays it)."""
+        self._enqueue(row, Future())
+
     async def write_async(self, row: Row) -> Result:
         """`write` for a coroutine: the event loop serves other requests while the batch
         holding `row` commits, and no worker thread is held waiting for it.

@@ -169,7 +169,7 @@ def owned_decision(
     if logged is None or (
         logged.decision.principal != principal or logged.decision.surface != surface
     ):
-        raise _no_decision(event_id)
+        raise no_decision(event_id)
     return logged
 
 
@@ -178,11 +178,11 @@ def owned_event(services: Services, event_id: str, principal: str, surface: str)
     for the routes that act on an event id without reading its decision (rewards and
     activations), from the decision's owner alone (`Store.owner`)."""
     if services.store.owner(event_id) != (principal, surface):
-        raise _no_decision(event_id)
+        raise no_decision(event_id)
     return event_id
 
 
-def _no_decision(event_id: str) -> NotFound:
+def no_decision(event_id: str) -> NotFound:
     """What a missing decision and someone else's both answer."""
     return NotFound(f"no decision has event id {event_id!r}", target="event_id")
 

@@ -7,9 +7,11 @@ from fastapi import Request, Response
 from api.deps import (
     IntegratorDep,
     IntegratorEventDep,
+    PathEventId,
     ServicesDep,
     current_integrator,
     get_services,
+    no_decision,
 )
 from api.direct import DirectRoute, json_body, served_by, validated
 from api.personalizer.routing import PathStyles
@@ -79,17 +81,26 @@ async def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorD
 
 
 @router.post("/events/{event_id}/reward", summary="Reward", status_code=204)
-def reward(body: RewardRequest, event_id: IntegratorEventDep, services: ServicesDep) -> Response:
-    """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts."""
+async def reward(
+    body: RewardRequest, event_id: PathEventId, services: ServicesDep, integrator: IntegratorDep
+) -> Response:
+    """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts.
+
+    One statement checks that the event is this integrator's and records the reward
+    (ADR 0021); the event loop awaits its group commit.
+    """
     config = services.surface_configs.get(PERSONALIZER)
-    outcome = services.store.record_reward(
+    outcome = await services.store.record_reward_async(
         event_id,
         body.value,
         reaction=None,
         window=config.reward_wait,
         aggregation=config.reward_aggregation,
+        owner=(integrator, PERSONALIZER),
     )
-    if outcome is not None and outcome.created:
+    if outcome is None:
+        raise no_decision(event_id)
+    if outcome.created:
         REWARDS.labels(PERSONALIZER, "value", str(outcome.late).lower()).inc()
         if not outcome.late:
             services.publish("reward", event_id)

@@ -17,10 +17,9 @@ from api.deps import (
     current_person,
     current_principal,
     get_services,
-    owned_event,
+    no_decision,
 )
 from api.direct import DirectRoute, json_body, served_by, validated_optional
-from api.errors import Conflict
 from api.ratelimit import Bucket, limited, spend
 from api.schemas.base import model_response
 from api.schemas.tips import (
@@ -203,18 +202,23 @@ def activate(event_id: PersonEventDep, services: ServicesDep) -> Response:
 
 
 @router.post("/feedback", response_model=FeedbackResponse)
-def feedback(body: FeedbackRequest, services: ServicesDep, person: PersonDep) -> FeedbackResponse:
-    """A reaction to a tip, as a reward. Idempotent per event id: the first reaction counts."""
-    owned_event(services, body.event_id, person, TIPS)
-    reward = services.rewards.reward(body.reaction)
-    outcome = services.store.record_reward(
+async def feedback(
+    body: FeedbackRequest, services: ServicesDep, person: PersonDep
+) -> FeedbackResponse:
+    """A reaction to a tip, as a reward. Idempotent per event id: the first reaction counts.
+
+    One statement checks that the tip is this person's and records the reward (ADR 0021), and
+    the event loop awaits its group commit: no worker thread.
+    """
+    outcome = await services.store.record_reward_async(
         body.event_id,
-        reward,
+        services.rewards.reward(body.reaction),
         reaction=body.reaction,
         window=services.learner_settings.reward_window,
+        owner=(person, TIPS),
     )
-    if outcome is None:  # pragma: no cover - checked above; decisions are never deleted here
-        raise Conflict(f"decision {body.event_id!r} vanished")
+    if outcome is None:
+        raise no_decision(body.event_id)
     if outcome.created:
         services.history.reacted(person, body.event_id, body.reaction)
         REWARDS.labels(TIPS, body.reaction, str(outcome.late).lower()).inc()

@@ -120,13 +120,12 @@ class RouteLoop:
         return ranked
 
     def reward(self, event_id: str, value: float) -> None:
-        from api.deps import integrator_event
         from api.personalizer import decisions as personalizer
         from api.personalizer.schemas import RewardRequest
         from api.services.surfaces import PERSONALIZER
 
-        owned = integrator_event(event_id, self.services, PERSONALIZER)
-        personalizer.reward(RewardRequest.model_validate({"value": value}), owned, self.services)
+        request = RewardRequest.model_validate({"value": value})
+        asyncio.run(personalizer.reward(request, event_id, self.services, PERSONALIZER))
 
 
 @dataclass

@@ -5,12 +5,15 @@ after the reward window is kept but never learned.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
+from bandit.bus import Message, RedisStreamBus
 from tests.api.decision_helpers import (
     FORMS,
     assert_error,
@@ -20,8 +23,9 @@ from tests.api.decision_helpers import (
     rank,
     recommend,
     row_counts,
+    services,
 )
-from tests.conftest import fast_learner, wait_until
+from tests.conftest import Backend, fast_learner, free_port, wait_until
 
 
 def _react(client: TestClient, event_id: str, reaction: str) -> dict[str, Any]:
@@ -131,3 +135,38 @@ def test_a_reaction_after_the_window_is_kept_but_not_learned(
     assert (after.reaction, after.reward, after.reward_late) == ("done", 1.0, True)
     assert (after.learn_seq, after.learned_reward) == (expired.learn_seq, 0.0)
     assert _react(client, event_id, "useful") == {**late, "duplicate": True}
+
+
+def test_a_reward_is_told_to_the_learner_and_redis_failing_delays_only_learning(
+    make_client: Callable[..., TestClient], backend: Backend
+) -> None:
+    """On the Redis bus a reward is published from the bus thread, after the answer (the
+    request never waits on Redis). With Redis gone the reaction is still recorded and
+    answered; the failure is counted and the learner's sweep finds the reward later."""
+    if backend.redis_url is None:
+        pytest.skip("the Redis stream is production's bus; the embedded default's is a queue")
+    api = make_client(role="api")  # publishes only: nothing here consumes the stream
+    publishers: list[str] = []
+    publish_many = services(api).bus.publish_many
+
+    def recorded(messages: Sequence[Message]) -> None:
+        publishers.append(threading.current_thread().name)
+        publish_many(messages)
+
+    services(api).bus.publish_many = recorded  # type: ignore[method-assign]
+    event_id = recommend(api)["event_id"]
+    _react(api, event_id, "done")
+    bus = RedisStreamBus(backend.redis_url)
+    try:
+        read = wait_until(lambda: bus.read("test-reader", 10, 10))
+    finally:
+        bus.close()
+    assert [(m.kind, m.event_id) for m in read] == [("reward", event_id)]
+    assert publishers == ["bus-publish"]
+
+    failures = REGISTRY.get_sample_value("oo_bus_errors_total") or 0.0
+    services(api).bus = RedisStreamBus(f"redis://127.0.0.1:{free_port()}")  # nobody listens
+    unheard = recommend(api)["event_id"]
+    assert _react(api, unheard, "useful")["duplicate"] is False
+    wait_until(lambda: (REGISTRY.get_sample_value("oo_bus_errors_total") or 0.0) > failures)
+    assert logged(api, unheard).reaction == "useful"

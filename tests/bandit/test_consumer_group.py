@@ -92,3 +92,15 @@ def test_messages_trimmed_while_pending_are_acknowledged_not_returned(
 def test_a_negative_idle_time_is_refused(bus: RedisStreamBus) -> None:
     with pytest.raises(ValueError, match=r"`claim_idle_ms` must be at least 0 \(got -1\)"):
         ConsumerGroup(bus.client, STREAM, GROUP, claim_idle_ms=-1)
+
+
+def test_messages_published_together_arrive_in_order(bus: RedisStreamBus) -> None:
+    bus.publish_many([("reward", "e1"), ("activate", "e2"), ("reward", "e3")])
+    bus.publish("reward", "e4")
+    read = wait_until(lambda: bus.read("learner-1", 10, 10))
+    assert [(m.kind, m.event_id) for m in read] == [
+        ("reward", "e1"),
+        ("activate", "e2"),
+        ("reward", "e3"),
+        ("reward", "e4"),
+    ]

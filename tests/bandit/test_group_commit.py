@@ -137,6 +137,23 @@ def test_a_failed_commit_raises_its_error_in_every_writer_of_the_batch() -> None
     assert group.write("later") == "LATER"
 
 
+def test_a_submitted_row_returns_at_once_and_shares_the_next_commit() -> None:
+    """`submit`: queued like a write, nobody waits for it, and its error goes to nobody (the
+    writer goes on)."""
+    gate = Gate()
+    group: GroupCommit[str, str] = GroupCommit(gate, name="test-submit")
+    group.submit("first")  # returns while its batch is held
+    assert gate.entered.wait(30)
+    group.submit("a")
+    group.submit("b")
+    gate.fail = OSError("disk gone")
+    gate.release.set()
+    wait_until(lambda: len(gate.batches) == 2)
+    assert gate.batches == [["first"], ["a", "b"]]
+    gate.fail = None
+    assert group.write("later") == "LATER"
+
+
 def test_the_writer_thread_ends_when_idle_and_starts_again() -> None:
     group: GroupCommit[str, str] = GroupCommit(
         lambda rows: [r.upper() for r in rows], name="test-idle", idle_seconds=0.01

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import itertools
 import json
 import os
 import secrets
@@ -187,6 +188,9 @@ class Mix:
         self.tips = tips
         self.auth = auth
         self.run_id = uuid.uuid4().hex[:8]
+        # Event ids new for every rank of the run: the index `i` starts again at each level,
+        # and a rank with a logged event id is a retry, answered from the log.
+        self._ranks = itertools.count()
 
     async def __call__(self, i: int, sample: Sample, scheduled: float | None = None) -> None:
         client = self.clients[i % len(self.clients)]
@@ -204,7 +208,7 @@ class Mix:
                 reply = await client.post("/v1/feedback", json=body, headers=person)
                 sample.record("feedback", time.perf_counter() - started, reply.status_code, (200,))
             elif slot < 9:
-                event_id = f"load-{self.run_id}-{i}"
+                event_id = f"load-{self.run_id}-{next(self._ranks)}"
                 body = {**self.tips, "eventId": event_id}
                 key = self.auth.integrator
                 reply = await client.post(RANK, json=body, headers=key)

@@ -7,6 +7,7 @@ real clock happens to read, and the Python and Redis versions must agree at any 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
@@ -287,6 +288,52 @@ def test_on_redis_clock_a_bucket_key_expires_once_full_again(redis_keys: RedisKe
         store.close()
     # One request of two per 10 s: the bucket is full again 5 s later.
     assert 0 < redis_keys.client.pttl(f"{redis_keys.prefix}expiring") <= 5_000
+
+
+def test_checks_in_one_pipeline_answer_as_each_alone(redis_keys: RedisKeys) -> None:
+    """`check_many`: the script once per check in one round trip, in order, each atomic; and a
+    Redis that lost the script (a restart, SCRIPT FLUSH) is given it again."""
+    clock = Clock()
+    memory = MemoryStore(clock)
+    shared = RedisStore(redis_keys.url, prefix=redis_keys.prefix, clock=clock)
+    budget = Budget(3, 60.0)
+    checks = [(key, budget) for key in ("a", "b", "a", "a", "a", "b")]
+    try:
+        redis_keys.client.script_flush()
+        assert shared.check_many(checks) == [memory.check(key, b) for key, b in checks]
+        assert [v.allowed for v in shared.check_many(checks[:2])] == [False, True]
+    finally:
+        shared.close()
+
+
+def test_concurrent_checks_share_round_trips_and_spend_exactly_the_budget(
+    redis_keys: RedisKeys,
+) -> None:
+    """Coroutines checking at once are answered from batches (`oo_group_commit_rows`, log
+    `rate-limits`), and exactly the budget is allowed."""
+    store = RedisStore(redis_keys.url, prefix=redis_keys.prefix)
+    limiter = RateLimiter(store, {Bucket.SIGNALS: Budget(20, 3600.0)})
+    person = Principal(f"crowd-{uuid.uuid4().hex[:6]}", "person", frozenset({Role.PERSON}))
+    labels = {"log": "rate-limits"}
+    batches = REGISTRY.get_sample_value("oo_group_commit_rows_count", labels) or 0.0
+
+    async def one() -> bool:
+        try:
+            await limiter.check_async(Bucket.SIGNALS, person)
+        except RateLimited:
+            return False
+        return True
+
+    async def crowd() -> list[bool]:
+        return list(await asyncio.gather(*(one() for _ in range(50))))
+
+    try:
+        allowed = asyncio.run(crowd())
+    finally:
+        limiter.close()
+    assert sum(allowed) == 20
+    # 50 checks, fewer round trips: the first batch holds one, the rest wait for the next.
+    assert (REGISTRY.get_sample_value("oo_group_commit_rows_count", labels) or 0.0) - batches < 50
 
 
 # --- over HTTP, on both backends ---------------------------------------------------------------

@@ -8,6 +8,7 @@ access-token lifetime, and dropping the old one.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from api.auth.principal import Role
 
 AUDIENCE = "oo-api"
 ALGORITHM = "HS256"
+VERIFIED_KEPT = 10_000
+"""How many verified tokens a process remembers (about 3 MB at most)."""
 
 
 class InvalidToken(Exception):
@@ -51,6 +54,8 @@ class AccessTokens:
         self.issuer = issuer
         self.lifetime = lifetime_seconds
         self._now = now
+        self._verified: dict[str, AccessClaims] = {}
+        self._verified_lock = threading.Lock()
 
     def issue(self, subject: str, roles: Iterable[Role]) -> str:
         now = int(self._now())
@@ -66,6 +71,27 @@ class AccessTokens:
         return jwt.encode({"alg": ALGORITHM, "kid": self._signing.kid}, claims, self._signing)
 
     def verify(self, token: str) -> AccessClaims:
+        """The claims of `token`, or InvalidToken.
+
+        A client sends the same token with every request of its lifetime, so a token that
+        verified is remembered (the newest `VERIFIED_KEPT`): a later use checks only what
+        time can change, its expiry, exactly as the claims registry does (`exp <= now` is
+        expired). Its signature, issuer and audience cannot change, and the keys are fixed
+        for the process's life. A token that fails is never remembered.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at <= self._now():
+                raise InvalidToken("ExpiredTokenError")
+            return known
+        claims = self._verify(token)
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_KEPT:
+                self._verified.pop(next(iter(self._verified)), None)  # the oldest
+            self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             decoded = jwt.decode(token, self._verifying, algorithms=[ALGORITHM])
             registry = jwt.JWTClaimsRegistry(

@@ -29,7 +29,7 @@ from api.auth.signin import (
     SESSION_COOKIE,
     SignInAuthenticator,
 )
-from api.auth.tokens import AccessTokens
+from api.auth.tokens import AccessTokens, InvalidToken
 from tests.api.decision_helpers import actions, personalizer_url, services
 from tests.conftest import Backend, free_port
 from tests.oidc import provider as oidc
@@ -434,6 +434,34 @@ def test_key_rotation_newest_signs_all_verify() -> None:
     assert header["kid"] == "k2"
     with pytest.raises(Exception, match="InvalidKeyId"):
         AccessTokens([new], PUBLIC_URL, 600).verify(issued_before)
+
+
+def test_a_remembered_token_still_expires_and_others_are_verified_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verified tokens are remembered (`VERIFIED_KEPT`), but a remembered one is refused from
+    the second its `exp` is reached, as verifying it would; a token altered in any byte is
+    verified, and refused; the oldest is forgotten past the bound and verifies again."""
+    monkeypatch.setattr("api.auth.tokens.VERIFIED_KEPT", 3)
+    clock = [1_000_000.0]
+    tokens = AccessTokens([TokenKey("k1", b"o" * 32)], PUBLIC_URL, 600, now=lambda: clock[0])
+    token = tokens.issue("p_1", [Role.PERSON])
+    assert tokens.verify(token).roles == {Role.PERSON}
+    assert tokens.verify(token).expires_at == 1_000_600
+    head, body, signature = token.split(".")
+    for altered in (f"{head}.{body}.{signature[:-2]}AA", f"{head}.{body}x.{signature}"):
+        with pytest.raises(InvalidToken):
+            tokens.verify(altered)
+    others = [tokens.issue(f"p_{i}", []) for i in range(2, 5)]
+    for other in others:
+        tokens.verify(other)
+    assert token not in tokens._verified and len(tokens._verified) == 3
+    clock[0] = 1_000_599.0
+    assert tokens.verify(others[0]).subject == "p_2"  # remembered, not yet expired
+    clock[0] = 1_000_600.0
+    for expired in (token, others[0]):  # verified afresh, and remembered: both refused
+        with pytest.raises(InvalidToken):
+            tokens.verify(expired)
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -102,7 +102,10 @@ class GroupCommit(Generic[Row, Result]):
         with self._ready:
             self._queue.append((row, waiter))
             if self._writing:
-                self._ready.notify()
+                # The writer waits only on an empty queue: a row joining others finds it
+                # already woken (or busy committing), and waking a thread is a system call.
+                if len(self._queue) == 1:
+                    self._ready.notify()
             else:
                 self._writing = True
                 threading.Thread(target=self._run, name=self._name, daemon=True).start()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
@@ -26,7 +27,14 @@ MAX_ID_LENGTH = 256
 
 
 class _EventIds:
-    """Random (version 4) UUIDs in hex, drawn from a pool of `os.urandom` bytes.
+    """Time-ordered UUIDs (version 7, RFC 9562) in hex: 48 bits of Unix milliseconds, then 74
+    random bits drawn from a pool of `os.urandom` bytes.
+
+    Time order is for the decision log's event-id index: ids made one after another land in
+    the index's newest pages, where random (version 4) ids dirtied a random page of it for
+    every decision, a page to write to the log's WAL at each commit and to read back once
+    the index outgrew the cache. The 74 random bits keep an id unguessable; the time in it
+    is the decision's own, which its caller knows.
 
     `uuid.uuid4` reads the kernel's random source once per id, and that read releases the GIL:
     on the event loop each id then waits for the decision log's writer thread to hand the GIL
@@ -34,11 +42,12 @@ class _EventIds:
     forked child drops the pool, so parent and child never hand out the same ids.
     """
 
-    def __init__(self, ids_per_read: int = 256) -> None:
-        self._size = 16 * ids_per_read
+    def __init__(self, ids_per_read: int = 256, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._size = 10 * ids_per_read
         self._pool = b""
         self._at = 0
         self._lock = threading.Lock()
+        self._clock_ns = clock_ns
         os.register_at_fork(after_in_child=self._drop)
 
     def _drop(self) -> None:
@@ -49,12 +58,14 @@ class _EventIds:
         with self._lock:
             if self._at >= len(self._pool):
                 self._pool, self._at = os.urandom(self._size), 0
-            draw = self._pool[self._at : self._at + 16]
-            self._at += 16
-        value = int.from_bytes(draw, "big")
-        # As `uuid.UUID(bytes=draw, version=4)` sets them: RFC 4122 variant, version 4.
-        value = (value & ~(0xC000 << 48)) | (0x8000 << 48)
-        value = (value & ~(0xF000 << 64)) | (4 << 76)
+            draw = self._pool[self._at : self._at + 10]
+            self._at += 10
+        bits = int.from_bytes(draw, "big")  # 80 bits, of which 74 are used
+        millis = (self._clock_ns() // 1_000_000) & ((1 << 48) - 1)
+        rand_a = bits >> 68  # 12 bits
+        rand_b = bits & ((1 << 62) - 1)
+        # RFC 9562: unix_ts_ms (48) | ver 0111 (4) | rand_a (12) | var 10 (2) | rand_b (62).
+        value = (millis << 80) | (7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
         return f"{value:032x}"
 
 
@@ -62,8 +73,8 @@ _event_ids = _EventIds()
 
 
 def new_event_id() -> str:
-    """A fresh, unguessable event id for a decision the caller did not name: a random UUID
-    (version 4) in hex.
+    """A fresh, unguessable event id for a decision the caller did not name: a time-ordered
+    UUID (version 7) in hex.
 
     The id seeds the decision's draws (`bandit.sampling`), so whoever must reproduce them (a
     test judging what was chosen) supplies its own ids in place of this.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import psycopg
 import sqlalchemy as sa
@@ -161,20 +161,12 @@ class Writes(RewardLog):
     # rewards ----------------------------------------------------------------------------
 
     def record_reward(
-        self,
-        event_id: str,
-        value: float,
-        *,
-        reaction: str | None,
-        window: timedelta,
-        at: datetime | None = None,
-        aggregation: str = "earliest",
-        owner: tuple[str, str] | None = None,
+        self, event_id: str, value: float, **terms: Unpack[RewardTerms]
     ) -> RewardOutcome | None:
         """Record the first reward of a decision ("earliest" aggregation).
 
         Returns None for an unknown event id, or one whose decision is not `owner`'s
-        ((principal, surface), when given). A reward that arrives after the reward window
+        ((principal, surface), when given). A reward that arrives after the reward `window`
         of an activated decision, or once its decision was learned, is recorded as late: kept
         for the record, never learned. A second reward for the same event id changes nothing
         and returns the first, unless `aggregation` is "sum": then a second on-time reward of
@@ -182,23 +174,13 @@ class Writes(RewardLog):
         `created` stays False). Returns once the transaction holding it is committed (shared
         with the rewards recorded concurrently: `reward_log`).
         """
-        claim = _claim(event_id, value, reaction, window, at, aggregation, owner)
-        return self._reward_log.write(claim)
+        return self._reward_log.write(_claim(event_id, value, **terms))
 
     async def record_reward_async(
-        self,
-        event_id: str,
-        value: float,
-        *,
-        reaction: str | None,
-        window: timedelta,
-        at: datetime | None = None,
-        aggregation: str = "earliest",
-        owner: tuple[str, str] | None = None,
+        self, event_id: str, value: float, **terms: Unpack[RewardTerms]
     ) -> RewardOutcome | None:
         """`record_reward` for the event loop: awaits the commit without holding a thread."""
-        claim = _claim(event_id, value, reaction, window, at, aggregation, owner)
-        return await self._reward_log.write_async(claim)
+        return await self._reward_log.write_async(_claim(event_id, value, **terms))
 
     def _commit_rewards(self, claims: Sequence[RewardClaim]) -> list[Recorded | Exception]:
         """One transaction for `claims`. A claim the database refuses fails alone, and a batch
@@ -225,14 +207,28 @@ class Writes(RewardLog):
         return out
 
 
+class RewardTerms(TypedDict, total=False):
+    """How `record_reward` records a reward (its keyword arguments)."""
+
+    reaction: Required[str | None]
+    window: Required[timedelta]
+    at: datetime | None
+    """When it arrived (now by default)."""
+    aggregation: str
+    """"earliest" (the default) or "sum"."""
+    owner: tuple[str, str] | None
+    """(principal, surface) the decision must have; any by default."""
+
+
 def _claim(
     event_id: str,
     value: float,
+    *,
     reaction: str | None,
     window: timedelta,
-    at: datetime | None,
-    aggregation: str,
-    owner: tuple[str, str] | None,
+    at: datetime | None = None,
+    aggregation: str = "earliest",
+    owner: tuple[str, str] | None = None,
 ) -> RewardClaim:
     return RewardClaim(
         event_id, value, reaction, at or utcnow(), window, aggregation == "sum", owner

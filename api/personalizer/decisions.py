@@ -84,11 +84,9 @@ async def rank(body: RankRequest, services: ServicesDep, integrator: IntegratorD
 async def reward(
     body: RewardRequest, event_id: PathEventId, services: ServicesDep, integrator: IntegratorDep
 ) -> Response:
-    """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts.
-
-    One statement checks that the event is this integrator's and records the reward
-    (ADR 0021); the event loop awaits its group commit.
-    """
+    """Report the reward of an event's chosen action, in [-1, 1]. The first reward counts."""
+    # One statement checks that the event is this integrator's and records the reward; the
+    # event loop awaits its group commit (ADR 0021).
     config = services.surface_configs.get(PERSONALIZER)
     outcome = await services.store.record_reward_async(
         event_id,

@@ -205,11 +205,9 @@ def activate(event_id: PersonEventDep, services: ServicesDep) -> Response:
 async def feedback(
     body: FeedbackRequest, services: ServicesDep, person: PersonDep
 ) -> FeedbackResponse:
-    """A reaction to a tip, as a reward. Idempotent per event id: the first reaction counts.
-
-    One statement checks that the tip is this person's and records the reward (ADR 0021), and
-    the event loop awaits its group commit: no worker thread.
-    """
+    """A reaction to a tip, as a reward. Idempotent per event id: the first reaction counts."""
+    # One statement checks that the tip is this person's and records the reward, and the
+    # event loop awaits its group commit: no worker thread (ADR 0021).
     outcome = await services.store.record_reward_async(
         body.event_id,
         services.rewards.reward(body.reaction),

@@ -23,14 +23,14 @@ from prometheus_client import Histogram
 
 BATCH_ROWS = Histogram(
     "oo_group_commit_rows",
-    "Rows per group-committed transaction, by log (decision-log), or requests per batched read "
-    "(recommend-reads): how many callers share one",
+    "Rows per group-committed transaction, by log (decision-log, reward-log), or requests per "
+    "batched round trip (recommend-reads, rate-limits, bus-publish): how many callers share one",
     ["log"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 COMMIT_SECONDS = Histogram(
     "oo_group_commit_seconds",
-    "Time to commit one group-committed transaction (or read one batch), by log: the least any "
+    "Time to commit one group-committed transaction (or send one batch), by log: the least any "
     "caller waits",
     ["log"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),

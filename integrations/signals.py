@@ -40,6 +40,7 @@ from integrations.tables import SignalRow
 log = logging.getLogger(__name__)
 
 signals_table = SignalRow.__table__  # type: ignore[attr-defined]
+_INSERT = signals_table.insert()
 
 BUILTIN_TYPES = ("mood", "energy", "habit_done")
 """Types oO itself understands; custom types are namespaced, `<namespace>.<name>`."""
@@ -230,15 +231,18 @@ class SignalStore:
 
     def add(self, principal: str, signal: Signal, received_at: datetime) -> int:
         with self.engine.begin() as conn:
+            # One statement built once, its values bound: `insert().values(...)` per call
+            # built and cache-keyed a new statement each time.
             result = conn.execute(
-                signals_table.insert().values(
-                    principal=principal,
-                    type=signal.type,
-                    value=signal.value,
-                    occurred_at=signal.occurred_at,
-                    source=signal.source,
-                    received_at=received_at,
-                )
+                _INSERT,
+                {
+                    "principal": principal,
+                    "type": signal.type,
+                    "value": signal.value,
+                    "occurred_at": signal.occurred_at,
+                    "source": signal.source,
+                    "received_at": received_at,
+                },
             )
         key = result.inserted_primary_key
         return int(key[0]) if key else 0

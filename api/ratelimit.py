@@ -290,13 +290,14 @@ class RateLimiter:
         self.budgets = budgets
         # A store that waits on the network is asked from one thread, the checks waiting at
         # that moment in one round trip (the group-commit machinery, ADR 0013): no worker
-        # thread per request, and the event loop woken once per batch.
-        self._batches: GroupCommit[Check, Verdict] | None = (
-            GroupCommit(self._check_many, name="rate-limits") if store.blocking else None
+        # thread per request, and the event loop woken once per batch. Its thread starts with
+        # the first check, so a store that never waits never starts one.
+        self._batches: GroupCommit[Check, Verdict] = GroupCommit(
+            self._check_many, name="rate-limits"
         )
 
     def _check_many(self, checks: Sequence[Check]) -> list[Verdict]:
-        return self.store.check_many(checks)
+        return self.store.check_many(checks)  # the store of the moment (tests replace it)
 
     def applies(self, bucket: Bucket, principal: Principal) -> bool:
         """Whether `check` spends anything (`bucket` is on and `principal` is limited)."""
@@ -313,7 +314,7 @@ class RateLimiter:
         """`check` for the event loop: a store that waits on the network is awaited in a
         batch, never waited for on the loop."""
         budget = self.budgets.get(bucket)
-        if budget is None or principal.kind == "local" or self._batches is None:
+        if budget is None or principal.kind == "local" or not self.store.blocking:
             return self.check(bucket, principal)
         verdict = await self._batches.write_async((f"{bucket}:{principal.id}", budget))
         return _judged(bucket, budget, verdict)

@@ -120,10 +120,11 @@ class RewardLog(Database):
         # Every batch inserts in event-id order: two concurrent batches that share event ids
         # lock them in the same order, so neither can wait on the other in a cycle.
         order = sorted(range(len(claims)), key=lambda i: claims[i].event_id)
+        params = [_params(claim) for claim in claims]
         results: list[Recorded] = [None] * len(claims)
         with self.raw() as conn, conn.transaction():
             with conn.pipeline():
-                cursors = [(i, conn.execute(INSERT_REWARD_PG, _params(claims[i]))) for i in order]
+                cursors = [(i, conn.execute(INSERT_REWARD_PG, params[i])) for i in order]
             repeats = []
             for i, cursor in cursors:
                 results[i] = _outcome(cursor.fetchone(), created=True)
@@ -132,12 +133,11 @@ class RewardLog(Database):
             # Repeats (and unknown event ids) in the same order, one by one: rare, and a sum
             # must see the first reward as it is now.
             for i in repeats:
-                params = _params(claims[i])
                 row = None
                 if claims[i].summing:
-                    row = conn.execute(_SUM_REWARD_PG, params).fetchone()
+                    row = conn.execute(_SUM_REWARD_PG, params[i]).fetchone()
                 if row is None:
-                    row = conn.execute(_FIRST_REWARD_PG, params).fetchone()
+                    row = conn.execute(_FIRST_REWARD_PG, params[i]).fetchone()
                 results[i] = _outcome(row, created=False)
         return results
 

@@ -175,8 +175,8 @@ def owned_decision(
 
 def owned_event(services: Services, event_id: str, principal: str, surface: str) -> str:
     """`event_id`, when its decision is this principal's on this surface: `owned_decision`
-    for the routes that act on an event id without reading its decision (rewards and
-    activations), from the decision's owner alone (`Store.owner`)."""
+    for the routes that act on an event id without reading its decision (activations), from
+    the decision's owner alone (`Store.owner`)."""
     if services.store.owner(event_id) != (principal, surface):
         raise no_decision(event_id)
     return event_id

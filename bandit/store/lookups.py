@@ -55,9 +55,10 @@ class Lookups(Database):
         return None if row is None else _logged(row)
 
     def owner(self, event_id: str) -> tuple[str, str] | None:
-        """(principal, surface) of the decision `event_id`, or None when none is logged: what a
-        reward or an activation checks before it acts, without reading the whole decision
-        (a tips decision's row is ~15 KB of JSON and VW text)."""
+        """(principal, surface) of the decision `event_id`, or None when none is logged: what
+        an activation checks before it acts, without reading the whole decision (a tips
+        decision's row is ~15 KB of JSON and VW text). A reward checks its owner in the
+        statement that records it (`record_reward(owner=...)`)."""
         if self.is_sqlite:
             with sqlite_connection(self.engine) as connection:
                 rows = self._owner_read.rows(connection, event_id=event_id)

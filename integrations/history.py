@@ -127,6 +127,9 @@ class History:
 
     def __init__(self, events: OrderedDict[str, Past] | None = None) -> None:
         self._events: OrderedDict[str, Past] = events if events is not None else OrderedDict()
+        # The decisions reacted to, by event id: all `features` reads. Most decisions get no
+        # reaction, and every recommend asks for the features of its person.
+        self._reacted = {e: p for e, p in self._events.items() if p.reaction is not None}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -135,8 +138,9 @@ class History:
     def shown(self, event_id: str, at: datetime, category: str) -> None:
         with self._lock:
             self._events[event_id] = Past(at, category)
+            self._reacted.pop(event_id, None)
             while len(self._events) > MAX_EVENTS:
-                self._events.popitem(last=False)
+                self._reacted.pop(self._events.popitem(last=False)[0], None)
 
     def reacted(self, event_id: str, reaction: str) -> None:
         """The person's first reaction to a decision (later ones do not count, as rewards)."""
@@ -144,6 +148,7 @@ class History:
             past = self._events.get(event_id)
             if past is not None and past.reaction is None:
                 past.reaction = reaction
+                self._reacted[event_id] = past
 
     def since(self, at: datetime) -> int:
         """How many of the decisions held were made at or after `at`, counted from the newest
@@ -160,7 +165,7 @@ class History:
     def features(self, now: datetime, zone: tzinfo) -> Callable[[str], FeatureObject]:
         """Category -> the `history` feature object of a candidate in it, at `now`."""
         with self._lock:
-            reacted = [p for p in self._events.values() if p.reaction is not None]
+            reacted = list(self._reacted.values())
         local = now.astimezone(zone)
         today, part = local.date(), time_of_day(local.hour)
         since, recent = now - timedelta(days=HISTORY_DAYS), now - RECENT_DISMISS

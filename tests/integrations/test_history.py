@@ -3,6 +3,7 @@ per-person cache (no query when warm, one on a miss or past its TTL) on both bac
 
 from __future__ import annotations
 
+import random
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -97,6 +98,28 @@ def test_only_the_first_reaction_counts_and_the_history_is_bounded() -> None:
     for i in range(300):
         history.shown(f"x{i}", NOW, "focus")
     assert len(history) == 200
+    assert history.features(NOW, UTC)("focus")["history"] == UNSEEN  # "a" was evicted
+
+
+def test_features_kept_up_as_decisions_come_equal_features_counted_afresh() -> None:
+    """`features` reads only the decisions reacted to, an index kept as decisions are shown,
+    reacted to, shown again and evicted: it must equal a history built from the same events."""
+    rng = random.Random(7)
+    history = History()
+    for step in range(2_000):
+        event_id = f"e{rng.randrange(260)}"
+        at = NOW - timedelta(hours=rng.randrange(24 * 30))
+        if rng.random() < 0.6:
+            history.shown(event_id, at, rng.choice(["focus", "rest", "move"]))
+        else:
+            history.reacted(event_id, rng.choice(["done", "useful", "dismiss", "not_now"]))
+        if step % 100 == 0:
+            events = OrderedDict(
+                (e, Past(p.at, p.category, p.reaction)) for e, p in history._events.items()
+            )
+            afresh, kept = History(events).features(NOW, UTC), history.features(NOW, UTC)
+            for category in ("focus", "rest", "move"):
+                assert kept(category) == afresh(category)
 
 
 def test_with_history_adds_one_namespace_to_every_candidate() -> None:

@@ -3,6 +3,7 @@ what the same statement answers through SQLAlchemy, values converted by the same
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -100,3 +101,31 @@ def test_a_list_parameter_is_refused(store: Store) -> None:
     )
     with pytest.raises(ValueError, match="ids"):
         SqliteRead(statement, store.engine.dialect)
+
+
+def test_read_connections_are_kept_apart_from_the_pool_and_closed_with_the_engine(
+    store: Store,
+) -> None:
+    """`sqlite_connection` hands out connections from the engine's own free list: the same
+    one again when it was given back, with the engine's pragmas, never one in a transaction,
+    and none left open once the engine is disposed."""
+    with sqlite_connection(store.engine) as first:
+        assert first.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert first.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        with sqlite_connection(store.engine) as second:  # taken while the first is out
+            assert second is not first
+    with sqlite_connection(store.engine) as again:
+        assert again in (first, second)
+        again.execute("BEGIN")
+        again.execute("DELETE FROM decisions")  # a writer holding the lock, not committed
+    assert not again.in_transaction  # rolled back when given back
+    store.insert_decision(decision("after"))  # so the write lock is free
+
+    with sqlite_connection(store.engine) as in_use:
+        store.engine.dispose()
+        assert in_use.execute("SELECT 1").fetchone() == (1,)  # disposing spares one in use
+    for connection in {first, second, in_use}:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            connection.execute("SELECT 1")
+    with sqlite_connection(store.engine) as fresh:
+        assert fresh.execute("SELECT count(*) FROM decisions").fetchone() == (1,)

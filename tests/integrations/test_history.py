@@ -147,6 +147,30 @@ def test_with_history_adds_one_namespace_to_every_candidate() -> None:
     assert got.lines == [line(a.features) for a in got.actions]
 
 
+def test_a_joined_candidate_is_remembered_only_for_the_same_features() -> None:
+    """`with_history` remembers a catalog tip joined with a history part; a todo that keeps its
+    id but changes (a new due date) is joined anew, and another history gets its own line."""
+    tip = Action("t1", [{"tip": {"category": "focus"}}])
+    todo = Action("todoist:9", [{"todo": {"due": "today"}}])
+    categories = {"t1": "focus", "todoist:9": "todoist"}.__getitem__
+
+    def joined(actions: list[Action], rate: float) -> Any:
+        lines = [line(a.features) for a in actions]
+        return with_history(actions, lines, lambda c: {"history": {"rate": rate}}, categories)
+
+    first, again = joined([tip, todo], 0.8), joined([tip, todo], 0.8)
+    assert again.actions[0] is first.actions[0]  # remembered
+    assert again == first
+    moved = Action("todoist:9", [{"todo": {"due": "tomorrow"}}])
+    assert joined([tip, moved], 0.8).lines == [
+        "|tip category=focus |history rate:0.8",
+        "|todo due=tomorrow |history rate:0.8",
+    ]
+    assert joined([tip, moved], 0.8).actions[1].features[0] == {"todo": {"due": "tomorrow"}}
+    assert joined([tip], 0.3).lines == ["|tip category=focus |history rate:0.3"]
+    assert joined([tip], 0.3).actions[0].features[-1] == {"history": {"rate": 0.3}}
+
+
 # --- the cache, on both backends -------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from bandit.store import Store
 from bandit.store.database import decision_json
 from bandit.store.group_commit import GroupCommit
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions
+from bandit.store.writes import SQLITE_BATCH_ROWS
 from tests.conftest import Backend, wait_until
 
 ACTIONS = (Action("a", [{"item": {"id": "a"}}]), Action("b", [{"item": {"id": "b"}}]))
@@ -280,6 +281,17 @@ def test_a_twin_in_the_batch_is_logged_once_and_a_bad_row_fails_alone(store: Sto
     assert isinstance(results[2], Exception)
     assert results[3] is True
     assert {d.decision.event_id for d in store.get_many(["t1", "t2", "t3"])} == {"t1", "t2"}
+
+
+def test_a_batch_larger_than_one_statement_tells_logged_from_new_rows(store: Store) -> None:
+    """On SQLite a batch is one lookup and one multi-row INSERT per `SQLITE_BATCH_ROWS` rows:
+    across those statements each row is answered for itself, in order."""
+    logged = [f"old{i}" for i in range(0, 2 * SQLITE_BATCH_ROWS + 7, 5)]
+    store._commit_decisions([_row(decision(event_id)) for event_id in logged])
+    ids = [f"old{i}" for i in range(2 * SQLITE_BATCH_ROWS + 7)]
+    results = store._commit_decisions([_row(decision(event_id)) for event_id in ids])
+    assert results == [event_id not in logged for event_id in ids]
+    assert {d.decision.event_id for d in store.get_many(ids)} == set(ids)
 
 
 def test_decisions_awaited_from_a_loop_are_logged_once_and_read_back_unchanged(

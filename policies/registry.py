@@ -170,6 +170,10 @@ def validate(spec: PolicySpec, field: str = "args") -> None:
         model.close()
 
 
+KEYS_KEPT = 4096
+"""Model keys whose spec `Registry.args_for` remembers; all are forgotten at once when full."""
+
+
 class Registry:
     """Policy spec versions by id; built-ins plus any registered at run time."""
 
@@ -182,6 +186,7 @@ class Registry:
     ) -> None:
         self._specs: dict[str, PolicySpec] = {}
         self._refused: dict[str, RefusedSpec] = {}
+        self._by_key: dict[str, PolicySpec] = {}  # model key -> its policy's spec (`args_for`)
         self._loader = loader
         self._history = history
         for spec in specs:
@@ -278,9 +283,22 @@ class Registry:
         return iter(self._specs.values())
 
     def args_for(self, key: str) -> str | None:
-        """VW arguments for a model key, or None when its policy learns no model."""
-        spec = self.find(model_keys.policy_of(key))
-        return spec.args if spec is not None and spec.kind == "vw" else None
+        """VW arguments for a model key, or None when its policy learns no model.
+
+        Every decision asks it of its serving policy. A policy id names one spec forever
+        (`add` refuses another spec under a registered id), so the spec a key found is
+        remembered; a key that found none is looked up again, as its policy may be stored
+        later.
+        """
+        spec = self._by_key.get(key)
+        if spec is None:
+            spec = self.find(model_keys.policy_of(key))
+            if spec is None:
+                return None
+            if len(self._by_key) >= KEYS_KEPT:
+                self._by_key.clear()
+            self._by_key[key] = spec
+        return spec.args if spec.kind == "vw" else None
 
     def build(
         self,

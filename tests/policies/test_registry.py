@@ -82,6 +82,17 @@ def test_registry_consults_its_loader_for_unknown_names() -> None:
         registry.get("other")
 
 
+def test_a_model_keys_policy_stored_after_it_was_asked_for_is_found() -> None:
+    """`args_for` remembers the spec a key found, never that a key found none."""
+    stored: dict[str, PolicySpec] = {}
+    registry = Registry(loader=stored.get)
+    key = model_key("tips", "later", "exp-1", "b")
+    assert registry.args_for(key) is None  # not stored yet
+    stored["later"] = PolicySpec("later", "vw", "--cb_explore_adf --epsilon 0.3")
+    assert registry.args_for(key) == "--cb_explore_adf --epsilon 0.3"
+    assert registry.args_for(key) == "--cb_explore_adf --epsilon 0.3"
+
+
 def _todo(action_id: str, priority: int, overdue: bool = False) -> Action:
     return Action(action_id, [{"tip": {"kind": "todo", "priority": priority, "overdue": overdue}}])
 

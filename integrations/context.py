@@ -200,7 +200,9 @@ catalog tip's, built once per process (`TipSource`). A live todo is a new object
 so it is joined anew: its features may change under the same id. Building 30 actions and
 lines each request was 8.5% of the api's time under `bench_rank`'s recommend (stop 31).
 A history part names its feature object exactly (the part is that object's line, and its
-values are numbers and bucket words), so the remembered action carries the same object."""
+values are numbers and bucket words), so the remembered action carries an equal object. The
+remembered actions and their feature lists are shared by every decision that draws them:
+nothing may change them in place (none of oO's code does; `Action` is frozen)."""
 
 
 def _subset(tips: Sequence[Drawn], limit: int, event_id: str) -> list[Drawn]:

@@ -149,7 +149,7 @@ class Writes(RewardLog):
         # Under the write lock from BEGIN (IMMEDIATE), so nobody inserts between the lookup and
         # the insert: one statement finds the event ids logged already, and one inserts the
         # others. A statement per row released and retook the GIL for each row, and under load
-        # each retake waited for the event loop to let go of it (ADR 0013's amendment).
+        # each retake waited for the event loop to let go of it (ADR 0022).
         columns = tuple(rows[0])
         processors = _sqlite_processors(columns, self.engine.dialect)
         inserted: set[str] = set()

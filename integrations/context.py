@@ -123,10 +123,10 @@ class TipSource:
         suited, suited_ids = self._suited(time_of_day(local.hour), tuple(sorted(kinds)))
         # Most moments hold no recent tip among the suited ones: then all of them are fresh,
         # found by looking up the few recent ids rather than every suited tip.
-        if any(tip_id in suited_ids for tip_id in recent):
-            fresh = [t for t in suited if t.id not in recent]
-        else:
+        if suited_ids.isdisjoint(recent):
             fresh = suited
+        else:
+            fresh = [t for t in suited if t.id not in recent]
         if len(fresh) < self.min_candidates:
             # Everything suitable was shown recently: fall back to the least recently shown.
             stale = sorted((t for t in suited if t.id in recent), key=lambda t: recent[t.id])
@@ -150,6 +150,23 @@ class TipSource:
     def category(self, action_id: str) -> str:
         """A candidate's category: the tip's, or `TODO_CATEGORY` for a live todo."""
         return self._categories.get(action_id, TODO_CATEGORY)
+
+
+JOINED_KEPT = 16_384
+"""How many (candidate, history part) pairs `with_history` remembers: the catalog's tips times
+the few history parts people's records fall into (rates in steps of 0.05, bucketed counts).
+All are forgotten at once when it is full."""
+
+_joined: dict[tuple[str, str], tuple[Features, str, Action, str]] = {}
+"""(action id, history part) -> (the action's own features and line, the action with its
+history, its line). An entry serves only the same features object with the same line: a
+catalog tip's, built once per process (`TipSource`). A live todo is a new object each request,
+so it is joined anew: its features may change under the same id. Building 30 actions and
+lines each request was 8.5% of the api's time under `bench_rank`'s recommend (stop 31).
+A history part names its feature object exactly (the part is that object's line, and its
+values are numbers and bucket words), so the remembered action carries an equal object. The
+remembered actions and their feature lists are shared by every decision that draws them:
+nothing may change them in place (none of oO's code does; `Action` is frozen)."""
 
 
 def with_history(
@@ -186,23 +203,6 @@ def with_history(
         with_actions.append(joined[2])
         with_lines.append(joined[3])
     return Candidates(actions=with_actions, lines=with_lines)
-
-
-JOINED_KEPT = 16_384
-"""How many (candidate, history part) pairs `with_history` remembers: the catalog's tips times
-the few history parts people's records fall into (rates in steps of 0.05, bucketed counts).
-All are forgotten at once when it is full."""
-
-_joined: dict[tuple[str, str], tuple[Features, str, Action, str]] = {}
-"""(action id, history part) -> (the action's own features and line, the action with its
-history, its line). An entry serves only the same features object with the same line: a
-catalog tip's, built once per process (`TipSource`). A live todo is a new object each request,
-so it is joined anew: its features may change under the same id. Building 30 actions and
-lines each request was 8.5% of the api's time under `bench_rank`'s recommend (stop 31).
-A history part names its feature object exactly (the part is that object's line, and its
-values are numbers and bucket words), so the remembered action carries an equal object. The
-remembered actions and their feature lists are shared by every decision that draws them:
-nothing may change them in place (none of oO's code does; `Action` is frozen)."""
 
 
 def _subset(tips: Sequence[Drawn], limit: int, event_id: str) -> list[Drawn]:

@@ -17,7 +17,7 @@ from bandit.events import Action, Decision
 from bandit.features import line
 from bandit.store import Store
 from integrations.context import with_history
-from integrations.history import History, HistoryCache, Past
+from integrations.history import HISTORY_DAYS, RECENT_DISMISS, History, HistoryCache, Past
 from tests.conftest import Backend
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # a Wednesday morning in UTC
@@ -120,6 +120,35 @@ def test_features_kept_up_as_decisions_come_equal_features_counted_afresh() -> N
             afresh, kept = History(events).features(NOW, UTC), history.features(NOW, UTC)
             for category in ("focus", "rest", "move"):
                 assert kept(category) == afresh(category)
+
+
+def test_features_kept_between_moments_equal_features_counted_afresh() -> None:
+    """`features` keeps its last answer until a reaction leaves its window (28 days, or 3
+    for a recent dismissal), the day or part of day turns, the zone differs or the clock goes
+    back: at every moment, as now moves by minutes to hours across those edges and reactions
+    come in, it must equal a history counted afresh from the same events."""
+    rng = random.Random(11)
+    history, now = History(), NOW
+    zones = [UTC, UTC, UTC, ZoneInfo("America/New_York")]
+    # Reactions a few minutes either side of the windows' edges, so steps cross them often.
+    edges = [timedelta(days=HISTORY_DAYS), RECENT_DISMISS]
+    for step in range(3_000):
+        draw = rng.random()
+        if draw < 0.2:
+            event_id = f"e{step}"
+            ago = rng.choice(edges) + timedelta(minutes=rng.randrange(-90, 30))
+            history.shown(event_id, now - ago, rng.choice(["focus", "rest"]))
+            history.reacted(event_id, rng.choice(["done", "dismiss", "dismiss", "not_now"]))
+        elif draw < 0.25:  # shown again under its event id: its reaction no longer counts
+            history.shown(f"e{rng.randrange(step + 1)}", now, "rest")
+        now += timedelta(minutes=rng.choice([1, 7, 40, 150]) * (-1 if rng.random() < 0.05 else 1))
+        zone = rng.choice(zones)
+        events = OrderedDict(
+            (e, Past(p.at, p.category, p.reaction)) for e, p in history._events.items()
+        )
+        afresh, kept = History(events).features(now, zone), history.features(now, zone)
+        for category in ("focus", "rest", "move"):
+            assert kept(category) == afresh(category), (step, now, zone, category)
 
 
 def test_with_history_adds_one_namespace_to_every_candidate() -> None:

@@ -8,10 +8,12 @@ import bandit.features as features_module
 from bandit.events import Action
 from bandit.features import (
     ACTION_LINES_KEPT,
+    CONTEXT_LINES_KEPT,
     action_line,
     action_lines,
     adf_example,
     check_features,
+    context_line,
     line,
     namespaces,
 )
@@ -96,6 +98,7 @@ def test_a_remembered_line_is_the_line(first: Any, second: Any) -> None:
     whatever it holds: equal encodings must never stand for different lines."""
     for features in (first, second, first, second):
         assert action_line(features) == line(features)
+        assert context_line(features) == line(features)
 
 
 def test_remembered_lines_are_bounded() -> None:
@@ -103,6 +106,19 @@ def test_remembered_lines_are_bounded() -> None:
     assert [action_line(f) for f in features] == [line(f) for f in features]
     assert len(features_module._action_lines) <= ACTION_LINES_KEPT
     assert action_line(features[0]) == "|item id:0"
+
+
+def test_contexts_seen_once_never_push_the_candidates_lines_out() -> None:
+    """Shared lines are remembered apart, and bounded on their own: a stream of contexts seen
+    once (a rank's user ids) leaves the candidates' lines where they are."""
+    catalog = [{"tip": {"id": "t1"}}]
+    kept = action_line(catalog)
+    key = next(k for k, v in features_module._action_lines.items() if v is kept)
+    contexts = [[{"user": {"id": f"u{i}"}}] for i in range(ACTION_LINES_KEPT + 10)]
+    examples = [adf_example(c, [kept]) for c in contexts]
+    assert examples[3] == ["shared |user id=u3", "|tip id=t1"]
+    assert len(features_module._context_lines) <= CONTEXT_LINES_KEPT
+    assert features_module._action_lines.get(key) is kept
 
 
 def test_equal_values_of_different_types_keep_their_own_lines() -> None:

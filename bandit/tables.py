@@ -4,8 +4,8 @@ in production). Table rows never leave the service raw: the api maps them to wir
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -32,6 +32,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return as_utc(value, "a stored time")  # SQLite gives naive UTC back
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """On SQLite, `utc_from_sqlite`: the same datetimes as SQLAlchemy's parse followed by
+        `process_result_value`, in a tenth of the time."""
+        if dialect.name == "sqlite":
+            return utc_from_sqlite
+        return super().result_processor(dialect, coltype)
+
+
+@overload
+def utc_from_sqlite(text: str) -> datetime: ...
+@overload
+def utc_from_sqlite(text: None) -> None: ...
+def utc_from_sqlite(text: str | None) -> datetime | None:
+    """A `UTCDateTime` column's SQLite text as an aware UTC datetime (None stays None).
+
+    The store writes naive UTC text, which SQLAlchemy reads with `fromisoformat` and then
+    `process_result_value` marks UTC with `replace(tzinfo=UTC)`: 0.9 µs a value, most of it
+    in `replace`'s keyword parsing, 30 times over in a recommend's recent choices. Parsing the
+    text with a "+00:00" appended gives the same datetime in 0.1 µs. Text that carries its own
+    offset, or is a date alone (which that parse leaves naive), takes the general way.
+    """
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text + "+00:00")
+    except ValueError:  # an offset of its own
+        moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is UTC else as_utc(moment, "a stored time")
 
 
 def _json() -> Any:

@@ -34,7 +34,6 @@ from sqlalchemy.engine import Connection, Engine
 from bandit.clock import as_utc
 from bandit.errors import DomainError
 from bandit.events import utcnow
-from bandit.store import SqliteRead
 from integrations.tables import SignalRow
 
 log = logging.getLogger(__name__)
@@ -206,7 +205,7 @@ _LATEST = (
     .order_by(signals_table.c.occurred_at.desc())
     .limit(CONTEXT_LIMIT)
 )
-"""A person's newest signals since a time, built once (every recommend reads it)."""
+"""A person's newest signals since a time, built once."""
 
 
 def newest(rows: Iterable[Sequence[Any]]) -> dict[str, Signal]:
@@ -225,9 +224,6 @@ class SignalStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._latest = (
-            SqliteRead(_LATEST, engine.dialect) if engine.dialect.name == "sqlite" else None
-        )
 
     def add(self, principal: str, signal: Signal, received_at: datetime) -> int:
         with self.engine.begin() as conn:
@@ -259,12 +255,6 @@ class SignalStore:
     def latest_on(self, conn: Connection, principal: str, since: datetime) -> dict[str, Signal]:
         """`latest` on the caller's connection (reads that share one checkout)."""
         return newest(conn.execute(_LATEST, {"principal": principal, "since": since}))
-
-    def latest_sqlite(self, connection: Any, principal: str, since: datetime) -> dict[str, Signal]:
-        """`latest` on a `sqlite3` connection (`bandit.store.database.sqlite_connection`), the
-        statement compiled once: the recommend path's read on the embedded default."""
-        assert self._latest is not None, "latest_sqlite is for SQLite"
-        return newest(self._latest.rows(connection, principal=principal, since=since))
 
     def of_person(self, principal: str) -> list[StoredSignal]:
         """Every signal held about `principal`, oldest first (for export)."""

@@ -26,7 +26,7 @@ from bandit.store.checkup import Checkup
 from bandit.store.database import SqliteRead, make_engine, pg_connection, sqlite_connection
 from bandit.store.group_commit import GroupCommit
 from bandit.store.learning import Learning
-from bandit.store.lookups import RECENT_CHOICES_PG, Lookups
+from bandit.store.lookups import RECENT_CHOICES_PG, RECENT_CHOICES_SQLITE, Lookups
 from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
 from bandit.store.records import (
     ArmAggregate,
@@ -53,6 +53,7 @@ from bandit.store.writes import Writes
 __all__ = [
     "PSEUDONYM_PREFIX",
     "RECENT_CHOICES_PG",
+    "RECENT_CHOICES_SQLITE",
     "ArmAggregate",
     "GroupCommit",
     "Learnable",

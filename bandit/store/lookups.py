@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -25,10 +24,17 @@ RECENT_CHOICES_PG = (
 with other reads in one round trip (`integrations.profiles.People.moment`). Served by
 `ix_decisions_principal_surface_created`."""
 
+RECENT_CHOICES_SQLITE = (
+    "SELECT chosen_action, max(created_at) AS at FROM decisions WHERE principal = :principal "
+    "AND surface = :surface AND created_at >= :recent_since GROUP BY chosen_action"
+)
+"""`RECENT_CHOICES_PG` in SQLite's words: named parameters for `sqlite3`, `recent_since` bound
+as `UTCDateTime` writes it on SQLite, and `at` the naive UTC text of the newest choice."""
+
 _OWNER_SQL = "SELECT principal, surface FROM decisions WHERE event_id = %s"
 
-# Built once, like the PostgreSQL text above: every recommend reads it, and building the
-# statement cost SQLAlchemy more than SQLite took to run it.
+# Built once, like the texts above: building the statement cost SQLAlchemy more than SQLite
+# took to run it.
 _RECENT = (
     sa.select(decisions.c.chosen_action, sa.func.max(decisions.c.created_at))
     .where(
@@ -101,18 +107,6 @@ class Lookups(Database):
         """`recent_choices` on the caller's connection (reads that share one checkout)."""
         rows = conn.execute(_RECENT, {"principal": principal, "surface": surface, "since": since})
         return {r[0]: _moment(r[1]) for r in rows}  # SQLite's max() loses the column type
-
-    def recent_choices_sqlite(
-        self, connection: Any, principal: str, surface: str, since: datetime
-    ) -> dict[str, datetime]:
-        """`recent_choices` on a `sqlite3` connection (`sqlite_connection`), the statement
-        compiled once: the recommend path's read on the embedded default."""
-        rows = self._recent_read.rows(connection, principal=principal, surface=surface, since=since)
-        return {action: _moment(at) for action, at in rows}
-
-    @cached_property
-    def _recent_read(self) -> SqliteRead:
-        return SqliteRead(_RECENT, self.engine.dialect)
 
     def person_history(
         self, principal: str, surface: str, since: datetime, limit: int

@@ -5,7 +5,7 @@ measure the tables directly) and refuses: importing the table classes from `band
 importing any module inside `bandit.store` rather than the package itself (its tables live in
 `bandit.store.rows`), and SQL text that reads or writes `decisions`, `rewards` or
 `model_snapshots` or builds or looks up a table object for them. Column types
-(`bandit.tables.UTCDateTime`) are shared and allowed.
+(`bandit.tables.UTCDateTime`, and its reader of SQLite's text) are shared and allowed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ NOT_SOURCE = {"tests", "bench"}
 SCHEMA_HOME = ("api", "db")
 """The schema's home (`api/db`: every table in one metadata, and the migrations that create
 each table by name) is the schema's, not a package's."""
-SHARED_FROM_TABLES = {"UTCDateTime"}
+SHARED_FROM_TABLES = {"UTCDateTime", "utc_from_sqlite"}
 TABLES = ("decisions", "rewards", "model_snapshots")
 STORE_MODULES = {path.stem for path in (ROOT / OWNER / "store").glob("*.py")} - {"__init__"}
 SQL = re.compile(rf"\b(FROM|JOIN|INTO|UPDATE|TABLE)\s+({'|'.join(TABLES)})\b")

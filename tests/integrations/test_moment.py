@@ -5,21 +5,24 @@ through SQLAlchemy answer; `Integrations.gather` then asks the database nothing 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from api.integration_setup import make_integrations
+from bandit.events import Action
 from bandit.store import Store
-from integrations.profiles import People, Profile, integration_tokens
-from integrations.signals import Signal
+from integrations.profiles import People, PersonMoment, Profile, integration_tokens
+from integrations.signals import CONTEXT_LIMIT, Signal
 from tests.bandit.test_group_commit import decision
 from tests.conftest import Backend
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
 @pytest.fixture
@@ -147,3 +150,114 @@ def test_moment_answers_what_the_one_by_one_reads_answer(store: Store) -> None:
         {},
         {},
     )
+
+
+ZONES = (UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)))
+KINDS = ("mood", "energy", "habit_done", "fitness.steps")
+ACTIONS = tuple(Action(f"tip-{i}", [{"item": {"id": f"tip-{i}"}}]) for i in range(6))
+
+
+def _signal_value(rng: random.Random, kind: str) -> float:
+    if kind in ("mood", "energy"):
+        return rng.choice([1.0, 2.5, 5.0, 1 + rng.random() * 4])
+    if kind == "habit_done":
+        return rng.choice([0.0, 1.0])
+    return rng.choice([0.1 + 0.2, -1e300, 5e-324, rng.uniform(-1e6, 1e6)])  # exact floats
+
+
+def test_moment_answers_what_the_one_by_one_reads_answer_on_random_people(
+    store: Store, backend: Backend
+) -> None:
+    """Seeded random people, with the edges: no profile, no signal, signals before
+    `signals_since` or exactly at it, several of one type (at the same instant too), more than
+    `CONTEXT_LIMIT` fresh ones, choices before the cooldown, on another surface or exactly at
+    its start, no integration, and times in other zones than UTC.
+
+    Of two signals of a type at the same instant the later stored wins. On SQLite the
+    one-by-one reads break that tie the same way (the index is scanned newest first, rowid
+    last); on PostgreSQL `latest_signals` leaves it to the plan, so only the model decides."""
+    rng = random.Random(20261204)
+    people = People(store)
+    signals_since = (NOW - timedelta(hours=6)).astimezone(rng.choice(ZONES))
+    recent_since = (NOW - timedelta(days=1)).astimezone(rng.choice(ZONES))
+    oracle: dict[str, PersonMoment] = {}
+    base = replace(decision("x"), actions=ACTIONS, pmf=(1 / len(ACTIONS),) * len(ACTIONS))
+    for n in range(14):
+        person = f"p{n}"
+        profile = Profile(person)
+        if rng.random() < 0.7:
+            quiet = rng.choice([(None, None), ("22:00", "07:30")])
+            profile = Profile(
+                person,
+                rng.choice(["UTC", "Europe/Zurich", "Asia/Kolkata"]),
+                *quiet,
+                tuple(rng.sample(["sleep", "focus", "move", "ünïcode"], rng.randint(0, 3))),
+                tuple(rng.sample(["advice", "todo"], rng.randint(1, 2))),
+            )
+            people.save_profile(profile)
+        # (occurred_at, insertion order, signal): newest first, a tie to the later insert.
+        fresh: list[tuple[datetime, int, Signal]] = []
+        times = [signals_since, signals_since - timedelta(microseconds=1)]
+        count = CONTEXT_LIMIT + 30 if n == 3 else rng.choice([0, 1, 3, 8, 15])
+        for order in range(count):
+            kind = rng.choice(KINDS)
+            if n == 3:  # the newest `CONTEXT_LIMIT` are moods: the older energy is not read
+                kind = "mood" if order < CONTEXT_LIMIT else "energy"
+                at = NOW - timedelta(minutes=order)
+            elif times and rng.random() < 0.3:
+                at = rng.choice(times)  # a tie with an earlier signal, or a window edge
+            else:
+                at = NOW - timedelta(minutes=rng.uniform(0, 9 * 60))
+                times.append(at)
+            at = at.astimezone(rng.choice(ZONES))
+            signal = Signal(type=kind, value=_signal_value(rng, kind), occurred_at=at)
+            people.signals.add(person, signal, NOW)
+            if at >= signals_since:
+                fresh.append((at, order, signal))
+        fresh.sort(key=lambda found: (found[0], found[1]), reverse=True)
+        latest: dict[str, Signal] = {}
+        for _, _, signal in fresh[:CONTEXT_LIMIT]:
+            latest.setdefault(signal.type, signal)
+        recent: dict[str, datetime] = {}
+        for number in range(rng.choice([0, 1, 5, 50])):
+            surface = rng.choice(["tips", "tips", "tips", "personalizer"])
+            at = rng.choice(
+                [recent_since, NOW - timedelta(hours=rng.uniform(0, 30)), recent_since - DAY]
+            ).astimezone(rng.choice(ZONES))
+            chosen = rng.randrange(len(ACTIONS))
+            store.insert_decision(
+                replace(
+                    base,
+                    event_id=f"{person}-{number}",
+                    principal=person,
+                    surface=surface,
+                    chosen_index=chosen,
+                    created_at=at,
+                    activated_at=at,
+                )
+            )
+            action = ACTIONS[chosen].id
+            if surface == "tips" and at >= recent_since and at > recent.get(action, at - DAY):
+                recent[action] = at
+        statuses: dict[str, str] = {}
+        for provider in rng.sample(["todoist", "google-calendar"], rng.randint(0, 2)):
+            statuses[provider] = rng.choice(["connected", "needs_reconnect"])
+            _token(store, person, provider, statuses[provider])
+        oracle[person] = (profile, latest, recent, statuses)
+
+    for person, expected in [*oracle.items(), ("nobody", (Profile("nobody"), {}, {}, {}))]:
+        found = people.moment(
+            person, "tips", signals_since=signals_since, recent_since=recent_since
+        )
+        assert found == expected, person
+        if backend.name == "embedded":
+            one_by_one = (
+                people.profile(person),
+                people.latest_signals(person, signals_since),
+                store.recent_choices(person, "tips", recent_since),
+                people.connections(person),
+            )
+            assert found == one_by_one, person
+        _, latest, recent, _ = found
+        times = [s.occurred_at for s in latest.values()] + list(recent.values())
+        assert all(at.utcoffset() == timedelta(0) for at in times), person

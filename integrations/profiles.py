@@ -60,14 +60,14 @@ CROSS JOIN (
 # tagged by the read, one after another. Against the four statements each compiled once
 # (`SqliteRead`) it costs the event loop two thirds (a person with 30 recent choices and 4
 # fresh signals: ~114 -> ~81 µs), most of it saved by decoding the rows in one loop rather
-# than column by column into named rows. The signals' subquery keeps its order in the
-# compound (SQLite runs its parts in turn): newest first, ties to the later stored, as on
-# PostgreSQL.
+# than column by column into named rows. The signals' subquery takes the newest ones; the
+# decoding keeps the newest of each type, ties to the later stored (by id), as on PostgreSQL,
+# without relying on the order rows of a compound come in.
 _MOMENT_SQLITE = f"""
 SELECT 'profile', timezone, quiet_start, quiet_end, interests, kinds
 FROM profiles WHERE principal = :principal
 UNION ALL SELECT * FROM (
-    SELECT 'signal', type, value, occurred_at, source, NULL FROM signals
+    SELECT 'signal', type, value, occurred_at, source, id FROM signals
     WHERE principal = :principal AND occurred_at >= :signals_since
     ORDER BY occurred_at DESC, id DESC LIMIT {CONTEXT_LIMIT}
 )
@@ -152,12 +152,15 @@ def _sqlite_moment(principal: str, rows: Iterable[Sequence[Any]]) -> PersonMomen
     signals: dict[str, Signal] = {}
     recent: dict[str, datetime] = {}
     statuses: dict[str, str] = {}
+    order: dict[str, tuple[datetime, int]] = {}
     for read, a, b, c, d, e in rows:
         if read == "choice":
             recent[a] = utc_from_sqlite(b)
         elif read == "signal":
-            if a not in signals:  # newest first: the first of each type is its newest
-                signals[a] = trusted(a, b, utc_from_sqlite(c), d)
+            # Newest of each type, ties to the later stored, whatever order the rows come in.
+            at = utc_from_sqlite(c)
+            if a not in order or (at, e) > order[a]:
+                signals[a], order[a] = trusted(a, b, at, d), (at, e)
         elif read == "profile":
             profile = _profile_of(principal, (a, b, c, json.loads(d), json.loads(e)))
         else:

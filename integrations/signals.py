@@ -202,7 +202,7 @@ _LATEST = (
         signals_table.c.principal == sa.bindparam("principal"),
         signals_table.c.occurred_at >= sa.bindparam("since"),
     )
-    .order_by(signals_table.c.occurred_at.desc())
+    .order_by(signals_table.c.occurred_at.desc(), signals_table.c.id.desc())
     .limit(CONTEXT_LIMIT)
 )
 """A person's newest signals since a time, built once."""

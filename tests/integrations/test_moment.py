@@ -165,17 +165,14 @@ def _signal_value(rng: random.Random, kind: str) -> float:
     return rng.choice([0.1 + 0.2, -1e300, 5e-324, rng.uniform(-1e6, 1e6)])  # exact floats
 
 
-def test_moment_answers_what_the_one_by_one_reads_answer_on_random_people(
-    store: Store, backend: Backend
-) -> None:
+def test_moment_answers_what_the_one_by_one_reads_answer_on_random_people(store: Store) -> None:
     """Seeded random people, with the edges: no profile, no signal, signals before
     `signals_since` or exactly at it, several of one type (at the same instant too), more than
     `CONTEXT_LIMIT` fresh ones, choices before the cooldown, on another surface or exactly at
     its start, no integration, and times in other zones than UTC.
 
-    Of two signals of a type at the same instant the later stored wins. On SQLite the
-    one-by-one reads break that tie the same way (the index is scanned newest first, rowid
-    last); on PostgreSQL `latest_signals` leaves it to the plan, so only the model decides."""
+    Of two signals of a type at the same instant the later stored wins, in the one statement
+    and in the one-by-one reads alike, on both backends."""
     rng = random.Random(20261204)
     people = People(store)
     signals_since = (NOW - timedelta(hours=6)).astimezone(rng.choice(ZONES))
@@ -250,14 +247,13 @@ def test_moment_answers_what_the_one_by_one_reads_answer_on_random_people(
             person, "tips", signals_since=signals_since, recent_since=recent_since
         )
         assert found == expected, person
-        if backend.name == "embedded":
-            one_by_one = (
-                people.profile(person),
-                people.latest_signals(person, signals_since),
-                store.recent_choices(person, "tips", recent_since),
-                people.connections(person),
-            )
-            assert found == one_by_one, person
+        one_by_one = (
+            people.profile(person),
+            people.latest_signals(person, signals_since),
+            store.recent_choices(person, "tips", recent_since),
+            people.connections(person),
+        )
+        assert found == one_by_one, person
         _, latest, recent, _ = found
         times = [s.occurred_at for s in latest.values()] + list(recent.values())
         assert all(at.utcoffset() == timedelta(0) for at in times), person

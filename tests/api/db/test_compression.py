@@ -3,6 +3,7 @@ compressed with lz4 from the upgrade on, and back to the server's default after 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from api import db
 from bandit.events import Action, Decision
 from bandit.store import Store
+from tests.bandit.test_group_commit import decision
 
 COMPRESSED = sa.text(
     """
@@ -41,20 +43,14 @@ def _decision(event_id: str) -> Decision:
     )
     lines = [f"|tip category=c{i % 7} tag=calm tag=short" for i in range(40)]
     now = datetime(2026, 12, 4, 17, tzinfo=UTC)
-    return Decision(
-        event_id=event_id,
-        surface="tips",
-        principal="ann",
-        context=[{"clock": {"part": "evening"}}],
+    return replace(
+        decision(event_id),
         actions=actions,
         pmf=tuple([1 / 40] * 40),
         chosen_index=3,
-        policy="vw-epsilon",
-        model_key="tips",
-        model_version=0,
         created_at=now,
         activated_at=now,
-        example=("shared |clock part=evening", *lines),
+        example=("shared |user id=u", *lines),
     )
 
 

@@ -15,8 +15,10 @@ Errors are the ones FastAPI raises, so the app's handlers answer them the same w
 
 A handler names the dependencies it performs. A route refuses to be built when its dependency
 tree holds one the handler does not name, so a dependency added to the route later cannot be
-skipped without anyone noticing. Dependencies a router adds when it is included are not in the
-route's own tree: the handler must perform those itself (rank spends its rate limit).
+skipped without anyone noticing. The decision routes are added with `api.flat.include`, which puts
+the include's dependencies (the rate limits) in each route's tree, so the check covers them too.
+A router included with `app.include_router` keeps them out of the tree: there the handler must
+still perform them, unchecked.
 """
 
 from __future__ import annotations

@@ -23,10 +23,12 @@ from fastapi import FastAPI
 
 
 def mount_decisions(app: FastAPI, *, dependencies: Sequence[Any] = ()) -> None:
-    """Include rank, reward and activate (both path styles)."""
+    """Add rank, reward and activate (both path styles) as the app's own routes, matched once
+    per request (`api.flat`)."""
+    from api import flat
     from api.personalizer import decisions
 
-    app.include_router(decisions.router, dependencies=list(dependencies))
+    flat.include(app, decisions.router, dependencies=dependencies)
 
 
 def mount_admin(app: FastAPI, *, dependencies: Sequence[Any] = ()) -> None:

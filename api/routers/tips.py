@@ -59,7 +59,10 @@ async def _serve_recommend(request: Request) -> Response:
     response_model=RecommendResponse,
     responses={204: {"description": "Quiet hours: `X-Next-Tip-At` says when the next tip is due"}},
 )
-@served_by(_serve_recommend, performs=(get_services, current_principal, current_person))
+@served_by(
+    _serve_recommend,
+    performs=(get_services, current_principal, limited(Bucket.DEFAULT), current_person),
+)
 async def recommend(
     services: ServicesDep, person: PersonDep, body: RecommendRequest | None = None
 ) -> Response:

@@ -404,7 +404,10 @@ def test_recommend_spends_the_persons_default_budget(
     assert [r.status_code for r in tips] == [200, 200, 429]
     assert [r.headers["X-RateLimit-Remaining"] for r in tips] == ["1", "0", "0"]
     assert tips[2].json()["error"]["target"] == "default"
-    assert client.get("/v1/me", headers=as_("ann")).status_code == 429  # the same budget
+    # The same budget, on the tips' routes FastAPI serves and on the other routers.
+    reaction = {"event_id": tips[0].json()["event_id"], "reaction": "later"}
+    assert client.post("/v1/feedback", json=reaction, headers=as_("ann")).status_code == 429
+    assert client.get("/v1/me", headers=as_("ann")).status_code == 429
     assert client.post("/v1/recommend", headers=as_("bob")).status_code == 200
 
 

@@ -135,3 +135,43 @@ def test_the_model_learns_and_predicts_bit_for_bit_as_pyvw(args: str, tmp_path: 
     data, _ = model.serialize()
     reference.save(str(tmp_path / "reference"))
     assert data == (tmp_path / "reference").read_bytes()
+
+
+@pytest.mark.parametrize("args", [spec.args for spec in BUILTIN if spec.kind == "vw"])
+def test_predictions_on_kept_actions_are_those_of_a_fresh_parse(
+    args: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The decision path keeps the actions' parsed examples between predictions; a twin model
+    # parses every line afresh. Calls draw from a pool larger than what is kept (so examples
+    # are evicted and parsed again), repeat a line within a call, and learn in between.
+    monkeypatch.setattr("bandit.model.ACTIONS_KEPT", 12)
+    rng = random.Random(11)
+    pool = [f"|a id=t{j} kind={rng.choice('xyz')} w:{rng.random():.3f}" for j in range(40)]
+    keeping, fresh = Model(args), Model(args)
+    for step in range(400):
+        context = [{"u": {"mood": rng.choice("abc"), "hour": rng.randrange(24)}}]
+        lines = rng.sample(pool, rng.randrange(1, 16))
+        if step % 7 == 0:
+            lines.append(lines[0])
+        parsed = fresh.scores(adf_example(context, lines))  # every line parsed afresh
+        assert keeping.predict(context, lines) == [p / sum(parsed) for p in parsed], step
+        assert len(keeping._actions) <= 12
+        if step % 3 == 0:
+            example = LearnExample(
+                adf_example(context, lines), rng.randrange(len(lines)), 0.5, rng.random()
+            )
+            keeping.learn([example])
+            fresh.learn([example])
+    keeping.close()
+
+
+def test_a_line_vw_reads_as_other_than_one_example_is_predicted_as_before() -> None:
+    # Lines built by `bandit.features` never hold a newline; one given straight to `predict`
+    # falls back to the plain parse of the whole example, and nothing of it is kept.
+    keeping, fresh = Model(ARGS), Model(ARGS)
+    for lines in (["|a id=x", "|a id=y\n|a id=z"], ["|a id=x", "", "|a id=y"]):
+        parsed = fresh.scores(adf_example(CONTEXT, lines))
+        assert keeping.predict(CONTEXT, lines) == [p / sum(parsed) for p in parsed]
+        assert not keeping._actions
+    assert keeping.predict(CONTEXT, LINES) == fresh.predict(CONTEXT, LINES)
+    assert list(keeping._actions) == LINES

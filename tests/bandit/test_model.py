@@ -137,7 +137,30 @@ def test_the_model_learns_and_predicts_bit_for_bit_as_pyvw(args: str, tmp_path: 
     assert data == (tmp_path / "reference").read_bytes()
 
 
-@pytest.mark.parametrize("args", [spec.args for spec in BUILTIN if spec.kind == "vw"])
+EVERY_EXPLORATION = [
+    "--cb_explore_adf --epsilon 0.1 --cb_type ips",
+    "--cb_explore_adf --epsilon 0.1 --cb_type dr -q ::",
+    "--cb_explore_adf --epsilon 0.1 --cb_type dm --cubic :::",
+    "--cb_explore_adf --epsilon 0.1 --cb_type sm",
+    "--cb_explore_adf --first 50 -q ::",
+    "--cb_explore_adf --bag 4 --greedify -q ::",
+    "--cb_explore_adf --cover 3 --psi 0.5 --nounif -q ::",
+    "--cb_explore_adf --softmax --lambda 5 --first_only",
+    "--cb_explore_adf --squarecb --gamma_exponent 0.5 --cb_min_cost -1 --cb_max_cost 1",
+    "--cb_explore_adf --regcb --mellowness 0.1 -q ::",
+    "--cb_explore_adf --regcbopt -q ::",
+    "--cb_explore_adf --synthcover --synthcoversize 5 --synthcoverpsi 0.2",
+    "--cb_explore_adf --rnd 3 --rnd_alpha 0.1 --rnd_invlambda 0.1",
+    "--cb_explore_adf --epsilon 0.2 --keep ua --ignore_linear u -q ua --noconstant --hash all",
+    "--cb_explore_adf --epsilon 0.2 --interactions ua --coin --ignore b",
+]
+"""Every exploration, estimator and feature option the allow-list (`bandit.vw_options`) lets a
+policy ask for, a few at a time."""
+
+
+@pytest.mark.parametrize(
+    "args", [spec.args for spec in BUILTIN if spec.kind == "vw"] + EVERY_EXPLORATION
+)
 def test_predictions_on_kept_actions_are_those_of_a_fresh_parse(
     args: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,7 +169,9 @@ def test_predictions_on_kept_actions_are_those_of_a_fresh_parse(
     # are evicted and parsed again), repeat a line within a call, and learn in between.
     monkeypatch.setattr("bandit.model.ACTIONS_KEPT", 12)
     rng = random.Random(11)
-    pool = [f"|a id=t{j} kind={rng.choice('xyz')} w:{rng.random():.3f}" for j in range(40)]
+    pool = [
+        f"|a id=t{j} kind={rng.choice('xyz')} w:{rng.random():.3f} |b z{j % 3}" for j in range(40)
+    ]
     keeping, fresh = Model(args), Model(args)
     for step in range(400):
         context = [{"u": {"mood": rng.choice("abc"), "hour": rng.randrange(24)}}]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -13,7 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bandit.events import utcnow
-from bandit.store import RECENT_CHOICES_PG, RECENT_CHOICES_SQLITE, Store, sqlite_connection
+from bandit.store import (
+    RECENT_CHOICES_PG,
+    RECENT_CHOICES_SQLITE,
+    PgQuery,
+    Store,
+    sqlite_connection,
+)
 from bandit.tables import UTCDateTime, utc_from_sqlite
 from integrations.signals import CONTEXT_LIMIT, SignalStore, newest, trusted
 from integrations.signals import Signal as Signal  # re-exported: the context builder reads it
@@ -168,6 +174,19 @@ def _sqlite_moment(principal: str, rows: Iterable[Sequence[Any]]) -> PersonMomen
     return profile, signals, recent, statuses
 
 
+def _pg_moment(principal: str, rows: Sequence[Sequence[Any]]) -> PersonMoment:
+    """`People.moment` from the one row of `_MOMENT_SQL`."""
+    (row,) = rows
+    profile_row, (types, values, occurred, sources) = row[:5], row[5:9]
+    actions, ats, providers, statuses = row[9:]
+    return (
+        _profile_of(principal, None if profile_row[0] is None else profile_row),
+        newest(zip(types, values, occurred, sources, strict=True)) if types else {},
+        dict(zip(actions, ats, strict=True)) if actions else {},
+        dict(zip(providers, statuses, strict=True)) if providers else {},
+    )
+
+
 class People:
     """Profiles and signals on the service's database."""
 
@@ -229,44 +248,30 @@ class People:
             }
             with sqlite_connection(self.engine) as connection:
                 return _sqlite_moment(principal, connection.execute(_MOMENT_SQLITE, bounds))
+        query = self.moment_query(
+            principal, surface, signals_since=signals_since, recent_since=recent_since
+        )
         with self.store.raw() as conn:
-            answer = self.queue_moment(
-                conn, principal, surface, signals_since=signals_since, recent_since=recent_since
-            )
-            return answer()
+            return query.fetch(conn)
 
     @staticmethod
-    def queue_moment(
-        conn: Any,
+    def moment_query(
         principal: str,
         surface: str,
         *,
         signals_since: datetime,
         recent_since: datetime,
-    ) -> Callable[[], PersonMoment]:
-        """Send `moment`'s statement on `conn`, a PostgreSQL connection from `Store.raw()`; the
-        returned function reads the answer. In a psycopg pipeline the statement shares one
-        round trip with others (`api.services.recommend_reads`): call it after the block."""
+    ) -> PgQuery[PersonMoment]:
+        """`moment`'s statement on PostgreSQL and its decoding, for a sync or an async
+        connection: in a psycopg pipeline it shares one round trip with others
+        (`api.services.recommend_reads`)."""
         bounds = {
             "principal": principal,
             "surface": surface,
             "signals_since": signals_since,
             "recent_since": recent_since,
         }
-        cursor = conn.execute(_MOMENT_SQL, bounds)
-
-        def answer() -> PersonMoment:
-            row = cursor.fetchone()
-            profile_row, (types, values, occurred, sources) = row[:5], row[5:9]
-            actions, ats, providers, statuses = row[9:]
-            return (
-                _profile_of(principal, None if profile_row[0] is None else profile_row),
-                newest(zip(types, values, occurred, sources, strict=True)) if types else {},
-                dict(zip(actions, ats, strict=True)) if actions else {},
-                dict(zip(providers, statuses, strict=True)) if providers else {},
-            )
-
-        return answer
+        return PgQuery(_MOMENT_SQL, bounds, lambda rows: _pg_moment(principal, rows))
 
     def connections(self, principal: str) -> dict[str, str]:
         """Integration provider -> token status (`connected`, `needs_reconnect`)."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
 
 from bandit.decide import Decider, DecisionRequest, Outcome
 from bandit.events import Decision, new_event_id
 from bandit.policy import Policy
+from bandit.store import PgQuery
 from integrations.connections import (
     Gathered,
     Integrations,
@@ -148,11 +148,11 @@ class TipDecisions:
         found = self.people.moment(person, TIPS, **self._since(now))
         return self._moment(person, now, found)
 
-    def queue_read(self, conn: Any, person: str, now: datetime) -> Callable[[], Moment | Quiet]:
-        """Send `read`'s statement on `conn`, a PostgreSQL connection (`Store.raw()`); the
-        returned function answers it. In a psycopg pipeline: call it after the block."""
-        found = self.people.queue_moment(conn, person, TIPS, **self._since(now))
-        return lambda: self._moment(person, now, found())
+    def read_query(self, person: str, now: datetime) -> PgQuery[Moment | Quiet]:
+        """`read`'s statement on PostgreSQL and its decoding, for a sync or an async
+        connection (`api.services.recommend_reads`)."""
+        found = self.people.moment_query(person, TIPS, **self._since(now))
+        return found.then(lambda moment: self._moment(person, now, moment))
 
     def _since(self, now: datetime) -> dict[str, datetime]:
         """How far back `read` looks: fresh signals, and the choices within the cooldown."""

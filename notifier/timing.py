@@ -27,12 +27,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from bandit.decide import Decider
 from bandit.events import Decision, Features, utcnow
 from bandit.metrics import REWARDS
-from bandit.store import RewardOutcome, Store
+from bandit.store import PgQuery, RewardOutcome, Store
 from integrations.connections import Integrations
 from integrations.context import SIGNAL_FRESHNESS
 from integrations.history import HistoryCache
@@ -282,11 +281,10 @@ class Timing:
         visits find none, so the recommend path asks with this read before it writes."""
         return bool(self.points.open_waits(person, now, self.reward_window()))
 
-    def queue_waiting(self, conn: Any, person: str, now: datetime) -> Callable[[], bool]:
-        """Send `waiting`'s read on `conn`, a PostgreSQL connection (`Store.raw()`); the
-        returned function answers it. In a psycopg pipeline: call it after the block."""
-        open_waits = self.points.queue_open_waits(conn, person, now, self.reward_window())
-        return lambda: bool(open_waits())
+    def waiting_query(self, person: str, now: datetime) -> PgQuery[bool]:
+        """`waiting`'s read on PostgreSQL and its decoding, for a sync or an async connection
+        (`api.services.recommend_reads`)."""
+        return self.points.open_waits_query(person, now, self.reward_window()).then(bool)
 
     def visited(self, person: str, now: datetime) -> int:
         """The person came to the page on their own: each wait still in its window earns 1."""

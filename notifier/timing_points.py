@@ -14,7 +14,6 @@ push cost is charged once and the outbox records one push per tip (`notifier.tim
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bandit.events import utcnow
-from bandit.store import SqliteRead, pg_connection, sqlite_connection
+from bandit.store import PgQuery, SqliteRead, pg_connection, sqlite_connection
 from notifier.schedule import Slot, TimingSettings
 from notifier.tables import PushSubscriptionRow, TimingPersonRow, TimingPointRow
 
@@ -230,20 +229,12 @@ class TimingPoints:
             with sqlite_connection(self.engine) as connection:
                 return [row[0] for row in self._open_waits_sqlite.rows(connection, **bounds)]
         with pg_connection(self.engine) as connection:
-            return self._queue_open_waits(connection, bounds)()
+            return _open_waits_query(bounds).fetch(connection)
 
-    def queue_open_waits(
-        self, conn: Any, person: str, now: datetime, window: timedelta
-    ) -> Callable[[], list[str]]:
-        """Send `open_waits`'s read on `conn`, a PostgreSQL connection from `Store.raw()`; the
-        returned function reads the answer. In a psycopg pipeline the read shares one round
-        trip with others: call it after the block."""
-        return self._queue_open_waits(conn, _wait_bounds(person, now, window))
-
-    @staticmethod
-    def _queue_open_waits(conn: Any, bounds: dict[str, Any]) -> Callable[[], list[str]]:
-        cursor = conn.execute(_OPEN_WAITS_SQL, {**bounds, "action": WAIT})
-        return lambda: [event_id for (event_id,) in cursor.fetchall()]
+    def open_waits_query(self, person: str, now: datetime, window: timedelta) -> PgQuery[list[str]]:
+        """`open_waits`'s read on PostgreSQL and its decoding, for a sync or an async
+        connection: in a psycopg pipeline it shares one round trip with others."""
+        return _open_waits_query(_wait_bounds(person, now, window))
 
     # ------------------------------------------------------------------------ personal data
 
@@ -271,6 +262,14 @@ class TimingPoints:
 def _wait_bounds(person: str, now: datetime, window: timedelta) -> dict[str, Any]:
     """The parameters of `_OPEN_WAITS`: the person's waits decided within `window` of `now`."""
     return {"person": person, "since": now - window, "now": now}
+
+
+def _open_waits_query(bounds: dict[str, Any]) -> PgQuery[list[str]]:
+    return PgQuery(
+        _OPEN_WAITS_SQL,
+        {**bounds, "action": WAIT},
+        lambda rows: [event_id for (event_id,) in rows],
+    )
 
 
 def _point(person: str, slot: Slot) -> tuple[sa.ColumnElement[bool], ...]:

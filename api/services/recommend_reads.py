@@ -14,10 +14,11 @@ next one gathers, so the batch grows with the load and nothing waits on a timer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from bandit.store import GroupCommit, Store
+from bandit.store import GroupCommit, PgQuery, Store
 from integrations.tip_decisions import Moment, Quiet, TipDecisions
 from notifier.timing import Timing
 
@@ -46,10 +47,19 @@ class RecommendReads:
         while the database is down)."""
         return await self._batches.write_async((person, now))
 
+    def _queries(self, requests: Sequence[Request]) -> list[PgQuery[Any]]:
+        """Each request's two reads, in order: its moment, then whether it has an open wait."""
+        return [
+            query
+            for person, now in requests
+            for query in (
+                self._decisions.read_query(person, now),
+                self._timing.waiting_query(person, now),
+            )
+        ]
+
     def _read(self, requests: Sequence[Request]) -> list[Answer]:
-        pending: list[tuple[Callable[[], Moment | Quiet], Callable[[], bool]]] = []
         with self._store.raw() as conn, conn.pipeline():
-            for person, now in requests:
-                moment = self._decisions.queue_read(conn, person, now)
-                pending.append((moment, self._timing.queue_waiting(conn, person, now)))
-        return [(moment(), waiting()) for moment, waiting in pending]
+            pending = [query.send(conn) for query in self._queries(requests)]
+        answers = [answer() for answer in pending]
+        return list(zip(answers[::2], answers[1::2], strict=True))

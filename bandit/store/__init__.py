@@ -23,7 +23,13 @@ from __future__ import annotations
 
 from bandit.store.arms import Arms
 from bandit.store.checkup import Checkup
-from bandit.store.database import SqliteRead, make_engine, pg_connection, sqlite_connection
+from bandit.store.database import (
+    PgQuery,
+    SqliteRead,
+    make_engine,
+    pg_connection,
+    sqlite_connection,
+)
 from bandit.store.group_commit import GroupCommit
 from bandit.store.learning import Learning
 from bandit.store.lookups import RECENT_CHOICES_PG, RECENT_CHOICES_SQLITE, Lookups
@@ -65,6 +71,7 @@ __all__ = [
     "PastChoice",
     "PersonalDecision",
     "PersonalReaction",
+    "PgQuery",
     "PrePeriodSums",
     "RewardBucket",
     "RewardOutcome",

@@ -13,10 +13,11 @@ import threading
 import time
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -242,6 +243,38 @@ def _readers(engine: Engine) -> _Readers:
                 sa.event.listen(engine, "engine_disposed", lambda _engine: made.close())
                 return made
     return readers
+
+
+Answer = TypeVar("Answer")
+Finished = TypeVar("Finished")
+
+
+@dataclass(frozen=True, slots=True)
+class PgQuery(Generic[Answer]):
+    """One read of the hot path on PostgreSQL: its statement, its parameters, and how its rows
+    become the answer. Sent on a sync connection (`send`) or an async one
+    (`api.services.recommend_reads`), alone or among others in one pipeline, so the statement
+    and its decoding are written once for both."""
+
+    sql: str
+    params: Mapping[str, Any]
+    decode: Callable[[Sequence[Any]], Answer]
+    """The answer from all the statement's rows (tuples)."""
+
+    def then(self, finish: Callable[[Answer], Finished]) -> PgQuery[Finished]:
+        """The same read, its answer passed through `finish`."""
+        decode = self.decode
+        return PgQuery(self.sql, self.params, lambda rows: finish(decode(rows)))
+
+    def send(self, connection: Any) -> Callable[[], Answer]:
+        """Send the statement on `connection`, a sync psycopg connection (`pg_connection`); the
+        returned function reads the answer. In a pipeline: call it after the block."""
+        cursor = connection.execute(self.sql, self.params)
+        return lambda: self.decode(cursor.fetchall())
+
+    def fetch(self, connection: Any) -> Answer:
+        """The answer, read on `connection` now."""
+        return self.send(connection)()
 
 
 @contextmanager

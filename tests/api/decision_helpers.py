@@ -118,9 +118,9 @@ def where_recommend_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -
     found = services(client)
     steps = [
         (found.tip_decisions, "read", "read"),
-        (found.tip_decisions, "queue_read", "read"),
+        (found.tip_decisions, "read_query", "read"),
         (found.timing, "waiting", "waiting"),
-        (found.timing, "queue_waiting", "waiting"),
+        (found.timing, "waiting_query", "waiting"),
         (found.tip_decisions, "gather", "gather"),
     ]
     for owner, name, step in steps:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, Engine
@@ -56,6 +57,11 @@ closed when it comes back, and reopening one (the file, the WAL check, the pragm
 made recommend on the embedded default cost 1.77-1.89 ms of CPU in process against 1.39-1.43
 with the connections kept (ADR 0016, stop 26). Connections are made only when needed, so a
 one-connection CLI still makes one."""
+
+
+PG_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 3}
+"""What every PostgreSQL connection is opened with besides the URL's own parameters: the pool's
+(`make_engine`) and the event loop's async ones (`Database.connect_async`)."""
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -96,7 +102,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         # No pre-ping: it costs a round trip per checkout. A dropped connection raises a
         # disconnect error, which invalidates the pool, and the next request reconnects.
         pool_timeout=5,
-        connect_args={"connect_timeout": 3},
+        connect_args=PG_CONNECT_ARGS,
         json_serializer=json_text,
     )
 
@@ -336,6 +342,15 @@ class Database:
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Self:
         return cls(make_engine(url, pool_size=pool_size))
+
+    async def connect_async(self) -> psycopg.AsyncConnection[Any]:
+        """A new psycopg async connection in autocommit, for the event loop's batches on
+        PostgreSQL (ADR 0024), opened with what the engine opens its own with: the URL's
+        parameters as the dialect reads them (an `options=-csearch_path=...` query included),
+        the dialect's type adapters (JSON as the engine writes and reads it) and
+        `PG_CONNECT_ARGS`."""
+        _, params = self.engine.dialect.create_connect_args(self.engine.url)
+        return await psycopg.AsyncConnection.connect(**params, **PG_CONNECT_ARGS, autocommit=True)
 
     def ping(self) -> None:
         with self.autocommit.connect() as conn:

@@ -141,7 +141,7 @@ class GroupCommit(Generic[Row, Result]):
         for (_, waiter), waits, result in zip(batch, waiting, results, strict=True):
             if isinstance(waiter, Future):
                 if waits:
-                    _settle(waiter, result)
+                    settle(waiter, result)
             else:
                 on_loops.setdefault(waiter.get_loop(), []).append((waiter, result))
         for loop, answers in on_loops.items():
@@ -149,7 +149,7 @@ class GroupCommit(Generic[Row, Result]):
                 loop.call_soon_threadsafe(_answer, answers)
 
 
-def _settle(waiter: Waiter[Result], result: Any) -> None:
+def settle(waiter: Waiter[Result], result: Any) -> None:
     if isinstance(result, BaseException):
         waiter.set_exception(result)
     else:
@@ -160,4 +160,4 @@ def _answer(answers: list[tuple[asyncio.Future[Result], Any]]) -> None:
     """On the waiters' loop: answer each coroutine still waiting (a cancelled one is done)."""
     for waiter, result in answers:
         if not waiter.done():
-            _settle(waiter, result)
+            settle(waiter, result)

@@ -2,14 +2,15 @@
 
 Every api worker runs these per request, so each is the fewest statements it can be. Decisions
 are group-committed (`group_commit`, ADR 0013): concurrent decisions share one transaction —
-one multi-row INSERT straight through psycopg on PostgreSQL, one fsync on SQLite — and each
-caller returns once its decision is committed. Rewards are group-committed the same way
+one multi-row INSERT straight through psycopg on PostgreSQL (sent by the event loop itself for
+the decisions it awaits: `loop_commit`, ADR 0024), one fsync on SQLite — and each caller returns
+once its decision is committed. Rewards are group-committed the same way
 (`reward_log`, ADR 0021).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Required, TypedDict, Unpack
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Dialect, Engine
 from bandit.events import Decision, utcnow
 from bandit.store.database import decision_json
 from bandit.store.group_commit import GroupCommit
+from bandit.store.loop_commit import LoopCommit
 from bandit.store.records import RewardOutcome
 from bandit.store.reward_log import Recorded, RewardClaim, RewardLog
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions
@@ -42,6 +44,83 @@ def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
         f"INSERT INTO decisions ({', '.join(columns)}) VALUES "
         f"{', '.join([placeholders] * rows)} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
+
+
+def _pg_insert(rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """The PostgreSQL INSERT of `rows` (distinct event ids) and its values, the JSON columns
+    written by `decision_json`."""
+    values = [
+        Json(v, decision_json) if k in _JSON_COLUMNS else v for row in rows for k, v in row.items()
+    ]
+    return _insert_sql(tuple(rows[0]), len(rows)), values
+
+
+Inserted = set[str] | Exception
+"""What inserting some decision rows in one statement gave: the event ids it inserted, or the
+error it raised."""
+
+
+class _DecisionBatch:
+    """What committing a batch of decision rows takes, whoever sends its statements (the writer
+    thread's pooled connection, the event loop's async one): `inserting` holds the rows of the
+    next INSERT (none once every row is answered), `gave` takes what that INSERT gave, and
+    `answers` holds each row's answer, in order: True for a row inserted, False for a logged
+    event id.
+
+    A twin in the batch (an event id twice) is a logged event id for all but its first. A row
+    the database refuses fails alone: the batch is retried row by row, so one bad decision
+    never fails the others. An unreachable database fails them all at once (`gave` raises it).
+    """
+
+    def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._steps = _decision_steps(rows)
+        self.inserting = next(self._steps)
+        self.answers: list[bool | Exception] = []
+
+    def gave(self, inserted: Inserted) -> None:
+        try:
+            self.inserting = self._steps.send(inserted)
+        except StopIteration as done:
+            self.inserting, self.answers = [], done.value
+
+
+def _decision_steps(
+    rows: Sequence[dict[str, Any]],
+) -> Generator[list[dict[str, Any]], Inserted, list[bool | Exception]]:
+    """`_DecisionBatch`'s steps: yields each INSERT's rows, is sent what it gave, and returns
+    the answers."""
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault(row["event_id"], i)
+    unique = [row for i, row in enumerate(rows) if first[row["event_id"]] == i]
+    inserted = yield unique
+    if isinstance(inserted, _UNREACHABLE):
+        raise inserted
+    if isinstance(inserted, Exception):
+        if len(unique) == 1:
+            return [inserted] * len(rows)
+        out: list[bool | Exception] = []
+        for i, row in enumerate(rows):
+            if first[row["event_id"]] != i:
+                out.append(False)
+                continue
+            alone = yield [row]
+            out.append(alone if isinstance(alone, Exception) else bool(alone))
+        return out
+    return [
+        first[row["event_id"]] == i and row["event_id"] in inserted for i, row in enumerate(rows)
+    ]
+
+
+async def _inserted_async(
+    connection: psycopg.AsyncConnection[Any], rows: Sequence[dict[str, Any]]
+) -> Inserted:
+    """`Writes._inserted` on an async connection (PostgreSQL, autocommit)."""
+    try:
+        cursor = await connection.execute(*_pg_insert(rows))
+        return {event_id for (event_id,) in await cursor.fetchall()}
+    except Exception as exc:
+        return exc
 
 
 @lru_cache(maxsize=8)
@@ -88,6 +167,16 @@ class Writes(RewardLog):
         self._decision_log: GroupCommit[dict[str, Any], bool] = GroupCommit(
             self._commit_decisions, name="decision-log"
         )
+        # On PostgreSQL the event loop sends its decisions itself (ADR 0024); SQLite's batches
+        # stay on the writer thread, behind the write lock.
+        self._decision_log_on_loop: LoopCommit[dict[str, Any], bool] | None = None
+        if not self.is_sqlite:
+            self._decision_log_on_loop = LoopCommit(
+                self._commit_decisions_async,
+                connect=self.connect_async,
+                otherwise=self._decision_log,
+                name="decision-log",
+            )
         self._reward_log: GroupCommit[RewardClaim, Recorded] = GroupCommit(
             self._commit_rewards, name="reward-log"
         )
@@ -101,50 +190,45 @@ class Writes(RewardLog):
         return self._decision_log.write(_row(decision))
 
     async def insert_decision_async(self, decision: Decision) -> bool:
-        """`insert_decision` for the event loop: awaits the commit without holding a thread."""
+        """`insert_decision` for the event loop: awaits the commit without holding a thread.
+        On PostgreSQL the loop sends the batch itself (ADR 0024)."""
+        if self._decision_log_on_loop is not None:
+            return await self._decision_log_on_loop.write(_row(decision))
         return await self._decision_log.write_async(_row(decision))
 
-    def _commit_decisions(self, rows: Sequence[dict[str, Any]]) -> list[bool | Exception]:
-        """One transaction for `rows`; True for each row inserted, False for a logged event id.
+    async def close_on_loop(self) -> None:
+        """Close the running loop's connection for decisions, once its batches are sent."""
+        if self._decision_log_on_loop is not None:
+            await self._decision_log_on_loop.close()
 
-        A row the database refuses fails alone: the batch is retried row by row, so one bad
-        decision never fails the others. An unreachable database fails them all at once.
-        """
-        first: dict[str, int] = {}
-        for i, row in enumerate(rows):
-            first.setdefault(row["event_id"], i)
-        # A twin in the same batch is a logged event id for all but the first.
-        unique = [row for i, row in enumerate(rows) if first[row["event_id"]] == i]
+    def _commit_decisions(self, rows: Sequence[dict[str, Any]]) -> list[bool | Exception]:
+        """One transaction for `rows`; True for each row inserted, False for a logged event id
+        (`_DecisionBatch`)."""
+        batch = _DecisionBatch(rows)
+        while batch.inserting:
+            batch.gave(self._inserted(batch.inserting))
+        return batch.answers
+
+    def _inserted(self, rows: Sequence[dict[str, Any]]) -> Inserted:
         try:
-            inserted = self._insert_decisions(unique)
-        except _UNREACHABLE:
-            raise
+            return self._insert_decisions(rows)
         except Exception as exc:
-            if len(unique) == 1:
-                return [exc] * len(rows)
-            out: list[bool | Exception] = []
-            for i, row in enumerate(rows):
-                try:
-                    out.append(first[row["event_id"]] == i and bool(self._insert_decisions([row])))
-                except Exception as alone:
-                    out.append(alone)
-            return out
-        return [
-            first[row["event_id"]] == i and row["event_id"] in inserted
-            for i, row in enumerate(rows)
-        ]
+            return exc
+
+    async def _commit_decisions_async(
+        self, connection: psycopg.AsyncConnection[Any], rows: Sequence[dict[str, Any]]
+    ) -> list[bool | Exception]:
+        """`_commit_decisions` on the event loop's `connection` (PostgreSQL, autocommit)."""
+        batch = _DecisionBatch(rows)
+        while batch.inserting:
+            batch.gave(await _inserted_async(connection, batch.inserting))
+        return batch.answers
 
     def _insert_decisions(self, rows: Sequence[dict[str, Any]]) -> set[str]:
         """Insert `rows` (distinct event ids) in one transaction; the event ids inserted."""
         if not self.is_sqlite:
-            columns = tuple(rows[0])
-            values = [
-                Json(v, decision_json) if k in _JSON_COLUMNS else v
-                for row in rows
-                for k, v in row.items()
-            ]
             with self.raw() as conn:
-                cursor = conn.execute(_insert_sql(columns, len(rows)), values)
+                cursor = conn.execute(*_pg_insert(rows))
                 return {event_id for (event_id,) in cursor.fetchall()}
         # Under the write lock from BEGIN (IMMEDIATE), so nobody inserts between the lookup and
         # the insert: one statement finds the event ids logged already, and one inserts the

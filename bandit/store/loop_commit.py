@@ -1,0 +1,166 @@
+"""Group commit on the event loop: `group_commit`'s batching, with the batch sent by the loop
+itself over a psycopg async connection of its own, and no thread in between (ADR 0024).
+
+A batch that goes through a thread is handed over twice: the thread retakes the interpreter
+to send it (and while the loop is busy it waits up to the 5 ms switch interval for it), then
+answers the loop through `call_soon_threadsafe`. Here a coroutine queues its row on its own
+loop and awaits a future; one task of that loop takes everything queued, sends it in one round
+trip on the loop's connection, and settles the futures. While one batch is in flight the next
+gathers, so the batch grows with the load and nothing waits on a timer, as on the thread.
+
+A caller is answered only after the statement holding its row returned: in autocommit that is
+after its commit, so acknowledged still means committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import psycopg
+
+from bandit.store.group_commit import BATCH_ROWS, COMMIT_SECONDS, GroupCommit, settle
+
+Row = TypeVar("Row")
+Result = TypeVar("Result")
+
+Connection = psycopg.AsyncConnection[Any]
+
+SendBatch = Callable[[Connection, Sequence[Row]], Awaitable[Sequence[Result | BaseException]]]
+"""Sends rows in one round trip on an async connection in autocommit; one result (or the error
+of that row) per row, in order."""
+
+
+@dataclass(eq=False)
+class _OnLoop(Generic[Row, Result]):
+    """One event loop's queue, its batch task while one runs, and its connection once open."""
+
+    queue: list[tuple[Row, asyncio.Future[Result]]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    connection: Connection | None = None
+
+    def abandon(self) -> None:
+        """Close the connection without the loop (it is gone): libpq closes its socket."""
+        if self.connection is not None:
+            self.connection.pgconn.finish()
+            self.connection = None
+
+
+class LoopCommit(Generic[Row, Result]):
+    """Sends queued rows in batches on the running event loop, over that loop's connection.
+
+    A psycopg async connection belongs to the loop it was opened on, so each loop that writes
+    gets its own queue, batch task and connection (the api has one loop; a test's
+    `TestClient` runs another in a thread), kept while the loop lives. The connection opens
+    with the loop's first batch (`connect`) and again for the batch after one that found it
+    broken: the batch in flight fails with the error, as on the thread. A loop that cannot be
+    held a weak reference to has no state here: its rows go to `otherwise`, the thread's
+    group commit.
+    """
+
+    def __init__(
+        self,
+        send: SendBatch[Row, Result],
+        *,
+        connect: Callable[[], Awaitable[Connection]],
+        otherwise: GroupCommit[Row, Result],
+        name: str,
+        max_batch: int = 256,
+    ) -> None:
+        self._send = send
+        self._connect = connect
+        self._otherwise = otherwise
+        self._name = name
+        self._max_batch = max_batch
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _OnLoop[Row, Result]]
+        self._loops = weakref.WeakKeyDictionary()
+        self._rows = BATCH_ROWS.labels(name)
+        self._seconds = COMMIT_SECONDS.labels(name)
+
+    async def write(self, row: Row) -> Result:
+        """Queue `row`, await the batch holding it, and return its result; raises what
+        sending it raised (the batch's error when the whole batch failed).
+
+        A caller cancelled while it waits is not answered, but a row taken into a batch is
+        sent all the same: the batch runs in a task of its own, not in any caller's.
+        """
+        loop = asyncio.get_running_loop()
+        here = self._here(loop)
+        if here is None:
+            return await self._otherwise.write_async(row)
+        waiter: asyncio.Future[Result] = loop.create_future()
+        here.queue.append((row, waiter))
+        if here.task is None or here.task.done():
+            here.task = loop.create_task(self._run(here), name=self._name)
+        return await waiter
+
+    def _here(self, loop: asyncio.AbstractEventLoop) -> _OnLoop[Row, Result] | None:
+        try:
+            here = self._loops.get(loop)
+            if here is None:
+                here = self._loops[loop] = _OnLoop()
+                # A loop that ends without `close` (a test's `asyncio.run`) leaves its
+                # connection to nobody: it is closed when the loop is collected.
+                weakref.finalize(loop, here.abandon)
+        except TypeError:  # no weak reference to this loop: nothing can be kept for it
+            return None
+        return here
+
+    async def _run(self, here: _OnLoop[Row, Result]) -> None:
+        batch: list[tuple[Row, asyncio.Future[Result]]] = []
+        try:
+            while here.queue:
+                batch = here.queue[: self._max_batch]
+                del here.queue[: self._max_batch]
+                self._rows.observe(len(batch))
+                with self._seconds.time():
+                    results = await self._batch(here, [row for row, _ in batch])
+                for (_, waiter), result in zip(batch, results, strict=True):
+                    if not waiter.done():  # a cancelled caller is done
+                        settle(waiter, result)
+        except asyncio.CancelledError:
+            # The loop is shutting down with rows in flight: none of them is acknowledged.
+            for _, waiter in batch + here.queue:
+                waiter.cancel()
+            here.queue.clear()
+            raise
+        finally:
+            here.task = None
+
+    async def _batch(
+        self, here: _OnLoop[Row, Result], rows: Sequence[Row]
+    ) -> Sequence[Result | BaseException]:
+        try:
+            if here.connection is None:
+                here.connection = await self._connect()
+            return await self._send(here.connection, rows)
+        except Exception as exc:  # every caller of the batch is answered, with the cause
+            return [exc] * len(rows)
+        finally:
+            if here.connection is not None and here.connection.closed:
+                # Closed under it (a restart, a failover, a terminated backend): the next
+                # batch opens another.
+                await _close(here.connection)
+                here.connection = None
+
+    async def close(self) -> None:
+        """Once the running loop's queued rows are sent, close its connection (at the app's
+        shutdown: `api.app`). A later write opens another."""
+        loop = asyncio.get_running_loop()
+        here = self._here(loop)
+        if here is None:
+            return
+        while here.task is not None and not here.task.done():
+            await asyncio.wait([here.task])
+        if here.connection is not None:
+            await _close(here.connection)
+            here.connection = None
+
+
+async def _close(connection: Connection) -> None:
+    with contextlib.suppress(psycopg.Error, OSError):
+        await connection.close()

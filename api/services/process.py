@@ -107,7 +107,7 @@ class Services:
     tip_decisions: TipDecisions = field(init=False)
     # the timing surface: decision points (run by the notifier loop), opens and visits
     timing: Timing = field(init=False)
-    # recommend's reads batched on one thread, on PostgreSQL (ADR 0020); None on SQLite
+    # recommend's reads batched on the event loop, on PostgreSQL (ADR 0020, 0024); None on SQLite
     recommend_reads: RecommendReads | None = None
 
     def policy_for(self, surface: str, unit: str) -> Assigned:

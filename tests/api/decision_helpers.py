@@ -112,7 +112,8 @@ def assert_error(
 def where_recommend_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record, for each of recommend's reads (the person's moment, the timing surface's open
     waits, the live sources), where it ran: on the event loop ("read@loop"), in a batch of
-    PostgreSQL reads ("read@batch", `RecommendReads`) or on a worker thread ("read@thread");
+    PostgreSQL reads ("read@batch", `RecommendReads`: its task on the loop, or its thread) or
+    on a worker thread ("read@thread");
     the list fills as recommends are made."""
     seen: list[str] = []
     found = services(client)
@@ -126,14 +127,17 @@ def where_recommend_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -
     for owner, name, step in steps:
 
         def recorded(*args: Any, _call: Any = getattr(owner, name), _step: str = step) -> Any:
-            if threading.current_thread().name == "recommend-reads":
+            try:
+                task = asyncio.current_task()
+            except RuntimeError:  # no running loop
+                task = None
+            in_batch = task.get_name() if task is not None else threading.current_thread().name
+            if in_batch == "recommend-reads":
                 seen.append(f"{_step}@batch")
+            elif task is not None:
+                seen.append(f"{_step}@loop")
             else:
-                try:
-                    asyncio.get_running_loop()
-                    seen.append(f"{_step}@loop")
-                except RuntimeError:
-                    seen.append(f"{_step}@thread")
+                seen.append(f"{_step}@thread")
             return _call(*args)
 
         monkeypatch.setattr(owner, name, recorded)

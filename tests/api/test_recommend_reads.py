@@ -18,6 +18,7 @@ from integrations.signals import Signal
 from integrations.tip_decisions import Moment, Quiet
 from notifier.timing_points import WAIT, points
 from tests.api.decision_helpers import services
+from tests.api.test_database_outage import database_down
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -110,22 +111,17 @@ def test_concurrent_reads_are_answered_from_their_batches(
 
 
 def test_a_batch_the_database_refuses_fails_every_read_in_it(
-    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+    make_client: Callable[..., TestClient],
 ) -> None:
     client = make_client()
     reads = services(client).recommend_reads
     assert reads is not None
-    store = services(client).store
-
-    def refused() -> None:
-        raise psycopg.OperationalError("the server closed the connection")
-
-    monkeypatch.setattr(store, "raw", refused)
 
     async def all_at_once() -> list[object]:
         return await asyncio.gather(
             *(reads.read(person, NOW) for person in PEOPLE), return_exceptions=True
         )
 
-    failures = asyncio.run(all_at_once())
-    assert all(isinstance(failure, psycopg.OperationalError) for failure in failures)
+    with database_down():
+        failures = asyncio.run(all_at_once())
+    assert all(isinstance(failure, psycopg.OperationalError) for failure in failures), failures

@@ -82,6 +82,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.services.close_on_loop()
             app.state.services.close()
             app.state.rate_limiter.close()
 

@@ -222,6 +222,14 @@ class Services:
             )
         return [None] * len(messages)
 
+    async def close_on_loop(self) -> None:
+        """Close the running event loop's PostgreSQL connections (recommend's reads, the
+        decision log's batches: ADR 0024) once what is queued on them is sent; `close` then
+        stops the rest."""
+        if self.recommend_reads is not None:
+            await self.recommend_reads.close()
+        await self.store.close_on_loop()
+
     def close(self) -> None:
         self.stop_event.set()
         notifier = self.push.notifier

@@ -1,17 +1,23 @@
-"""Recommend's reads on PostgreSQL, batched (ADR 0020): one pipeline of many people's reads
-answers each person with their own moment and open waits, exactly what the one-by-one reads
-answer; and a batch the database refuses fails every request in it."""
+"""Recommend's reads on PostgreSQL, batched (ADR 0020) on the event loop (ADR 0024): one
+pipeline of many people's reads answers each person with their own moment and open waits,
+exactly what the one-by-one reads and the reads thread answer; a batch the database refuses
+fails every request in it, a dropped connection fails one batch and the next reconnects, and
+the app's shutdown closes the loop's connections."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
+from api.app import create_app
 from api.services.recommend_reads import RecommendReads
 from integrations.profiles import Profile
 from integrations.signals import Signal
@@ -19,6 +25,7 @@ from integrations.tip_decisions import Moment, Quiet
 from notifier.timing_points import WAIT, points
 from tests.api.decision_helpers import services
 from tests.api.test_database_outage import database_down
+from tests.conftest import Backend, fast_learner
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -125,3 +132,100 @@ def test_a_batch_the_database_refuses_fails_every_read_in_it(
     with database_down():
         failures = asyncio.run(all_at_once())
     assert all(isinstance(failure, psycopg.OperationalError) for failure in failures), failures
+
+
+def _batches() -> tuple[float, float]:
+    """(batches, requests) the reads' batches counted so far."""
+    labels = {"log": "recommend-reads"}
+    count = REGISTRY.get_sample_value("oo_group_commit_rows_count", labels) or 0.0
+    requests = REGISTRY.get_sample_value("oo_group_commit_rows_sum", labels) or 0.0
+    return count, requests
+
+
+def _connection(reads: RecommendReads) -> psycopg.AsyncConnection[Any]:
+    """The running loop's connection for reads (open once a batch was read)."""
+    here = reads._on_loop._here(asyncio.get_running_loop())
+    assert here is not None and here.connection is not None
+    return here.connection
+
+
+def test_reads_awaited_at_once_share_one_round_trip_on_the_loop(
+    seeded: tuple[TestClient, RecommendReads],
+) -> None:
+    """The 20 reads of one `gather` all queue before the loop's batch task first runs: one
+    pipeline answers them, counted in `oo_group_commit_rows`."""
+    _, reads = seeded
+
+    async def all_at_once() -> list[tuple[Moment | Quiet, bool]]:
+        answers = await asyncio.gather(*(reads.read(person, NOW) for person in PEOPLE * 4))
+        await reads.close()
+        return list(answers)
+
+    batches, requests = _batches()
+    asyncio.run(all_at_once())
+    assert _batches() == (batches + 1, requests + 20)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_loop_reads_what_the_reads_thread_reads(
+    seeded: tuple[TestClient, RecommendReads], seed: int
+) -> None:
+    """Seeded batches of people (some unknown) at moments around NOW (in and out of cy's quiet
+    hours, eve's wait in and out of its window): the loop's pipeline answers each request as
+    the thread's pipeline does."""
+    _, reads = seeded
+    rng = random.Random(seed)
+    requests = [
+        (rng.choice([*PEOPLE, "nobody"]), NOW + timedelta(minutes=rng.randint(-90, 90)))
+        for _ in range(rng.randint(1, 24))
+    ]
+
+    async def on_the_loop() -> list[tuple[Moment | Quiet, bool]]:
+        answers = await asyncio.gather(*(reads.read(person, now) for person, now in requests))
+        await reads.close()
+        return list(answers)
+
+    for on_loop, threaded in zip(asyncio.run(on_the_loop()), reads._read(requests), strict=True):
+        _same(on_loop, threaded)
+
+
+def test_a_dropped_connection_fails_its_batch_and_the_next_one_reconnects(
+    seeded: tuple[TestClient, RecommendReads],
+) -> None:
+    client, reads = seeded
+
+    async def scenario() -> tuple[int, int, tuple[Moment | Quiet, bool]]:
+        await reads.read("ann", NOW)
+        dropped = _connection(reads).info.backend_pid
+        async with await services(client).store.connect_async() as admin:
+            # Waits (up to 5 s) until the backend is gone, so the next batch meets it closed.
+            await admin.execute("SELECT pg_terminate_backend(%s, 5000)", [dropped])
+        with pytest.raises(psycopg.OperationalError):
+            await reads.read("ann", NOW)
+        answer = await reads.read("ann", NOW)
+        again = _connection(reads).info.backend_pid
+        await reads.close()
+        return dropped, again, answer
+
+    dropped, again, answer = asyncio.run(scenario())
+    assert dropped != again
+    _same(answer, _alone(client, "ann"))
+
+
+def test_the_app_s_shutdown_closes_its_loop_s_connections(backend: Backend) -> None:
+    """Recommend's reads and the decision log each hold a connection on the app's loop (the
+    second recommend reads on the loop: the first loads the history on a thread); the
+    lifespan's shutdown closes both."""
+    client = TestClient(create_app(backend.settings(), fast_learner()))
+    with client:
+        found = services(client)
+        assert client.post("/v1/recommend").status_code == 200
+        assert client.post("/v1/recommend").status_code == 200
+        assert found.recommend_reads is not None and found.store._decision_log_on_loop is not None
+        connections = [
+            here.connection
+            for on_loop in (found.recommend_reads._on_loop, found.store._decision_log_on_loop)
+            for here in on_loop._loops.values()
+        ]
+        assert len(connections) == 2 and all(c is not None and not c.closed for c in connections)
+    assert all(c is not None and c.closed for c in connections)

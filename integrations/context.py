@@ -108,7 +108,7 @@ class TipSource:
         self.catalog = catalog
         self.max_candidates = max_candidates
         self.min_candidates = min_candidates
-        self._actions = {t.id: Action(t.id, tip_features(t)) for t in catalog.tips}
+        self._actions = {t.id: Action.kept(t.id, tip_features(t)) for t in catalog.tips}
         self._lines = {tip_id: line(a.features) for tip_id, a in self._actions.items()}
         self._categories = {t.id: t.category for t in catalog.tips}
 
@@ -159,7 +159,7 @@ All are forgotten at once when it is full."""
 
 _joined: dict[tuple[str, str], tuple[Features, str, Action, str]] = {}
 """(action id, history part) -> (the action's own features and line, the action with its
-history, its line). An entry serves only the same features object with the same line: a
+history and its log JSON (`Action.kept`), its line). An entry serves only the same features object with the same line: a
 catalog tip's, built once per process (`TipSource`). A live todo is a new object each request,
 so it is joined anew: its features may change under the same id. Building 30 actions and
 lines each request was 8.5% of the api's time under `bench_rank`'s recommend (stop 31).
@@ -197,7 +197,7 @@ def with_history(
             joined = _joined[key] = (
                 action.features,
                 own,
-                Action(action.id, [*action.features, obj]),
+                Action.kept(action.id, [*action.features, obj]),
                 f"{own} {part}",
             )
         with_actions.append(joined[2])

@@ -55,8 +55,8 @@ with it, a push must beat waiting by this much (ADR 0014)."""
 
 SEND, WAIT = "send", "wait"
 ACTIONS: tuple[Action, ...] = (
-    Action(SEND, [{"when": {"act": SEND}}]),
-    Action(WAIT, [{"when": {"act": WAIT}}]),
+    Action.kept(SEND, [{"when": {"act": SEND}}]),
+    Action.kept(WAIT, [{"when": {"act": WAIT}}]),
 )
 """The two candidates of every timing decision, in this order."""
 

@@ -32,7 +32,7 @@ def _row(decision: Decision) -> dict[str, Any]:
         "principal": decision.principal,
         "created_at": decision.created_at,
         "context": decision.context,
-        "actions": [{"id": a.id, "features": a.features} for a in decision.actions],
+        "actions": decision.actions,  # written as {"id", "features"} by `decision_json`
         "pmf": list(decision.pmf),
         "chosen_index": decision.chosen_index,
         "chosen_action": decision.chosen.id,

@@ -10,14 +10,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from bandit.events import Action, Decision, utcnow
+from bandit.events import Action, Decision, Features, utcnow
 from bandit.features import action_lines, adf_example
 from bandit.store import Store
-from bandit.store.database import decision_json
+from bandit.store.database import decision_json, json_text
 from bandit.store.group_commit import GroupCommit
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions
 from bandit.store.writes import SQLITE_BATCH_ROWS
@@ -349,6 +350,44 @@ def test_a_decision_column_reads_back_as_the_stdlib_writes_it(value: object) -> 
     """`decision_json` writes other text than `json.dumps` (compact, non-ASCII kept), never
     other values; and what orjson refuses falls back to the stdlib instead of failing."""
     assert json.loads(decision_json(value)) == json.loads(json.dumps(value))
+
+
+TIP = [{"tip": {"category": "sleep", "title": "Étirer le dos 🧘", "minutes": 5}}]
+
+
+@pytest.mark.parametrize(
+    "features",
+    [TIP, [*TIP, {"history": {"rate": 0.35, "shown": "few"}}], [], [{"big": {"n": 2**70}}]],
+    ids=["tip", "with-history", "none", "big-int"],
+)
+def test_an_action_kept_is_logged_as_one_written_with_each_decision(features: Features) -> None:
+    """A kept action's JSON is the text the decision log writes for the same action without
+    it, alone and among others; one whose features orjson refuses keeps none and is written by
+    the stdlib, reading back the same."""
+    kept, plain = Action.kept("a", features), Action("a", features)
+    assert kept == plain  # what was kept is no part of the action's value
+    others = (Action.kept("b", TIP), Action("c", TIP))
+    assert decision_json((kept, *others)) == decision_json((plain, *others))
+    expected = [{"id": a.id, "features": a.features} for a in (plain, *others)]
+    assert json.loads(decision_json((kept, *others))) == json.loads(json.dumps(expected))
+    assert (kept.logged is None) == (features == [{"big": {"n": 2**70}}])
+
+
+def test_the_log_writes_an_actions_kept_json_as_it_is() -> None:
+    """What was kept is written without a look at the features: they must never change in place
+    once kept (`Action.kept`)."""
+    action = Action("a", TIP, logged=orjson.Fragment(b'{"id":"a","features":"as kept"}'))
+    assert decision_json((action,)) == '[{"id":"a","features":"as kept"}]'
+
+
+def test_kept_actions_are_written_again_when_another_column_value_needs_the_stdlib() -> None:
+    """Kept JSON is only orjson's to embed: when an action beside the kept ones holds what
+    orjson refuses, every action of the column is written afresh by the stdlib, and reads back
+    as it is."""
+    actions = (Action.kept("a", TIP), Action("b", [{"big": {"n": 2**70}}]), Action.kept("c", []))
+    expected = [{"id": a.id, "features": a.features} for a in actions]
+    assert json.loads(decision_json(actions)) == expected
+    assert json_text(actions) == json.dumps(expected)
 
 
 def test_awkward_feature_values_are_logged_and_read_back_unchanged(store: Store) -> None:

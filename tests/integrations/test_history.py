@@ -3,6 +3,7 @@ per-person cache (no query when warm, one on a miss or past its TTL) on both bac
 
 from __future__ import annotations
 
+import json
 import random
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -174,6 +176,10 @@ def test_with_history_adds_one_namespace_to_every_candidate() -> None:
         "|todo priority=p1 |history rate:0.5",
     ]
     assert got.lines == [line(a.features) for a in got.actions]
+    # Each joined candidate's log JSON is written once, as the decision log would write it.
+    assert [json.loads(orjson.dumps(a.logged)) for a in got.actions] == [
+        {"id": a.id, "features": a.features} for a in got.actions
+    ]
 
 
 def test_a_joined_candidate_is_remembered_only_for_the_same_features() -> None:

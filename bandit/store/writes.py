@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Required, TypedDict, Unpack
 
 import psycopg
@@ -27,6 +27,7 @@ from bandit.store.loop_commit import LoopCommit
 from bandit.store.records import RewardOutcome
 from bandit.store.reward_log import Recorded, RewardClaim, RewardLog
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions
+from bandit.store.steps import run, run_async
 
 _UNREACHABLE = (
     psycopg.OperationalError,
@@ -60,35 +61,17 @@ Inserted = set[str] | Exception
 error it raised."""
 
 
-class _DecisionBatch:
-    """What committing a batch of decision rows takes, whoever sends its statements (the writer
-    thread's pooled connection, the event loop's async one): `inserting` holds the rows of the
-    next INSERT (none once every row is answered), `gave` takes what that INSERT gave, and
-    `answers` holds each row's answer, in order: True for a row inserted, False for a logged
-    event id.
-
-    A twin in the batch (an event id twice) is a logged event id for all but its first. A row
-    the database refuses fails alone: the batch is retried row by row, so one bad decision
-    never fails the others. An unreachable database fails them all at once (`gave` raises it).
-    """
-
-    def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
-        self._steps = _decision_steps(rows)
-        self.inserting = next(self._steps)
-        self.answers: list[bool | Exception] = []
-
-    def gave(self, inserted: Inserted) -> None:
-        try:
-            self.inserting = self._steps.send(inserted)
-        except StopIteration as done:
-            self.inserting, self.answers = [], done.value
-
-
 def _decision_steps(
     rows: Sequence[dict[str, Any]],
 ) -> Generator[list[dict[str, Any]], Inserted, list[bool | Exception]]:
-    """`_DecisionBatch`'s steps: yields each INSERT's rows, is sent what it gave, and returns
-    the answers."""
+    """What committing a batch of decision rows takes, whoever sends its statements (`steps`):
+    yields the rows of each INSERT, is sent what it gave, and returns each row's answer, in
+    order: True for a row inserted, False for a logged event id.
+
+    A twin in the batch (an event id twice) is a logged event id for all but its first. A row
+    the database refuses fails alone: the batch is retried row by row, so one bad decision
+    never fails the others. An unreachable database fails them all at once (raised).
+    """
     first: dict[str, int] = {}
     for i, row in enumerate(rows):
         first.setdefault(row["event_id"], i)
@@ -203,11 +186,8 @@ class Writes(RewardLog):
 
     def _commit_decisions(self, rows: Sequence[dict[str, Any]]) -> list[bool | Exception]:
         """One transaction for `rows`; True for each row inserted, False for a logged event id
-        (`_DecisionBatch`)."""
-        batch = _DecisionBatch(rows)
-        while batch.inserting:
-            batch.gave(self._inserted(batch.inserting))
-        return batch.answers
+        (`_decision_steps`)."""
+        return run(_decision_steps(rows), self._inserted)
 
     def _inserted(self, rows: Sequence[dict[str, Any]]) -> Inserted:
         try:
@@ -219,10 +199,7 @@ class Writes(RewardLog):
         self, connection: psycopg.AsyncConnection[Any], rows: Sequence[dict[str, Any]]
     ) -> list[bool | Exception]:
         """`_commit_decisions` on the event loop's `connection` (PostgreSQL, autocommit)."""
-        batch = _DecisionBatch(rows)
-        while batch.inserting:
-            batch.gave(await _inserted_async(connection, batch.inserting))
-        return batch.answers
+        return await run_async(_decision_steps(rows), partial(_inserted_async, connection))
 
     def _insert_decisions(self, rows: Sequence[dict[str, Any]]) -> set[str]:
         """Insert `rows` (distinct event ids) in one transaction; the event ids inserted."""

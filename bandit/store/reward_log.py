@@ -20,17 +20,19 @@ A reward is acknowledged only once the transaction holding it is committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from bandit.store.database import Database, SqliteRead
 from bandit.store.records import RewardOutcome
 from bandit.store.rows import decisions, rewards
+from bandit.store.steps import run
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,49 @@ def _outcome(row: tuple[Any, ...] | None, *, created: bool) -> Recorded:
     return RewardOutcome(created, float(value), reaction, bool(late))
 
 
+Statement = tuple[str, dict[str, Any]]
+"""A statement and its parameters."""
+
+Fetched = tuple[Any, ...] | None
+"""A statement's first row (None when it returned none)."""
+
+
+def _pg_steps(
+    claims: Sequence[RewardClaim],
+) -> Generator[list[Statement], list[Fetched], list[Recorded]]:
+    """What recording `claims` in one transaction on PostgreSQL takes, whoever sends its
+    statements (`steps`): yields each pipeline of statements, is sent their first rows, and
+    returns what each claim did, in order."""
+    # Every batch inserts in event-id order: two concurrent batches that share event ids
+    # lock them in the same order, so neither can wait on the other in a cycle.
+    order = sorted(range(len(claims)), key=lambda i: claims[i].event_id)
+    params = [_params(claim) for claim in claims]
+    results: list[Recorded] = [None] * len(claims)
+    inserted = yield [(INSERT_REWARD_PG, params[i]) for i in order]
+    repeats = []
+    for i, row in zip(order, inserted, strict=True):
+        results[i] = _outcome(row, created=True)
+        if results[i] is None:
+            repeats.append(i)
+    # Repeats (and unknown event ids) in the same order, one by one: rare, and a sum must see
+    # the first reward as it is now.
+    for i in repeats:
+        row = None
+        if claims[i].summing:
+            (row,) = yield [(_SUM_REWARD_PG, params[i])]
+        if row is None:
+            (row,) = yield [(_FIRST_REWARD_PG, params[i])]
+        results[i] = _outcome(row, created=False)
+    return results
+
+
+def _fetched(connection: psycopg.Connection[Any], statements: list[Statement]) -> list[Fetched]:
+    """Send `statements` in one pipeline (one round trip); each one's first row."""
+    with connection.pipeline():
+        cursors = [connection.execute(sql, params) for sql, params in statements]
+    return [cursor.fetchone() for cursor in cursors]
+
+
 class RewardLog(Database):
     """The statements that record a batch of rewards in one transaction."""
 
@@ -117,29 +162,8 @@ class RewardLog(Database):
         """Record `claims` in one transaction, in order; what each did."""
         if self.is_sqlite:
             return self._record_rewards_sqlite(claims)
-        # Every batch inserts in event-id order: two concurrent batches that share event ids
-        # lock them in the same order, so neither can wait on the other in a cycle.
-        order = sorted(range(len(claims)), key=lambda i: claims[i].event_id)
-        params = [_params(claim) for claim in claims]
-        results: list[Recorded] = [None] * len(claims)
         with self.raw() as conn, conn.transaction():
-            with conn.pipeline():
-                cursors = [(i, conn.execute(INSERT_REWARD_PG, params[i])) for i in order]
-            repeats = []
-            for i, cursor in cursors:
-                results[i] = _outcome(cursor.fetchone(), created=True)
-                if results[i] is None:
-                    repeats.append(i)
-            # Repeats (and unknown event ids) in the same order, one by one: rare, and a sum
-            # must see the first reward as it is now.
-            for i in repeats:
-                row = None
-                if claims[i].summing:
-                    row = conn.execute(_SUM_REWARD_PG, params[i]).fetchone()
-                if row is None:
-                    row = conn.execute(_FIRST_REWARD_PG, params[i]).fetchone()
-                results[i] = _outcome(row, created=False)
-        return results
+            return run(_pg_steps(claims), partial(_fetched, conn))
 
     def _record_rewards_sqlite(self, claims: Sequence[RewardClaim]) -> list[Recorded]:
         results: list[Recorded] = []

@@ -106,6 +106,41 @@ async def _inserted_async(
         return exc
 
 
+Recording = list[Recorded] | Exception
+"""What recording some reward claims in one transaction gave: what each did, or the error it
+raised."""
+
+
+def _reward_steps(
+    claims: Sequence[RewardClaim],
+) -> Generator[Sequence[RewardClaim], Recording, list[Recorded | Exception]]:
+    """What committing a batch of reward claims takes, whoever sends its statements (`steps`):
+    yields the claims of each transaction, is sent what it gave, and returns each claim's
+    answer, in order.
+
+    One transaction records them all. A claim the database refuses fails alone, and a batch
+    PostgreSQL rolled back (a deadlock or serialization failure it detected) is retried claim
+    by claim; an unreachable database fails them all (raised).
+    """
+    recorded = yield claims
+    if not isinstance(recorded, Exception):
+        return list(recorded)
+    if isinstance(recorded, psycopg.errors.TransactionRollback):
+        if len(claims) == 1:
+            raise recorded
+    elif isinstance(recorded, _UNREACHABLE):
+        raise recorded
+    elif len(claims) == 1:
+        return [recorded]
+    out: list[Recorded | Exception] = []
+    for claim in claims:
+        alone = yield [claim]
+        if isinstance(alone, _UNREACHABLE):  # a rollback of one claim too
+            raise alone
+        out.extend([alone] if isinstance(alone, Exception) else alone)
+    return out
+
+
 @lru_cache(maxsize=8)
 def _sqlite_processors(
     columns: tuple[str, ...], dialect: Dialect
@@ -271,28 +306,14 @@ class Writes(RewardLog):
         return await self._reward_log.write_async(_claim(event_id, value, **terms))
 
     def _commit_rewards(self, claims: Sequence[RewardClaim]) -> list[Recorded | Exception]:
-        """One transaction for `claims`. A claim the database refuses fails alone, and a batch
-        PostgreSQL rolled back (a deadlock or serialization failure it detected) is retried
-        claim by claim; an unreachable database fails them all."""
+        """One transaction for `claims`; what each did (`_reward_steps`)."""
+        return run(_reward_steps(claims), self._recorded)
+
+    def _recorded(self, claims: Sequence[RewardClaim]) -> Recording:
         try:
-            return list(self._record_rewards(claims))
-        except psycopg.errors.TransactionRollback:
-            if len(claims) == 1:
-                raise
-        except _UNREACHABLE:
-            raise
+            return self._record_rewards(claims)
         except Exception as exc:
-            if len(claims) == 1:
-                return [exc]
-        out: list[Recorded | Exception] = []
-        for claim in claims:
-            try:
-                out.extend(self._record_rewards([claim]))
-            except _UNREACHABLE:
-                raise
-            except Exception as alone:
-                out.append(alone)
-        return out
+            return exc
 
 
 class RewardTerms(TypedDict, total=False):

@@ -106,6 +106,13 @@ async def _inserted_async(
         return exc
 
 
+def _rolled_back(exc: Exception) -> bool:
+    """Whether PostgreSQL rolled the transaction back itself (SQLSTATE class 40: a deadlock or
+    a serialization failure it detected). psycopg raises `DeadlockDetected` and
+    `SerializationFailure` as operational errors, not as `TransactionRollback`s."""
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("40")
+
+
 Recording = list[Recorded] | Exception
 """What recording some reward claims in one transaction gave: what each did, or the error it
 raised."""
@@ -125,7 +132,7 @@ def _reward_steps(
     recorded = yield claims
     if not isinstance(recorded, Exception):
         return list(recorded)
-    if isinstance(recorded, psycopg.errors.TransactionRollback):
+    if _rolled_back(recorded):
         if len(claims) == 1:
             raise recorded
     elif isinstance(recorded, _UNREACHABLE):

@@ -12,10 +12,12 @@ import asyncio
 import math
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
+import psycopg
 import pytest
 
 from bandit.events import utcnow
@@ -229,3 +231,43 @@ def test_the_async_record_answers_as_the_blocking_one(store: Store) -> None:
         RewardOutcome(True, 1.0, "done", False),
         RewardOutcome(False, 1.0, "done", False),
     ]
+
+
+Record = Callable[[RewardClaim], Awaitable[RewardOutcome | None]]
+"""How a test's claims reach the reward log: the writer thread's group commit, or the loop's."""
+
+
+async def deadlocked(store: Store, record: Record) -> list[RewardOutcome | None]:
+    """A real deadlock: another transaction holds z's first reward while a batch of a and z
+    (`record`) records a, then waits on z; that transaction then waits on a. PostgreSQL
+    rolls the batch back (its deadlock check comes first: the other's is set later), the
+    other transaction commits, and the batch, retried claim by claim, answers with its
+    rewards. What the batch answered."""
+    logged(store, "r-a")
+    logged(store, "r-z")
+    insert = (
+        "INSERT INTO rewards (event_id, value, reaction, received_at, late) "
+        "VALUES (%s, 5.0, 'other', now(), false)"
+    )
+    async with await store.connect_async() as other, await store.connect_async() as admin:
+        await other.execute("SET deadlock_timeout = '60s'")
+        async with other.transaction():
+            await other.execute(insert, ["r-z"])
+            batch = asyncio.gather(record(claim("r-a", 1.0)), record(claim("r-z", 1.0)))
+            await _until_blocked_by(admin, other.info.backend_pid)
+            await other.execute(insert, ["r-a"])  # waits until the batch is rolled back
+    return list(await batch)
+
+
+async def _until_blocked_by(admin: psycopg.AsyncConnection[Any], pid: int) -> None:
+    """Until a backend waits on a lock `pid` holds (`admin` in autocommit: the activity view
+    is read once per transaction)."""
+    blocked = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+    while await (await admin.execute(blocked, [pid])).fetchone() == (0,):
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_batch_postgresql_rolls_back_is_retried_claim_by_claim(store: Store) -> None:
+    answers = asyncio.run(deadlocked(store, store._reward_log.write_async))
+    assert answers == [RewardOutcome(False, 5.0, "other", False)] * 2

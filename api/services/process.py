@@ -224,8 +224,8 @@ class Services:
 
     async def close_on_loop(self) -> None:
         """Close the running event loop's PostgreSQL connections (recommend's reads, the
-        decision log's batches: ADR 0024) once what is queued on them is sent; `close` then
-        stops the rest."""
+        decision and reward logs' batches: ADR 0024) once what is queued on them is sent;
+        `close` then stops the rest."""
         if self.recommend_reads is not None:
             await self.recommend_reads.close()
         await self.store.close_on_loop()

@@ -10,7 +10,9 @@ few statements as its backend allows:
   (an unknown or someone else's event id, a repeat) takes a second statement, to sum or to
   answer with the first reward. Other processes record rewards concurrently; the unique event
   id decides which one is first, and a batch takes its rows' locks in event-id order, so two
-  batches never wait on each other in a cycle.
+  batches never wait on each other in a cycle. The statements and what their rows mean are one
+  generator (`_pg_steps`), sent by the writer thread on a pooled connection or by the event
+  loop on one of its own (ADR 0024's amendment).
 - SQLite: one writer at a time (the store's write lock, and `BEGIN IMMEDIATE` against other
   processes), so a reward reads its decision and earlier reward in one indexed SELECT and
   writes knowing what is there: no savepoint, no conflict to recover from.
@@ -32,7 +34,7 @@ import sqlalchemy as sa
 from bandit.store.database import Database, SqliteRead
 from bandit.store.records import RewardOutcome
 from bandit.store.rows import decisions, rewards
-from bandit.store.steps import run
+from bandit.store.steps import run, run_async
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,15 @@ def _fetched(connection: psycopg.Connection[Any], statements: list[Statement]) -
     return [cursor.fetchone() for cursor in cursors]
 
 
+async def _fetched_async(
+    connection: psycopg.AsyncConnection[Any], statements: list[Statement]
+) -> list[Fetched]:
+    """`_fetched` on an async connection."""
+    async with connection.pipeline():
+        cursors = [await connection.execute(sql, params) for sql, params in statements]
+    return [await cursor.fetchone() for cursor in cursors]
+
+
 class RewardLog(Database):
     """The statements that record a batch of rewards in one transaction."""
 
@@ -164,6 +175,13 @@ class RewardLog(Database):
             return self._record_rewards_sqlite(claims)
         with self.raw() as conn, conn.transaction():
             return run(_pg_steps(claims), partial(_fetched, conn))
+
+    async def _record_rewards_async(
+        self, connection: psycopg.AsyncConnection[Any], claims: Sequence[RewardClaim]
+    ) -> list[Recorded]:
+        """`_record_rewards` on the event loop's `connection` (PostgreSQL, autocommit)."""
+        async with connection.transaction():
+            return await run_async(_pg_steps(claims), partial(_fetched_async, connection))
 
     def _record_rewards_sqlite(self, claims: Sequence[RewardClaim]) -> list[Recorded]:
         results: list[Recorded] = []

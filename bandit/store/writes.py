@@ -4,8 +4,8 @@ Every api worker runs these per request, so each is the fewest statements it can
 are group-committed (`group_commit`, ADR 0013): concurrent decisions share one transaction —
 one multi-row INSERT straight through psycopg on PostgreSQL (sent by the event loop itself for
 the decisions it awaits: `loop_commit`, ADR 0024), one fsync on SQLite — and each caller returns
-once its decision is committed. Rewards are group-committed the same way
-(`reward_log`, ADR 0021).
+once its decision is committed. Rewards are group-committed the same way (`reward_log`, ADR
+0021), on PostgreSQL by the event loop too, on a connection of their own.
 """
 
 from __future__ import annotations
@@ -205,6 +205,16 @@ class Writes(RewardLog):
         self._reward_log: GroupCommit[RewardClaim, Recorded] = GroupCommit(
             self._commit_rewards, name="reward-log"
         )
+        # Rewards too, on a connection of their own: a reward batch is a transaction, and one
+        # open on the decisions' connection would hold their autocommit INSERTs in it.
+        self._reward_log_on_loop: LoopCommit[RewardClaim, Recorded] | None = None
+        if not self.is_sqlite:
+            self._reward_log_on_loop = LoopCommit(
+                self._commit_rewards_async,
+                connect=self.connect_async,
+                otherwise=self._reward_log,
+                name="reward-log",
+            )
 
     def insert_decision(self, decision: Decision) -> bool:
         """Log `decision` durably; False when its event id was already logged.
@@ -222,9 +232,11 @@ class Writes(RewardLog):
         return await self._decision_log.write_async(_row(decision))
 
     async def close_on_loop(self) -> None:
-        """Close the running loop's connection for decisions, once its batches are sent."""
-        if self._decision_log_on_loop is not None:
-            await self._decision_log_on_loop.close()
+        """Close the running loop's connections for decisions and rewards, once their batches
+        are sent."""
+        for on_loop in (self._decision_log_on_loop, self._reward_log_on_loop):
+            if on_loop is not None:
+                await on_loop.close()
 
     def _commit_decisions(self, rows: Sequence[dict[str, Any]]) -> list[bool | Exception]:
         """One transaction for `rows`; True for each row inserted, False for a logged event id
@@ -309,7 +321,10 @@ class Writes(RewardLog):
     async def record_reward_async(
         self, event_id: str, value: float, **terms: Unpack[RewardTerms]
     ) -> RewardOutcome | None:
-        """`record_reward` for the event loop: awaits the commit without holding a thread."""
+        """`record_reward` for the event loop: awaits the commit without holding a thread.
+        On PostgreSQL the loop sends the batch itself (ADR 0024)."""
+        if self._reward_log_on_loop is not None:
+            return await self._reward_log_on_loop.write(_claim(event_id, value, **terms))
         return await self._reward_log.write_async(_claim(event_id, value, **terms))
 
     def _commit_rewards(self, claims: Sequence[RewardClaim]) -> list[Recorded | Exception]:
@@ -319,6 +334,20 @@ class Writes(RewardLog):
     def _recorded(self, claims: Sequence[RewardClaim]) -> Recording:
         try:
             return self._record_rewards(claims)
+        except Exception as exc:
+            return exc
+
+    async def _commit_rewards_async(
+        self, connection: psycopg.AsyncConnection[Any], claims: Sequence[RewardClaim]
+    ) -> list[Recorded | Exception]:
+        """`_commit_rewards` on the event loop's `connection` (PostgreSQL, autocommit)."""
+        return await run_async(_reward_steps(claims), partial(self._recorded_async, connection))
+
+    async def _recorded_async(
+        self, connection: psycopg.AsyncConnection[Any], claims: Sequence[RewardClaim]
+    ) -> Recording:
+        try:
+            return await self._record_rewards_async(connection, claims)
         except Exception as exc:
             return exc
 

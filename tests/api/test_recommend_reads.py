@@ -213,19 +213,27 @@ def test_a_dropped_connection_fails_its_batch_and_the_next_one_reconnects(
 
 
 def test_the_app_s_shutdown_closes_its_loop_s_connections(backend: Backend) -> None:
-    """Recommend's reads and the decision log each hold a connection on the app's loop (the
-    second recommend reads on the loop: the first loads the history on a thread); the
-    lifespan's shutdown closes both."""
+    """Recommend's reads, the decision log and the reward log each hold a connection on the
+    app's loop (the second recommend reads on the loop: the first loads the history on a
+    thread); the lifespan's shutdown closes all three."""
     client = TestClient(create_app(backend.settings(), fast_learner()))
     with client:
         found = services(client)
         assert client.post("/v1/recommend").status_code == 200
-        assert client.post("/v1/recommend").status_code == 200
-        assert found.recommend_reads is not None and found.store._decision_log_on_loop is not None
+        event_id = client.post("/v1/recommend").json()["event_id"]
+        feedback = {"event_id": event_id, "reaction": "done"}
+        assert client.post("/v1/feedback", json=feedback).status_code == 200
+        assert found.recommend_reads is not None
+        on_loops = (
+            found.recommend_reads._on_loop,
+            found.store._decision_log_on_loop,
+            found.store._reward_log_on_loop,
+        )
         connections = [
             here.connection
-            for on_loop in (found.recommend_reads._on_loop, found.store._decision_log_on_loop)
+            for on_loop in on_loops
+            if on_loop is not None
             for here in on_loop._loops.values()
         ]
-        assert len(connections) == 2 and all(c is not None and not c.closed for c in connections)
+        assert len(connections) == 3 and all(c is not None and not c.closed for c in connections)
     assert all(c is not None and c.closed for c in connections)

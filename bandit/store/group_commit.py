@@ -62,7 +62,7 @@ class GroupCommit(Generic[Row, Result]):
         idle_seconds: float = 5.0,
     ) -> None:
         self._commit = commit
-        self._name = name
+        self.name = name
         self._max_batch = max_batch
         self._idle_seconds = idle_seconds
         self._queue: list[tuple[Row, Waiter[Result]]] = []
@@ -108,7 +108,7 @@ class GroupCommit(Generic[Row, Result]):
                     self._ready.notify()
             else:
                 self._writing = True
-                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+                threading.Thread(target=self._run, name=self.name, daemon=True).start()
 
     def _run(self) -> None:
         while True:

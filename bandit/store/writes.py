@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any, Required, TypedDict, Unpack
+from typing import Any, Required, TypedDict, TypeVar, Unpack
 
 import psycopg
 import sqlalchemy as sa
@@ -23,11 +23,14 @@ from sqlalchemy.engine import Dialect, Engine
 from bandit.events import Decision, utcnow
 from bandit.store.database import decision_json
 from bandit.store.group_commit import GroupCommit
-from bandit.store.loop_commit import LoopCommit
+from bandit.store.loop_commit import LoopCommit, SendBatch
 from bandit.store.records import RewardOutcome
 from bandit.store.reward_log import Recorded, RewardClaim, RewardLog
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions
 from bandit.store.steps import run, run_async
+
+Row = TypeVar("Row")
+Result = TypeVar("Result")
 
 _UNREACHABLE = (
     psycopg.OperationalError,
@@ -192,29 +195,25 @@ class Writes(RewardLog):
         self._decision_log: GroupCommit[dict[str, Any], bool] = GroupCommit(
             self._commit_decisions, name="decision-log"
         )
-        # On PostgreSQL the event loop sends its decisions itself (ADR 0024); SQLite's batches
-        # stay on the writer thread, behind the write lock.
-        self._decision_log_on_loop: LoopCommit[dict[str, Any], bool] | None = None
-        if not self.is_sqlite:
-            self._decision_log_on_loop = LoopCommit(
-                self._commit_decisions_async,
-                connect=self.connect_async,
-                otherwise=self._decision_log,
-                name="decision-log",
-            )
+        self._decision_log_on_loop = self._on_loop(self._commit_decisions_async, self._decision_log)
         self._reward_log: GroupCommit[RewardClaim, Recorded] = GroupCommit(
             self._commit_rewards, name="reward-log"
         )
-        # Rewards too, on a connection of their own: a reward batch is a transaction, and one
-        # open on the decisions' connection would hold their autocommit INSERTs in it.
-        self._reward_log_on_loop: LoopCommit[RewardClaim, Recorded] | None = None
-        if not self.is_sqlite:
-            self._reward_log_on_loop = LoopCommit(
-                self._commit_rewards_async,
-                connect=self.connect_async,
-                otherwise=self._reward_log,
-                name="reward-log",
-            )
+        # Rewards on a connection of their own: a reward batch is a transaction, and one open
+        # on the decisions' connection would hold their autocommit INSERTs in it.
+        self._reward_log_on_loop = self._on_loop(self._commit_rewards_async, self._reward_log)
+
+    def _on_loop(
+        self, send: SendBatch[Row, Result], otherwise: GroupCommit[Row, Result]
+    ) -> LoopCommit[Row, Result] | None:
+        """`otherwise`'s batches sent by the event loop itself, on a connection of their own,
+        on PostgreSQL (ADR 0024); None on SQLite, whose batches stay on the writer thread,
+        behind the write lock."""
+        if self.is_sqlite:
+            return None
+        return LoopCommit(
+            send, connect=self.connect_async, otherwise=otherwise, name=otherwise.name
+        )
 
     def insert_decision(self, decision: Decision) -> bool:
         """Log `decision` durably; False when its event id was already logged.

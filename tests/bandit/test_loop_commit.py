@@ -24,7 +24,7 @@ from tests.conftest import Backend
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
-LOG = {"log": "decision-log"}
+LOG = "decision-log"
 
 
 @pytest.fixture
@@ -40,17 +40,24 @@ def _on_loop(store: Store) -> LoopCommit[dict[str, Any], bool]:
     return on_loop
 
 
-def _connection(store: Store) -> psycopg.AsyncConnection[Any]:
-    """The running loop's connection for decisions (open once a batch was sent)."""
-    here = _on_loop(store)._here(asyncio.get_running_loop())
+def loop_connection(on_loop: LoopCommit[Any, Any] | None) -> psycopg.AsyncConnection[Any]:
+    """The running loop's connection of `on_loop` (open once a batch was sent)."""
+    assert on_loop is not None
+    here = on_loop._here(asyncio.get_running_loop())
     assert here is not None and here.connection is not None
     return here.connection
 
 
-def _batches() -> tuple[float, float]:
-    """(batches, rows) the decision log's group commit counted so far."""
-    count = REGISTRY.get_sample_value("oo_group_commit_rows_count", LOG) or 0.0
-    rows = REGISTRY.get_sample_value("oo_group_commit_rows_sum", LOG) or 0.0
+def _connection(store: Store) -> psycopg.AsyncConnection[Any]:
+    """The running loop's connection for decisions."""
+    return loop_connection(store._decision_log_on_loop)
+
+
+def counted(log: str) -> tuple[float, float]:
+    """(batches, rows) `log`'s group commit counted so far (`oo_group_commit_rows`)."""
+    labels = {"log": log}
+    count = REGISTRY.get_sample_value("oo_group_commit_rows_count", labels) or 0.0
+    rows = REGISTRY.get_sample_value("oo_group_commit_rows_sum", labels) or 0.0
     return count, rows
 
 
@@ -64,9 +71,9 @@ def test_coroutines_awaiting_at_once_share_one_batch(store: Store) -> None:
         await store.close_on_loop()
         return list(answers)
 
-    batches, rows = _batches()
+    batches, rows = counted(LOG)
     assert asyncio.run(log_all()) == [True] * 64
-    assert _batches() == (batches + 1, rows + 64)
+    assert counted(LOG) == (batches + 1, rows + 64)
     assert {d.decision.event_id for d in store.get_many(ids)} == set(ids)
 
 
@@ -135,12 +142,12 @@ def test_a_twin_is_logged_once_and_a_refused_row_fails_alone_in_a_loop_batch(
         await on_loop.close()
         return list(answers)
 
-    batches, rows = _batches()
+    batches, rows = counted(LOG)
     results = asyncio.run(together())
     assert results[:2] == [True, False]
     assert isinstance(results[2], psycopg.errors.NotNullViolation)
     assert results[3] is True
-    assert _batches() == (batches + 1, rows + 4)
+    assert counted(LOG) == (batches + 1, rows + 4)
     assert {d.decision.event_id for d in store.get_many(["t1", "t2", "t3"])} == {"t1", "t2"}
 
 

@@ -18,17 +18,17 @@ from typing import Any
 
 import psycopg
 import pytest
-from prometheus_client import REGISTRY
 
 from bandit.store import Learned, LoopCommit, RewardOutcome, Store
 from bandit.store.reward_log import Recorded, RewardClaim
 from tests.bandit.test_group_commit import decision
+from tests.bandit.test_loop_commit import counted, loop_connection
 from tests.bandit.test_reward_log import deadlocked
 from tests.conftest import Backend
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
-LOG = {"log": "reward-log"}
+LOG = "reward-log"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=10)
 OWNER = ("ann", "tips")
@@ -54,17 +54,8 @@ def _on_loop(store: Store) -> LoopCommit[RewardClaim, Recorded]:
 
 
 def _connection(store: Store) -> psycopg.AsyncConnection[Any]:
-    """The running loop's connection for rewards (open once a batch was sent)."""
-    here = _on_loop(store)._here(asyncio.get_running_loop())
-    assert here is not None and here.connection is not None
-    return here.connection
-
-
-def _batches() -> tuple[float, float]:
-    """(batches, rows) the reward log's group commit counted so far."""
-    count = REGISTRY.get_sample_value("oo_group_commit_rows_count", LOG) or 0.0
-    rows = REGISTRY.get_sample_value("oo_group_commit_rows_sum", LOG) or 0.0
-    return count, rows
+    """The running loop's connection for rewards."""
+    return loop_connection(store._reward_log_on_loop)
 
 
 def _reward(store: Store, event_id: str, value: float, **terms: Any) -> Any:
@@ -88,13 +79,12 @@ def test_coroutines_awaiting_at_once_share_one_batch_on_the_loop_s_own_connectio
         answers = await asyncio.gather(
             *(_reward(store, e, float(n)) for n in range(3) for e in ids)
         )
-        decisions = store._decision_log_on_loop._here(asyncio.get_running_loop())  # type: ignore[union-attr]
-        assert decisions is not None and decisions.connection is not None
-        pids = {decisions.connection.info.backend_pid, _connection(store).info.backend_pid}
+        decisions = loop_connection(store._decision_log_on_loop)
+        pids = {decisions.info.backend_pid, _connection(store).info.backend_pid}
         await store.close_on_loop()
         return list(answers), pids
 
-    batches, rows = _batches()
+    batches, rows = counted(LOG)
     answers, pids = asyncio.run(reward_all())
     assert len(pids) == 2
     assert (
@@ -102,7 +92,7 @@ def test_coroutines_awaiting_at_once_share_one_batch_on_the_loop_s_own_connectio
         == [RewardOutcome(True, 0.0, "done", False)] * 16
         + [RewardOutcome(False, 0.0, "done", False)] * 32
     )
-    assert _batches() == (batches + 1, rows + 48)
+    assert counted(LOG) == (batches + 1, rows + 48)
 
 
 def _claims(rng: random.Random, prefix: str) -> list[RewardClaim]:
@@ -185,7 +175,7 @@ def test_a_claim_the_database_refuses_fails_alone_in_a_loop_batch(store: Store) 
         await store.close_on_loop()
         return list(answers)
 
-    batches, rows = _batches()
+    batches, rows = counted(LOG)
     results = asyncio.run(together())
     assert isinstance(results[0], psycopg.errors.StringDataRightTruncation)
     assert results[1:] == [
@@ -193,7 +183,7 @@ def test_a_claim_the_database_refuses_fails_alone_in_a_loop_batch(store: Store) 
         RewardOutcome(False, 1.0, "done", False),
         None,
     ]
-    assert _batches() == (batches + 1, rows + 4)
+    assert counted(LOG) == (batches + 1, rows + 4)
     assert store.get("e1").reward is None  # type: ignore[union-attr]
 
 

@@ -58,12 +58,17 @@ def settings_or_exit(
     kind: type[AnySettings], overrides: Mapping[str, object] | None = None
 ) -> AnySettings:
     """`kind` read from the environment (and `overrides`), or the refusal as one line per
-    problem and exit code 2 (no traceback)."""
+    problem and exit code 2 (no traceback). A field's problem names its variable; a check of
+    several fields names them in its message."""
     try:
         return kind(**(overrides or {}))  # type: ignore[arg-type]
     except ValidationError as exc:
+        prefix = str(kind.model_config.get("env_prefix", ""))
         for error in exc.errors(include_url=False, include_input=False):
-            typer.echo(f"error: {str(error['msg']).removeprefix('Value error, ')}", err=True)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["loc"]:
+                message = f"{prefix}{str(error['loc'][0]).upper()}: {message}"
+            typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2) from None
 
 

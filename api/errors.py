@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bandit.errors import DomainError, Kind
+from bandit.store import Unanswered
 
 log = logging.getLogger(__name__)
 
@@ -190,14 +191,12 @@ def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
         return error_response(status, code, exc.message, exc.target)
 
     async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
-        # The database is unreachable (restart, failover): nothing was acknowledged, so the
-        # client may retry. Answer fast with 503 instead of a 500; the pool reconnects by itself.
+        # The database is unreachable (restart, failover) or did not answer in time: nothing
+        # was acknowledged, so the client may retry. Answer fast with 503 instead of a 500;
+        # the pool reconnects by itself.
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(
-            503,
-            "ServiceUnavailable",
-            "the database is unavailable; nothing was recorded, retry shortly",
-            headers={"Retry-After": "1"},
+            503, "ServiceUnavailable", _storage_down_message(exc), headers={"Retry-After": "1"}
         )
 
     app.add_exception_handler(sqlalchemy.exc.OperationalError, _storage_down)
@@ -234,6 +233,18 @@ def install(app: FastAPI, personalizer_code: str = "BadRequest") -> None:
             str(exc.detail),
             headers=dict(exc.headers or {}),
         )
+
+
+def _storage_down_message(exc: Exception) -> str:
+    """What a 503 for a database error tells the client, from the driver's error (SQLAlchemy's
+    wraps it): only a statement the database never answered may have been committed (ADR
+    0025); one it cancelled past its timeout, like one it never received, was not."""
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, Unanswered):
+        return "the database did not answer in time; this request may have been recorded, retry"
+    if isinstance(cause, psycopg.errors.QueryCanceled):
+        return "the database did not answer within its timeout; nothing was recorded, retry shortly"
+    return "the database is unavailable; nothing was recorded, retry shortly"
 
 
 ERROR_STATUSES = {

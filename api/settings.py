@@ -57,6 +57,15 @@ class Settings(BaseSettings):
         description="PostgreSQL connections one api process keeps once it has needed them; "
         "as many again open in bursts and close after",
     )
+    # ADR 0025: a hung (not broken) connection must not hold the requests behind it.
+    database_timeout_seconds: float = Field(
+        default=5.0,
+        ge=0.01,
+        le=60,
+        description="How long a request's statements may run on PostgreSQL (its reads, its "
+        "decision, its reward, its activation) before the server cancels them and the request "
+        "gets 503 + Retry-After; the learner's and evaluations' work is not bounded",
+    )
     model_refresh_seconds: float = Field(default=1.0, gt=0)
     personalizer_key: str | None = Field(
         default=None, description="When set, Personalizer calls must send it as the key header"

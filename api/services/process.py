@@ -272,7 +272,11 @@ def start(
     # The embedded SQLite file is upgraded here; PostgreSQL must be at head already (a process
     # never migrates a database its replicas share): SchemaNotReady names `oo db upgrade`.
     prepare(settings.database)
-    store = Store.connect(settings.database, pool_size=settings.database_pool_size)
+    store = Store.connect(
+        settings.database,
+        pool_size=settings.database_pool_size,
+        statement_timeout=settings.database_timeout_seconds,
+    )
     policy_store = PolicyStore(store.engine)
     registry = Registry(loader=policy_store.get, history=policy_store.versions)
     for spec in policy_store.all():

@@ -47,6 +47,7 @@ class RecommendReads:
             connect=store.connect_async,
             otherwise=GroupCommit(self._read, name="recommend-reads"),
             name="recommend-reads",
+            statement_timeout=store.statement_timeout,
         )
 
     async def read(self, person: str, now: datetime) -> Answer:

@@ -33,7 +33,7 @@ from bandit.store.database import (
 from bandit.store.group_commit import GroupCommit
 from bandit.store.learning import Learning
 from bandit.store.lookups import RECENT_CHOICES_PG, RECENT_CHOICES_SQLITE, Lookups
-from bandit.store.loop_commit import LoopCommit
+from bandit.store.loop_commit import LoopCommit, Unanswered
 from bandit.store.people import PSEUDONYM_PREFIX, PersonLog
 from bandit.store.records import (
     ArmAggregate,
@@ -81,6 +81,7 @@ __all__ = [
     "Snapshot",
     "SqliteRead",
     "Store",
+    "Unanswered",
     "WindowCounts",
     "make_engine",
     "pg_connection",

@@ -79,9 +79,27 @@ with the connections kept (ADR 0016, stop 26). Connections are made only when ne
 one-connection CLI still makes one."""
 
 
-PG_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 3}
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 25_000,
+}
 """What every PostgreSQL connection is opened with besides the URL's own parameters: the pool's
-(`make_engine`) and the event loop's async ones (`Database.connect_async`)."""
+(`make_engine`) and the event loop's async ones (`Database.connect_async`).
+
+Besides the connect timeout, the kernel's bounds on a peer gone without a reset (a partition,
+a host powered off; ADR 0025): an idle connection is probed after 10 s and given up after 3
+unanswered probes 5 s apart, and one with data unacknowledged for 25 s is cut, so a thread
+waiting on it gets an error instead of waiting forever. A live server acknowledges both
+whatever it is busy with, so a long statement (the learner's, an evaluation's) is never cut."""
+
+HOT_PATH_SLACK_SECONDS = 1.0
+"""How much longer than its statement timeout the event loop waits for a hot-path batch before
+it cancels the statement itself, and how long it then waits for the cancel (ADR 0025): the
+server gives up first whenever it can be reached."""
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -323,6 +341,12 @@ def pg_connection(engine: Engine) -> Iterator[Any]:
         proxy.close()
 
 
+def _milliseconds(seconds: float) -> int:
+    """PostgreSQL's statement timeout for `seconds`: whole milliseconds, at least 1 (0 is no
+    timeout at all)."""
+    return max(1, round(seconds * 1000))
+
+
 WAL_WAIT_SECONDS = 30.0
 """How long a connection to a new database retries switching it to WAL (the busy timeout)."""
 
@@ -348,10 +372,19 @@ def _wal(cursor: Any) -> None:
 
 
 class Database:
-    """An engine and the ways the store's parts talk to it. Thread-safe; one per process."""
+    """An engine and the ways the store's parts talk to it. Thread-safe; one per process.
 
-    def __init__(self, engine: Engine) -> None:
+    `statement_timeout` (seconds; None: none) bounds the statements a request waits on, on
+    PostgreSQL (ADR 0025): the event loop's own connections carry it for their whole life
+    (`connect_async`), and the pool's transactions that serve a request set it for themselves
+    (`bound`), so the pool's other work (an evaluation, the learner's reads) is never cut.
+    Past it the server cancels the statement, nothing of it is committed, and the request is
+    answered 503.
+    """
+
+    def __init__(self, engine: Engine, *, statement_timeout: float | None = None) -> None:
         self.engine = engine
+        self.statement_timeout = statement_timeout
         # Reads and single-statement writes run in autocommit: no BEGIN/COMMIT round trips, and
         # one statement is atomic on its own.
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -360,17 +393,33 @@ class Database:
         self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10) -> Self:
-        return cls(make_engine(url, pool_size=pool_size))
+    def connect(
+        cls, url: str, *, pool_size: int = 10, statement_timeout: float | None = None
+    ) -> Self:
+        return cls(make_engine(url, pool_size=pool_size), statement_timeout=statement_timeout)
 
     async def connect_async(self) -> psycopg.AsyncConnection[Any]:
         """A new psycopg async connection in autocommit, for the event loop's batches on
         PostgreSQL (ADR 0024), opened with what the engine opens its own with: the URL's
         parameters as the dialect reads them (an `options=-csearch_path=...` query included),
         the dialect's type adapters (JSON as the engine writes and reads it) and
-        `PG_CONNECT_ARGS`."""
+        `PG_CONNECT_ARGS`; and with the statement timeout, as a startup option beside the
+        URL's own, which costs no round trip (ADR 0025)."""
         _, params = self.engine.dialect.create_connect_args(self.engine.url)
+        if self.statement_timeout is not None:
+            option = f"-c statement_timeout={_milliseconds(self.statement_timeout)}"
+            params["options"] = " ".join(filter(None, [params.get("options"), option]))
         return await psycopg.AsyncConnection.connect(**params, **PG_CONNECT_ARGS, autocommit=True)
+
+    @property
+    def bound(self) -> str | None:
+        """The statement that bounds the rest of a pool transaction serving a request by the
+        statement timeout (`SET LOCAL`: the connection goes back to the pool unbounded); None
+        without one. Sent first in the transaction (in a pipeline, with no round trip of its
+        own)."""
+        if self.statement_timeout is None or self.is_sqlite:
+            return None
+        return f"SET LOCAL statement_timeout = {_milliseconds(self.statement_timeout)}"
 
     def ping(self) -> None:
         with self.autocommit.connect() as conn:

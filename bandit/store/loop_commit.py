@@ -10,6 +10,13 @@ gathers, so the batch grows with the load and nothing waits on a timer, as on th
 
 A caller is answered only after the statement holding its row returned: in autocommit that is
 after its commit, so acknowledged still means committed.
+
+A connection that hangs rather than breaks would hold every batch of its loop behind it, so a
+batch is bounded (ADR 0025). The connections carry a statement timeout (`Database.
+connect_async`): a statement blocked on a lock is cancelled by the server, errs, and commits
+nothing. Only when the server does not answer that either (a partition, a proxy that stopped
+forwarding) does the loop act: it asks the server to cancel, and if neither the statement nor
+the cancel answers, it fails the batch with `Unanswered` and cuts the connection.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import psycopg
 
+from bandit.store.database import HOT_PATH_SLACK_SECONDS
 from bandit.store.group_commit import BATCH_ROWS, COMMIT_SECONDS, GroupCommit, settle
 
 Row = TypeVar("Row")
@@ -30,9 +38,17 @@ Result = TypeVar("Result")
 
 Connection = psycopg.AsyncConnection[Any]
 
-SendBatch = Callable[[Connection, Sequence[Row]], Awaitable[Sequence[Result | BaseException]]]
+SendBatch = Callable[
+    [Connection, Sequence[Row]], Coroutine[Any, Any, Sequence[Result | BaseException]]
+]
 """Sends rows in one round trip on an async connection in autocommit; one result (or the error
 of that row) per row, in order."""
+
+
+class Unanswered(psycopg.OperationalError):
+    """The database answered neither a batch's statement within its timeout and slack nor the
+    cancel sent for it: the connection is cut, and whether the statement committed cannot be
+    known (it may have reached the server before the network failed)."""
 
 
 @dataclass(eq=False)
@@ -60,6 +76,10 @@ class LoopCommit(Generic[Row, Result]):
     broken: the batch in flight fails with the error, as on the thread. A loop that cannot be
     held a weak reference to has no state here: its rows go to `otherwise`, the thread's
     group commit.
+
+    `statement_timeout` is the one the `connect`ed connections carry (seconds; None: none, and
+    a batch waits as long as its connection does). With it, a batch still unanswered
+    `HOT_PATH_SLACK_SECONDS` past it is cancelled from here (`_bounded`).
     """
 
     def __init__(
@@ -70,9 +90,11 @@ class LoopCommit(Generic[Row, Result]):
         otherwise: GroupCommit[Row, Result],
         name: str,
         max_batch: int = 256,
+        statement_timeout: float | None = None,
     ) -> None:
         self._send = send
         self._connect = connect
+        self._statement_timeout = statement_timeout
         self._otherwise = otherwise
         self._name = name
         self._max_batch = max_batch
@@ -137,7 +159,7 @@ class LoopCommit(Generic[Row, Result]):
         try:
             if here.connection is None:
                 here.connection = await self._connect()
-            return await self._send(here.connection, rows)
+            return await self._bounded(here.connection, rows)
         except Exception as exc:  # every caller of the batch is answered, with the cause
             return [exc] * len(rows)
         finally:
@@ -146,6 +168,42 @@ class LoopCommit(Generic[Row, Result]):
                 # batch opens another.
                 await _close(here.connection)
                 here.connection = None
+
+    async def _bounded(
+        self, connection: Connection, rows: Sequence[Row]
+    ) -> Sequence[Result | BaseException]:
+        """`send` on `connection`, answered within the statement timeout and three slacks.
+
+        The server cancels a statement past its timeout, so a batch unanswered after the
+        timeout and a slack met a server that cannot answer. The loop then asks it to cancel
+        (`cancel_safe`, over a connection of its own) and waits a slack more: a statement
+        cancelled errs and commits nothing, one that finished meanwhile answers as it would
+        have. Past that, the connection is cut and the batch fails with `Unanswered`.
+
+        The statement is never interrupted on the client (`asyncio.timeout`): psycopg would
+        then cancel and wait for it itself, for up to 10 s, and the batch could not tell a
+        statement cancelled from one committed.
+        """
+        if self._statement_timeout is None:
+            return await self._send(connection, rows)
+        # Named as the batch task is: the batch is still this LoopCommit's, wherever it runs.
+        sending = asyncio.get_running_loop().create_task(
+            self._send(connection, rows), name=self._name
+        )
+        if await _finished(sending, self._statement_timeout + HOT_PATH_SLACK_SECONDS):
+            return sending.result()
+        with contextlib.suppress(psycopg.Error, OSError):  # unreachable: the wait below tells
+            await connection.cancel_safe(timeout=HOT_PATH_SLACK_SECONDS)
+        if await _finished(sending, HOT_PATH_SLACK_SECONDS):
+            return sending.result()
+        # Cut first: psycopg then lets the cancelled send go at once, with no cancel of its own.
+        connection.pgconn.finish()
+        sending.cancel()
+        await _finished(sending, HOT_PATH_SLACK_SECONDS)
+        raise Unanswered(
+            f"the database answered neither a {self._name} batch nor its cancel (statement "
+            f"timeout {self._statement_timeout:g} s); its connection is cut"
+        )
 
     async def close(self) -> None:
         """Once the running loop's queued rows are sent, close its connection (at the app's
@@ -159,6 +217,12 @@ class LoopCommit(Generic[Row, Result]):
         if here.connection is not None:
             await _close(here.connection)
             here.connection = None
+
+
+async def _finished(task: asyncio.Future[Any], seconds: float) -> bool:
+    """Whether `task` is done within `seconds`; it runs on either way."""
+    done, _ = await asyncio.wait([task], timeout=seconds)
+    return bool(done)
 
 
 async def _close(connection: Connection) -> None:

@@ -174,6 +174,8 @@ class RewardLog(Database):
         if self.is_sqlite:
             return self._record_rewards_sqlite(claims)
         with self.raw() as conn, conn.transaction():
+            if self.bound is not None:  # the loop's connections carry it from the start
+                conn.execute(self.bound)
             return run(_pg_steps(claims), partial(_fetched, conn))
 
     async def _record_rewards_async(

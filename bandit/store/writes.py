@@ -190,8 +190,8 @@ transaction."""
 class Writes(RewardLog):
     """Decisions, their activation and their rewards, as the api logs them."""
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: Engine, *, statement_timeout: float | None = None) -> None:
+        super().__init__(engine, statement_timeout=statement_timeout)
         self._decision_log: GroupCommit[dict[str, Any], bool] = GroupCommit(
             self._commit_decisions, name="decision-log"
         )
@@ -212,7 +212,11 @@ class Writes(RewardLog):
         if self.is_sqlite:
             return None
         return LoopCommit(
-            send, connect=self.connect_async, otherwise=otherwise, name=otherwise.name
+            send,
+            connect=self.connect_async,
+            otherwise=otherwise,
+            name=otherwise.name,
+            statement_timeout=self.statement_timeout,
         )
 
     def insert_decision(self, decision: Decision) -> bool:
@@ -287,6 +291,8 @@ class Writes(RewardLog):
     def activate(self, event_id: str, at: datetime | None = None) -> bool:
         """Mark a deferred decision activated (first activation wins); False if unknown."""
         with self._write() as conn:
+            if self.bound is not None:
+                conn.exec_driver_sql(self.bound)
             result = conn.execute(
                 decisions.update()
                 .where(decisions.c.event_id == event_id, decisions.c.activated_at.is_(None))

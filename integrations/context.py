@@ -158,15 +158,15 @@ the few history parts people's records fall into (rates in steps of 0.05, bucket
 All are forgotten at once when it is full."""
 
 _joined: dict[tuple[str, str], tuple[Features, str, Action, str]] = {}
-"""(action id, history part) -> (the action's own features and line, the action with its
-history and its log JSON (`Action.kept`), its line). An entry serves only the same features object with the same line: a
-catalog tip's, built once per process (`TipSource`). A live todo is a new object each request,
-so it is joined anew: its features may change under the same id. Building 30 actions and
-lines each request was 8.5% of the api's time under `bench_rank`'s recommend (stop 31).
-A history part names its feature object exactly (the part is that object's line, and its
-values are numbers and bucket words), so the remembered action carries an equal object. The
-remembered actions and their feature lists are shared by every decision that draws them:
-nothing may change them in place (none of oO's code does; `Action` is frozen)."""
+"""(action id, history part) -> (the action's own features and line, the action with its history
+and its log JSON (`Action.kept`), its line). An entry serves only the same features object with
+the same line: a catalog tip's, built once per process (`TipSource`). A live todo is a new
+object each request, so it is joined anew: its features may change under the same id. Building
+30 actions and lines each request was 8.5% of the api's time under `bench_rank`'s recommend
+(stop 31). A history part names its feature object exactly (the part is that object's line, and
+its values are numbers and bucket words), so the remembered action carries an equal object. The
+remembered actions and their feature lists are shared by every decision that draws them: nothing
+may change them in place (none of oO's code does; `Action` is frozen)."""
 
 
 def with_history(

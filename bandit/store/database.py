@@ -415,8 +415,9 @@ class Database:
     def bound(self) -> str | None:
         """The statement that bounds the rest of a pool transaction serving a request by the
         statement timeout (`SET LOCAL`: the connection goes back to the pool unbounded); None
-        without one. Sent first in the transaction (in a pipeline, with no round trip of its
-        own)."""
+        without one. Sent first in the transaction, a round trip of its own: paid only by the
+        pool's writes that serve a request (an activation, a reward from a thread), since the
+        event loop's connections carry the timeout from the start (`connect_async`)."""
         if self.statement_timeout is None or self.is_sqlite:
             return None
         return f"SET LOCAL statement_timeout = {_milliseconds(self.statement_timeout)}"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -53,6 +53,55 @@ def _connection(store: Store) -> psycopg.AsyncConnection[Any]:
     return loop_connection(store._decision_log_on_loop)
 
 
+Batch = TypeVar("Batch")
+
+
+def _shape(answers: Sequence[object]) -> list[object]:
+    return [type(answer) if isinstance(answer, Exception) else answer for answer in answers]
+
+
+def thread_then_loop(
+    store: Store,
+    seed: int,
+    batches: int,
+    draw: Callable[[random.Random, str], Batch],
+    on_thread: Callable[[Batch], Sequence[object]],
+    on_loop: Callable[[psycopg.AsyncConnection[Any], Batch], Awaitable[Sequence[object]]],
+) -> tuple[list[list[object]], list[list[object]]]:
+    """The same seeded batches (`draw(random, prefix)`), committed by the writer thread's
+    `on_thread` under prefix "t" and then by the loop's `on_loop`, on a connection of its own,
+    under prefix "a": each side's answers, batch by batch, errors by their type."""
+    drawn = random.Random(seed)
+    threaded = [_shape(on_thread(draw(drawn, "t"))) for _ in range(batches)]
+
+    async def looped() -> list[list[object]]:
+        answers, drawn = [], random.Random(seed)
+        async with await store.connect_async() as connection:
+            for _ in range(batches):
+                answers.append(_shape(await on_loop(connection, draw(drawn, "a"))))
+        return answers
+
+    return threaded, asyncio.run(looped())
+
+
+async def cancelled_in_flight(
+    on_loop: LoopCommit[Any, Any], write: Callable[[], Awaitable[object]]
+) -> None:
+    """Start `write`, cancel its caller once its row is in a batch in flight, and close
+    `on_loop` once that batch is sent."""
+    caller = asyncio.ensure_future(write())
+    here = on_loop._here(asyncio.get_running_loop())
+    assert here is not None
+    while not here.queue:  # queued by the caller
+        await asyncio.sleep(0)
+    while here.queue:  # taken into the batch, which is now in flight
+        await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await on_loop.close()
+
+
 def counted(log: str) -> tuple[float, float]:
     """(batches, rows) `log`'s group commit counted so far (`oo_group_commit_rows`)."""
     labels = {"log": log}
@@ -91,28 +140,15 @@ def _batch(rng: random.Random, prefix: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _shape(answers: list[bool | Exception]) -> list[object]:
-    return [type(answer) if isinstance(answer, Exception) else answer for answer in answers]
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_the_loop_answers_each_batch_as_the_writer_thread_does(store: Store, seed: int) -> None:
     """The same seeded batches, written once by the thread's `_commit_decisions` and once by
     the loop's `_commit_decisions_async` under other event ids: the same answers, row for row,
     and the same decisions stored."""
-    threaded, drawn = [], random.Random(seed)
-    for _ in range(5):
-        threaded.append(_shape(store._commit_decisions(_batch(drawn, "t"))))
-
-    async def on_the_loop() -> list[list[object]]:
-        answers, drawn = [], random.Random(seed)
-        async with await store.connect_async() as connection:
-            for _ in range(5):
-                rows = _batch(drawn, "a")
-                answers.append(_shape(await store._commit_decisions_async(connection, rows)))
-        return answers
-
-    assert asyncio.run(on_the_loop()) == threaded
+    threaded, looped = thread_then_loop(
+        store, seed, 5, _batch, store._commit_decisions, store._commit_decisions_async
+    )
+    assert looped == threaded
     by_thread = {d.decision.event_id[1:]: d.decision for d in store.get_many(_ids("t"))}
     by_loop = {d.decision.event_id[1:]: d.decision for d in store.get_many(_ids("a"))}
     assert by_thread.keys() == by_loop.keys()
@@ -204,21 +240,7 @@ def test_a_cancelled_caller_s_row_in_a_batch_is_committed_all_the_same(store: St
     """A request cancelled while its row is in flight (a client gone) gets no answer, and its
     row is committed: the batch is the loop's task, not the caller's."""
     on_loop = _on_loop(store)
-
-    async def scenario() -> None:
-        caller = asyncio.ensure_future(store.insert_decision_async(decision("gone")))
-        here = on_loop._here(asyncio.get_running_loop())
-        assert here is not None
-        while not here.queue:  # queued by the caller
-            await asyncio.sleep(0)
-        while here.queue:  # taken into the batch, which is now in flight
-            await asyncio.sleep(0)
-        caller.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await caller
-        await on_loop.close()  # once the batch in flight is sent
-
-    asyncio.run(scenario())
+    asyncio.run(cancelled_in_flight(on_loop, lambda: store.insert_decision_async(decision("gone"))))
     assert [d.decision.event_id for d in store.get_many(["gone"])] == ["gone"]
 
 

@@ -22,7 +22,12 @@ import pytest
 from bandit.store import Learned, LoopCommit, RewardOutcome, Store
 from bandit.store.reward_log import Recorded, RewardClaim
 from tests.bandit.test_group_commit import decision
-from tests.bandit.test_loop_commit import counted, loop_connection
+from tests.bandit.test_loop_commit import (
+    cancelled_in_flight,
+    counted,
+    loop_connection,
+    thread_then_loop,
+)
 from tests.bandit.test_reward_log import deadlocked
 from tests.conftest import Backend
 
@@ -126,10 +131,6 @@ def _decisions(store: Store, prefix: str) -> None:
     store.mark_learned([Learned(f"{prefix}10", 1, 0.0)])
 
 
-def _shape(answers: list[Recorded | Exception]) -> list[object]:
-    return [type(answer) if isinstance(answer, Exception) else answer for answer in answers]
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_the_loop_answers_each_batch_as_the_writer_thread_does(store: Store, seed: int) -> None:
     """The same seeded batches, committed once by the thread's `_commit_rewards` and once by
@@ -137,19 +138,10 @@ def test_the_loop_answers_each_batch_as_the_writer_thread_does(store: Store, see
     and the same rewards stored."""
     _decisions(store, "t")
     _decisions(store, "a")
-    threaded, drawn = [], random.Random(seed)
-    for _ in range(6):
-        threaded.append(_shape(store._commit_rewards(_claims(drawn, "t"))))
-
-    async def on_the_loop() -> list[list[object]]:
-        answers, drawn = [], random.Random(seed)
-        async with await store.connect_async() as connection:
-            for _ in range(6):
-                claims = _claims(drawn, "a")
-                answers.append(_shape(await store._commit_rewards_async(connection, claims)))
-        return answers
-
-    assert asyncio.run(on_the_loop()) == threaded
+    threaded, looped = thread_then_loop(
+        store, seed, 6, _claims, store._commit_rewards, store._commit_rewards_async
+    )
+    assert looped == threaded
 
     def rewards(prefix: str) -> dict[str, tuple[float | None, str | None, bool]]:
         found = store.get_many([f"{prefix}{n}" for n in range(12)])
@@ -226,22 +218,7 @@ def test_a_cancelled_caller_s_reward_in_a_batch_is_committed_all_the_same(store:
     """A request cancelled while its reward is in flight (a client gone) gets no answer, and
     its reward is committed: the batch is the loop's task, not the caller's."""
     logged(store, "gone")
-    on_loop = _on_loop(store)
-
-    async def scenario() -> None:
-        caller = asyncio.ensure_future(_reward(store, "gone", 1.0))
-        here = on_loop._here(asyncio.get_running_loop())
-        assert here is not None
-        await asyncio.sleep(0)
-        assert here.queue  # the caller queued its reward
-        while here.queue:  # taken into the batch, which is now in flight
-            await asyncio.sleep(0)
-        caller.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await caller
-        await store.close_on_loop()  # once the batch in flight is sent
-
-    asyncio.run(scenario())
+    asyncio.run(cancelled_in_flight(_on_loop(store), lambda: _reward(store, "gone", 1.0)))
     assert store.get("gone").reward == 1.0  # type: ignore[union-attr]
 
 

@@ -42,12 +42,8 @@ class RecommendReads:
         self._store = store
         self._decisions = decisions
         self._timing = timing
-        self._on_loop: LoopCommit[Request, Answer] = LoopCommit(
-            self._read_async,
-            connect=store.connect_async,
-            otherwise=GroupCommit(self._read, name="recommend-reads"),
-            name="recommend-reads",
-            statement_timeout=store.statement_timeout,
+        self._on_loop: LoopCommit[Request, Answer] = store.on_loop(
+            self._read_async, GroupCommit(self._read, name="recommend-reads")
         )
 
     async def read(self, person: str, now: datetime) -> Answer:

@@ -27,6 +27,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from bandit.events import Action
 from bandit.private_files import private_sqlite
+from bandit.store.group_commit import GroupCommit
+from bandit.store.loop_commit import LoopCommit, Result, Row, SendBatch
 
 
 def _plain_action(value: Any) -> Any:
@@ -95,11 +97,6 @@ a host powered off; ADR 0025): an idle connection is probed after 10 s and given
 unanswered probes 5 s apart, and one with data unacknowledged for 25 s is cut, so a thread
 waiting on it gets an error instead of waiting forever. A live server acknowledges both
 whatever it is busy with, so a long statement (the learner's, an evaluation's) is never cut."""
-
-HOT_PATH_SLACK_SECONDS = 1.0
-"""How much longer than its statement timeout the event loop waits for a hot-path batch before
-it cancels the statement itself, and how long it then waits for the cancel (ADR 0025): the
-server gives up first whenever it can be reached."""
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -410,6 +407,21 @@ class Database:
             option = f"-c statement_timeout={_milliseconds(self.statement_timeout)}"
             params["options"] = " ".join(filter(None, [params.get("options"), option]))
         return await psycopg.AsyncConnection.connect(**params, **PG_CONNECT_ARGS, autocommit=True)
+
+    def on_loop(
+        self, send: SendBatch[Row, Result], otherwise: GroupCommit[Row, Result]
+    ) -> LoopCommit[Row, Result]:
+        """`otherwise`'s batches sent by the event loop itself, on PostgreSQL, on a connection
+        of their own (ADR 0024) that carries the statement timeout the loop bounds them by
+        (ADR 0025)."""
+        assert not self.is_sqlite, "the event loop's batches are PostgreSQL's"
+        return LoopCommit(
+            send,
+            connect=self.connect_async,
+            otherwise=otherwise,
+            name=otherwise.name,
+            statement_timeout=self.statement_timeout,
+        )
 
     @property
     def bound(self) -> str | None:

@@ -30,13 +30,17 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 
-from bandit.store.database import HOT_PATH_SLACK_SECONDS
 from bandit.store.group_commit import BATCH_ROWS, COMMIT_SECONDS, GroupCommit, settle
 
 Row = TypeVar("Row")
 Result = TypeVar("Result")
 
 Connection = psycopg.AsyncConnection[Any]
+
+HOT_PATH_SLACK_SECONDS = 1.0
+"""How much longer than its statement timeout the event loop waits for a hot-path batch before
+it cancels the statement itself, and how long it then waits for the cancel (ADR 0025): the
+server gives up first whenever it can be reached."""
 
 SendBatch = Callable[
     [Connection, Sequence[Row]], Coroutine[Any, Any, Sequence[Result | BaseException]]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any, Required, TypedDict, TypeVar, Unpack
+from typing import Any, Required, TypedDict, Unpack
 
 import psycopg
 import sqlalchemy as sa
@@ -23,14 +23,11 @@ from sqlalchemy.engine import Dialect, Engine
 from bandit.events import Decision, utcnow
 from bandit.store.database import decision_json
 from bandit.store.group_commit import GroupCommit
-from bandit.store.loop_commit import LoopCommit, SendBatch
+from bandit.store.loop_commit import LoopCommit, Result, Row, SendBatch
 from bandit.store.records import RewardOutcome
 from bandit.store.reward_log import Recorded, RewardClaim, RewardLog
 from bandit.store.rows import _JSON_COLUMNS, _row, decisions
 from bandit.store.steps import run, run_async
-
-Row = TypeVar("Row")
-Result = TypeVar("Result")
 
 _UNREACHABLE = (
     psycopg.OperationalError,
@@ -206,18 +203,9 @@ class Writes(RewardLog):
     def _on_loop(
         self, send: SendBatch[Row, Result], otherwise: GroupCommit[Row, Result]
     ) -> LoopCommit[Row, Result] | None:
-        """`otherwise`'s batches sent by the event loop itself, on a connection of their own,
-        on PostgreSQL (ADR 0024); None on SQLite, whose batches stay on the writer thread,
+        """`on_loop` on PostgreSQL; None on SQLite, whose batches stay on the writer thread,
         behind the write lock."""
-        if self.is_sqlite:
-            return None
-        return LoopCommit(
-            send,
-            connect=self.connect_async,
-            otherwise=otherwise,
-            name=otherwise.name,
-            statement_timeout=self.statement_timeout,
-        )
+        return None if self.is_sqlite else self.on_loop(send, otherwise)
 
     def insert_decision(self, decision: Decision) -> bool:
         """Log `decision` durably; False when its event id was already logged.
